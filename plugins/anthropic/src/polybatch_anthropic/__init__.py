@@ -1,0 +1,1 @@
+"""polybatch anthropic plugin."""

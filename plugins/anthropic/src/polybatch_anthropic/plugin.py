@@ -1,0 +1,1 @@
+"""polybatch plugin entry point (filled in by the adapter)."""

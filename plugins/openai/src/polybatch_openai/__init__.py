@@ -1,0 +1,1 @@
+"""polybatch openai plugin."""

@@ -1,0 +1,23 @@
+"""pluggy hook specifications. Hooks only register things; behaviour lives on classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+PROJECT = "polybatch"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_providers(register: Callable[[type[Any]], None]) -> None:
+    """Call ``register(ProviderClass)`` once for each BatchProvider subclass the plugin offers."""
+
+
+@hookspec
+def register_prices(register: Callable[[Path], None]) -> None:
+    """Call ``register(path)`` with each price file (TOML) the plugin ships."""

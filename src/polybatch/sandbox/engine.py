@@ -1,0 +1,302 @@
+"""The sandbox's engine: file and batch stores, a clock, the lifecycle, the synthetic model.
+
+Provider plugins contribute HTTP routes that translate their wire format to and from this engine.
+Lifecycles are computed from the clock on every read, not by a background thread: a batch's state is
+a pure function of (creation time, request count, processing rate, cancel time, now), which keeps
+the emulator deterministic and lets tests move time forward with ``engine.clock.advance()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import SyntheticModel
+
+DAY = 24 * 3600
+
+
+class Clock:
+    """Wall-clock time plus an offset tests can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        """Seconds since the epoch, as the sandbox sees them."""
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox's time forward."""
+        self.offset += seconds
+
+
+@dataclass
+class Faults:
+    """Seeded, reproducible faults. A rate is the chance per request, decided by a hash."""
+
+    seed: int = 0
+    #: share of requests inside a batch that end in a retryable server error
+    item_error_rate: float = 0.0
+
+    def hit(self, rate: float, *key: Any) -> bool:
+        """Whether the fault with this rate strikes the thing named by ``key``."""
+        if rate <= 0:
+            return False
+        if rate >= 1:
+            return True
+        h = hashlib.sha256(repr((self.seed, *key)).encode()).digest()
+        return int.from_bytes(h[:8], "big") / 2**64 < rate
+
+
+@dataclass
+class SandboxFile:
+    """An uploaded or generated file."""
+
+    id: str
+    namespace: str
+    data: bytes
+    filename: str
+    purpose: str
+    created_at: int
+    expires_at: int | None = None
+
+
+@dataclass
+class SandboxBatch:
+    """One provider batch. ``requests`` are provider-parsed payloads, opaque to the engine."""
+
+    id: str
+    namespace: str
+    requests: list[Any]
+    handler: Callable[[Any], Any]
+    created_at: float
+    started_at: float
+    rate: float | None
+    expires_at: float
+    metadata: dict[str, str] = field(default_factory=dict)
+    #: provider-specific fields (endpoint, input file id, ...)
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: set when the batch failed validation as a whole
+    errors: list[dict[str, Any]] | None = None
+    cancel_requested_at: float | None = None
+    cancel_seconds: float = 0.0
+    finalize_seconds: float = 0.0
+    deleted: bool = False
+    _outcomes: dict[int, Any] = field(default_factory=dict)
+    #: what the provider routes computed once at the end (output files, ...)
+    output: dict[str, Any] | None = None
+
+    # -- time ------------------------------------------------------------------------------
+    def _done_processing_at(self) -> float:
+        if not self.rate:
+            return self.started_at
+        return self.started_at + len(self.requests) / self.rate
+
+    def processed(self, now: float) -> int:
+        """How many requests have been run by ``now`` (frozen at cancel or expiry)."""
+        stop = now
+        if self.cancel_requested_at is not None:
+            stop = min(stop, self.cancel_requested_at)
+        stop = min(stop, self.expires_at)
+        if self.errors is not None or stop < self.started_at:
+            return 0
+        if not self.rate:
+            return len(self.requests)
+        return min(len(self.requests), math.floor((stop - self.started_at) * self.rate + 1e-9))
+
+    def state(self, now: float) -> str:
+        """OpenAI-style state names; other providers map them onto their own."""
+        if self.errors is not None:
+            return "validating" if now < self.started_at else "failed"
+        if now < self.started_at and self.cancel_requested_at is None:
+            return "validating"
+        done_at = self._done_processing_at()
+        if self.cancel_requested_at is not None and self.cancel_requested_at < done_at:
+            return "cancelled" if now >= self.cancelled_at() else "cancelling"
+        if done_at >= self.expires_at:
+            return "expired" if now >= self.expires_at else "in_progress"
+        if now < done_at:
+            return "in_progress"
+        if now < done_at + self.finalize_seconds:
+            return "finalizing"
+        return "completed"
+
+    def timestamps(self, now: float) -> dict[str, float | None]:
+        """When each state was entered (None if not yet)."""
+        state = self.state(now)
+        done_at = self._done_processing_at()
+        ts: dict[str, float | None] = {
+            "in_progress_at": self.started_at if now >= self.started_at and self.errors is None else None,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": self.started_at if state == "failed" else None,
+            "expired_at": self.expires_at if state == "expired" else None,
+            "cancelling_at": self.cancel_requested_at,
+            "cancelled_at": self.cancelled_at() if state == "cancelled" else None,
+        }
+        if state in ("finalizing", "completed"):
+            ts["finalizing_at"] = done_at
+        if state == "completed":
+            ts["completed_at"] = done_at + self.finalize_seconds
+        if ts["in_progress_at"] is not None and ts["cancelling_at"] is not None:
+            ts["in_progress_at"] = min(ts["in_progress_at"], ts["cancelling_at"])
+        return ts
+
+    def cancelled_at(self) -> float:
+        """When a cancel request turns into the cancelled state."""
+        assert self.cancel_requested_at is not None
+        return self.cancel_requested_at + self.cancel_seconds
+
+    def ended_at(self, now: float) -> float | None:
+        """When the batch reached a terminal state, or None."""
+        ts = self.timestamps(now)
+        for key in ("completed_at", "failed_at", "expired_at", "cancelled_at"):
+            if ts[key] is not None:
+                return ts[key]
+        return None
+
+    # -- results ---------------------------------------------------------------------------
+    def outcome(self, index: int) -> Any:
+        """The handler's (cached) outcome for request ``index``."""
+        if index not in self._outcomes:
+            self._outcomes[index] = self.handler(self.requests[index])
+        return self._outcomes[index]
+
+
+class SandboxEngine:
+    """Shared state of the sandbox: what every provider's routes read and write.
+
+    ``rate`` is requests processed per second per batch (None: instantly); ``validation_seconds``,
+    ``finalize_seconds`` and ``cancel_seconds`` hold batches in those states for a while so that
+    polling and progress are real. ``api_key``, when set, is required on every request.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        rate: float | None = None,
+        validation_seconds: float = 0.0,
+        finalize_seconds: float = 0.0,
+        cancel_seconds: float = 0.0,
+        expiry_seconds: float = DAY,
+        faults: Faults | None = None,
+        model: SyntheticModel | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.rate = rate
+        self.validation_seconds = validation_seconds
+        self.finalize_seconds = finalize_seconds
+        self.cancel_seconds = cancel_seconds
+        self.expiry_seconds = expiry_seconds
+        self.faults = faults or Faults()
+        self.model = model or SyntheticModel()
+        self.clock = Clock()
+        self.lock = threading.RLock()
+        self.files: dict[str, SandboxFile] = {}
+        self.batches: dict[str, SandboxBatch] = {}
+        self._ids = itertools.count(1)
+        #: every request the server received, as (method, path): tests assert on it
+        self.requests_seen: list[tuple[str, str]] = []
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh id, unique in this engine, readable in logs."""
+        return f"{prefix}{next(self._ids):06d}{secrets.token_hex(6)}"
+
+    def now(self) -> float:
+        """The sandbox's current time."""
+        return self.clock.now()
+
+    def check_key(self, presented: str | None) -> bool:
+        """Whether a request's key is acceptable."""
+        return self.api_key is None or (
+            presented is not None and secrets.compare_digest(presented, self.api_key)
+        )
+
+    # -- files -----------------------------------------------------------------------------
+    def add_file(
+        self,
+        namespace: str,
+        data: bytes,
+        *,
+        filename: str,
+        purpose: str,
+        prefix: str = "file-",
+        expires_after: int | None = None,
+    ) -> SandboxFile:
+        """Store a file and return it."""
+        with self.lock:
+            now = int(self.now())
+            f = SandboxFile(
+                id=self.new_id(prefix),
+                namespace=namespace,
+                data=data,
+                filename=filename,
+                purpose=purpose,
+                created_at=now,
+                expires_at=now + expires_after if expires_after else None,
+            )
+            self.files[f.id] = f
+            return f
+
+    def get_file(self, namespace: str, file_id: str) -> SandboxFile | None:
+        """A file of this namespace, or None."""
+        f = self.files.get(file_id)
+        return f if f is not None and f.namespace == namespace else None
+
+    # -- batches ---------------------------------------------------------------------------
+    def create_batch(
+        self,
+        namespace: str,
+        requests: list[Any],
+        handler: Callable[[Any], Any],
+        *,
+        prefix: str = "batch_",
+        metadata: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> SandboxBatch:
+        """Create a batch whose requests will be run by ``handler`` as time passes."""
+        with self.lock:
+            now = self.now()
+            b = SandboxBatch(
+                id=self.new_id(prefix),
+                namespace=namespace,
+                requests=requests,
+                handler=handler,
+                created_at=now,
+                started_at=now + self.validation_seconds,
+                rate=self.rate,
+                expires_at=now + self.expiry_seconds,
+                metadata=dict(metadata or {}),
+                extra=dict(extra or {}),
+                errors=errors,
+                cancel_seconds=self.cancel_seconds,
+                finalize_seconds=self.finalize_seconds,
+            )
+            self.batches[b.id] = b
+            return b
+
+    def get_batch(self, namespace: str, batch_id: str) -> SandboxBatch | None:
+        """A live batch of this namespace, or None."""
+        b = self.batches.get(batch_id)
+        return b if b is not None and b.namespace == namespace and not b.deleted else None
+
+    def list_batches(self, namespace: str) -> list[SandboxBatch]:
+        """Live batches of a namespace, oldest first."""
+        return [b for b in self.batches.values() if b.namespace == namespace and not b.deleted]
+
+    def cancel(self, batch: SandboxBatch) -> None:
+        """Record a cancel request (idempotent; no effect once the batch has ended)."""
+        with self.lock:
+            now = self.now()
+            if batch.cancel_requested_at is None and batch.ended_at(now) is None:
+                batch.cancel_requested_at = now
