@@ -122,6 +122,14 @@ class BatchProvider(ABC):
     def validate_item(self, item: BatchItem, model: str) -> None:
         """Reject an item this provider cannot express (raise ItemValidationError)."""
 
+    def wire_custom_id(self, custom_id: str) -> str:
+        """The id sent on the wire for ``custom_id``; a pure function of it.
+
+        Providers whose id rules are narrower than polybatch's override this; ``results`` then
+        yields wire ids, and the runner maps them back to the user's ids.
+        """
+        return custom_id
+
     @abstractmethod
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One wire line (without the newline) for this item; its length counts toward limits."""

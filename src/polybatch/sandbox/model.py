@@ -5,14 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
-_TOKEN_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-#: per-message and per-reply overheads, in the spirit of chat formats' framing tokens
-MESSAGE_OVERHEAD = 4
-PROMPT_OVERHEAD = 3
+from ..tokens import count_tokens, prompt_tokens, truncate
 #: model names GET /models lists; any other name is still answered (sandbox is permissive)
 SYNTHETIC_MODELS = (
     "gpt-4o-mini",
@@ -28,11 +24,6 @@ _WORDS = (
     "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
     "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
 ).split()
-
-
-def count_tokens(text: str) -> int:
-    """The sandbox's tokenizer: words and punctuation marks, one token each."""
-    return len(_TOKEN_RE.findall(text))
 
 
 def _digest(*parts: Any) -> bytes:
@@ -54,7 +45,7 @@ class SyntheticModel:
 
     def prompt_tokens(self, messages: list[tuple[str, str]]) -> int:
         """Input tokens of a conversation: content tokens plus framing per message."""
-        return PROMPT_OVERHEAD + sum(count_tokens(t) + MESSAGE_OVERHEAD for _, t in messages)
+        return prompt_tokens(t for _, t in messages)
 
     def chat(
         self,
@@ -81,7 +72,7 @@ class SyntheticModel:
             if s and s in text:
                 text = text[: text.index(s)]
         if max_tokens is not None and count_tokens(text) > max_tokens:
-            text = _truncate(text, max_tokens)
+            text = truncate(text, max_tokens)
             finish = "length"
         return Reply(
             text=text,
@@ -106,15 +97,6 @@ def _sentence(prompt: str, seed: bytes) -> str:
     echo = " ".join(prompt.split()[:8])
     extra = " ".join(_WORDS[b % len(_WORDS)] for b in seed[: 3 + seed[0] % 12])
     return f"Synthetic reply to: {echo}. {extra.capitalize()}."
-
-
-def _truncate(text: str, max_tokens: int) -> str:
-    end = 0
-    for i, m in enumerate(_TOKEN_RE.finditer(text)):
-        if i == max_tokens:
-            break
-        end = m.end()
-    return text[:end]
 
 
 def _instance(schema: dict[str, Any], seed: bytes, depth: int = 0) -> Any:
