@@ -47,7 +47,12 @@ class InputError(ConfigError):
     """An input line is malformed. The message names the file, the line and the field."""
 
     def __init__(
-        self, message: str, *, path: str | None = None, line: int | None = None, field: str | None = None
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
     ) -> None:
         self.path = path
         self.line = line
@@ -70,7 +75,9 @@ class BudgetExceededError(ConfigError):
 class ProviderError(PolybatchError):
     """A provider call failed, or a provider batch failed as a whole."""
 
-    def __init__(self, message: str, *, provider: str | None = None, status_code: int | None = None):
+    def __init__(
+        self, message: str, *, provider: str | None = None, status_code: int | None = None
+    ):
         self.provider = provider
         self.status_code = status_code
         super().__init__(f"{provider}: {message}" if provider else message)
@@ -78,7 +85,11 @@ class ProviderError(PolybatchError):
     @property
     def retryable(self) -> bool:
         """True for failures worth retrying later (rate limits, server errors, timeouts)."""
-        return self.status_code is None or self.status_code in (408, 409, 429) or self.status_code >= 500
+        return (
+            self.status_code is None
+            or self.status_code in (408, 409, 429)
+            or self.status_code >= 500
+        )
 
 
 class PricingError(PolybatchError):

@@ -135,7 +135,9 @@ class BatchProvider(ABC):
         """One wire line (without the newline) for this item; its length counts toward limits."""
 
     @abstractmethod
-    def submit(self, lines_path: Path, *, model: str, metadata: Mapping[str, str]) -> SubmittedBatch:
+    def submit(
+        self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
+    ) -> SubmittedBatch:
         """Create one provider batch from a file of encoded lines."""
 
     @abstractmethod

@@ -1,7 +1,8 @@
 """The sandbox: a local emulator of the providers' batch HTTP APIs."""
 
+from ..tokens import count_tokens
 from .engine import Clock, Faults, SandboxBatch, SandboxEngine, SandboxFile
-from .model import SyntheticModel, count_tokens
+from .model import SyntheticModel
 from .server import SandboxServer, create_app
 
 __all__ = [

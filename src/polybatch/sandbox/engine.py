@@ -134,7 +134,9 @@ class SandboxBatch:
         state = self.state(now)
         done_at = self._done_processing_at()
         ts: dict[str, float | None] = {
-            "in_progress_at": self.started_at if now >= self.started_at and self.errors is None else None,
+            "in_progress_at": self.started_at
+            if now >= self.started_at and self.errors is None
+            else None,
             "finalizing_at": None,
             "completed_at": None,
             "failed_at": self.started_at if state == "failed" else None,

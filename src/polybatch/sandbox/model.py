@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..tokens import count_tokens, prompt_tokens, truncate
+
 #: model names GET /models lists; any other name is still answered (sandbox is permissive)
 SYNTHETIC_MODELS = (
     "gpt-4o-mini",
@@ -20,10 +21,34 @@ SYNTHETIC_MODELS = (
     "claude-haiku-4-5",
     "claude-sonnet-4-5",
 )
-_WORDS = (
-    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
-    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
-).split()
+_WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+]
 
 
 def _digest(*parts: Any) -> bytes:
@@ -88,7 +113,10 @@ class SyntheticModel:
         while len(raw) < dimensions * 2:
             raw += _digest(model, text, counter)
             counter += 1
-        values = [(int.from_bytes(raw[2 * i : 2 * i + 2], "big") / 65535.0) - 0.5 for i in range(dimensions)]
+        values = [
+            (int.from_bytes(raw[2 * i : 2 * i + 2], "big") / 65535.0) - 0.5
+            for i in range(dimensions)
+        ]
         norm = math.sqrt(sum(v * v for v in values)) or 1.0
         return [round(v / norm, 6) for v in values]
 
@@ -117,7 +145,10 @@ def _instance(schema: dict[str, Any], seed: bytes, depth: int = 0) -> Any:
         return {k: _instance(v, seed, depth + i + 1) for i, (k, v) in enumerate(props.items())}
     if kind == "array":
         n = max(int(schema.get("minItems", 1)), 1)
-        return [_instance(schema.get("items", {"type": "string"}), seed, depth + i + 1) for i in range(n)]
+        return [
+            _instance(schema.get("items", {"type": "string"}), seed, depth + i + 1)
+            for i in range(n)
+        ]
     if kind == "string":
         return _WORDS[b % len(_WORDS)]
     if kind == "integer":
@@ -125,8 +156,8 @@ def _instance(schema: dict[str, Any], seed: bytes, depth: int = 0) -> Any:
         hi = int(schema.get("maximum", lo + 100))
         return lo + b % (hi - lo + 1)
     if kind == "number":
-        lo = float(schema.get("minimum", 0))
-        return lo + b / 10
+        low = float(schema.get("minimum", 0))
+        return low + b / 10
     if kind == "boolean":
         return bool(b % 2)
     return None

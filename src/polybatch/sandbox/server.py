@@ -54,7 +54,9 @@ def create_app(
             # providers sharing a prefix (one plugin, one codec) contribute the routes only once
             continue
         mounted[prefix] = name
-        routes.append(Mount(prefix, routes=provider_routes) if prefix else Mount("", routes=provider_routes))
+        routes.append(
+            Mount(prefix, routes=provider_routes) if prefix else Mount("", routes=provider_routes)
+        )
 
     async def index(request: Request) -> Response:
         return JSONResponse({"sandbox": "polybatch", "providers": sorted(providers)})

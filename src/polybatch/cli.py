@@ -1,0 +1,360 @@
+"""The ``polybatch`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from prettytable import PrettyTable
+
+from . import config as _config
+from .errors import ConfigError, PolybatchError
+from .plugins import get_registry
+from .report import render_usage_table, status_counts, usage_rows
+from .runner import Job, open_ledger, submit
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # the SDKs' HTTP loggers print request details at debug level; they stay quiet so that
+    # nothing sensitive reaches the terminal or a log collector
+    for name in ("openai", "anthropic", "httpx", "httpx2", "httpcore", "uvicorn"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="polybatch")
+@click.option("-v", "--verbose", is_flag=True, help="Log what polybatch does (to stderr).")
+def cli(verbose: bool) -> None:
+    """Run LLM requests through the providers' discounted batch APIs."""
+    _setup_logging(verbose)
+
+
+def job_options(fn: F) -> F:
+    """Options shared by ``run`` and ``submit``."""
+    options = [
+        click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path)),
+        click.option(
+            "-m", "--model", help="provider:model, e.g. openai:gpt-4o-mini (or POLYBATCH_MODEL)."
+        ),
+        click.option(
+            "-p", "--profile", help="A profile from polybatch.toml (or POLYBATCH_PROFILE)."
+        ),
+        click.option("--system", "system", help="A system prompt for items that have none."),
+        click.option("--max-tokens", type=click.IntRange(min=1), help="Default max output tokens."),
+        click.option("--temperature", type=click.FloatRange(0, 2), help="Default temperature."),
+        click.option(
+            "--chunk-size",
+            type=click.IntRange(min=1),
+            help="At most this many requests per provider batch.",
+        ),
+        click.option(
+            "--max-in-flight", type=click.IntRange(min=1), help="Provider batches running at once."
+        ),
+        click.option(
+            "--new", is_flag=True, help="Start a new job even if this input was submitted before."
+        ),
+        click.option(
+            "--keep-files", is_flag=True, help="Keep uploaded input files at the provider."
+        ),
+        click.option("--base-url", help="Point the provider's client at this URL."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+@contextmanager
+def _maybe_sandbox(enabled: bool, rate: float | None) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from .sandbox import SandboxEngine, SandboxServer
+
+    engine = SandboxEngine(
+        api_key="sandbox-key", rate=rate, validation_seconds=0.3 if rate else 0.0
+    )
+    with SandboxServer(engine) as server:
+        click.echo(f"sandbox: serving the emulated batch APIs at {server.url}", err=True)
+        yield server
+
+
+def _submit_from_cli(input_path: Path, sandbox: Any, **kw: Any) -> Job:
+    # the sandbox answers in seconds, not hours: poll it briskly
+    fast = sandbox is not None
+    return submit(
+        input_path,
+        kw["model"],
+        profile=kw["profile"],
+        system=kw["system"],
+        max_tokens=kw["max_tokens"],
+        temperature=kw["temperature"],
+        chunk_size=kw["chunk_size"],
+        max_in_flight=kw["max_in_flight"],
+        new=kw["new"],
+        keep_files=kw["keep_files"],
+        base_url=kw["base_url"],
+        sandbox=sandbox,
+        poll_min=0.2 if fast else None,
+        poll_max=1.0 if fast else None,
+    )
+
+
+def _print_outcome(job: Job, output: Path | None) -> None:
+    results = list(job.results())
+    dest = job.export_results(output) if output else job.results_path
+    counts = status_counts(results)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    click.echo(f"job {job.id}: {job.status().state}: {len(results)} results ({summary})")
+    click.echo(f"results: {dest}")
+    click.echo(render_usage_table(usage_rows(results, default_model=job.model)))
+
+
+@cli.command()
+@job_options
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write the results JSONL here too."
+)
+@click.option(
+    "--sandbox", is_flag=True, help="Run against an in-process sandbox: no key, no network."
+)
+@click.option(
+    "--sandbox-rate",
+    type=float,
+    default=200.0,
+    show_default=True,
+    help="Sandbox requests/second per batch (0: instant).",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def run(
+    output: Path | None,
+    sandbox: bool,
+    sandbox_rate: float,
+    no_progress: bool,
+    input_path: Path,
+    **kw: Any,
+) -> None:
+    """Submit INPUT, wait for it, write results and print a usage table."""
+    with _maybe_sandbox(sandbox, sandbox_rate or None) as server:
+        job = _submit_from_cli(input_path, server, **kw)
+        click.echo(
+            f"job {job.id}: {job.status().total} requests, {len(job.chunks())} batch(es) on {job.provider_name}:{job.model}",
+            err=True,
+        )
+        job.wait(progress=not no_progress)
+        _print_outcome(job, output)
+
+
+@cli.command("submit")
+@job_options
+def submit_cmd(input_path: Path, **kw: Any) -> None:
+    """Submit INPUT and return at once with the job id (see ``status``, ``resume``)."""
+    job = _submit_from_cli(input_path, None, **kw)
+    st = job.status()
+    click.echo(job.id)
+    click.echo(
+        f"{st.total} requests in {len(job.chunks())} batch(es) on {job.provider_name}:{job.model}; state {st.state}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write the results JSONL here too."
+)
+def resume(job_id: str, no_progress: bool, output: Path | None) -> None:
+    """Continue JOB_ID (after a crash, or one submitted with ``submit``) until it ends."""
+    job = Job.load(job_id)
+    job.wait(progress=not no_progress)
+    _print_outcome(job, output)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--refresh/--no-refresh", default=True, help="Poll the provider once first.")
+def status(job_id: str, refresh: bool) -> None:
+    """Show the state of JOB_ID and of its provider batches."""
+    job = Job.load(job_id)
+    if refresh:
+        job.step()
+    st = job.status()
+    click.echo(
+        f"job {st.job_id}: {st.state} on {st.provider}:{st.model}; {st.total} requests, {st.succeeded} ok, {st.failed} failed"
+    )
+    t = PrettyTable()
+    t.field_names = ["chunk", "requests", "state", "batch", "provider state", "ok", "failed"]
+    for c in job.chunks():
+        t.add_row(
+            [c.idx, c.count, c.state, c.batch_id or "-", c.batch_state or "-", c.n_ok, c.n_failed]
+        )
+    click.echo(t.get_string())
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write the results here instead of stdout.",
+)
+@click.option("--failed", is_flag=True, help="Only results that did not succeed.")
+def results(job_id: str, output: Path | None, failed: bool) -> None:
+    """Print (or write) the results of JOB_ID as JSONL."""
+    job = Job.load(job_id)
+    lines = (
+        r.model_dump_json(exclude_none=True) for r in job.results("failed" if failed else None)
+    )
+    if output:
+        with output.open("w", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line + "\n")
+        click.echo(f"results: {output}", err=True)
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+@cli.command()
+@click.argument("job_id")
+def cancel(job_id: str) -> None:
+    """Cancel JOB_ID: running batches are cancelled, queued ones never sent."""
+    job = Job.load(job_id)
+    job.cancel()
+    click.echo(
+        f"job {job.id}: cancel requested; `polybatch resume {job.id}` collects what finished"
+    )
+
+
+@cli.command("list")
+@click.option("--limit", type=int, default=20, show_default=True)
+def list_cmd(limit: int) -> None:
+    """List jobs, newest first."""
+    ledger = open_ledger()
+    t = PrettyTable()
+    t.field_names = ["job", "created", "provider:model", "requests", "state"]
+    for row in ledger.list_jobs()[:limit]:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at))
+        t.add_row([row.id, created, f"{row.provider}:{row.model}", row.n_items, row.state])
+    click.echo(t.get_string())
+
+
+@cli.command()
+def providers() -> None:
+    """List installed providers, their plugins, limits and whether credentials are set."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    reg = get_registry()
+    t = PrettyTable()
+    t.field_names = ["provider", "plugin", "version", "max requests", "max bytes", "credentials"]
+    for name, cls in sorted(reg.providers().items()):
+        try:
+            ver = version(cls.plugin_dist or "")
+        except (PackageNotFoundError, ValueError):
+            ver = "?"
+        creds = (
+            "set" if cls.credentials_present() else "missing: " + " or ".join(cls.credential_env)
+        )
+        t.add_row(
+            [
+                name,
+                cls.plugin_dist,
+                ver,
+                f"{cls.limits.max_requests:,}",
+                f"{cls.limits.max_bytes:,}",
+                creds,
+            ]
+        )
+    click.echo(t.get_string())
+    for name, why in sorted(reg.skipped.items()):
+        click.echo(f"skipped plugin {name}: {why}", err=True)
+
+
+@cli.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default)."
+)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--key", default="sandbox-key", show_default=True, help="The API key clients must send."
+)
+@click.option("--rate", type=float, default=0.0, help="Requests/second per batch (0: instant).")
+def sandbox(host: str, port: int, key: str, rate: float) -> None:
+    """Serve the emulated batch APIs in the foreground until Ctrl-C."""
+    from .sandbox import SandboxEngine, SandboxServer
+
+    server = SandboxServer(
+        SandboxEngine(api_key=key, rate=rate or None), host=host, port=port
+    ).start()
+    click.echo(f"polybatch sandbox on {server.url}")
+    for name, cls in sorted(get_registry().providers().items()):
+        env = cls.sandbox_env(server.url, key)
+        if env:
+            click.echo(f"  {name}: " + " ".join(f"{k}={v}" for k, v in env.items()))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect configuration."""
+
+
+@config_group.command("show")
+@click.option("-m", "--model")
+@click.option("-p", "--profile")
+def config_show(model: str | None, profile: str | None) -> None:
+    """Print the resolved settings (secrets masked) and where each came from."""
+    cfg, path = _config.load_config()
+    try:
+        resolved = _config.resolve(model=model, profile=profile, config=cfg, config_file=path)
+    except ConfigError as exc:
+        click.echo(f"config file: {path or 'none'}")
+        raise exc
+    data = _config.mask(json.loads(resolved.model_dump_json()))
+    click.echo(json.dumps(data, indent=2))
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning polybatch errors into one line and an exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except PolybatchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: the job is in the ledger; `polybatch resume JOB` continues it", err=True
+        )
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

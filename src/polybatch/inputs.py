@@ -1,0 +1,165 @@
+"""Reading input files: neutral JSONL and OpenAI batch-format lines, streamed and validated.
+
+Every problem is reported as an :class:`~polybatch.errors.InputError` naming the file, the line and
+the field, before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import InputError
+from .items import BatchItem
+
+#: OpenAI batch-format body fields that map onto neutral item fields
+_OPENAI_BODY_FIELDS = {
+    "messages": "messages",
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "stop": "stop",
+    "response_format": "response_format",
+}
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def item_from_dict(data: Any, *, path: str | None = None, line: int | None = None) -> BatchItem:
+    """Validate one input record (neutral or OpenAI batch-format) into a BatchItem."""
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object, got {type(data).__name__}", path=path, line=line)
+    record = dict(data)
+    if "body" in record or "method" in record or "url" in record:
+        record = _from_openai_line(record, path=path, line=line)
+    else:
+        if "prompt" in record:
+            if "messages" in record:
+                raise InputError(
+                    "give either 'prompt' or 'messages', not both",
+                    path=path,
+                    line=line,
+                    field="prompt",
+                )
+            prompt = record.pop("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise InputError("must be a non-empty string", path=path, line=line, field="prompt")
+            record["messages"] = [{"role": "user", "content": prompt}]
+        if "system" in record:
+            system = record.pop("system")
+            if not isinstance(system, str):
+                raise InputError("must be a string", path=path, line=line, field="system")
+            msgs = record.get("messages")
+            if isinstance(msgs, list):
+                record["messages"] = [{"role": "system", "content": system}, *msgs]
+    if "messages" not in record:
+        raise InputError(
+            "missing: give 'messages' or 'prompt'", path=path, line=line, field="messages"
+        )
+    try:
+        return BatchItem.model_validate(record)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = _field_path(tuple(err["loc"])) or None
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        raise InputError(msg, path=path, line=line, field=field) from None
+
+
+def _from_openai_line(
+    record: dict[str, Any], *, path: str | None, line: int | None
+) -> dict[str, Any]:
+    """Map ``{custom_id, method, url, body}`` onto a neutral record.
+
+    ``body.model`` is dropped on purpose: the job's configured model decides, so the same file
+    can run on any provider. Unknown body fields are kept in ``extra``.
+    """
+    unknown = set(record) - {"custom_id", "method", "url", "body"}
+    if unknown:
+        raise InputError("unknown field", path=path, line=line, field=sorted(unknown)[0])
+    if record.get("method", "POST") != "POST":
+        raise InputError("must be POST", path=path, line=line, field="method")
+    url = record.get("url", "/v1/chat/completions")
+    if url not in ("/v1/chat/completions", "/chat/completions"):
+        raise InputError(
+            f"unsupported endpoint {url!r}: only chat completions",
+            path=path,
+            line=line,
+            field="url",
+        )
+    body = record.get("body")
+    if not isinstance(body, dict):
+        raise InputError("must be a JSON object", path=path, line=line, field="body")
+    out: dict[str, Any] = {"extra": {}}
+    if "custom_id" in record:
+        out["custom_id"] = record["custom_id"]
+    for key, value in body.items():
+        if key == "model":
+            continue
+        if key in _OPENAI_BODY_FIELDS:
+            out[_OPENAI_BODY_FIELDS[key]] = value
+        else:
+            out["extra"][key] = value
+    return out
+
+
+def read_items(path: str | Path) -> Iterator[BatchItem]:
+    """Stream BatchItems from a JSONL file, one line at a time (blank lines are skipped)."""
+    for item, _line in read_numbered_items(path):
+        yield item
+
+
+def read_numbered_items(path: str | Path) -> Iterator[tuple[BatchItem, int]]:
+    """Stream (item, line number) pairs from a JSONL file; errors name file, line and field."""
+    p = Path(path)
+    name = str(path)
+    if not p.exists():
+        raise InputError("no such file", path=name)
+    if p.is_dir():
+        raise InputError("is a directory, not a JSONL file", path=name)
+    seen_any = False
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"not UTF-8 text (byte {exc.start})", path=name, line=lineno
+                ) from None
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    f"invalid JSON: {exc.msg} (column {exc.colno})", path=name, line=lineno
+                ) from None
+            seen_any = True
+            yield item_from_dict(data, path=name, line=lineno), lineno
+    if not seen_any:
+        raise InputError("the file holds no requests", path=name)
+
+
+def coerce_items(items: Iterable[BatchItem | dict[str, Any] | str]) -> Iterator[BatchItem]:
+    """Accept BatchItems, dicts (neutral or OpenAI lines) or plain prompt strings."""
+    for n, it in enumerate(items, start=1):
+        if isinstance(it, BatchItem):
+            yield it
+        elif isinstance(it, str):
+            yield item_from_dict({"prompt": it}, path="<items>", line=n)
+        else:
+            yield item_from_dict(it, path="<items>", line=n)

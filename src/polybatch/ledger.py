@@ -1,0 +1,278 @@
+"""The local ledger: jobs, their chunks (provider batches) and every side effect, in SQLite.
+
+Each side effect is recorded before it happens and again after, so a process that dies at any point
+can be resumed without submitting anything twice. The database holds no secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    state TEXT NOT NULL,
+    n_items INTEGER NOT NULL,
+    input_path TEXT,
+    results_path TEXT,
+    options TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    idx INTEGER NOT NULL,
+    round INTEGER NOT NULL DEFAULT 0,
+    items_file TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    nbytes INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    state TEXT NOT NULL,
+    batch_id TEXT,
+    input_file_id TEXT,
+    batch_state TEXT,
+    submitted_at REAL,
+    ended_at REAL,
+    n_ok INTEGER NOT NULL DEFAULT 0,
+    n_failed INTEGER NOT NULL DEFAULT 0,
+    message TEXT,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    chunk INTEGER,
+    kind TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS events_job ON events(job_id);
+"""
+
+#: chunk states: planned -> submitting -> submitted -> collected (or cancelled before submit)
+CHUNK_STATES = ("planned", "submitting", "submitted", "collected")
+
+
+class JobRow(BaseModel):
+    """One job as the ledger holds it."""
+
+    id: str
+    created_at: float
+    updated_at: float
+    provider: str
+    model: str
+    state: str
+    n_items: int
+    input_path: str | None
+    results_path: str | None
+    options: dict[str, Any]
+
+
+class ChunkRow(BaseModel):
+    """One chunk: a contiguous run of a job's items sent as one provider batch."""
+
+    job_id: str
+    idx: int
+    round: int
+    items_file: str
+    offset: int
+    start: int
+    count: int
+    nbytes: int
+    model: str
+    state: str
+    batch_id: str | None
+    input_file_id: str | None
+    batch_state: str | None
+    submitted_at: float | None
+    ended_at: float | None
+    n_ok: int
+    n_failed: int
+    message: str | None
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` (if needed) readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class Ledger:
+    """A SQLite ledger. Safe to share between threads of one process; WAL for other processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        _private_file(self.path)
+        self._local = threading.local()
+        # executescript manages its own transaction (it commits first), so it runs outside _tx
+        self._conn().executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- jobs ------------------------------------------------------------------------------
+    def add_job(self, job: JobRow, chunks: list[ChunkRow]) -> None:
+        """Record a planned job and its chunks in one transaction."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    job.id,
+                    job.created_at,
+                    job.updated_at,
+                    job.provider,
+                    job.model,
+                    job.state,
+                    job.n_items,
+                    job.input_path,
+                    job.results_path,
+                    json.dumps(job.options),
+                ),
+            )
+            for c in chunks:
+                self._insert_chunk(db, c)
+            db.execute(
+                "INSERT INTO events VALUES (?,?,?,?,?)",
+                (job.id, time.time(), None, "planned", f"{len(chunks)} chunks"),
+            )
+
+    def add_chunks(self, chunks: list[ChunkRow]) -> None:
+        """Append chunks (a retry round) to an existing job."""
+        with self._tx() as db:
+            for c in chunks:
+                self._insert_chunk(db, c)
+
+    @staticmethod
+    def _insert_chunk(db: sqlite3.Connection, c: ChunkRow) -> None:
+        db.execute(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                c.job_id,
+                c.idx,
+                c.round,
+                c.items_file,
+                c.offset,
+                c.start,
+                c.count,
+                c.nbytes,
+                c.model,
+                c.state,
+                c.batch_id,
+                c.input_file_id,
+                c.batch_state,
+                c.submitted_at,
+                c.ended_at,
+                c.n_ok,
+                c.n_failed,
+                c.message,
+            ),
+        )
+
+    def get_job(self, job_id: str) -> JobRow | None:
+        """A job by id, or None."""
+        row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def find_jobs(self, prefix: str) -> list[JobRow]:
+        """Jobs whose id starts with ``prefix`` (so users can type a short id)."""
+        rows = self._conn().execute(
+            "SELECT * FROM jobs WHERE id LIKE ? ORDER BY created_at", (prefix + "%",)
+        )
+        return [_job(r) for r in rows]
+
+    def list_jobs(self, *, since: float | None = None) -> list[JobRow]:
+        """All jobs, newest first."""
+        rows = self._conn().execute(
+            "SELECT * FROM jobs WHERE created_at >= ? ORDER BY created_at DESC", (since or 0,)
+        )
+        return [_job(r) for r in rows]
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        """Set fields of a job."""
+        if "options" in fields:
+            fields["options"] = json.dumps(fields["options"])
+        fields["updated_at"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
+
+    # -- chunks ----------------------------------------------------------------------------
+    def chunks(self, job_id: str) -> list[ChunkRow]:
+        """A job's chunks in order."""
+        rows = self._conn().execute("SELECT * FROM chunks WHERE job_id = ? ORDER BY idx", (job_id,))
+        return [ChunkRow(**dict(r)) for r in rows]
+
+    def update_chunk(
+        self, job_id: str, idx: int, *, event: str | None = None, **fields: Any
+    ) -> None:
+        """Set fields of a chunk and, with ``event``, log the side effect in the same transaction."""
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            if fields:
+                db.execute(
+                    f"UPDATE chunks SET {cols} WHERE job_id = ? AND idx = ?",
+                    (*fields.values(), job_id, idx),
+                )
+            if event:
+                detail = {
+                    k: v for k, v in fields.items() if k in ("batch_id", "state", "batch_state")
+                }
+                db.execute(
+                    "INSERT INTO events VALUES (?,?,?,?,?)",
+                    (job_id, time.time(), idx, event, json.dumps(detail)),
+                )
+            db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (time.time(), job_id))
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        """The side-effect log of a job, oldest first."""
+        rows = self._conn().execute(
+            "SELECT ts, chunk, kind, detail FROM events WHERE job_id = ? ORDER BY rowid", (job_id,)
+        )
+        return [dict(r) for r in rows]
+
+
+def _job(row: sqlite3.Row) -> JobRow:
+    data = dict(row)
+    data["options"] = json.loads(data["options"] or "{}")
+    return JobRow(**data)

@@ -1,0 +1,170 @@
+"""Planning a job: normalise and validate every item, derive the job id, cut chunks within limits.
+
+Everything is streamed: items go to a staging file one line at a time, ids are checked for
+duplicates in an on-disk SQLite table, and only the chunk boundaries are kept in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, ItemValidationError
+from .items import BatchItem, Message
+from .providers import BatchProvider
+
+ITEMS_FILE = "items.jsonl"
+
+
+@dataclass
+class PlannedChunk:
+    """A contiguous run of items that becomes one provider batch."""
+
+    offset: int  # byte offset of the first item in the items file
+    start: int  # index of the first item
+    count: int
+    nbytes: int  # bytes of the encoded wire lines, newlines included
+    model: str
+
+
+@dataclass
+class Plan:
+    """The outcome of planning: where the items are, what the job is called, how it is cut."""
+
+    job_id: str
+    staging_path: Path
+    n_items: int
+    chunks: list[PlannedChunk] = field(default_factory=list)
+
+
+def apply_defaults(
+    item: BatchItem, defaults: dict[str, Any], system_prompt: str | None
+) -> BatchItem:
+    """The item with job-wide defaults filled in where the item sets nothing (item values win)."""
+    update = {k: v for k, v in defaults.items() if getattr(item, k) is None}
+    if system_prompt and not any(m.role == "system" for m in item.messages):
+        update["messages"] = [Message(role="system", content=system_prompt), *item.messages]
+    return item.model_copy(update=update) if update else item
+
+
+def _where(item_origin: tuple[str | None, int | None]) -> dict[str, Any]:
+    return {"path": item_origin[0], "line": item_origin[1]}
+
+
+def plan_job(
+    items: Iterable[tuple[BatchItem, tuple[str | None, int | None]]],
+    *,
+    provider: BatchProvider,
+    model: str,
+    staging_dir: Path,
+    defaults: dict[str, Any] | None = None,
+    system_prompt: str | None = None,
+    chunk_size: int | None = None,
+    identity: dict[str, Any] | None = None,
+) -> Plan:
+    """Validate and normalise ``items`` (each with its (file, line) origin) into a staging file.
+
+    Raises InputError naming file, line and field for the first bad item; nothing is submitted.
+    ``identity`` holds whatever else makes two jobs different (provider settings, ...).
+    """
+    limits = provider.limits
+    max_requests = min(limits.max_requests, chunk_size or limits.max_requests)
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="plan-", suffix=".jsonl", dir=staging_dir)
+    staging = Path(tmp)
+    ids_db_path = staging.with_suffix(".ids.sqlite3")
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps(
+            {"provider": provider.name, "model": model, **(identity or {})}, sort_keys=True
+        ).encode()
+    )
+    chunks: list[PlannedChunk] = []
+    n = 0
+    offset = 0
+    ids = sqlite3.connect(ids_db_path)
+    try:
+        ids.execute("CREATE TABLE ids (id TEXT PRIMARY KEY, line TEXT) WITHOUT ROWID")
+        ids.execute("BEGIN")
+        with os.fdopen(fd, "wb") as out:
+            for item, origin in items:
+                n += 1
+                if item.custom_id is None:
+                    item = item.model_copy(update={"custom_id": f"item-{n}"})
+                item = apply_defaults(item, defaults or {}, system_prompt)
+                cid = item.custom_id
+                assert cid is not None
+                line_label = f"{origin[0]}:{origin[1]}" if origin[0] else str(n)
+                try:
+                    ids.execute("INSERT INTO ids VALUES (?, ?)", (cid, line_label))
+                except sqlite3.IntegrityError:
+                    first = ids.execute("SELECT line FROM ids WHERE id = ?", (cid,)).fetchone()[0]
+                    raise InputError(
+                        f"duplicate custom_id {cid!r} (first used at {first})",
+                        field="custom_id",
+                        **_where(origin),
+                    ) from None
+                item_model = item.model or model
+                try:
+                    provider.validate_item(item, item_model)
+                except ItemValidationError as exc:
+                    raise ItemValidationError(
+                        f"item {cid!r}: {exc.reason}", field=exc.field, **_where(origin)
+                    ) from None
+                wire = len(provider.encode(item, item_model)) + 1
+                if wire > limits.max_bytes:
+                    raise InputError(
+                        f"item {cid!r} encodes to {wire} bytes, over the {provider.name} limit of "
+                        f"{limits.max_bytes} bytes per batch",
+                        field="messages",
+                        **_where(origin),
+                    )
+                line = (
+                    item.model_dump_json(exclude_none=True, exclude_defaults=True).encode() + b"\n"
+                )
+                digest.update(line)
+                last = chunks[-1] if chunks else None
+                if (
+                    last is None
+                    or last.count >= max_requests
+                    or last.nbytes + wire > limits.max_bytes
+                    or last.model != item_model
+                ):
+                    last = PlannedChunk(
+                        offset=offset, start=n - 1, count=0, nbytes=0, model=item_model
+                    )
+                    chunks.append(last)
+                last.count += 1
+                last.nbytes += wire
+                out.write(line)
+                offset += len(line)
+        ids.execute("COMMIT")
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    finally:
+        ids.close()
+        ids_db_path.unlink(missing_ok=True)
+    if n == 0:
+        staging.unlink(missing_ok=True)
+        raise InputError("no requests to submit")
+    return Plan(
+        job_id="pb-" + digest.hexdigest()[:16], staging_path=staging, n_items=n, chunks=chunks
+    )
+
+
+def read_chunk_items(path: Path, offset: int, count: int) -> list[BatchItem]:
+    """The ``count`` items stored at ``offset`` of an items file (one chunk: bounded size)."""
+    out: list[BatchItem] = []
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        for _ in range(count):
+            out.append(BatchItem.model_validate_json(fh.readline()))
+    return out

@@ -1,0 +1,718 @@
+"""Running jobs: submit chunks, poll, collect results, resume after a crash, cancel.
+
+A :class:`Job` is a handle on a row of the ledger; all of its state lives there and in its job
+directory, so any process can pick a job up (``Job.load``) and carry on where another stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from . import config as _config
+from .errors import JobError, ProviderError
+from .inputs import coerce_items, read_numbered_items
+from .items import BatchItem, BatchResult, ItemError, Usage
+from .ledger import ChunkRow, JobRow, Ledger
+from .planner import ITEMS_FILE, plan_job, read_chunk_items
+from .plugins import get_registry
+from .providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus
+
+log = logging.getLogger("polybatch")
+
+#: default bounds of the adaptive poll interval, seconds
+POLL_MIN = 1.0
+POLL_MAX = 60.0
+DEFAULT_MAX_IN_FLIGHT = 4
+
+# Providers built in this process for a job (an in-process sandbox cannot be rebuilt from the
+# ledger, which holds no secrets), so Job.load in the same process reuses them.
+_live_providers: dict[str, BatchProvider] = {}
+_live_lock = threading.Lock()
+
+
+def open_ledger(home: Path | None = None) -> Ledger:
+    """The ledger under ``home`` (default: ``polybatch.config.home()``)."""
+    return Ledger((home or _config.home()) / "ledger.sqlite3")
+
+
+def make_provider(name: str, settings: Mapping[str, Any] | None = None) -> BatchProvider:
+    """Instantiate the registered provider ``name`` with its settings."""
+    cls = get_registry().provider_class(name)
+    settings = dict(settings or {})
+    api_key = settings.pop("api_key", None)
+    base_url = settings.pop("base_url", None)
+    return cls(api_key=api_key, base_url=base_url, settings=settings)
+
+
+def _public_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Provider settings without secrets: what the ledger may keep."""
+    return {
+        k: v
+        for k, v in settings.items()
+        if not any(s in k.lower() for s in _config.SECRET_KEYS) or k.endswith("_env")
+    }
+
+
+@dataclass
+class JobStatus:
+    """Where a job stands."""
+
+    job_id: str
+    state: str
+    provider: str
+    model: str
+    total: int
+    succeeded: int
+    failed: int
+    chunks: dict[str, int]
+
+    @property
+    def done(self) -> bool:
+        """True once results are final."""
+        return self.state in ("completed", "cancelled")
+
+
+def _write_private(path: Path) -> int:
+    """Open ``path`` for writing, owner-only (results may hold sensitive model output)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
+class Job:
+    """A handle on one polybatch job: many items, one or more provider batches."""
+
+    def __init__(self, row: JobRow, ledger: Ledger, provider: BatchProvider | None = None) -> None:
+        self._row = row
+        self.ledger = ledger
+        self._provider = provider
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """The job id (derived from the input content, model and options)."""
+        return self._row.id
+
+    @property
+    def provider_name(self) -> str:
+        """The provider's name."""
+        return self._row.provider
+
+    @property
+    def model(self) -> str:
+        """The model the job was submitted with."""
+        return self._row.model
+
+    @property
+    def dir(self) -> Path:
+        """The job's directory: items, per-chunk results, final results."""
+        return self.ledger.path.parent / "jobs" / self.id
+
+    @property
+    def results_path(self) -> Path:
+        """Where the final results JSONL is written."""
+        return (
+            Path(self._row.results_path) if self._row.results_path else self.dir / "results.jsonl"
+        )
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The job's options as recorded in the ledger."""
+        return self._row.options
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, {self.provider_name}:{self.model}, {self._row.state})"
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        job_id: str,
+        *,
+        home: Path | None = None,
+        provider: BatchProvider | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+    ) -> Job:
+        """Open an existing job by id (or unique id prefix), from any process."""
+        ledger = open_ledger(home)
+        row = ledger.get_job(job_id)
+        if row is None:
+            matches = ledger.find_jobs(job_id)
+            if len(matches) != 1:
+                why = "no job" if not matches else f"{len(matches)} jobs"
+                raise JobError(f"{why} matching {job_id!r} in {ledger.path}")
+            row = matches[0]
+        if provider is None:
+            with _live_lock:
+                provider = _live_providers.get(row.id)
+        if provider is None or api_key or base_url:
+            settings = dict(row.options.get("provider_settings", {}))
+            if api_key:
+                settings["api_key"] = api_key
+            if base_url:
+                settings["base_url"] = base_url
+            provider = make_provider(row.provider, settings)
+        return cls(row, ledger, provider)
+
+    def _refresh(self) -> None:
+        row = self.ledger.get_job(self.id)
+        assert row is not None
+        self._row = row
+
+    @property
+    def provider(self) -> BatchProvider:
+        """The provider adapter this job talks to."""
+        if self._provider is None:
+            self._provider = make_provider(
+                self.provider_name, self.options.get("provider_settings", {})
+            )
+        return self._provider
+
+    # -- status ----------------------------------------------------------------------------
+    def chunks(self) -> list[ChunkRow]:
+        """The job's chunks (provider batches) as the ledger has them."""
+        return self.ledger.chunks(self.id)
+
+    def status(self) -> JobStatus:
+        """Counts of items and chunks, from the ledger (no provider call)."""
+        self._refresh()
+        chunks = self.chunks()
+        by_state: dict[str, int] = {}
+        ok = failed = 0
+        for c in chunks:
+            by_state[c.state] = by_state.get(c.state, 0) + 1
+            if c.round == 0 or c.state == "collected":
+                ok += c.n_ok
+                failed += c.n_failed
+        return JobStatus(
+            job_id=self.id,
+            state=self._row.state,
+            provider=self.provider_name,
+            model=self.model,
+            total=self._row.n_items,
+            succeeded=ok,
+            failed=failed,
+            chunks=by_state,
+        )
+
+    # -- the loop --------------------------------------------------------------------------
+    def step(self) -> float | None:
+        """Advance the job once: submit, poll, collect. Returns a suggested wait, None when done."""
+        self._refresh()
+        if self._row.state in ("completed", "cancelled"):
+            return None
+        chunks = self.chunks()
+        max_in_flight = int(self.options.get("max_in_flight") or DEFAULT_MAX_IN_FLIGHT)
+        retry_after: float | None = None
+        for c in chunks:
+            if c.state == "submitting":
+                self._recover(c)
+        chunks = self.chunks()
+        in_flight = [c for c in chunks if c.state == "submitted"]
+        cancelling = self._row.state == "cancelling"
+        for c in chunks:
+            if c.state != "planned":
+                continue
+            if cancelling:
+                self._collect_unsubmitted(
+                    c,
+                    "canceled",
+                    "batch_cancelled",
+                    "the job was cancelled before this chunk was submitted",
+                )
+                continue
+            if len(in_flight) >= max_in_flight:
+                break
+            self._submit(c)
+            in_flight.append(c)
+        for c in [c for c in self.chunks() if c.state == "submitted"]:
+            assert c.batch_id is not None
+            try:
+                st = self.provider.poll(c.batch_id)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                log.warning("job %s chunk %d: polling failed, will retry: %s", self.id, c.idx, exc)
+                continue
+            if st.retry_after:
+                retry_after = max(retry_after or 0, st.retry_after)
+            if st.state != c.batch_state:
+                self.ledger.update_chunk(self.id, c.idx, batch_state=st.state, event="polled")
+            self._live_counts[c.idx] = st.completed + st.failed
+            if st.terminal:
+                try:
+                    self._collect(c, st)
+                except ProviderError as exc:
+                    if not exc.retryable:
+                        raise
+                    log.warning(
+                        "job %s chunk %d: download failed, will retry: %s", self.id, c.idx, exc
+                    )
+        if all(c.state == "collected" for c in self.chunks()):
+            self._finalize()
+            return None
+        return retry_after if retry_after is not None else 0.0
+
+    _live_counts: dict[int, int]
+
+    def _submit(self, c: ChunkRow) -> None:
+        wire_path = self.dir / f"chunk-{c.idx:04d}.wire.jsonl"
+        items = read_chunk_items(self.dir / c.items_file, c.offset, c.count)
+        with open(wire_path, "wb") as out:
+            for item in items:
+                out.write(self.provider.encode(item, item.model or c.model) + b"\n")
+        # record intent before the side effect, so a crash in between is recoverable
+        self.ledger.update_chunk(self.id, c.idx, state="submitting", event="submitting")
+        submitted = self.provider.submit(wire_path, model=c.model, metadata=self._meta(c))
+        self.ledger.update_chunk(
+            self.id,
+            c.idx,
+            state="submitted",
+            batch_id=submitted.batch_id,
+            input_file_id=submitted.input_file_id,
+            submitted_at=time.time(),
+            event="submitted",
+        )
+        if self._row.state == "planned":
+            self.ledger.update_job(self.id, state="running")
+        wire_path.unlink(missing_ok=True)
+        log.info("job %s chunk %d submitted as %s", self.id, c.idx, submitted.batch_id)
+
+    def _meta(self, c: ChunkRow) -> dict[str, str]:
+        return {META_JOB: self.id, META_CHUNK: str(c.idx)}
+
+    def _recover(self, c: ChunkRow) -> None:
+        """A crash happened between recording intent and recording the batch id."""
+        found = self.provider.find_batch(self._meta(c))
+        if found:
+            log.info(
+                "job %s chunk %d: found batch %s created before a crash", self.id, c.idx, found
+            )
+            self.ledger.update_chunk(
+                self.id,
+                c.idx,
+                state="submitted",
+                batch_id=found,
+                submitted_at=time.time(),
+                event="recovered",
+            )
+        else:
+            self.ledger.update_chunk(self.id, c.idx, state="planned", event="resubmit")
+
+    def _chunk_results_path(self, c: ChunkRow) -> Path:
+        return self.dir / "results" / f"chunk-{c.idx:04d}.jsonl"
+
+    def _collect(self, c: ChunkRow, st: BatchStatus) -> None:
+        """Download a terminal batch's results; every item of the chunk gets exactly one."""
+        items = read_chunk_items(self.dir / c.items_file, c.offset, c.count)
+        wire_to_user = {
+            self.provider.wire_custom_id(i.custom_id or ""): i.custom_id or "" for i in items
+        }
+        seen: set[str] = set()
+        ok = failed = 0
+        path = self._chunk_results_path(c)
+        tmp = path.with_suffix(".part")
+        with os.fdopen(_write_private(tmp), "w", encoding="utf-8") as out:
+
+            def emit(r: BatchResult) -> None:
+                nonlocal ok, failed
+                seen.add(r.custom_id)
+                ok += r.ok
+                failed += not r.ok
+                out.write(r.model_dump_json(exclude_none=True) + "\n")
+
+            if st.state == "failed":
+                err = ItemError(
+                    code="batch_failed", message=st.message or "the provider rejected the batch"
+                )
+                for i in items:
+                    emit(self._synthetic(i.custom_id or "", "errored", err, c))
+            else:
+                assert c.batch_id is not None
+                for r in self.provider.results(c.batch_id):
+                    cid = wire_to_user.get(r.custom_id)
+                    if cid is None or cid in seen:
+                        log.warning(
+                            "job %s chunk %d: ignoring unexpected result %r",
+                            self.id,
+                            c.idx,
+                            r.custom_id,
+                        )
+                        continue
+                    emit(r.model_copy(update={"custom_id": cid}))
+                missing = ItemError(
+                    code="missing_result",
+                    message="the provider returned no result for this request",
+                    retryable=True,
+                )
+                for i in items:
+                    if i.custom_id not in seen:
+                        emit(self._synthetic(i.custom_id or "", "errored", missing, c))
+        tmp.replace(path)
+        self.ledger.update_chunk(
+            self.id,
+            c.idx,
+            state="collected",
+            batch_state=st.state,
+            ended_at=time.time(),
+            n_ok=ok,
+            n_failed=failed,
+            message=st.message,
+            event="collected",
+        )
+
+    def _collect_unsubmitted(self, c: ChunkRow, status: str, code: str, message: str) -> None:
+        items = read_chunk_items(self.dir / c.items_file, c.offset, c.count)
+        path = self._chunk_results_path(c)
+        err = ItemError(code=code, message=message, retryable=True)
+        with os.fdopen(_write_private(path), "w", encoding="utf-8") as out:
+            for i in items:
+                out.write(
+                    self._synthetic(i.custom_id or "", status, err, c).model_dump_json(
+                        exclude_none=True
+                    )
+                    + "\n"
+                )
+        self.ledger.update_chunk(
+            self.id, c.idx, state="collected", n_failed=len(items), event="not-submitted"
+        )
+
+    def _synthetic(self, cid: str, status: str, err: ItemError, c: ChunkRow) -> BatchResult:
+        return BatchResult.model_validate(
+            {
+                "custom_id": cid,
+                "status": status,
+                "error": err,
+                "provider": self.provider_name,
+                "batch_id": c.batch_id,
+            }
+        )
+
+    def _finalize(self) -> None:
+        """Write results.jsonl (input order, each custom_id once) via a temporary file and rename."""
+        final = self.results_path
+        tmp = final.with_name(final.name + ".part")
+        with os.fdopen(_write_private(tmp), "w", encoding="utf-8") as out:
+            for c in self.chunks():
+                src = self._chunk_results_path(c)
+                index: dict[str, int] = {}
+                with src.open("rb") as fh:
+                    while True:
+                        pos = fh.tell()
+                        line = fh.readline()
+                        if not line:
+                            break
+                        index[json.loads(line)["custom_id"]] = pos
+                    for item in read_chunk_items(self.dir / c.items_file, c.offset, c.count):
+                        fh.seek(index[item.custom_id or ""])
+                        out.write(fh.readline().decode("utf-8"))
+        tmp.replace(final)
+        state = "cancelled" if self._row.state == "cancelling" else "completed"
+        self.ledger.update_job(self.id, state=state)
+        if not self.options.get("keep_files"):
+            for c in self.chunks():
+                if c.batch_id and c.input_file_id:
+                    try:
+                        from .providers import SubmittedBatch
+
+                        self.provider.cleanup(
+                            SubmittedBatch(batch_id=c.batch_id, input_file_id=c.input_file_id)
+                        )
+                    except ProviderError as exc:
+                        log.warning(
+                            "job %s: could not delete input file %s: %s",
+                            self.id,
+                            c.input_file_id,
+                            exc,
+                        )
+        self._refresh()
+
+    def wait(
+        self,
+        *,
+        progress: bool = False,
+        timeout: float | None = None,
+        poll_min: float | None = None,
+        poll_max: float | None = None,
+    ) -> Job:
+        """Drive the job until its results are final; with ``progress``, a tqdm bar on stderr."""
+        poll_min = (
+            poll_min if poll_min is not None else float(self.options.get("poll_min", POLL_MIN))
+        )
+        poll_max = (
+            poll_max if poll_max is not None else float(self.options.get("poll_max", POLL_MAX))
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._live_counts = {}
+        interval = poll_min
+        bar = tqdm(
+            total=self._row.n_items,
+            desc=f"{self.id} {self.provider_name}:{self.model}",
+            unit="req",
+            file=sys.stderr,
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        last_done = -1
+        try:
+            while True:
+                hint = self.step()
+                chunks = self.chunks()
+                done = sum(
+                    c.count if c.state == "collected" else self._live_counts.get(c.idx, 0)
+                    for c in chunks
+                    if c.round == 0
+                )
+                failed = sum(c.n_failed for c in chunks if c.state == "collected" and c.round == 0)
+                states: dict[str, int] = {}
+                for c in chunks:
+                    states[c.state] = states.get(c.state, 0) + 1
+                bar.n = min(done, self._row.n_items)
+                bar.set_postfix(
+                    failed=failed,
+                    chunks=",".join(f"{k}={v}" for k, v in sorted(states.items())),
+                    refresh=False,
+                )
+                bar.refresh()
+                if hint is None:
+                    return self
+                if done != last_done:
+                    interval = poll_min  # progress: look again soon
+                    last_done = done
+                else:
+                    interval = min(poll_max, interval * 1.5)  # long batches: back off, up to a cap
+                sleep = max(interval, hint)
+                if deadline is not None and time.monotonic() + sleep > deadline:
+                    raise TimeoutError(f"job {self.id} not finished within {timeout}s")
+                time.sleep(sleep)
+        finally:
+            bar.close()
+
+    # -- results ---------------------------------------------------------------------------
+    def results(self, status: str | None = None) -> Iterator[BatchResult]:
+        """Stream the final results (in input order), optionally only those of one status."""
+        self._refresh()
+        if self._row.state not in ("completed", "cancelled"):
+            raise JobError(
+                f"job {self.id} is {self._row.state}: results are not final yet (wait or resume it)"
+            )
+        with self.results_path.open("r", encoding="utf-8") as fh:
+            for line in fh:
+                r = BatchResult.model_validate_json(line)
+                if status is None or r.status == status or (status == "failed" and not r.ok):
+                    yield r
+
+    def requests(self, custom_ids: Iterable[str] | None = None) -> Iterator[BatchItem]:
+        """The job's items as submitted (defaults applied), optionally only some ids."""
+        wanted = set(custom_ids) if custom_ids is not None else None
+        with (self.dir / ITEMS_FILE).open("rb") as fh:
+            for line in fh:
+                item = BatchItem.model_validate_json(line)
+                if wanted is None or item.custom_id in wanted:
+                    yield item
+
+    def usage(self) -> Usage:
+        """Total token usage over the job's results."""
+        total = Usage()
+        for r in self.results():
+            total = total + r.usage
+        return total
+
+    def export_results(self, path: str | Path) -> Path:
+        """Copy the final results to ``path`` (owner-only permissions)."""
+        dest = Path(path)
+        self.results()  # raises if not final
+        tmp = dest.with_name(dest.name + ".part")
+        with self.results_path.open("rb") as src, os.fdopen(_write_private(tmp), "wb") as out:
+            shutil.copyfileobj(src, out)
+        tmp.replace(dest)
+        return dest
+
+    # -- cancel ----------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Cancel the job: in-flight batches are cancelled, queued chunks never submitted.
+
+        Results already produced are kept; call ``wait()`` to collect them.
+        """
+        self._refresh()
+        if self._row.state in ("completed", "cancelled"):
+            return
+        self.ledger.update_job(self.id, state="cancelling")
+        for c in self.chunks():
+            if c.state == "submitted" and c.batch_id:
+                self.provider.cancel(c.batch_id)
+                self.ledger.update_chunk(self.id, c.idx, event="cancel-requested")
+        self._refresh()
+
+
+def submit(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    *,
+    profile: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop: str | list[str] | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    provider_settings: Mapping[str, Any] | None = None,
+    chunk_size: int | None = None,
+    max_in_flight: int | None = None,
+    keep_files: bool = False,
+    new: bool = False,
+    home: Path | None = None,
+    sandbox: Any = None,
+    poll_min: float | None = None,
+    poll_max: float | None = None,
+) -> Job:
+    """Plan and start a job. ``items`` is a JSONL path or an iterable of items/dicts/prompts.
+
+    The same input, model and options give the same job id: submitting again resumes that job
+    (``new=True`` starts a fresh one). ``sandbox`` is a running ``SandboxServer`` to point the
+    provider at. Nothing is submitted if any item is invalid.
+    """
+    resolved = _config.resolve(
+        model=model,
+        profile=profile,
+        system_prompt=system,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        stop=stop,
+        chunk_size=chunk_size,
+        max_in_flight=max_in_flight,
+        provider_settings=dict(provider_settings or {}),
+    )
+    settings = dict(resolved.provider_settings)
+    cls = get_registry().provider_class(resolved.provider)
+    if sandbox is not None:
+        settings.update(cls.sandbox_settings(sandbox.url, sandbox.engine.api_key or "sandbox"))
+    if api_key:
+        settings["api_key"] = api_key
+    if base_url:
+        settings["base_url"] = base_url
+    provider = make_provider(resolved.provider, settings)
+
+    if isinstance(items, (str, Path)):
+        src_path: str | None = str(items)
+        stream: Iterator[tuple[BatchItem, tuple[str | None, int | None]]] = (
+            (it, (src_path, n)) for it, n in read_numbered_items(items)
+        )
+    else:
+        src_path = None
+        stream = ((it, ("<items>", n)) for n, it in enumerate(coerce_items(items), start=1))
+
+    ledger = open_ledger(home)
+    public = _public_settings(settings)
+    plan = plan_job(
+        stream,
+        provider=provider,
+        model=resolved.model,
+        staging_dir=ledger.path.parent / "jobs",
+        defaults=resolved.defaults,
+        system_prompt=resolved.system_prompt,
+        chunk_size=resolved.chunk_size,
+        identity={"settings": public},
+    )
+    job_id = plan.job_id
+    existing = ledger.get_job(job_id)
+    if existing is not None and not new:
+        plan.staging_path.unlink(missing_ok=True)
+        log.info("job %s exists: resuming it", job_id)
+        job = Job(existing, ledger, provider)
+        with _live_lock:
+            _live_providers[job.id] = provider
+        return job
+    if existing is not None:
+        n = 2
+        while ledger.get_job(f"{plan.job_id}-{n}") is not None:
+            n += 1
+        job_id = f"{plan.job_id}-{n}"
+
+    job_dir = ledger.path.parent / "jobs" / job_id
+    job_dir.mkdir(parents=True, exist_ok=True)
+    plan.staging_path.replace(job_dir / ITEMS_FILE)
+    now = time.time()
+    options: dict[str, Any] = {
+        "provider_settings": public,
+        "max_in_flight": resolved.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+        "chunk_size": resolved.chunk_size,
+        "keep_files": keep_files,
+        "profile": resolved.profile,
+        "sandbox": sandbox is not None,
+    }
+    if poll_min is not None:
+        options["poll_min"] = poll_min
+    if poll_max is not None:
+        options["poll_max"] = poll_max
+    row = JobRow(
+        id=job_id,
+        created_at=now,
+        updated_at=now,
+        provider=resolved.provider,
+        model=resolved.model,
+        state="planned",
+        n_items=plan.n_items,
+        input_path=src_path,
+        results_path=None,
+        options=options,
+    )
+    chunks = [
+        ChunkRow(
+            job_id=job_id,
+            idx=i,
+            round=0,
+            items_file=ITEMS_FILE,
+            offset=pc.offset,
+            start=pc.start,
+            count=pc.count,
+            nbytes=pc.nbytes,
+            model=pc.model,
+            state="planned",
+            batch_id=None,
+            input_file_id=None,
+            batch_state=None,
+            submitted_at=None,
+            ended_at=None,
+            n_ok=0,
+            n_failed=0,
+            message=None,
+        )
+        for i, pc in enumerate(plan.chunks)
+    ]
+    ledger.add_job(row, chunks)
+    job = Job(row, ledger, provider)
+    with _live_lock:
+        _live_providers[job.id] = provider
+    job.step()
+    return job
+
+
+def run(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    *,
+    progress: bool = False,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> list[BatchResult]:
+    """Submit, wait and return every result, in input order (for notebooks and small jobs)."""
+    job = submit(items, model, **kwargs)
+    job.wait(progress=progress, timeout=timeout)
+    return list(job.results())
