@@ -64,31 +64,111 @@ BAD_LINES: list[tuple[str, bytes | str, int, str | None, str]] = [
     ("a bare string", '"hello"', 1, None, "JSON object"),
     ("missing messages", '{"custom_id": "a"}', 1, "messages", "missing"),
     ("empty messages", '{"messages": []}', 1, "messages", "at least 1"),
-    ("unknown role", '{"messages": [{"role": "tool", "content": "x"}]}', 1, "messages[0].role", "Input should be"),
-    ("only a system turn", '{"messages": [{"role": "system", "content": "x"}]}', 1, None, "user or assistant"),
-    ("message without content", '{"messages": [{"role": "user"}]}', 1, "messages[0].content", "Field required"),
-    ("empty content list", '{"messages": [{"role": "user", "content": []}]}', 1, "messages[0].content", "empty"),
+    (
+        "unknown role",
+        '{"messages": [{"role": "tool", "content": "x"}]}',
+        1,
+        "messages[0].role",
+        "Input should be",
+    ),
+    (
+        "only a system turn",
+        '{"messages": [{"role": "system", "content": "x"}]}',
+        1,
+        None,
+        "user or assistant",
+    ),
+    (
+        "message without content",
+        '{"messages": [{"role": "user"}]}',
+        1,
+        "messages[0].content",
+        "Field required",
+    ),
+    (
+        "empty content list",
+        '{"messages": [{"role": "user", "content": []}]}',
+        1,
+        "messages[0].content",
+        "empty",
+    ),
     ("unknown field", '{"prompt": "x", "colour": "red"}', 1, "colour", "unknown field"),
-    ("prompt and messages", '{"prompt": "x", "messages": [{"role": "user", "content": "y"}]}', 1, "prompt", "not both"),
+    (
+        "prompt and messages",
+        '{"prompt": "x", "messages": [{"role": "user", "content": "y"}]}',
+        1,
+        "prompt",
+        "not both",
+    ),
     ("empty prompt", '{"prompt": "  "}', 1, "prompt", "non-empty"),
     ("prompt not a string", '{"prompt": 3}', 1, "prompt", "non-empty"),
-    ("max_tokens zero", '{"prompt": "x", "max_tokens": 0}', 1, "max_tokens", "greater than or equal to 1"),
+    (
+        "max_tokens zero",
+        '{"prompt": "x", "max_tokens": 0}',
+        1,
+        "max_tokens",
+        "greater than or equal to 1",
+    ),
     ("max_tokens a word", '{"prompt": "x", "max_tokens": "many"}', 1, "max_tokens", "integer"),
-    ("temperature too high", '{"prompt": "x", "temperature": 9}', 1, "temperature", "less than or equal to 2"),
+    (
+        "temperature too high",
+        '{"prompt": "x", "temperature": 9}',
+        1,
+        "temperature",
+        "less than or equal to 2",
+    ),
     ("custom_id empty", '{"custom_id": "", "prompt": "x"}', 1, "custom_id", "at least 1"),
     ("custom_id a number", '{"custom_id": 5, "prompt": "x"}', 1, "custom_id", "string"),
-    ("custom_id too long", json.dumps({"custom_id": "x" * 600, "prompt": "x"}), 1, "custom_id", "at most 512"),
-    ("bad response_format", '{"prompt": "x", "response_format": {"type": "xml"}}', 1, "response_format", "json_schema"),
+    (
+        "custom_id too long",
+        json.dumps({"custom_id": "x" * 600, "prompt": "x"}),
+        1,
+        "custom_id",
+        "at most 512",
+    ),
+    (
+        "bad response_format",
+        '{"prompt": "x", "response_format": {"type": "xml"}}',
+        1,
+        "response_format",
+        "json_schema",
+    ),
     ("system not a string", '{"prompt": "x", "system": ["a"]}', 1, "system", "string"),
-    ("openai line: GET", '{"method": "GET", "url": "/v1/chat/completions", "body": {}}', 1, "method", "POST"),
-    ("openai line: embeddings url", '{"url": "/v1/embeddings", "body": {"input": "x"}}', 1, "url", "unsupported"),
-    ("openai line: body not object", '{"url": "/v1/chat/completions", "body": 3}', 1, "body", "JSON object"),
-    ("openai line: unknown key", '{"url": "/v1/chat/completions", "body": {}, "x": 1}', 1, "x", "unknown"),
+    (
+        "openai line: GET",
+        '{"method": "GET", "url": "/v1/chat/completions", "body": {}}',
+        1,
+        "method",
+        "POST",
+    ),
+    (
+        "openai line: embeddings url",
+        '{"url": "/v1/embeddings", "body": {"input": "x"}}',
+        1,
+        "url",
+        "unsupported",
+    ),
+    (
+        "openai line: body not object",
+        '{"url": "/v1/chat/completions", "body": 3}',
+        1,
+        "body",
+        "JSON object",
+    ),
+    (
+        "openai line: unknown key",
+        '{"url": "/v1/chat/completions", "body": {}, "x": 1}',
+        1,
+        "x",
+        "unknown",
+    ),
     ("binary garbage", b"\xff\xfe\x00garbage", 1, None, "UTF-8"),
 ]
 
 
-@pytest.mark.parametrize(("label", "line", "lineno", "field", "fragment"), BAD_LINES, ids=[b[0] for b in BAD_LINES])
+@pytest.mark.parametrize(
+    ("label", "line", "lineno", "field", "fragment"), BAD_LINES, ids=[b[0] for b in BAD_LINES]
+)
 def test_bad_lines_name_file_line_and_field(
     tmp_path: Path, label: str, line: bytes | str, lineno: int, field: str | None, fragment: str
 ) -> None:
@@ -123,5 +203,7 @@ def test_utf8_bom_is_tolerated(tmp_path: Path) -> None:
 
 def test_item_from_dict_reports_nested_field() -> None:
     with pytest.raises(InputError) as info:
-        item_from_dict({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": 4}]})
+        item_from_dict(
+            {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": 4}]}
+        )
     assert info.value.field is not None and info.value.field.startswith("messages[1].content")

@@ -61,7 +61,9 @@ def test_installed_plugins_load_through_entry_points() -> None:
 def test_duplicate_provider_names_are_an_error_naming_both() -> None:
     reg = PluginRegistry(load_entry_points=False)
     reg.add_plugin(plugin_module(make_provider_class("dup")), name="first", dist="dist-one")
-    with pytest.raises(PluginError, match=r"'dup' is registered twice: by dist-one and by dist-two"):
+    with pytest.raises(
+        PluginError, match=r"'dup' is registered twice: by dist-one and by dist-two"
+    ):
         reg.add_plugin(plugin_module(make_provider_class("dup")), name="second", dist="dist-two")
     assert reg.providers()["dup"].plugin_dist == "dist-one"
 
@@ -73,7 +75,9 @@ def test_registering_a_non_provider_is_an_error() -> None:
 
 
 def test_unknown_provider_lists_installed_ones() -> None:
-    with pytest.raises(UnknownProviderError, match=r"unknown provider 'nope'; installed providers: .*openai"):
+    with pytest.raises(
+        UnknownProviderError, match=r"unknown provider 'nope'; installed providers: .*openai"
+    ):
         get_registry().provider_class("nope")
 
 

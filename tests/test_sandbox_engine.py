@@ -35,7 +35,11 @@ def test_rate_drives_progress_then_finalizing_then_completed() -> None:
     assert b.state(t0 + 6.0) == "finalizing"
     assert b.state(t0 + 7.0) == "completed"
     ts = b.timestamps(t0 + 7.0)
-    assert ts["in_progress_at"] == t0 + 1.0 and ts["finalizing_at"] == t0 + 6.0 and ts["completed_at"] == t0 + 7.0
+    assert (
+        ts["in_progress_at"] == t0 + 1.0
+        and ts["finalizing_at"] == t0 + 6.0
+        and ts["completed_at"] == t0 + 7.0
+    )
 
 
 def test_cancel_freezes_progress() -> None:
@@ -84,7 +88,10 @@ def test_synthetic_model_is_deterministic_and_honours_limits() -> None:
     assert short.completion_tokens == 3 and short.finish_reason == "length"
     schema = {
         "type": "object",
-        "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 5}, "tags": {"type": "array", "items": {"type": "string"}}},
+        "properties": {
+            "n": {"type": "integer", "minimum": 1, "maximum": 5},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
     }
     data = json.loads(m.chat(model="x", messages=msgs, json_schema=schema).text)
     assert 1 <= data["n"] <= 5 and isinstance(data["tags"], list)

@@ -1,20 +1,58 @@
-"""polybatch: LLM batch APIs behind one provider-neutral core."""
+"""polybatch: LLM batch APIs behind one provider-neutral core.
 
-from .errors import PolybatchError
+Plain strings in, results out::
+
+    import polybatch
+    results = polybatch.run(["Hello?", "Goodbye?"], "openai:gpt-4o-mini")
+"""
+
+from .errors import (
+    BudgetExceededError,
+    ConfigError,
+    CredentialsError,
+    InputError,
+    ItemValidationError,
+    JobError,
+    PluginError,
+    PolybatchError,
+    PriceNotFoundError,
+    PricingError,
+    ProviderError,
+    UnknownProviderError,
+)
 from .hookspecs import hookimpl
+from .inputs import read_items
 from .items import BatchItem, BatchResult, ItemError, Message, Usage
-from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch
+from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
+from .runner import Job, JobStatus, run, submit
 
 __all__ = [
     "BatchItem",
     "BatchProvider",
     "BatchResult",
     "BatchStatus",
+    "BudgetExceededError",
+    "ConfigError",
+    "CredentialsError",
+    "InputError",
     "ItemError",
+    "ItemValidationError",
+    "Job",
+    "JobError",
+    "JobStatus",
     "Limits",
     "Message",
+    "PluginError",
     "PolybatchError",
+    "PriceNotFoundError",
+    "PricingError",
+    "ProviderError",
     "SubmittedBatch",
+    "UnknownProviderError",
     "Usage",
     "hookimpl",
+    "parse_model",
+    "read_items",
+    "run",
+    "submit",
 ]

@@ -118,6 +118,11 @@ class BatchProvider(ABC):
             raise CredentialsError(f"{self.name}: no API key; set {wanted}")
         return key
 
+    def preflight(self) -> None:
+        """Fail early (CredentialsError) if the provider cannot be used: before any planning."""
+        if self.credential_env:
+            self.require_api_key()
+
     # -- the batch lifecycle ---------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
         """Reject an item this provider cannot express (raise ItemValidationError)."""

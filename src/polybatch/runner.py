@@ -97,6 +97,8 @@ class Job:
         self._row = row
         self.ledger = ledger
         self._provider = provider
+        #: items done per in-flight chunk, as last polled (for the progress bar)
+        self._live_counts: dict[int, int] = {}
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -264,8 +266,6 @@ class Job:
             self._finalize()
             return None
         return retry_after if retry_after is not None else 0.0
-
-    _live_counts: dict[int, int]
 
     def _submit(self, c: ChunkRow) -> None:
         wire_path = self.dir / f"chunk-{c.idx:04d}.wire.jsonl"
@@ -455,7 +455,6 @@ class Job:
             poll_max if poll_max is not None else float(self.options.get("poll_max", POLL_MAX))
         )
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._live_counts = {}
         interval = poll_min
         bar = tqdm(
             total=self._row.n_items,
@@ -608,6 +607,7 @@ def submit(
     if base_url:
         settings["base_url"] = base_url
     provider = make_provider(resolved.provider, settings)
+    provider.preflight()
 
     if isinstance(items, (str, Path)):
         src_path: str | None = str(items)

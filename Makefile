@@ -1,0 +1,39 @@
+# The two commands of the README, each self-sufficient on a fresh clone:
+#   make demo   run the sandbox demo (no API key, no network)
+#   make test   run the whole test suite
+# Both create .venv and install core, plugins and dev tools on first use (and again when the
+# requirements change).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check lint format bench clean
+
+$(STAMP): requirements-dev.txt pyproject.toml plugins/*/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/polybatch run examples/requests.jsonl --model openai:gpt-4o-mini --sandbox -o examples/results.openai.jsonl
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV)
