@@ -402,6 +402,10 @@ def test_config_prices_override_file_and_bundled(price_file: Path, tmp_path: Pat
         ],
     }  # fmt: skip
     registry = PriceRegistry.load(files=[price_file], user_prices=config)
+    relative = PriceRegistry.load(
+        files=[price_file], user_prices={"file": user.name}, base_dir=tmp_path
+    )
+    assert relative.price("openai", "o3", "batch", DAY).rates.input == D("0.9")
     assert registry.price("openai", "o3", "batch", DAY).rates.input == D("0.8")
     # the earlier bundled period is still there
     assert registry.price("openai", "o3", "batch", date(2025, 5, 1)).rates.input == D("5")

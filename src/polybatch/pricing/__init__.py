@@ -1,0 +1,43 @@
+"""Prices and costs: the price registry, per-request costs, usage tables and estimates.
+
+Money is ``decimal.Decimal`` USD end to end; rates are USD per million tokens.
+"""
+
+from __future__ import annotations
+
+from .cost import Cost, cost_of, total_cost
+from .estimate import Estimate, estimate_cost
+from .registry import (
+    MODES,
+    Mode,
+    PriceRegistry,
+    PriceRow,
+    Rates,
+    Tier,
+    load_price_file,
+    parse_rows,
+    strip_date_suffix,
+)
+from .tables import UnpricedWarning, UsageRecord, UsageRow, render_table, usage_rows
+
+__all__ = [
+    "MODES",
+    "Cost",
+    "Estimate",
+    "Mode",
+    "PriceRegistry",
+    "PriceRow",
+    "Rates",
+    "Tier",
+    "UnpricedWarning",
+    "UsageRecord",
+    "UsageRow",
+    "cost_of",
+    "estimate_cost",
+    "load_price_file",
+    "parse_rows",
+    "render_table",
+    "strip_date_suffix",
+    "total_cost",
+    "usage_rows",
+]

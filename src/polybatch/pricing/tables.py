@@ -1,0 +1,328 @@
+"""Usage and cost tables: pure functions from results to rows, and renderers for rows.
+
+``usage_rows`` prices every result on its own (tiers are per request) at the prices in force on
+its batch's creation date, in batch mode and, for comparison, in standard mode. A model without a
+price is never counted as $0: its cost columns say "unpriced" and a :class:`UnpricedWarning` names
+it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from ..items import BatchResult, Usage
+from .cost import cost_of
+from .registry import Mode, PriceRegistry
+
+GroupKey = Literal["provider", "model", "job_id", "date"]
+GROUP_KEYS: tuple[GroupKey, ...] = ("provider", "model", "job_id", "date")
+Format = Literal["table", "csv", "json"]
+UNPRICED = "unpriced"
+COST_COLUMNS = ("batch_cost_usd", "standard_cost_usd", "saving_usd")
+COUNT_COLUMNS = (
+    "requests_ok",
+    "requests_failed",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+)
+_HEADERS = {
+    "provider": "Provider",
+    "model": "Model",
+    "job_id": "Job",
+    "date": "Date",
+    "requests_ok": "OK",
+    "requests_failed": "Failed",
+    "input_tokens": "Input",
+    "cached_input_tokens": "Cached",
+    "cache_write_tokens": "Cache write",
+    "output_tokens": "Output",
+    "batch_cost_usd": "Batch $",
+    "standard_cost_usd": "Standard $",
+    "saving_usd": "Saving $",
+}
+
+
+class UnpricedWarning(UserWarning):
+    """Usage of a model that has no price: its cost is shown as "unpriced", never as $0."""
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """What a table needs of one result: who served it, whether it succeeded, its usage, when."""
+
+    provider: str | None
+    model: str | None
+    ok: bool
+    usage: Usage
+    job_id: str | None
+    #: the creation date of the batch the request ran in (prices in force that day apply)
+    created: date
+
+    @classmethod
+    def from_result(
+        cls,
+        result: BatchResult,
+        job_id: str | None,
+        created: date | datetime,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> UsageRecord:
+        """A record of a BatchResult; ``provider``/``model`` fill in what the result lacks."""
+        return cls(
+            provider=result.provider or provider,
+            model=result.model or model,
+            ok=result.ok,
+            usage=result.usage,
+            job_id=job_id,
+            created=_as_date(created),
+        )
+
+
+RecordLike = UsageRecord | tuple[BatchResult, str | None, date | datetime]
+
+
+@dataclass
+class UsageRow:
+    """One line of a usage table (``total`` marks the last, summing line).
+
+    A cost is None when none of the row's usage could be priced ("unpriced"); a cost named in
+    ``partial`` is the sum of the priced requests only, some of the row's usage having no price.
+    """
+
+    keys: dict[str, str]
+    requests_ok: int = 0
+    requests_failed: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    batch_cost: Decimal | None = None
+    standard_cost: Decimal | None = None
+    saving: Decimal | None = None
+    partial: tuple[str, ...] = ()
+    total: bool = False
+
+    def costs(self) -> dict[str, Decimal | None]:
+        """The cost columns by name."""
+        return {
+            "batch_cost_usd": self.batch_cost,
+            "standard_cost_usd": self.standard_cost,
+            "saving_usd": self.saving,
+        }
+
+    def counts(self) -> dict[str, int]:
+        """The count columns by name."""
+        return {name: getattr(self, name) for name in COUNT_COLUMNS}
+
+
+@dataclass
+class _Money:
+    """A sum of costs that remembers whether some parts had no price."""
+
+    amount: Decimal = Decimal(0)
+    priced: int = 0
+    unpriced: int = 0
+
+    def add(self, value: Decimal | None) -> None:
+        if value is None:
+            self.unpriced += 1
+        else:
+            self.amount += value
+            self.priced += 1
+
+    def merge(self, other: _Money) -> None:
+        self.amount += other.amount
+        self.priced += other.priced
+        self.unpriced += other.unpriced
+
+    @property
+    def value(self) -> Decimal | None:
+        return None if self.unpriced and not self.priced else self.amount
+
+
+@dataclass
+class _Group:
+    row: UsageRow
+    batch: _Money = field(default_factory=_Money)
+    standard: _Money = field(default_factory=_Money)
+    saving: _Money = field(default_factory=_Money)
+
+    def merge(self, other: _Group) -> None:
+        for name in COUNT_COLUMNS:
+            setattr(self.row, name, getattr(self.row, name) + getattr(other.row, name))
+        self.batch.merge(other.batch)
+        self.standard.merge(other.standard)
+        self.saving.merge(other.saving)
+
+    def finish(self) -> UsageRow:
+        self.row.batch_cost = self.batch.value
+        self.row.standard_cost = self.standard.value
+        self.row.saving = self.saving.value
+        self.row.partial = tuple(
+            name
+            for name, money in zip(
+                COST_COLUMNS, (self.batch, self.standard, self.saving), strict=True
+            )
+            if money.unpriced and money.priced
+        )
+        return self.row
+
+
+def _as_date(value: date | datetime) -> date:
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo else value).date()
+    return value
+
+
+def _record(item: RecordLike) -> UsageRecord:
+    if isinstance(item, UsageRecord):
+        return item
+    result, job_id, created = item
+    return UsageRecord.from_result(result, job_id, created)
+
+
+def usage_rows(
+    records: Iterable[RecordLike],
+    registry: PriceRegistry,
+    by: Sequence[GroupKey] = ("provider", "model"),
+) -> list[UsageRow]:
+    """Rows of requests, tokens and costs grouped by ``by``, sorted, then a total row.
+
+    ``records`` are :class:`UsageRecord` or ``(BatchResult, job_id, batch created date)`` tuples.
+    Models are grouped under the name the registry prices them by (dated snapshots merge). Every
+    request is priced on its own; a request with no usage costs zero, priced or not.
+    """
+    for key in by:
+        if key not in GROUP_KEYS:
+            raise ValueError(f"cannot group by {key!r}; choose from {', '.join(GROUP_KEYS)}")
+    groups: dict[tuple[str, ...], _Group] = {}
+    missing: dict[tuple[str, str, Mode], date] = {}
+    for record in map(_record, records):
+        provider = record.provider or "?"
+        model = record.model or "?"
+        if record.provider and record.model:
+            model = registry.resolve_model(record.provider, record.model) or record.model
+        values = {
+            "provider": provider,
+            "model": model,
+            "job_id": record.job_id or "?",
+            "date": record.created.isoformat(),
+        }
+        group_key = tuple(values[k] for k in by)
+        group = groups.get(group_key)
+        if group is None:
+            group = groups[group_key] = _Group(UsageRow(keys={k: values[k] for k in by}))
+        row, usage = group.row, record.usage
+        if record.ok:
+            row.requests_ok += 1
+        else:
+            row.requests_failed += 1
+        row.input_tokens += usage.input_tokens
+        row.cached_input_tokens += usage.cached_input_tokens
+        row.cache_write_tokens += usage.cache_write_tokens + usage.cache_write_1h_tokens
+        row.output_tokens += usage.output_tokens
+
+        costs: dict[Mode, Decimal | None] = {}
+        for mode in ("batch", "standard"):
+            if usage.total_tokens == 0:
+                costs[mode] = Decimal(0)  # nothing used, nothing owed, whatever the price
+                continue
+            price = None
+            if record.provider and record.model:
+                price = registry.find(record.provider, record.model, mode, record.created)
+            if price is None:
+                missing.setdefault((provider, record.model or "?", mode), record.created)
+                costs[mode] = None
+            else:
+                costs[mode] = cost_of(usage, price).total
+        group.batch.add(costs["batch"])
+        group.standard.add(costs["standard"])
+        batch, standard = costs["batch"], costs["standard"]
+        group.saving.add(None if batch is None or standard is None else standard - batch)
+
+    for (provider, model, mode), day in sorted(missing.items()):
+        warnings.warn(
+            f"polybatch: no {mode} price for {provider}:{model} (on {day.isoformat()}); "
+            f"its {mode} cost is shown as '{UNPRICED}', not $0. Add a row to the [prices] "
+            f"table of your config.",
+            UnpricedWarning,
+            stacklevel=2,
+        )
+
+    rows: list[UsageRow] = []
+    total = _Group(UsageRow(keys={k: "" for k in by}, total=True))
+    if by:
+        total.row.keys[by[0]] = "TOTAL"
+    for group_key in sorted(groups):
+        total.merge(groups[group_key])
+        rows.append(groups[group_key].finish())
+    rows.append(total.finish())
+    return rows
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def _money_text(value: Decimal | None, partial: bool, digits: int | None) -> str:
+    if value is None:
+        return UNPRICED
+    if digits is not None:
+        value = value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    text = format(value, "f")
+    return f"{text} + {UNPRICED}" if partial else text
+
+
+def _columns(rows: Sequence[UsageRow]) -> list[str]:
+    keys = list(rows[0].keys) if rows else []
+    return [*keys, *COUNT_COLUMNS, *COST_COLUMNS]
+
+
+def _flat(row: UsageRow, digits: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = dict(row.keys)
+    out.update(row.counts())
+    for name, value in row.costs().items():
+        out[name] = _money_text(value, name in row.partial, digits)
+    return out
+
+
+def render_table(rows: Sequence[UsageRow], fmt: Format = "table", digits: int | None = 4) -> str:
+    """Rows as a prettytable table, CSV, or JSON (money as strings, exact unless ``digits``).
+
+    ``digits`` rounds money half-up to that many decimals; None prints the exact amounts.
+    """
+    columns = _columns(rows)
+    flat = [_flat(r, digits) for r in rows]
+    if fmt == "json":
+        return json.dumps(flat, indent=2)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
+        return buffer.getvalue()
+    if fmt == "table":
+        from prettytable import PrettyTable
+
+        table = PrettyTable([_HEADERS[c] for c in columns])
+        for c in columns:
+            table.align[_HEADERS[c]] = "r" if c in COUNT_COLUMNS or c in COST_COLUMNS else "l"
+        for i, values in enumerate(flat):
+            # a rule above the total row
+            before_total = i + 2 == len(flat) and rows[-1].total
+            table.add_row(
+                [f"{values[c]:,}" if c in COUNT_COLUMNS else values[c] for c in columns],
+                divider=before_total,
+            )
+        return str(table.get_string())
+    raise ValueError(f"unknown format {fmt!r}; choose table, csv or json")
