@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,52 @@ class Plan:
     staging_path: Path
     n_items: int
     chunks: list[PlannedChunk] = field(default_factory=list)
+
+
+class Chunker:
+    """Cuts a stream of items into chunks within a provider's limits (greedy, in order).
+
+    A new chunk starts when the current one is full by count or by bytes, or the model changes
+    (a provider batch holds one model).
+    """
+
+    def __init__(self, provider: BatchProvider, chunk_size: int | None = None) -> None:
+        self.provider = provider
+        self.max_requests = min(
+            provider.limits.max_requests, chunk_size or provider.limits.max_requests
+        )
+        self.max_bytes = provider.limits.max_bytes
+        self.chunks: list[PlannedChunk] = []
+
+    def add(self, *, index: int, offset: int, wire_bytes: int, model: str) -> None:
+        """Place the item at ``index`` (stored at ``offset``) whose wire line is ``wire_bytes`` long."""
+        last = self.chunks[-1] if self.chunks else None
+        if (
+            last is None
+            or last.count >= self.max_requests
+            or last.nbytes + wire_bytes > self.max_bytes
+            or last.model != model
+        ):
+            last = PlannedChunk(offset=offset, start=index, count=0, nbytes=0, model=model)
+            self.chunks.append(last)
+        last.count += 1
+        last.nbytes += wire_bytes
+
+
+def chunk_items_file(
+    path: Path, provider: BatchProvider, model: str, chunk_size: int | None
+) -> list[PlannedChunk]:
+    """Chunks for an items file that is already normalised and validated (a retry round)."""
+    chunker = Chunker(provider, chunk_size)
+    offset = 0
+    with path.open("rb") as fh:
+        for index, line in enumerate(fh):
+            item = BatchItem.model_validate_json(line)
+            item_model = item.model or model
+            wire = len(provider.encode(item, item_model)) + 1
+            chunker.add(index=index, offset=offset, wire_bytes=wire, model=item_model)
+            offset += len(line)
+    return chunker.chunks
 
 
 def apply_defaults(
@@ -75,7 +121,7 @@ def plan_job(
     ``identity`` holds whatever else makes two jobs different (provider settings, ...).
     """
     limits = provider.limits
-    max_requests = min(limits.max_requests, chunk_size or limits.max_requests)
+    chunker = Chunker(provider, chunk_size)
     staging_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="plan-", suffix=".jsonl", dir=staging_dir)
     staging = Path(tmp)
@@ -86,7 +132,6 @@ def plan_job(
             {"provider": provider.name, "model": model, **(identity or {})}, sort_keys=True
         ).encode()
     )
-    chunks: list[PlannedChunk] = []
     n = 0
     offset = 0
     ids = sqlite3.connect(ids_db_path)
@@ -130,19 +175,7 @@ def plan_job(
                     item.model_dump_json(exclude_none=True, exclude_defaults=True).encode() + b"\n"
                 )
                 digest.update(line)
-                last = chunks[-1] if chunks else None
-                if (
-                    last is None
-                    or last.count >= max_requests
-                    or last.nbytes + wire > limits.max_bytes
-                    or last.model != item_model
-                ):
-                    last = PlannedChunk(
-                        offset=offset, start=n - 1, count=0, nbytes=0, model=item_model
-                    )
-                    chunks.append(last)
-                last.count += 1
-                last.nbytes += wire
+                chunker.add(index=n - 1, offset=offset, wire_bytes=wire, model=item_model)
                 out.write(line)
                 offset += len(line)
         ids.execute("COMMIT")
@@ -156,15 +189,21 @@ def plan_job(
         staging.unlink(missing_ok=True)
         raise InputError("no requests to submit")
     return Plan(
-        job_id="pb-" + digest.hexdigest()[:16], staging_path=staging, n_items=n, chunks=chunks
+        job_id="pb-" + digest.hexdigest()[:16],
+        staging_path=staging,
+        n_items=n,
+        chunks=chunker.chunks,
     )
 
 
-def read_chunk_items(path: Path, offset: int, count: int) -> list[BatchItem]:
-    """The ``count`` items stored at ``offset`` of an items file (one chunk: bounded size)."""
-    out: list[BatchItem] = []
+def iter_chunk_items(path: Path, offset: int, count: int) -> Iterator[BatchItem]:
+    """Stream the ``count`` items stored at ``offset`` of an items file."""
     with path.open("rb") as fh:
         fh.seek(offset)
         for _ in range(count):
-            out.append(BatchItem.model_validate_json(fh.readline()))
-    return out
+            yield BatchItem.model_validate_json(fh.readline())
+
+
+def read_chunk_items(path: Path, offset: int, count: int) -> list[BatchItem]:
+    """The ``count`` items stored at ``offset`` of an items file, as a list."""
+    return list(iter_chunk_items(path, offset, count))

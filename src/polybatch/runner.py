@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -25,9 +26,9 @@ from .errors import JobError, ProviderError
 from .inputs import coerce_items, read_numbered_items
 from .items import BatchItem, BatchResult, ItemError, Usage
 from .ledger import ChunkRow, JobRow, Ledger
-from .planner import ITEMS_FILE, plan_job, read_chunk_items
+from .planner import ITEMS_FILE, chunk_items_file, iter_chunk_items, plan_job
 from .plugins import get_registry
-from .providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus
+from .providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, SubmittedBatch
 
 log = logging.getLogger("polybatch")
 
@@ -82,6 +83,25 @@ class JobStatus:
     def done(self) -> bool:
         """True once results are final."""
         return self.state in ("completed", "cancelled")
+
+
+def _custom_id(line: str) -> str:
+    return str(json.loads(line)["custom_id"])
+
+
+def _retryable(r: BatchResult) -> bool:
+    """Worth sending again: expired, cancelled, or an error the provider calls transient."""
+    if r.ok:
+        return False
+    if r.status in ("expired", "canceled"):
+        return True
+    return r.error is not None and r.error.retryable
+
+
+def _crashpoint(name: str) -> None:
+    """Die here, as a SIGKILL would, when ``POLYBATCH_CRASH_AT`` names this point (crash tests)."""
+    if os.environ.get("POLYBATCH_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _write_private(path: Path) -> int:
@@ -215,30 +235,31 @@ class Job:
         self._refresh()
         if self._row.state in ("completed", "cancelled"):
             return None
-        chunks = self.chunks()
         max_in_flight = int(self.options.get("max_in_flight") or DEFAULT_MAX_IN_FLIGHT)
         retry_after: float | None = None
-        for c in chunks:
+        for c in self.chunks():
             if c.state == "submitting":
                 self._recover(c)
         chunks = self.chunks()
-        in_flight = [c for c in chunks if c.state == "submitted"]
+        in_flight = sum(c.state == "submitted" for c in chunks)
         cancelling = self._row.state == "cancelling"
         for c in chunks:
             if c.state != "planned":
                 continue
             if cancelling:
-                self._collect_unsubmitted(
-                    c,
-                    "canceled",
-                    "batch_cancelled",
-                    "the job was cancelled before this chunk was submitted",
-                )
+                self._collect_unsubmitted(c)
                 continue
-            if len(in_flight) >= max_in_flight:
+            if in_flight >= max_in_flight:
                 break
-            self._submit(c)
-            in_flight.append(c)
+            try:
+                self._submit(c)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                # the chunk stays "submitting": the next step looks for the batch, then resubmits
+                log.warning("job %s chunk %d: submit failed, will retry: %s", self.id, c.idx, exc)
+                break
+            in_flight += 1
         for c in [c for c in self.chunks() if c.state == "submitted"]:
             assert c.batch_id is not None
             try:
@@ -262,20 +283,26 @@ class Job:
                     log.warning(
                         "job %s chunk %d: download failed, will retry: %s", self.id, c.idx, exc
                     )
-        if all(c.state == "collected" for c in self.chunks()):
-            self._finalize()
+        chunks = self.chunks()
+        if all(c.state == "collected" for c in chunks):
+            last_round = max(c.round for c in chunks)
+            self._merge_round(last_round)
+            if self._plan_retry(last_round):
+                return 0.0
+            self._finalize(last_round)
             return None
         return retry_after if retry_after is not None else 0.0
 
     def _submit(self, c: ChunkRow) -> None:
         wire_path = self.dir / f"chunk-{c.idx:04d}.wire.jsonl"
-        items = read_chunk_items(self.dir / c.items_file, c.offset, c.count)
         with open(wire_path, "wb") as out:
-            for item in items:
+            for item in iter_chunk_items(self.dir / c.items_file, c.offset, c.count):
                 out.write(self.provider.encode(item, item.model or c.model) + b"\n")
         # record intent before the side effect, so a crash in between is recoverable
         self.ledger.update_chunk(self.id, c.idx, state="submitting", event="submitting")
+        _crashpoint("before-create")
         submitted = self.provider.submit(wire_path, model=c.model, metadata=self._meta(c))
+        _crashpoint("after-create")
         self.ledger.update_chunk(
             self.id,
             c.idx,
@@ -287,6 +314,7 @@ class Job:
         )
         if self._row.state == "planned":
             self.ledger.update_job(self.id, state="running")
+            self._row.state = "running"
         wire_path.unlink(missing_ok=True)
         log.info("job %s chunk %d submitted as %s", self.id, c.idx, submitted.batch_id)
 
@@ -294,7 +322,7 @@ class Job:
         return {META_JOB: self.id, META_CHUNK: str(c.idx)}
 
     def _recover(self, c: ChunkRow) -> None:
-        """A crash happened between recording intent and recording the batch id."""
+        """A crash (or a timeout) happened between recording intent and recording the batch id."""
         found = self.provider.find_batch(self._meta(c))
         if found:
             log.info(
@@ -314,12 +342,15 @@ class Job:
     def _chunk_results_path(self, c: ChunkRow) -> Path:
         return self.dir / "results" / f"chunk-{c.idx:04d}.jsonl"
 
+    def _round_results_path(self, round_: int) -> Path:
+        return self.dir / "results" / f"round-{round_}.jsonl"
+
     def _collect(self, c: ChunkRow, st: BatchStatus) -> None:
         """Download a terminal batch's results; every item of the chunk gets exactly one."""
-        items = read_chunk_items(self.dir / c.items_file, c.offset, c.count)
-        wire_to_user = {
-            self.provider.wire_custom_id(i.custom_id or ""): i.custom_id or "" for i in items
-        }
+        ids = [
+            i.custom_id or "" for i in iter_chunk_items(self.dir / c.items_file, c.offset, c.count)
+        ]
+        wire_to_user = {self.provider.wire_custom_id(cid): cid for cid in ids}
         seen: set[str] = set()
         ok = failed = 0
         path = self._chunk_results_path(c)
@@ -337,13 +368,13 @@ class Job:
                 err = ItemError(
                     code="batch_failed", message=st.message or "the provider rejected the batch"
                 )
-                for i in items:
-                    emit(self._synthetic(i.custom_id or "", "errored", err, c))
+                for cid in ids:
+                    emit(self._synthetic(cid, "errored", err, c))
             else:
                 assert c.batch_id is not None
                 for r in self.provider.results(c.batch_id):
-                    cid = wire_to_user.get(r.custom_id)
-                    if cid is None or cid in seen:
+                    user_id = wire_to_user.get(r.custom_id)
+                    if user_id is None or user_id in seen:
                         log.warning(
                             "job %s chunk %d: ignoring unexpected result %r",
                             self.id,
@@ -351,15 +382,16 @@ class Job:
                             r.custom_id,
                         )
                         continue
-                    emit(r.model_copy(update={"custom_id": cid}))
+                    emit(r.model_copy(update={"custom_id": user_id}))
                 missing = ItemError(
                     code="missing_result",
                     message="the provider returned no result for this request",
                     retryable=True,
                 )
-                for i in items:
-                    if i.custom_id not in seen:
-                        emit(self._synthetic(i.custom_id or "", "errored", missing, c))
+                for cid in ids:
+                    if cid not in seen:
+                        emit(self._synthetic(cid, "errored", missing, c))
+        _crashpoint("before-collected")
         tmp.replace(path)
         self.ledger.update_chunk(
             self.id,
@@ -373,20 +405,20 @@ class Job:
             event="collected",
         )
 
-    def _collect_unsubmitted(self, c: ChunkRow, status: str, code: str, message: str) -> None:
-        items = read_chunk_items(self.dir / c.items_file, c.offset, c.count)
+    def _collect_unsubmitted(self, c: ChunkRow) -> None:
+        """A queued chunk of a cancelled job: its items end as canceled, never sent."""
         path = self._chunk_results_path(c)
-        err = ItemError(code=code, message=message, retryable=True)
+        err = ItemError(
+            code="batch_cancelled",
+            message="the job was cancelled before this request was sent",
+            retryable=True,
+        )
         with os.fdopen(_write_private(path), "w", encoding="utf-8") as out:
-            for i in items:
-                out.write(
-                    self._synthetic(i.custom_id or "", status, err, c).model_dump_json(
-                        exclude_none=True
-                    )
-                    + "\n"
-                )
+            for i in iter_chunk_items(self.dir / c.items_file, c.offset, c.count):
+                r = self._synthetic(i.custom_id or "", "canceled", err, c)
+                out.write(r.model_dump_json(exclude_none=True) + "\n")
         self.ledger.update_chunk(
-            self.id, c.idx, state="collected", n_failed=len(items), event="not-submitted"
+            self.id, c.idx, state="collected", n_failed=c.count, event="not-submitted"
         )
 
     def _synthetic(self, cid: str, status: str, err: ItemError, c: ChunkRow) -> BatchResult:
@@ -400,24 +432,114 @@ class Job:
             }
         )
 
-    def _finalize(self) -> None:
-        """Write results.jsonl (input order, each custom_id once) via a temporary file and rename."""
+    def _merge_round(self, round_: int) -> None:
+        """Write round-N.jsonl: every item of the job once, in input order, latest outcome wins.
+
+        Round 0 is the chunks' results put in input order. A retry round's items are a subset,
+        in input order too, so the previous round's file and this round's results are merged in
+        one pass: memory stays bounded by one chunk's index, whatever the job's size.
+        """
+        dest = self._round_results_path(round_)
+        if dest.exists():
+            return
+        tmp = dest.with_name(dest.name + ".part")
+        with os.fdopen(_write_private(tmp), "w", encoding="utf-8") as out:
+            fresh = self._round_in_order(round_)
+            if round_ == 0:
+                for line in fresh:
+                    out.write(line)
+            else:
+                pending = next(fresh, None)
+                with self._round_results_path(round_ - 1).open("r", encoding="utf-8") as prev:
+                    for line in prev:
+                        if pending is not None and _custom_id(pending) == _custom_id(line):
+                            out.write(pending)
+                            pending = next(fresh, None)
+                        else:
+                            out.write(line)
+                if pending is not None:
+                    raise JobError(
+                        f"job {self.id}: retry round {round_} holds results out of order"
+                    )
+        tmp.replace(dest)
+
+    def _round_in_order(self, round_: int) -> Iterator[str]:
+        """One round's chunk results as lines, in the order of that round's items file."""
+        for c in self.chunks():
+            if c.round != round_:
+                continue
+            index: dict[str, int] = {}
+            with self._chunk_results_path(c).open("rb") as fh:
+                while True:
+                    pos = fh.tell()
+                    line = fh.readline()
+                    if not line:
+                        break
+                    index[_custom_id(line.decode("utf-8"))] = pos
+                for item in iter_chunk_items(self.dir / c.items_file, c.offset, c.count):
+                    fh.seek(index[item.custom_id or ""])
+                    yield fh.readline().decode("utf-8")
+
+    def _plan_retry(self, round_: int) -> bool:
+        """Plan a retry round of the retryable failures, if rounds remain. True if one was planned."""
+        if round_ >= int(self.options.get("retry_failed") or 0) or self._row.state == "cancelling":
+            return False
+        items_file = f"retry-{round_ + 1}.items.jsonl"
+        path = self.dir / items_file
+        n = 0
+        with (
+            os.fdopen(_write_private(path), "wb") as out,
+            self._round_results_path(round_).open("r", encoding="utf-8") as results,
+            (self.dir / ITEMS_FILE).open("rb") as items,
+        ):
+            # both files are in input order, one line per item: walk them side by side
+            for line, item_line in zip(results, items, strict=True):
+                r = BatchResult.model_validate_json(line)
+                if _retryable(r):
+                    out.write(item_line)
+                    n += 1
+        if n == 0:
+            path.unlink()
+            return False
+        planned = chunk_items_file(path, self.provider, self.model, self.options.get("chunk_size"))
+        base = max(c.idx for c in self.chunks()) + 1
+        self.ledger.add_chunks(
+            [
+                ChunkRow(
+                    job_id=self.id,
+                    idx=base + i,
+                    round=round_ + 1,
+                    items_file=items_file,
+                    offset=pc.offset,
+                    start=pc.start,
+                    count=pc.count,
+                    nbytes=pc.nbytes,
+                    model=pc.model,
+                    state="planned",
+                    batch_id=None,
+                    input_file_id=None,
+                    batch_state=None,
+                    submitted_at=None,
+                    ended_at=None,
+                    n_ok=0,
+                    n_failed=0,
+                    message=None,
+                )
+                for i, pc in enumerate(planned)
+            ]
+        )
+        log.info("job %s: retry round %d for %d requests", self.id, round_ + 1, n)
+        return True
+
+    def _finalize(self, round_: int) -> None:
+        """Publish the last round's merged results as results.jsonl (atomically), end the job."""
         final = self.results_path
         tmp = final.with_name(final.name + ".part")
-        with os.fdopen(_write_private(tmp), "w", encoding="utf-8") as out:
-            for c in self.chunks():
-                src = self._chunk_results_path(c)
-                index: dict[str, int] = {}
-                with src.open("rb") as fh:
-                    while True:
-                        pos = fh.tell()
-                        line = fh.readline()
-                        if not line:
-                            break
-                        index[json.loads(line)["custom_id"]] = pos
-                    for item in read_chunk_items(self.dir / c.items_file, c.offset, c.count):
-                        fh.seek(index[item.custom_id or ""])
-                        out.write(fh.readline().decode("utf-8"))
+        with (
+            self._round_results_path(round_).open("rb") as src,
+            os.fdopen(_write_private(tmp), "wb") as out,
+        ):
+            shutil.copyfileobj(src, out)
         tmp.replace(final)
         state = "cancelled" if self._row.state == "cancelling" else "completed"
         self.ledger.update_job(self.id, state=state)
@@ -425,8 +547,6 @@ class Job:
             for c in self.chunks():
                 if c.batch_id and c.input_file_id:
                     try:
-                        from .providers import SubmittedBatch
-
                         self.provider.cleanup(
                             SubmittedBatch(batch_id=c.batch_id, input_file_id=c.input_file_id)
                         )
