@@ -1,0 +1,350 @@
+"""The OpenAI batch adapter: the official ``openai`` SDK behind polybatch's BatchProvider seam."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+import openai
+
+from polybatch.errors import ItemValidationError, ProviderError
+from polybatch.items import BatchItem, BatchResult
+from polybatch.providers import (
+    TERMINAL_STATES,
+    BatchProvider,
+    BatchState,
+    BatchStatus,
+    Limits,
+    SubmittedBatch,
+)
+
+from . import codec
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from polybatch.sandbox.engine import SandboxEngine
+
+#: anything shaped like an OpenAI secret key, masked in error messages we pass on
+_KEY_RE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{4,}")
+#: body fields that BatchItem spells itself; setting them through ``extra`` would be ambiguous
+_STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_STATES: frozenset[str] = frozenset(
+    {"validating", "in_progress", "finalizing", "cancelling", *TERMINAL_STATES}
+)
+
+
+class OpenAIProvider(BatchProvider):
+    """OpenAI's Batch API (chat completions) through the ``openai`` SDK.
+
+    Settings: ``completion_window`` (default ``"24h"``), ``max_retries`` (SDK retries, default 2),
+    ``timeout`` (seconds), ``organization``, ``project``, ``find_batch_limit`` (how many recent batches
+    ``find_batch`` scans, default 2000).
+    """
+
+    name = "openai"
+    credential_env = ("OPENAI_API_KEY",)
+    limits = Limits(max_requests=50_000, max_bytes=200 * 1024 * 1024, completion_windows=("24h",))
+    sandbox_prefix = "/openai"
+
+    #: the ``endpoint`` of created batches
+    endpoint: ClassVar[str] = codec.CHAT_URL
+    #: the ``url`` written on every input line (Azure: ``/chat/completions``)
+    line_url: ClassVar[str] = codec.CHAT_URL
+    #: environment variable naming the API base URL when none is given
+    base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(api_key=api_key, base_url=base_url, settings=settings)
+        self._client: openai.OpenAI | None = None
+        self._client_lock = threading.Lock()
+
+    # -- the client ------------------------------------------------------------------------
+    @property
+    def client(self) -> openai.OpenAI:
+        """The SDK client, built on first use (so listing providers needs no key)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self.make_client()
+            return self._client
+
+    def resolved_base_url(self) -> str | None:
+        """The base URL from the arguments or the environment (None: the SDK's default)."""
+        env = os.environ.get(self.base_url_env) if self.base_url_env else None
+        return self.base_url or env or None
+
+    def make_client(self) -> openai.OpenAI:
+        """Build the SDK client. Subclasses (Azure) override this."""
+        key = self.require_api_key()
+        options: dict[str, Any] = {"max_retries": int(self.settings.get("max_retries", 2))}
+        if "timeout" in self.settings:
+            options["timeout"] = float(self.settings["timeout"])
+        for name in ("organization", "project"):
+            if self.settings.get(name):
+                options[name] = str(self.settings[name])
+        return openai.OpenAI(api_key=key, base_url=self.resolved_base_url(), **options)
+
+    # -- errors ----------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        if self.api_key:
+            text = text.replace(self.api_key, "***")
+        client = self._client
+        if client is not None and isinstance(client.api_key, str) and client.api_key:
+            text = text.replace(client.api_key, "***")
+        return _KEY_RE.sub("sk-***", text)
+
+    @contextmanager
+    def _sdk_errors(self, action: str) -> Iterator[None]:
+        """Translate every SDK exception into ProviderError, once, here."""
+        try:
+            yield
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            detail = self._scrub(str(exc.message))
+            hint = ""
+            if status in (401, 403):
+                hint = f" (check {self.credential_env[0]})"
+            raise ProviderError(
+                f"{action} failed: HTTP {status}: {detail}{hint}",
+                provider=self.name,
+                status_code=status,
+            ) from exc
+        except openai.APIResponseValidationError as exc:
+            raise ProviderError(
+                f"{action} failed: unexpected response: {self._scrub(str(exc.message))}",
+                provider=self.name,
+                status_code=exc.status_code,
+            ) from exc
+        except openai.APIConnectionError as exc:
+            # no status: ProviderError.retryable treats it as transient
+            raise ProviderError(
+                f"{action} failed: {self._scrub(str(exc.message))}", provider=self.name
+            ) from exc
+        except openai.OpenAIError as exc:
+            raise ProviderError(
+                f"{action} failed: {self._scrub(str(exc))}", provider=self.name
+            ) from exc
+
+    # -- items -----------------------------------------------------------------------------
+    def validate_item(self, item: BatchItem, model: str) -> None:
+        """Reject what the chat-completions API would refuse for every model."""
+
+        def bad(message: str, field: str) -> ItemValidationError:
+            return ItemValidationError(message, line=None, field=field)
+
+        if not (item.model or model):
+            raise bad("a model is required", "model")
+        clash = _STRUCTURAL_EXTRA & item.extra.keys()
+        if clash:
+            name = sorted(clash)[0]
+            raise bad(
+                f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
+            )
+        if (
+            item.max_tokens is not None
+            and {"max_tokens", "max_completion_tokens"} & item.extra.keys()
+        ):
+            raise bad("max_tokens is set both on the item and in extra", "extra")
+        for i, message in enumerate(item.messages):
+            if isinstance(message.content, list):
+                for j, part in enumerate(message.content):
+                    kind = part.get("type")
+                    if not isinstance(kind, str):
+                        raise bad("a content part needs a 'type'", f"messages[{i}].content[{j}]")
+                    # only user turns take images/audio/files; system and assistant turns are text
+                    allowed = {"system": {"text"}, "assistant": {"text", "refusal"}}.get(
+                        message.role
+                    )
+                    if allowed is not None and kind not in allowed:
+                        raise bad(
+                            f"{message.role} messages cannot hold '{kind}' parts",
+                            f"messages[{i}].content[{j}]",
+                        )
+        if isinstance(item.stop, list) and len(item.stop) > codec.MAX_STOP_SEQUENCES:
+            raise bad(f"OpenAI takes at most {codec.MAX_STOP_SEQUENCES} stop sequences", "stop")
+        if item.seed is not None and abs(item.seed) > codec.INT64_MAX:
+            raise bad("seed must fit in 64 bits", "seed")
+        rf = item.response_format
+        if rf is not None and rf.get("type") == "json_schema":
+            js = rf.get("json_schema")
+            if not isinstance(js, dict) or not _NAME_RE.match(str(js.get("name", ""))):
+                raise bad(
+                    "json_schema needs a 'name' of letters, digits, '_' or '-' (at most 64)",
+                    "response_format.json_schema.name",
+                )
+
+    def encode(self, item: BatchItem, model: str) -> bytes:
+        """One JSONL input line for ``item``."""
+        cid = item.custom_id
+        return codec.encode_line(
+            item, model, url=self.line_url, custom_id=self.wire_custom_id(cid) if cid else None
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def submit(
+        self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
+    ) -> SubmittedBatch:
+        """Upload the lines file (streamed from disk) and create a batch from it."""
+        client = self.client
+        # OpenAI only takes .jsonl batch files; the name is all that is checked
+        filename = lines_path.name if lines_path.suffix == ".jsonl" else f"{lines_path.stem}.jsonl"
+        with self._sdk_errors("uploading the batch file"), lines_path.open("rb") as fh:
+            # an open file handle goes to httpx as is, which streams the multipart body in chunks
+            uploaded = client.files.create(
+                file=(filename, fh, "application/jsonl"), purpose="batch"
+            )
+        try:
+            with self._sdk_errors("creating the batch"):
+                batch = client.batches.create(
+                    input_file_id=uploaded.id,
+                    # the SDK types endpoint as a Literal but sends any string (Azure relies on it)
+                    endpoint=cast(Any, self.endpoint),
+                    completion_window=cast(Any, self.settings.get("completion_window", "24h")),
+                    metadata=dict(metadata) or None,
+                )
+        except ProviderError:
+            # don't leave an orphan upload behind; the original error is what matters
+            self._delete_file(uploaded.id)
+            raise
+        return SubmittedBatch(batch_id=batch.id, input_file_id=uploaded.id)
+
+    def poll(self, batch_id: str) -> BatchStatus:
+        """The batch's state and counts; validation errors become the message."""
+        with self._sdk_errors(f"polling batch {batch_id}"):
+            raw = self.client.batches.with_raw_response.retrieve(batch_id)
+            batch = raw.parse()
+        return self._status(batch, retry_after=_retry_after(raw.headers.get("retry-after")))
+
+    @staticmethod
+    def _status(batch: openai.types.Batch, *, retry_after: float | None = None) -> BatchStatus:
+        counts = batch.request_counts
+        message = None
+        if batch.errors is not None and batch.errors.data:
+            message = "; ".join(
+                " ".join(
+                    p
+                    for p in (
+                        f"line {e.line}:" if e.line is not None else "",
+                        f"{e.code}:" if e.code else "",
+                        e.message or "",
+                    )
+                    if p
+                )
+                for e in batch.errors.data
+            )
+        elif batch.status == "failed":
+            message = "batch failed (no reason given)"
+        # a status newer than this SDK (non-strict parsing lets it through) reads as in progress
+        state: BatchState = batch.status if batch.status in _STATES else "in_progress"
+        return BatchStatus(
+            batch_id=batch.id,
+            state=state,
+            total=counts.total if counts else 0,
+            completed=(counts.completed or 0) if counts else 0,
+            failed=(counts.failed or 0) if counts else 0,
+            message=message,
+            retry_after=retry_after,
+        )
+
+    def results(self, batch_id: str) -> Iterator[BatchResult]:
+        """Stream the output file, then the error file, line by line."""
+        with self._sdk_errors(f"retrieving batch {batch_id}"):
+            batch = self.client.batches.retrieve(batch_id)
+        if batch.status not in TERMINAL_STATES:
+            raise ProviderError(
+                f"batch {batch_id} is {batch.status}; results exist only once it has ended",
+                provider=self.name,
+            )
+        # Azure reports missing files as "" rather than null
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                yield from self._file_results(file_id, batch_id)
+
+    def _file_results(self, file_id: str, batch_id: str) -> Iterator[BatchResult]:
+        with (
+            self._sdk_errors(f"downloading file {file_id} of batch {batch_id}"),
+            self.client.files.with_streaming_response.content(file_id) as response,
+        ):
+            for number, line in enumerate(codec.iter_jsonl(response.iter_bytes()), 1):
+                try:
+                    result = codec.decode_result(line, provider=self.name, batch_id=batch_id)
+                except (codec.WireError, ValueError, TypeError) as exc:
+                    # a line we cannot attribute to a custom_id: losing it silently is worse
+                    raise ProviderError(
+                        f"file {file_id} line {number}: {exc}", provider=self.name
+                    ) from exc
+                yield result
+
+    def cancel(self, batch_id: str) -> None:
+        """Ask OpenAI to cancel; the batch moves through cancelling to cancelled."""
+        with self._sdk_errors(f"cancelling batch {batch_id}"):
+            self.client.batches.cancel(batch_id)
+
+    def find_batch(self, metadata: Mapping[str, str]) -> str | None:
+        """The newest batch whose metadata holds all of ``metadata`` (crash recovery)."""
+        wanted = dict(metadata)
+        limit = int(self.settings.get("find_batch_limit", 2000))
+        with self._sdk_errors("listing batches"):
+            for seen, batch in enumerate(self.client.batches.list(limit=100)):
+                if seen >= limit:
+                    break
+                have = batch.metadata or {}
+                if all(have.get(k) == v for k, v in wanted.items()):
+                    return batch.id
+        return None
+
+    def cleanup(self, submitted: SubmittedBatch) -> None:
+        """Delete the uploaded input file (results stay until OpenAI expires them)."""
+        if submitted.input_file_id:
+            self._delete_file(submitted.input_file_id, quiet=False)
+
+    def _delete_file(self, file_id: str, *, quiet: bool = True) -> None:
+        try:
+            with self._sdk_errors(f"deleting file {file_id}"):
+                self.client.files.delete(file_id)
+        except ProviderError as exc:
+            if quiet or exc.status_code == 404:
+                return  # already gone is the goal reached
+            raise
+
+    # -- the sandbox -----------------------------------------------------------------------
+    @classmethod
+    def sandbox_routes(cls, engine: SandboxEngine) -> list[BaseRoute]:
+        """The emulated Files and Batches API (see :mod:`polybatch_openai.sandbox`)."""
+        from .sandbox import openai_routes
+
+        return openai_routes(engine)
+
+    @classmethod
+    def sandbox_settings(cls, server_url: str, api_key: str) -> dict[str, Any]:
+        """Point the SDK at the sandbox's ``/openai/v1``."""
+        return {"api_key": api_key, "base_url": f"{server_url}{cls.sandbox_prefix}/v1"}
+
+    @classmethod
+    def sandbox_env(cls, server_url: str, api_key: str) -> dict[str, str]:
+        """What a user exports so that any OpenAI client talks to the sandbox."""
+        return {
+            "OPENAI_BASE_URL": f"{server_url}{cls.sandbox_prefix}/v1",
+            "OPENAI_API_KEY": api_key,
+        }
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None  # an HTTP date: rare on this API, not worth parsing
