@@ -17,7 +17,7 @@ from prettytable import PrettyTable
 from . import config as _config
 from .errors import ConfigError, PolybatchError
 from .plugins import get_registry
-from .report import render_usage_table, status_counts, usage_rows
+from .report import openai_output_line, render_usage_table, status_counts, usage_rows
 from .runner import Job, open_ledger, submit
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,6 +69,12 @@ def job_options(fn: F) -> F:
         click.option(
             "--keep-files", is_flag=True, help="Keep uploaded input files at the provider."
         ),
+        click.option(
+            "--retry-failed",
+            type=click.IntRange(min=0),
+            default=0,
+            help="Rounds of resubmitting expired, cancelled and transiently failed requests.",
+        ),
         click.option("--base-url", help="Point the provider's client at this URL."),
     ]
     for opt in reversed(options):
@@ -105,6 +111,7 @@ def _submit_from_cli(input_path: Path, sandbox: Any, **kw: Any) -> Job:
         max_in_flight=kw["max_in_flight"],
         new=kw["new"],
         keep_files=kw["keep_files"],
+        retry_failed=kw["retry_failed"],
         base_url=kw["base_url"],
         sandbox=sandbox,
         poll_min=0.2 if fast else None,
@@ -213,12 +220,22 @@ def status(job_id: str, refresh: bool) -> None:
     help="Write the results here instead of stdout.",
 )
 @click.option("--failed", is_flag=True, help="Only results that did not succeed.")
-def results(job_id: str, output: Path | None, failed: bool) -> None:
-    """Print (or write) the results of JOB_ID as JSONL."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["neutral", "openai"]),
+    default="neutral",
+    show_default=True,
+    help="neutral BatchResult lines, or OpenAI batch-output lines (for migrating).",
+)
+def results(job_id: str, output: Path | None, failed: bool, fmt: str) -> None:
+    """Print (or write) the results of JOB_ID as JSONL, in input order."""
     job = Job.load(job_id)
-    lines = (
-        r.model_dump_json(exclude_none=True) for r in job.results("failed" if failed else None)
-    )
+    chosen = job.results("failed" if failed else None)
+    if fmt == "openai":
+        lines = (json.dumps(openai_output_line(r)) for r in chosen)
+    else:
+        lines = (r.model_dump_json(exclude_none=True) for r in chosen)
     if output:
         with output.open("w", encoding="utf-8") as fh:
             for line in lines:
@@ -227,6 +244,20 @@ def results(job_id: str, output: Path | None, failed: bool) -> None:
     else:
         for line in lines:
             click.echo(line)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def retry(job_id: str, rounds: int, no_progress: bool) -> None:
+    """Resubmit the retryable failures of a finished JOB_ID and wait for them."""
+    job = Job.load(job_id)
+    if not job.retry(rounds):
+        click.echo(f"job {job.id}: nothing to retry")
+        return
+    job.wait(progress=not no_progress)
+    _print_outcome(job, None)
 
 
 @cli.command()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prettytable import PrettyTable
 
@@ -89,3 +90,68 @@ def _cells(row: UsageRow) -> list[object]:
         f"{u.cache_write_tokens + u.cache_write_1h_tokens:,}",
         f"{u.output_tokens:,}",
     ]
+
+
+def openai_output_line(r: BatchResult) -> dict[str, Any]:
+    """A result as an OpenAI batch-output line, for users migrating from OpenAI's format.
+
+    OpenAI results keep their raw body; other providers' results get a chat.completion body
+    built from the neutral fields (prompt_tokens counts all input, cached included, as
+    OpenAI's does).
+    """
+    rid = f"batch_req_{r.custom_id}"
+    if r.ok:
+        body = (
+            r.response if r.provider in ("openai", "azure") and r.response else _completion_body(r)
+        )
+        return {
+            "id": rid,
+            "custom_id": r.custom_id,
+            "response": {"status_code": 200, "request_id": rid, "body": body},
+            "error": None,
+        }
+    err = r.error
+    code = err.code if err else r.status
+    message = err.message if err else r.status
+    if r.status == "errored" and err is not None and err.status_code is not None:
+        body = {"error": {"message": message, "type": code, "param": None, "code": code}}
+        return {
+            "id": rid,
+            "custom_id": r.custom_id,
+            "response": {"status_code": err.status_code, "request_id": rid, "body": body},
+            "error": None,
+        }
+    if r.status == "expired":
+        code = "batch_expired"
+    elif r.status == "canceled":
+        code = "batch_cancelled"
+    return {
+        "id": rid,
+        "custom_id": r.custom_id,
+        "response": None,
+        "error": {"code": code, "message": message},
+    }
+
+
+def _completion_body(r: BatchResult) -> dict[str, Any]:
+    u = r.usage
+    return {
+        "id": f"chatcmpl-{r.custom_id}",
+        "object": "chat.completion",
+        "model": r.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": r.text, "refusal": None},
+                "finish_reason": r.finish_reason or "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": u.total_input_tokens,
+            "completion_tokens": u.output_tokens,
+            "total_tokens": u.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": u.cached_input_tokens},
+            "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+        },
+    }

@@ -659,6 +659,27 @@ class Job:
         tmp.replace(dest)
         return dest
 
+    def retry(self, rounds: int = 1) -> bool:
+        """Resubmit the retryable failures of a finished job as new rounds; False if none.
+
+        Only requests that expired, were cancelled or failed transiently are sent again;
+        permanent errors (an invalid request) keep their result. Call ``wait()`` afterwards.
+        """
+        self._refresh()
+        if self._row.state != "completed":
+            raise JobError(
+                f"job {self.id} is {self._row.state}: only a completed job can be retried"
+            )
+        last = max(c.round for c in self.chunks())
+        options = {**self.options, "retry_failed": last + rounds}
+        self.ledger.update_job(self.id, options=options, state="running")
+        self._refresh()
+        if self._plan_retry(last):
+            return True
+        self.ledger.update_job(self.id, state="completed")
+        self._refresh()
+        return False
+
     # -- cancel ----------------------------------------------------------------------------
     def cancel(self) -> None:
         """Cancel the job: in-flight batches are cancelled, queued chunks never submitted.
@@ -693,6 +714,7 @@ def submit(
     chunk_size: int | None = None,
     max_in_flight: int | None = None,
     keep_files: bool = False,
+    retry_failed: int = 0,
     new: bool = False,
     home: Path | None = None,
     sandbox: Any = None,
@@ -702,7 +724,8 @@ def submit(
     """Plan and start a job. ``items`` is a JSONL path or an iterable of items/dicts/prompts.
 
     The same input, model and options give the same job id: submitting again resumes that job
-    (``new=True`` starts a fresh one). ``sandbox`` is a running ``SandboxServer`` to point the
+    (``new=True`` starts a fresh one). ``retry_failed`` rounds resubmit the requests that
+    expired, were cancelled or failed with a transient error. ``sandbox`` is a running ``SandboxServer`` to point the
     provider at. Nothing is submitted if any item is invalid.
     """
     resolved = _config.resolve(
@@ -774,6 +797,7 @@ def submit(
         "max_in_flight": resolved.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
         "chunk_size": resolved.chunk_size,
         "keep_files": keep_files,
+        "retry_failed": retry_failed,
         "profile": resolved.profile,
         "sandbox": sandbox is not None,
     }
