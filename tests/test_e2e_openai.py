@@ -198,7 +198,9 @@ def test_cli_run_sandbox_demo(tmp_path: Path) -> None:
     proc = cli("run", str(EXAMPLES), "--model", MODEL, "--sandbox", "-o", str(out), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert f"{len(input_ids())} results" in proc.stdout
-    assert "| provider |" in proc.stdout and "openai" in proc.stdout
+    assert "| Provider |" in proc.stdout and "| openai " in proc.stdout
+    assert "Batch $" in proc.stdout and "Saving $" in proc.stdout
+    assert "estimate: $" in proc.stderr
     assert [json.loads(line)["custom_id"] for line in out.read_text().splitlines()] == input_ids()
 
 

@@ -26,7 +26,12 @@ MODEL = "openai:gpt-4o-mini"
 def write_items(path: Path, n: int) -> Path:
     with path.open("w") as fh:
         for i in range(n):
-            fh.write(json.dumps({"custom_id": f"q-{i:05d}", "prompt": f"Question {i}?", "max_tokens": 16}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"custom_id": f"q-{i:05d}", "prompt": f"Question {i}?", "max_tokens": 16}
+                )
+                + "\n"
+            )
     return path
 
 
@@ -43,16 +48,23 @@ def fast(job: Job) -> Job:
     return job.wait(poll_min=0.02, poll_max=0.2, timeout=120)
 
 
-def test_retry_rounds_resubmit_only_retryable_failures(make_sandbox: Callable[..., SandboxServer], tmp_path: Path) -> None:
+def test_retry_rounds_resubmit_only_retryable_failures(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
     server = make_sandbox(faults=Faults(seed=11, item_error_rate=0.3))
     path = write_items(tmp_path / "in.jsonl", 40)
     with path.open("a") as fh:  # a permanent error: never worth sending again
-        fh.write(json.dumps({"custom_id": "bad", "prompt": "x", "extra": {"max_completion_tokens": -1}}) + "\n")
+        fh.write(
+            json.dumps({"custom_id": "bad", "prompt": "x", "extra": {"max_completion_tokens": -1}})
+            + "\n"
+        )
     job = fast(submit(path, MODEL, sandbox=server, retry_failed=4, chunk_size=15))
     results = list(job.results())
     assert [r.custom_id for r in results] == ids_of(path)
     by_id = {r.custom_id: r for r in results}
-    assert by_id["bad"].status == "errored" and by_id["bad"].error and not by_id["bad"].error.retryable
+    assert (
+        by_id["bad"].status == "errored" and by_id["bad"].error and not by_id["bad"].error.retryable
+    )
     sent = sent_counts(server)
     assert sent["bad"] == 1
     assert max(sent.values()) > 1  # some requests did take several rounds
@@ -63,7 +75,9 @@ def test_retry_rounds_resubmit_only_retryable_failures(make_sandbox: Callable[..
     assert job.status().succeeded == sum(r.ok for r in results)
 
 
-def test_expired_requests_are_retried(make_sandbox: Callable[..., SandboxServer], tmp_path: Path) -> None:
+def test_expired_requests_are_retried(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
     server = make_sandbox(rate=10.0, expiry_seconds=1.0)
     path = write_items(tmp_path / "in.jsonl", 20)
     job = submit(path, MODEL, sandbox=server, retry_failed=1)
@@ -75,7 +89,9 @@ def test_expired_requests_are_retried(make_sandbox: Callable[..., SandboxServer]
     assert sorted(Counter(sent_counts(server).values()).items()) == [(1, 10), (2, 10)]
 
 
-def test_job_retry_after_the_fact(make_sandbox: Callable[..., SandboxServer], tmp_path: Path) -> None:
+def test_job_retry_after_the_fact(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
     server = make_sandbox(faults=Faults(seed=3, item_error_rate=0.4))
     path = write_items(tmp_path / "in.jsonl", 20)
     job = fast(submit(path, MODEL, sandbox=server))
@@ -93,7 +109,11 @@ def test_results_export_in_openai_format(sandbox_server: SandboxServer, tmp_path
     env = {**os.environ, "OPENAI_API_KEY": SANDBOX_KEY}
     proc = subprocess.run(
         [sys.executable, "-m", "polybatch.cli", "results", job.id, "--format", "openai"],
-        capture_output=True, text=True, env=env, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [line["custom_id"] for line in lines] == ids_of(path)
@@ -101,7 +121,9 @@ def test_results_export_in_openai_format(sandbox_server: SandboxServer, tmp_path
     assert lines[0]["response"]["body"]["object"] == "chat.completion"
 
 
-def test_uploaded_files_deleted_after_success_unless_kept(sandbox_server: SandboxServer, tmp_path: Path) -> None:
+def test_uploaded_files_deleted_after_success_unless_kept(
+    sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
     engine = sandbox_server.engine
     path = write_items(tmp_path / "in.jsonl", 5)
     fast(submit(path, MODEL, sandbox=sandbox_server))
@@ -115,25 +137,45 @@ def test_uploaded_files_deleted_after_success_unless_kept(sandbox_server: Sandbo
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        [sys.executable, "-m", "polybatch.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
 @pytest.mark.parametrize("point", ["before-create", "after-create", "before-collected"])
-def test_killed_at_any_point_then_rerun_ends_exactly_once(sandbox_server: SandboxServer, tmp_path: Path, point: str) -> None:
+def test_killed_at_any_point_then_rerun_ends_exactly_once(
+    sandbox_server: SandboxServer, tmp_path: Path, point: str
+) -> None:
     path = write_items(tmp_path / "in.jsonl", 25)
     env = {
         **os.environ,
         "OPENAI_API_KEY": SANDBOX_KEY,
         "OPENAI_BASE_URL": sandbox_server.url + "/openai/v1",
     }
-    args = ["run", str(path), "-m", MODEL, "--chunk-size", "10", "--no-progress", "-o", str(tmp_path / "out.jsonl")]
+    args = [
+        "run",
+        str(path),
+        "-m",
+        MODEL,
+        "--chunk-size",
+        "10",
+        "--no-progress",
+        "-o",
+        str(tmp_path / "out.jsonl"),
+    ]
     crashed = run_cli(args, {**env, "POLYBATCH_CRASH_AT": point})
     assert crashed.returncode == -9, crashed.stderr  # SIGKILL: no cleanup ran
     again = run_cli(args, env)  # the same command again resumes the same job
     assert again.returncode == 0, again.stderr
     assert ids_of(tmp_path / "out.jsonl") == ids_of(path)
-    assert all(json.loads(line)["status"] == "succeeded" for line in (tmp_path / "out.jsonl").read_text().splitlines())
+    assert all(
+        json.loads(line)["status"] == "succeeded"
+        for line in (tmp_path / "out.jsonl").read_text().splitlines()
+    )
     engine = sandbox_server.engine
     assert len(engine.batches) == 3  # one provider batch per chunk: nothing submitted twice
     assert set(sent_counts(sandbox_server).values()) == {1}
@@ -141,10 +183,18 @@ def test_killed_at_any_point_then_rerun_ends_exactly_once(sandbox_server: Sandbo
     assert Job.load(job_id).status().state == "completed"
 
 
-def test_resume_command_continues_a_submitted_job(sandbox_server: SandboxServer, tmp_path: Path) -> None:
+def test_resume_command_continues_a_submitted_job(
+    sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
     path = write_items(tmp_path / "in.jsonl", 12)
-    env = {**os.environ, "OPENAI_API_KEY": SANDBOX_KEY, "OPENAI_BASE_URL": sandbox_server.url + "/openai/v1"}
-    sub = run_cli(["submit", str(path), "-m", MODEL, "--chunk-size", "5", "--max-in-flight", "1"], env)
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": SANDBOX_KEY,
+        "OPENAI_BASE_URL": sandbox_server.url + "/openai/v1",
+    }
+    sub = run_cli(
+        ["submit", str(path), "-m", MODEL, "--chunk-size", "5", "--max-in-flight", "1"], env
+    )
     job_id = sub.stdout.strip()
     assert len(sandbox_server.engine.batches) == 1  # one in flight; two queued
     res = run_cli(["resume", job_id, "--no-progress"], env)
@@ -166,14 +216,26 @@ print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def test_memory_does_not_grow_with_the_number_of_items(sandbox_server: SandboxServer, tmp_path: Path) -> None:
-    env = {**os.environ, "OPENAI_API_KEY": SANDBOX_KEY, "OPENAI_BASE_URL": sandbox_server.url + "/openai/v1"}
+def test_memory_does_not_grow_with_the_number_of_items(
+    sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": SANDBOX_KEY,
+        "OPENAI_BASE_URL": sandbox_server.url + "/openai/v1",
+    }
     peaks = {}
     for n in (2_000, 20_000):
         path = write_items(tmp_path / f"in-{n}.jsonl", n)
         proc = subprocess.run(
-            [sys.executable, "-c", _MEASURE, str(path), "2000"], capture_output=True, text=True, env=env, timeout=600, check=True
+            [sys.executable, "-c", _MEASURE, str(path), "2000"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=False,
         )
+        assert proc.returncode == 0, proc.stderr
         count, peak_kb = map(int, proc.stdout.split())
         assert count == n
         peaks[n] = peak_kb

@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,9 +17,10 @@ import click
 from prettytable import PrettyTable
 
 from . import config as _config
+from .accounting import describe_estimate, estimate_items, price_registry, usage_table, usd
 from .errors import ConfigError, PolybatchError
 from .plugins import get_registry
-from .report import openai_output_line, render_usage_table, status_counts, usage_rows
+from .report import openai_output_line, status_counts
 from .runner import Job, open_ledger, submit
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,6 +73,11 @@ def job_options(fn: F) -> F:
             "--keep-files", is_flag=True, help="Keep uploaded input files at the provider."
         ),
         click.option(
+            "--max-cost",
+            type=click.FloatRange(min=0),
+            help="Refuse to submit if the upper cost estimate (USD) is above this.",
+        ),
+        click.option(
             "--retry-failed",
             type=click.IntRange(min=0),
             default=0,
@@ -112,11 +120,23 @@ def _submit_from_cli(input_path: Path, sandbox: Any, **kw: Any) -> Job:
         new=kw["new"],
         keep_files=kw["keep_files"],
         retry_failed=kw["retry_failed"],
+        max_cost=Decimal(str(kw["max_cost"])) if kw["max_cost"] is not None else None,
         base_url=kw["base_url"],
         sandbox=sandbox,
         poll_min=0.2 if fast else None,
         poll_max=1.0 if fast else None,
     )
+
+
+def _print_estimate(job: Job) -> None:
+    est = job.estimate()
+    if est:
+        click.echo(
+            f"estimate: {usd(Decimal(est['low']))} to {usd(Decimal(est['high']))} "
+            f"({est['input_tokens']:,} input tokens, up to {est['max_output_tokens']:,} output)",
+            err=True,
+        )
+        click.echo(f"  method: {est['method']}", err=True)
 
 
 def _print_outcome(job: Job, output: Path | None) -> None:
@@ -126,7 +146,7 @@ def _print_outcome(job: Job, output: Path | None) -> None:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     click.echo(f"job {job.id}: {job.status().state}: {len(results)} results ({summary})")
     click.echo(f"results: {dest}")
-    click.echo(render_usage_table(usage_rows(results, default_model=job.model)))
+    click.echo(usage_table([job], digits=6))
 
 
 @cli.command()
@@ -160,6 +180,7 @@ def run(
             f"job {job.id}: {job.status().total} requests, {len(job.chunks())} batch(es) on {job.provider_name}:{job.model}",
             err=True,
         )
+        _print_estimate(job)
         job.wait(progress=not no_progress)
         _print_outcome(job, output)
 
@@ -169,6 +190,7 @@ def run(
 def submit_cmd(input_path: Path, **kw: Any) -> None:
     """Submit INPUT and return at once with the job id (see ``status``, ``resume``)."""
     job = _submit_from_cli(input_path, None, **kw)
+    _print_estimate(job)
     st = job.status()
     click.echo(job.id)
     click.echo(
@@ -324,14 +346,29 @@ def providers() -> None:
     "--key", default="sandbox-key", show_default=True, help="The API key clients must send."
 )
 @click.option("--rate", type=float, default=0.0, help="Requests/second per batch (0: instant).")
-def sandbox(host: str, port: int, key: str, rate: float) -> None:
+@click.option(
+    "--faults",
+    "faults_spec",
+    default="",
+    metavar="SPEC",
+    help="Seeded fault injection, e.g. 'seed=3,http=0.1,drop=0.02,item=0.05,truncate=0.2' "
+    "(names: seed, http, codes, retry_after, drop, slow, slow_s, upload, create_timeout, fail, "
+    "expire, cancel, item, truncate, missing, all).",
+)
+def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> None:
     """Serve the emulated batch APIs in the foreground until Ctrl-C."""
-    from .sandbox import SandboxEngine, SandboxServer
+    from .sandbox import Faults, SandboxEngine, SandboxServer
 
+    try:
+        faults = Faults.parse(faults_spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
     server = SandboxServer(
-        SandboxEngine(api_key=key, rate=rate or None), host=host, port=port
+        SandboxEngine(api_key=key, rate=rate or None, faults=faults), host=host, port=port
     ).start()
     click.echo(f"polybatch sandbox on {server.url}")
+    if faults.active:
+        click.echo(f"  faults: {faults.to_spec()}")
     for name, cls in sorted(get_registry().providers().items()):
         env = cls.sandbox_env(server.url, key)
         if env:
@@ -343,6 +380,138 @@ def sandbox(host: str, port: int, key: str, rate: float) -> None:
         pass
     finally:
         server.stop()
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-m", "--model", help="provider:model (or POLYBATCH_MODEL).")
+@click.option("-p", "--profile", help="A profile from polybatch.toml.")
+@click.option("--system", "system", help="A system prompt for items that have none.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Default max output tokens.")
+@click.option(
+    "--max-cost", type=click.FloatRange(min=0), help="Exit 2 if the upper estimate is above this."
+)
+def estimate(
+    input_path: Path,
+    model: str | None,
+    profile: str | None,
+    system: str | None,
+    max_tokens: int | None,
+    max_cost: float | None,
+) -> None:
+    """Estimate what INPUT would cost at batch prices, without submitting anything."""
+    import tempfile
+
+    from .accounting import check_budget
+    from .inputs import read_numbered_items
+    from .planner import iter_chunk_items, plan_job
+    from .runner import make_provider
+
+    resolved = _config.resolve(
+        model=model, profile=profile, system_prompt=system, max_tokens=max_tokens
+    )
+    provider = make_provider(resolved.provider, resolved.provider_settings)  # no key needed
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = plan_job(
+            ((it, (str(input_path), n)) for it, n in read_numbered_items(input_path)),
+            provider=provider,
+            model=resolved.model,
+            staging_dir=Path(tmp),
+            defaults=resolved.defaults,
+            system_prompt=resolved.system_prompt,
+            chunk_size=resolved.chunk_size,
+        )
+        est = estimate_items(
+            iter_chunk_items(plan.staging_path, 0, plan.n_items), provider, resolved.model
+        )
+    click.echo(describe_estimate(est))
+    click.echo(f"{len(plan.chunks)} batch(es) on {resolved.provider}:{resolved.model}")
+    limit = Decimal(str(max_cost)) if max_cost is not None else resolved.max_cost
+    check_budget(est, limit)
+
+
+@cli.command()
+@click.argument("job_ids", nargs=-1)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Only jobs created on or after this date.",
+)
+@click.option(
+    "--by",
+    default="provider,model",
+    show_default=True,
+    help="Group by: provider, model, job, date.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--digits", type=click.IntRange(min=0), default=4, show_default=True, help="Decimals of money."
+)
+def usage(job_ids: tuple[str, ...], since: Any, by: str, fmt: str, digits: int) -> None:
+    """Tokens and cost (batch, standard, saving) over finished jobs, from the ledger."""
+    keys = [{"job": "job_id"}.get(k.strip(), k.strip()) for k in by.split(",") if k.strip()]
+    jobs = [Job.load(j) for j in job_ids] if job_ids else None
+    day: date | None = since.date() if since else None
+    click.echo(usage_table(jobs, by=keys, since=day, fmt=fmt, digits=digits))  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("--provider", help="Only this provider's prices.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def prices(model: str | None, provider: str | None, fmt: str) -> None:
+    """Show the price rows in force (bundled, overridden by your config), USD per million tokens."""
+    reg = price_registry()
+    rows = [
+        r
+        for r in reg.rows()
+        if (provider is None or r.provider == provider)
+        and (model is None or r.model == (reg.resolve_model(r.provider, model) or model))
+    ]
+    if model and not rows:
+        raise ConfigError(f"no price for model {model!r}" + (f" of {provider}" if provider else ""))
+    fields = [
+        "provider",
+        "model",
+        "mode",
+        "effective",
+        "input",
+        "cached input",
+        "cache write 5m",
+        "cache write 1h",
+        "output",
+        "tiers",
+    ]
+    data = [
+        [
+            r.provider,
+            r.model,
+            r.mode,
+            "" if r.effective == date.min else r.effective.isoformat(),
+            str(r.rates.input),
+            str(r.rates.cached_input_rate),
+            str(r.rates.cache_write_5m_rate) if r.rates.cache_write_5m is not None else "",
+            str(r.rates.cache_write_1h_rate) if r.rates.cache_write_1h is not None else "",
+            str(r.rates.output),
+            ", ".join(f">{t.above_input_tokens:,}" for t in r.tiers),
+        ]
+        for r in rows
+    ]
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(fields, d, strict=True)) for d in data], indent=2))
+        return
+    t = PrettyTable(fields)
+    for d in data:
+        t.add_row(d)
+    click.echo(t.get_string())
 
 
 @cli.group("config")

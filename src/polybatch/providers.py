@@ -118,6 +118,14 @@ class BatchProvider(ABC):
             raise CredentialsError(f"{self.name}: no API key; set {wanted}")
         return key
 
+    @property
+    def default_max_tokens(self) -> int:
+        """Output tokens assumed for items without ``max_tokens`` (the estimate's upper bound).
+
+        Providers that send a default on the wire override this with that default.
+        """
+        return int(self.settings.get("default_max_tokens", 4096))
+
     def preflight(self) -> None:
         """Fail early (CredentialsError) if the provider cannot be used: before any planning."""
         if self.credential_env:

@@ -1,44 +1,15 @@
-"""Plain summaries of results: counts by status and token totals by provider and model.
+"""Plain views of results: counts by status, and OpenAI batch-output lines for export.
 
-Pure functions build rows; rendering is separate, so the same rows serve tables, CSV and JSON.
+Usage and cost tables live in :mod:`polybatch.pricing.tables` (rows) and
+:mod:`polybatch.accounting` (over jobs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from prettytable import PrettyTable
-
-from .items import BatchResult, Usage
-
-
-@dataclass
-class UsageRow:
-    """Totals for one (provider, model) group."""
-
-    provider: str
-    model: str
-    requests: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    usage: Usage = field(default_factory=Usage)
-
-
-def usage_rows(results: Iterable[BatchResult], *, default_model: str = "?") -> list[UsageRow]:
-    """Group results by (provider, reported model) and add up counts and tokens."""
-    groups: dict[tuple[str, str], UsageRow] = {}
-    for r in results:
-        key = (r.provider or "?", r.model or default_model)
-        row = groups.get(key)
-        if row is None:
-            row = groups[key] = UsageRow(provider=key[0], model=key[1])
-        row.requests += 1
-        row.succeeded += r.ok
-        row.failed += not r.ok
-        row.usage = row.usage + r.usage
-    return [groups[k] for k in sorted(groups)]
+from .items import BatchResult
 
 
 def status_counts(results: Iterable[BatchResult]) -> dict[str, int]:
@@ -47,49 +18,6 @@ def status_counts(results: Iterable[BatchResult]) -> dict[str, int]:
     for r in results:
         out[r.status] = out.get(r.status, 0) + 1
     return out
-
-
-def render_usage_table(rows: list[UsageRow]) -> str:
-    """A prettytable of request counts and token totals, with a total row."""
-    t = PrettyTable()
-    t.field_names = [
-        "provider",
-        "model",
-        "requests",
-        "ok",
-        "failed",
-        "input",
-        "cached",
-        "cache write",
-        "output",
-    ]
-    total = UsageRow(provider="TOTAL", model="")
-    for row in rows:
-        t.add_row(_cells(row))
-        total.requests += row.requests
-        total.succeeded += row.succeeded
-        total.failed += row.failed
-        total.usage = total.usage + row.usage
-    if len(rows) > 1:
-        t.add_row(_cells(total), divider=False)
-    for name in t.field_names[2:]:
-        t.align[name] = "r"
-    return t.get_string()
-
-
-def _cells(row: UsageRow) -> list[object]:
-    u = row.usage
-    return [
-        row.provider,
-        row.model,
-        row.requests,
-        row.succeeded,
-        row.failed,
-        f"{u.input_tokens:,}",
-        f"{u.cached_input_tokens:,}",
-        f"{u.cache_write_tokens + u.cache_write_1h_tokens:,}",
-        f"{u.output_tokens:,}",
-    ]
 
 
 def openai_output_line(r: BatchResult) -> dict[str, Any]:

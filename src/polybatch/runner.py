@@ -14,21 +14,26 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tqdm import tqdm
 
 from . import config as _config
-from .errors import JobError, ProviderError
+from .errors import JobError, PricingError, ProviderError
 from .inputs import coerce_items, read_numbered_items
 from .items import BatchItem, BatchResult, ItemError, Usage
 from .ledger import ChunkRow, JobRow, Ledger
-from .planner import ITEMS_FILE, chunk_items_file, iter_chunk_items, plan_job
+from .planner import ITEMS_FILE, Plan, chunk_items_file, iter_chunk_items, plan_job
 from .plugins import get_registry
 from .providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, SubmittedBatch
+
+if TYPE_CHECKING:
+    from .pricing import Cost, Estimate
 
 log = logging.getLogger("polybatch")
 
@@ -642,6 +647,20 @@ class Job:
                 if wanted is None or item.custom_id in wanted:
                     yield item
 
+    def estimate(self) -> dict[str, Any] | None:
+        """The cost range estimated before submission (strings for money), if prices were known."""
+        est: dict[str, Any] | None = self.options.get("estimate")
+        return est
+
+    def cost(self, mode: Literal["batch", "standard"] = "batch") -> Cost:
+        """What the finished job cost (or would have cost at ``standard`` prices), per bucket.
+
+        Raises PriceNotFoundError when a model that used tokens has no price.
+        """
+        from .accounting import job_cost
+
+        return job_cost(self, mode=mode)
+
     def usage(self) -> Usage:
         """Total token usage over the job's results."""
         total = Usage()
@@ -715,6 +734,7 @@ def submit(
     max_in_flight: int | None = None,
     keep_files: bool = False,
     retry_failed: int = 0,
+    max_cost: Decimal | str | None = None,
     new: bool = False,
     home: Path | None = None,
     sandbox: Any = None,
@@ -739,6 +759,7 @@ def submit(
         stop=stop,
         chunk_size=chunk_size,
         max_in_flight=max_in_flight,
+        max_cost=Decimal(str(max_cost)) if max_cost is not None else None,
         provider_settings=dict(provider_settings or {}),
     )
     settings = dict(resolved.provider_settings)
@@ -782,6 +803,11 @@ def submit(
         with _live_lock:
             _live_providers[job.id] = provider
         return job
+    try:
+        estimate = _estimate_plan(plan, provider, resolved.model, resolved.max_cost)
+    except BaseException:
+        plan.staging_path.unlink(missing_ok=True)
+        raise
     if existing is not None:
         n = 2
         while ledger.get_job(f"{plan.job_id}-{n}") is not None:
@@ -798,6 +824,8 @@ def submit(
         "chunk_size": resolved.chunk_size,
         "keep_files": keep_files,
         "retry_failed": retry_failed,
+        "max_cost": str(resolved.max_cost) if resolved.max_cost is not None else None,
+        "estimate": _estimate_dict(estimate),
         "profile": resolved.profile,
         "sandbox": sandbox is not None,
     }
@@ -846,6 +874,35 @@ def submit(
         _live_providers[job.id] = provider
     job.step()
     return job
+
+
+def _estimate_plan(
+    plan: Plan, provider: BatchProvider, model: str, max_cost: Decimal | None
+) -> Estimate | None:
+    """Estimate a planned job and enforce the budget before anything is uploaded."""
+    from .accounting import check_budget, estimate_items
+
+    items = iter_chunk_items(plan.staging_path, 0, plan.n_items)
+    try:
+        estimate = estimate_items(items, provider, model)
+    except PricingError as exc:
+        check_budget(None, max_cost, why_missing=str(exc))
+        warnings.warn(f"no estimate: {exc}", stacklevel=3)
+        return None
+    check_budget(estimate, max_cost)
+    return estimate
+
+
+def _estimate_dict(e: Estimate | None) -> dict[str, Any] | None:
+    if e is None:
+        return None
+    return {
+        "low": str(e.low),
+        "high": str(e.high),
+        "input_tokens": e.input_tokens,
+        "max_output_tokens": e.max_output_tokens,
+        "method": e.method,
+    }
 
 
 def run(
