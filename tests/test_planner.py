@@ -96,7 +96,9 @@ def test_auto_ids_are_stable_and_duplicates_name_both_lines(tmp_path: Path) -> N
         plan(tmp_path, dup)
     assert (info.value.line, info.value.field) == (9, "custom_id")
     # a refused plan leaves no staging file behind
-    assert sorted(tmp_path.glob("plan-*")) == sorted([a.staging_path, b.staging_path])
+    items_files = [p for p in tmp_path.glob("plan-*.jsonl") if ".wire-" not in p.name]
+    assert sorted(items_files) == sorted([a.staging_path, b.staging_path])
+    assert sorted(tmp_path.glob("plan-*.wire-*")) == sorted(a.wire_files + b.wire_files)
 
 
 def test_job_id_depends_on_content_model_and_options(tmp_path: Path) -> None:

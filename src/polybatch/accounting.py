@@ -19,6 +19,7 @@ from .plugins import get_registry
 from .pricing import (
     Cost,
     Estimate,
+    Estimator,
     PriceRegistry,
     UsageRecord,
     cost_of,
@@ -33,16 +34,27 @@ if TYPE_CHECKING:
     from .providers import BatchProvider
     from .runner import Job
 
-_registry_cache: dict[tuple[str | None, str | None], PriceRegistry] = {}
+_registry_cache: dict[tuple[str | None, str | None, tuple[str, ...] | None], PriceRegistry] = {}
 
 
-def price_registry(price_file: str | Path | None = None, *, reload: bool = False) -> PriceRegistry:
-    """Bundled prices of the installed plugins, overridden by the user's config and price file."""
+def price_registry(
+    price_file: str | Path | None = None,
+    *,
+    providers: Iterable[str] | None = None,
+    reload: bool = False,
+) -> PriceRegistry:
+    """Bundled prices of the installed plugins, overridden by the user's config and price file.
+
+    ``providers`` limits the bundled files to those of the plugins providing them.
+    """
     cfg, path = _config.load_config()
-    key = (str(path) if path else None, str(price_file) if price_file else None)
-    if reload or key not in _registry_cache:
+    wanted = tuple(sorted(providers)) if providers is not None else None
+    key = (str(path) if path else None, str(price_file) if price_file else None, wanted)
+    if reload:
+        _registry_cache.clear()
+    if key not in _registry_cache:
         _registry_cache[key] = PriceRegistry.load(
-            files=_readable_plugin_price_files(),
+            files=_readable_plugin_price_files(wanted),
             user_file=price_file,
             user_prices=cfg.prices or None,
             base_dir=path.parent if path else None,
@@ -50,14 +62,14 @@ def price_registry(price_file: str | Path | None = None, *, reload: bool = False
     return _registry_cache[key]
 
 
-def _readable_plugin_price_files() -> list[Path]:
+def _readable_plugin_price_files(providers: Iterable[str] | None = None) -> list[Path]:
     """The plugins' price files, a broken one skipped with a warning (as a broken plugin is).
 
     One plugin's bad data must not stop jobs on every other provider; the user's own price
     files, by contrast, raise: they asked for them.
     """
     good = []
-    for path in get_registry().price_files():
+    for path in get_registry().price_files(providers):
         try:
             load_price_file(path)
         except PricingError as exc:
@@ -67,6 +79,15 @@ def _readable_plugin_price_files() -> list[Path]:
             continue
         good.append(path)
     return good
+
+
+def estimator(provider: BatchProvider, *, registry: PriceRegistry | None = None) -> Estimator:
+    """An estimator at batch prices for ``provider``'s jobs, to feed item by item."""
+    return Estimator(
+        provider.name,
+        registry or price_registry(providers=[provider.name]),
+        default_max_tokens=provider.default_max_tokens,
+    )
 
 
 def estimate_items(
@@ -82,7 +103,7 @@ def estimate_items(
         items,
         provider.name,
         model,
-        registry or price_registry(),
+        registry or price_registry(providers=[provider.name]),
         default_max_tokens=provider.default_max_tokens,
         on=on,
     )
@@ -151,7 +172,7 @@ def job_cost(
 
     Raises PriceNotFoundError if a model that used tokens has no price: never a silent $0.
     """
-    reg = registry or price_registry()
+    reg = registry or price_registry(providers=[job.provider_name])
     total = Cost()
     for rec in job_records(job):
         if rec.usage.total_tokens == 0:
@@ -186,7 +207,8 @@ def usage_table(
     records = (rec for job in jobs for rec in job_records(job))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rows = usage_rows(records, registry or price_registry(), by=by)  # type: ignore[arg-type]
+        reg = registry or price_registry(providers={job.provider_name for job in jobs})
+        rows = usage_rows(records, reg, by=by)  # type: ignore[arg-type]
     text = render_table(rows, fmt=fmt, digits=digits)
     for w in caught:
         warnings.warn(w.message, w.category, stacklevel=2)

@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,14 @@ class Plan:
     staging_path: Path
     n_items: int
     chunks: list[PlannedChunk] = field(default_factory=list)
+    #: each chunk's encoded wire lines, ready to upload
+    wire_files: list[Path] = field(default_factory=list)
+
+    def discard(self) -> None:
+        """Delete the staging files (a plan that will not become a job)."""
+        self.staging_path.unlink(missing_ok=True)
+        for w in self.wire_files:
+            w.unlink(missing_ok=True)
 
 
 class Chunker:
@@ -59,8 +67,12 @@ class Chunker:
         self.max_bytes = provider.limits.max_bytes
         self.chunks: list[PlannedChunk] = []
 
-    def add(self, *, index: int, offset: int, wire_bytes: int, model: str) -> None:
-        """Place the item at ``index`` (stored at ``offset``) whose wire line is ``wire_bytes`` long."""
+    def add(self, *, index: int, offset: int, wire_bytes: int, model: str) -> bool:
+        """Place the item at ``index`` (stored at ``offset``) whose wire line is ``wire_bytes`` long.
+
+        Returns True when the item starts a new chunk.
+        """
+        started = False
         last = self.chunks[-1] if self.chunks else None
         if (
             last is None
@@ -70,8 +82,10 @@ class Chunker:
         ):
             last = PlannedChunk(offset=offset, start=index, count=0, nbytes=0, model=model)
             self.chunks.append(last)
+            started = True
         last.count += 1
         last.nbytes += wire_bytes
+        return started
 
 
 def chunk_items_file(
@@ -114,11 +128,15 @@ def plan_job(
     system_prompt: str | None = None,
     chunk_size: int | None = None,
     identity: dict[str, Any] | None = None,
+    observe: Callable[[BatchItem, str], None] | None = None,
 ) -> Plan:
     """Validate and normalise ``items`` (each with its (file, line) origin) into a staging file.
 
     Raises InputError naming file, line and field for the first bad item; nothing is submitted.
     ``identity`` holds whatever else makes two jobs different (provider settings, ...).
+    The wire lines computed to size the chunks are kept, one file per chunk
+    (``Plan.wire_files``), so submitting does not encode everything again; ``observe`` sees
+    every normalised item with its model (the cost estimate is made in the same pass).
     """
     limits = provider.limits
     chunker = Chunker(provider, chunk_size)
@@ -134,6 +152,8 @@ def plan_job(
     )
     n = 0
     offset = 0
+    wire_files: list[Path] = []
+    wire_out = None
     ids = sqlite3.connect(ids_db_path)
     try:
         ids.execute("CREATE TABLE ids (id TEXT PRIMARY KEY, line TEXT) WITHOUT ROWID")
@@ -163,7 +183,8 @@ def plan_job(
                     raise ItemValidationError(
                         f"item {cid!r}: {exc.reason}", field=exc.field, **_where(origin)
                     ) from None
-                wire = len(provider.encode(item, item_model)) + 1
+                encoded = provider.encode(item, item_model)
+                wire = len(encoded) + 1
                 if wire > limits.max_bytes:
                     raise InputError(
                         f"item {cid!r} encodes to {wire} bytes, over the {provider.name} limit of "
@@ -175,14 +196,26 @@ def plan_job(
                     item.model_dump_json(exclude_none=True, exclude_defaults=True).encode() + b"\n"
                 )
                 digest.update(line)
-                chunker.add(index=n - 1, offset=offset, wire_bytes=wire, model=item_model)
+                if observe is not None:
+                    observe(item, item_model)
+                if chunker.add(index=n - 1, offset=offset, wire_bytes=wire, model=item_model):
+                    if wire_out is not None:
+                        wire_out.close()
+                    wire_files.append(staging.with_suffix(f".wire-{len(wire_files):04d}.jsonl"))
+                    wire_out = wire_files[-1].open("wb")
+                assert wire_out is not None
+                wire_out.write(encoded + b"\n")
                 out.write(line)
                 offset += len(line)
         ids.execute("COMMIT")
     except BaseException:
         staging.unlink(missing_ok=True)
+        for w in wire_files:
+            w.unlink(missing_ok=True)
         raise
     finally:
+        if wire_out is not None:
+            wire_out.close()
         ids.close()
         ids_db_path.unlink(missing_ok=True)
     if n == 0:
@@ -193,6 +226,7 @@ def plan_job(
         staging_path=staging,
         n_items=n,
         chunks=chunker.chunks,
+        wire_files=wire_files,
     )
 
 
@@ -202,6 +236,14 @@ def iter_chunk_items(path: Path, offset: int, count: int) -> Iterator[BatchItem]
         fh.seek(offset)
         for _ in range(count):
             yield BatchItem.model_validate_json(fh.readline())
+
+
+def iter_chunk_ids(path: Path, offset: int, count: int) -> Iterator[str]:
+    """Stream the custom_ids of a chunk's items (plain JSON parsing: no model validation)."""
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        for _ in range(count):
+            yield str(json.loads(fh.readline())["custom_id"])
 
 
 def read_chunk_items(path: Path, offset: int, count: int) -> list[BatchItem]:

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,12 @@ class PluginRegistry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._providers: dict[str, type[BatchProvider]] = {}
-        self._price_files: list[Path] = []
+        #: (plugin name, price file) in load order
+        self._price_files: list[tuple[str, Path]] = []
         #: plugin name -> why it was skipped
         self.skipped: dict[str, str] = {}
+        #: entry point names already loaded (or skipped)
+        self._tried: set[str] = set()
 
     # -- loading ---------------------------------------------------------------------------
     def _ensure_loaded(self) -> None:
@@ -47,9 +51,23 @@ class PluginRegistry:
             self._loaded = True
             if self._load_entry_points:
                 for ep in entry_points(group=ENTRY_POINT_GROUP):
-                    self._load_entry_point(ep)
+                    if ep.name not in self._tried:
+                        self._load_entry_point(ep)
+
+    def _load_named(self, name: str) -> None:
+        """Load only the entry point called ``name``: using one provider imports one SDK.
+
+        Plugins name their entry point after their main provider; a provider registered under
+        another name (``azure`` by the ``openai`` plugin) is found by loading them all.
+        """
+        with self._lock:
+            if self._loaded or not self._load_entry_points or name in self._tried:
+                return
+            for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+                self._load_entry_point(ep)
 
     def _load_entry_point(self, ep: EntryPoint) -> None:
+        self._tried.add(ep.name)
         disabled = {n.strip() for n in os.environ.get("POLYBATCH_DISABLE_PLUGINS", "").split(",")}
         if ep.name in disabled or "*" in disabled:
             self.skipped[ep.name] = "disabled by POLYBATCH_DISABLE_PLUGINS"
@@ -57,6 +75,8 @@ class PluginRegistry:
         dist = ep.dist.name if ep.dist is not None else None
         try:
             plugin = ep.load()
+            if self.pm.is_registered(plugin):
+                return  # one module behind several entry point names
             self.add_plugin(plugin, name=ep.name, dist=dist)
         except PluginError:
             raise
@@ -101,8 +121,9 @@ class PluginRegistry:
                 raise
             for cls in new.values():
                 cls.plugin_dist = dist or name
+                cls.plugin_name = name
             self._providers.update(new)
-            self._price_files.extend(prices)
+            self._price_files.extend((name, p) for p in prices)
 
     # -- queries ---------------------------------------------------------------------------
     def providers(self) -> dict[str, type[BatchProvider]]:
@@ -112,6 +133,9 @@ class PluginRegistry:
 
     def provider_class(self, name: str) -> type[BatchProvider]:
         """The class registered under ``name``, or an error listing the installed ones."""
+        self._load_named(name)
+        if name in self._providers:
+            return self._providers[name]
         providers = self.providers()
         if name not in providers:
             installed = ", ".join(sorted(providers)) or "none"
@@ -123,10 +147,17 @@ class PluginRegistry:
             )
         return providers[name]
 
-    def price_files(self) -> list[Path]:
-        """The price files registered by plugins, in load order."""
-        self._ensure_loaded()
-        return list(self._price_files)
+    def price_files(self, providers: Iterable[str] | None = None) -> list[Path]:
+        """The price files registered by plugins, in load order.
+
+        With ``providers``, only the files of the plugins that provide them are loaded and
+        returned (so estimating an OpenAI job does not import every other SDK).
+        """
+        if providers is None:
+            self._ensure_loaded()
+            return [p for _, p in self._price_files]
+        plugins = {self.provider_class(name).plugin_name for name in providers}
+        return [p for plugin, p in self._price_files if plugin in plugins]
 
 
 _registry: PluginRegistry | None = None

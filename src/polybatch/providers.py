@@ -89,6 +89,8 @@ class BatchProvider(ABC):
     limits: ClassVar[Limits]
     #: the distribution that registered this class (filled in by the plugin manager)
     plugin_dist: ClassVar[str | None] = None
+    #: the entry point (plugin) name that registered this class
+    plugin_name: ClassVar[str | None] = None
 
     def __init__(
         self,

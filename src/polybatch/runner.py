@@ -28,12 +28,12 @@ from .errors import JobError, PricingError, ProviderError
 from .inputs import coerce_items, read_numbered_items
 from .items import BatchItem, BatchResult, ItemError, Usage
 from .ledger import ChunkRow, JobRow, Ledger
-from .planner import ITEMS_FILE, Plan, chunk_items_file, iter_chunk_items, plan_job
+from .planner import ITEMS_FILE, chunk_items_file, iter_chunk_ids, iter_chunk_items, plan_job
 from .plugins import get_registry
 from .providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, SubmittedBatch
 
 if TYPE_CHECKING:
-    from .pricing import Cost, Estimate
+    from .pricing import Cost, Estimate, Estimator
 
 log = logging.getLogger("polybatch")
 
@@ -103,16 +103,21 @@ def _retryable(r: BatchResult) -> bool:
     return r.error is not None and r.error.retryable
 
 
+def _wire_name(idx: int) -> str:
+    return f"chunk-{idx:04d}.wire.jsonl"
+
+
 def _crashpoint(name: str) -> None:
     """Die here, as a SIGKILL would, when ``POLYBATCH_CRASH_AT`` names this point (crash tests)."""
     if os.environ.get("POLYBATCH_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _write_private(path: Path) -> int:
+def _write_private(path: Path, *, readable: bool = False) -> int:
     """Open ``path`` for writing, owner-only (results may hold sensitive model output)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    mode = os.O_RDWR if readable else os.O_WRONLY
+    return os.open(path, mode | os.O_CREAT | os.O_TRUNC, 0o600)
 
 
 class Job:
@@ -299,10 +304,13 @@ class Job:
         return retry_after if retry_after is not None else 0.0
 
     def _submit(self, c: ChunkRow) -> None:
-        wire_path = self.dir / f"chunk-{c.idx:04d}.wire.jsonl"
-        with open(wire_path, "wb") as out:
-            for item in iter_chunk_items(self.dir / c.items_file, c.offset, c.count):
-                out.write(self.provider.encode(item, item.model or c.model) + b"\n")
+        wire_path = self.dir / _wire_name(c.idx)
+        if not wire_path.exists():  # retry rounds are encoded now; first rounds at planning
+            tmp = wire_path.with_suffix(".part")
+            with open(tmp, "wb") as out:
+                for item in iter_chunk_items(self.dir / c.items_file, c.offset, c.count):
+                    out.write(self.provider.encode(item, item.model or c.model) + b"\n")
+            tmp.replace(wire_path)
         # record intent before the side effect, so a crash in between is recoverable
         self.ledger.update_chunk(self.id, c.idx, state="submitting", event="submitting")
         _crashpoint("before-create")
@@ -351,23 +359,25 @@ class Job:
         return self.dir / "results" / f"round-{round_}.jsonl"
 
     def _collect(self, c: ChunkRow, st: BatchStatus) -> None:
-        """Download a terminal batch's results; every item of the chunk gets exactly one."""
-        ids = [
-            i.custom_id or "" for i in iter_chunk_items(self.dir / c.items_file, c.offset, c.count)
-        ]
+        """Download a terminal batch's results; every item of the chunk gets exactly one.
+
+        Results arrive in any order; they are written as they come, then copied into the
+        chunk's file in item order (memory: one offset per item of the chunk).
+        """
+        ids = list(iter_chunk_ids(self.dir / c.items_file, c.offset, c.count))
         wire_to_user = {self.provider.wire_custom_id(cid): cid for cid in ids}
-        seen: set[str] = set()
+        offsets: dict[str, int] = {}
         ok = failed = 0
         path = self._chunk_results_path(c)
-        tmp = path.with_suffix(".part")
-        with os.fdopen(_write_private(tmp), "w", encoding="utf-8") as out:
+        arrival = path.with_suffix(".arrival")
+        with open(_write_private(arrival, readable=True), "w+b") as out:
 
             def emit(r: BatchResult) -> None:
                 nonlocal ok, failed
-                seen.add(r.custom_id)
+                offsets[r.custom_id] = out.tell()
                 ok += r.ok
                 failed += not r.ok
-                out.write(r.model_dump_json(exclude_none=True) + "\n")
+                out.write(r.model_dump_json(exclude_none=True).encode() + b"\n")
 
             if st.state == "failed":
                 err = ItemError(
@@ -379,7 +389,7 @@ class Job:
                 assert c.batch_id is not None
                 for r in self.provider.results(c.batch_id):
                     user_id = wire_to_user.get(r.custom_id)
-                    if user_id is None or user_id in seen:
+                    if user_id is None or user_id in offsets:
                         log.warning(
                             "job %s chunk %d: ignoring unexpected result %r",
                             self.id,
@@ -394,8 +404,14 @@ class Job:
                     retryable=True,
                 )
                 for cid in ids:
-                    if cid not in seen:
+                    if cid not in offsets:
                         emit(self._synthetic(cid, "errored", missing, c))
+            tmp = path.with_suffix(".part")
+            with open(_write_private(tmp), "wb") as ordered:
+                for cid in ids:
+                    out.seek(offsets[cid])
+                    ordered.write(out.readline())
+        arrival.unlink()
         _crashpoint("before-collected")
         tmp.replace(path)
         self.ledger.update_chunk(
@@ -469,21 +485,11 @@ class Job:
         tmp.replace(dest)
 
     def _round_in_order(self, round_: int) -> Iterator[str]:
-        """One round's chunk results as lines, in the order of that round's items file."""
+        """One round's results as lines, in the order of that round's items file."""
         for c in self.chunks():
-            if c.round != round_:
-                continue
-            index: dict[str, int] = {}
-            with self._chunk_results_path(c).open("rb") as fh:
-                while True:
-                    pos = fh.tell()
-                    line = fh.readline()
-                    if not line:
-                        break
-                    index[_custom_id(line.decode("utf-8"))] = pos
-                for item in iter_chunk_items(self.dir / c.items_file, c.offset, c.count):
-                    fh.seek(index[item.custom_id or ""])
-                    yield fh.readline().decode("utf-8")
+            if c.round == round_:
+                with self._chunk_results_path(c).open("r", encoding="utf-8") as fh:
+                    yield from fh
 
     def _plan_retry(self, round_: int) -> bool:
         """Plan a retry round of the retryable failures, if rounds remain. True if one was planned."""
@@ -765,7 +771,9 @@ def submit(
     settings = dict(resolved.provider_settings)
     cls = get_registry().provider_class(resolved.provider)
     if sandbox is not None:
-        settings.update(cls.sandbox_settings(sandbox.url, sandbox.engine.api_key or "sandbox"))
+        pointed = dict(cls.sandbox_settings(sandbox.url, sandbox.engine.api_key or "sandbox"))
+        settings.update(pointed.pop("settings", None) or {})  # constructor kwargs: flatten
+        settings.update(pointed)
     if api_key:
         settings["api_key"] = api_key
     if base_url:
@@ -784,6 +792,7 @@ def submit(
 
     ledger = open_ledger(home)
     public = _public_settings(settings)
+    estimator = _Estimating(provider)
     plan = plan_job(
         stream,
         provider=provider,
@@ -793,20 +802,21 @@ def submit(
         system_prompt=resolved.system_prompt,
         chunk_size=resolved.chunk_size,
         identity={"settings": public},
+        observe=estimator.add,
     )
     job_id = plan.job_id
     existing = ledger.get_job(job_id)
     if existing is not None and not new:
-        plan.staging_path.unlink(missing_ok=True)
+        plan.discard()
         log.info("job %s exists: resuming it", job_id)
         job = Job(existing, ledger, provider)
         with _live_lock:
             _live_providers[job.id] = provider
         return job
     try:
-        estimate = _estimate_plan(plan, provider, resolved.model, resolved.max_cost)
+        estimate = estimator.result(resolved.max_cost)
     except BaseException:
-        plan.staging_path.unlink(missing_ok=True)
+        plan.discard()
         raise
     if existing is not None:
         n = 2
@@ -817,6 +827,8 @@ def submit(
     job_dir = ledger.path.parent / "jobs" / job_id
     job_dir.mkdir(parents=True, exist_ok=True)
     plan.staging_path.replace(job_dir / ITEMS_FILE)
+    for i, wire in enumerate(plan.wire_files):
+        wire.replace(job_dir / _wire_name(i))
     now = time.time()
     options: dict[str, Any] = {
         "provider_settings": public,
@@ -876,21 +888,39 @@ def submit(
     return job
 
 
-def _estimate_plan(
-    plan: Plan, provider: BatchProvider, model: str, max_cost: Decimal | None
-) -> Estimate | None:
-    """Estimate a planned job and enforce the budget before anything is uploaded."""
-    from .accounting import check_budget, estimate_items
+class _Estimating:
+    """Feeds the cost estimator during planning; a missing price is kept, not raised, until
+    the budget is checked (without a budget, a job on an unpriced model still runs)."""
 
-    items = iter_chunk_items(plan.staging_path, 0, plan.n_items)
-    try:
-        estimate = estimate_items(items, provider, model)
-    except PricingError as exc:
-        check_budget(None, max_cost, why_missing=str(exc))
-        warnings.warn(f"no estimate: {exc}", stacklevel=3)
-        return None
-    check_budget(estimate, max_cost)
-    return estimate
+    def __init__(self, provider: BatchProvider) -> None:
+        from .accounting import estimator
+
+        self.problem: PricingError | None = None
+        self.estimator: Estimator | None = None
+        try:
+            self.estimator = estimator(provider)
+        except PricingError as exc:
+            self.problem = exc
+
+    def add(self, item: BatchItem, model: str) -> None:
+        if self.estimator is None or self.problem is not None:
+            return
+        try:
+            self.estimator.add(item, model)
+        except PricingError as exc:
+            self.problem = exc
+
+    def result(self, max_cost: Decimal | None) -> Estimate | None:
+        """The estimate, after enforcing the budget (BudgetExceededError, nothing submitted)."""
+        from .accounting import check_budget
+
+        if self.problem is not None or self.estimator is None:
+            check_budget(None, max_cost, why_missing=str(self.problem))
+            warnings.warn(f"no estimate: {self.problem}", stacklevel=3)
+            return None
+        estimate = self.estimator.result()
+        check_budget(estimate, max_cost)
+        return estimate
 
 
 def _estimate_dict(e: Estimate | None) -> dict[str, Any] | None:

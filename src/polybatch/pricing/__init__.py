@@ -6,7 +6,7 @@ Money is ``decimal.Decimal`` USD end to end; rates are USD per million tokens.
 from __future__ import annotations
 
 from .cost import Cost, cost_of, total_cost
-from .estimate import Estimate, estimate_cost
+from .estimate import Estimate, Estimator, estimate_cost
 from .registry import (
     MODES,
     Mode,
@@ -24,6 +24,7 @@ __all__ = [
     "MODES",
     "Cost",
     "Estimate",
+    "Estimator",
     "Mode",
     "PriceRegistry",
     "PriceRow",

@@ -33,6 +33,60 @@ class Estimate:
     method: str
 
 
+class Estimator:
+    """Accumulates an estimate one item at a time (so planning can feed it as it streams).
+
+    A missing price raises PriceNotFoundError at the first item of that model: a budget check
+    must not pass on $0.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        registry: PriceRegistry,
+        *,
+        default_max_tokens: int,
+        on: date | None = None,
+        mode: Mode = "batch",
+    ) -> None:
+        if default_max_tokens < 0:
+            raise ValueError("default_max_tokens must be >= 0")
+        self.provider = provider
+        self.registry = registry
+        self.default_max_tokens = default_max_tokens
+        self.day = on or datetime.now(UTC).date()
+        self.mode: Mode = mode
+        self.low = self.high = Decimal(0)
+        self.count = self.input_total = self.output_total = 0
+        self._prices: dict[str, PriceRow] = {}
+
+    def add(self, item: BatchItem, model: str) -> None:
+        """Count one item, to be run on ``model``."""
+        price = self._prices.get(model)
+        if price is None:
+            price = self._prices[model] = self.registry.price(self.provider, model, self.mode, self.day)
+        n_in = prompt_tokens(m.text for m in item.messages)
+        n_out = item.max_tokens if item.max_tokens is not None else self.default_max_tokens
+        # per item, so a long prompt's tier applies to that request only
+        self.low += cost_of(Usage(input_tokens=n_in), price).total
+        self.high += cost_of(Usage(input_tokens=n_in, output_tokens=n_out), price).total
+        self.count += 1
+        self.input_total += n_in
+        self.output_total += n_out
+
+    def result(self) -> Estimate:
+        """The estimate of everything added so far."""
+        return Estimate(
+            low=self.low,
+            high=self.high,
+            items=self.count,
+            input_tokens=self.input_total,
+            max_output_tokens=self.output_total,
+            mode=self.mode,
+            method=METHOD.format(mode=self.mode, day=self.day.isoformat()),
+        )
+
+
 def estimate_cost(
     items: Iterable[BatchItem],
     provider: str,
@@ -47,31 +101,7 @@ def estimate_cost(
 
     Raises PriceNotFoundError when a model has no price: a budget check must not pass on $0.
     """
-    if default_max_tokens < 0:
-        raise ValueError("default_max_tokens must be >= 0")
-    day = on or datetime.now(UTC).date()
-    low = high = Decimal(0)
-    count = input_total = output_total = 0
-    prices: dict[str, PriceRow] = {}
+    est = Estimator(provider, registry, default_max_tokens=default_max_tokens, on=on, mode=mode)
     for item in items:
-        name = item.model or model
-        price = prices.get(name)
-        if price is None:
-            price = prices[name] = registry.price(provider, name, mode, day)
-        n_in = prompt_tokens(m.text for m in item.messages)
-        n_out = item.max_tokens if item.max_tokens is not None else default_max_tokens
-        # per item, so a long prompt's tier applies to that request only
-        low += cost_of(Usage(input_tokens=n_in), price).total
-        high += cost_of(Usage(input_tokens=n_in, output_tokens=n_out), price).total
-        count += 1
-        input_total += n_in
-        output_total += n_out
-    return Estimate(
-        low=low,
-        high=high,
-        items=count,
-        input_tokens=input_total,
-        max_output_tokens=output_total,
-        mode=mode,
-        method=METHOD.format(mode=mode, day=day.isoformat()),
-    )
+        est.add(item, item.model or model)
+    return est.result()
