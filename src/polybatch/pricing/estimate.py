@@ -64,7 +64,9 @@ class Estimator:
         """Count one item, to be run on ``model``."""
         price = self._prices.get(model)
         if price is None:
-            price = self._prices[model] = self.registry.price(self.provider, model, self.mode, self.day)
+            price = self._prices[model] = self.registry.price(
+                self.provider, model, self.mode, self.day
+            )
         n_in = prompt_tokens(m.text for m in item.messages)
         n_out = item.max_tokens if item.max_tokens is not None else self.default_max_tokens
         # per item, so a long prompt's tier applies to that request only
