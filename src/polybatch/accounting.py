@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from .providers import BatchProvider
     from .runner import Job
 
-_registry_cache: dict[tuple[str | None, str | None, tuple[str, ...] | None], PriceRegistry] = {}
+_registry_cache: dict[
+    tuple[int, str | None, str | None, tuple[str, ...] | None], PriceRegistry
+] = {}
 
 
 def price_registry(
@@ -49,7 +51,13 @@ def price_registry(
     """
     cfg, path = _config.load_config()
     wanted = tuple(sorted(providers)) if providers is not None else None
-    key = (str(path) if path else None, str(price_file) if price_file else None, wanted)
+    # the plugin registry is part of the key: tests (and the conformance suite) swap it
+    key = (
+        id(get_registry()),
+        str(path) if path else None,
+        str(price_file) if price_file else None,
+        wanted,
+    )
     if reload:
         _registry_cache.clear()
     if key not in _registry_cache:

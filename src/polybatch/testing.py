@@ -5,6 +5,14 @@ same fixtures::
 
     def test_roundtrip(sandbox_server):
         provider = MyProvider(**MyProvider.sandbox_settings(sandbox_server.url, sandbox_server.engine.api_key))
+
+and the provider conformance suite (see :mod:`polybatch.conformance`)::
+
+    from polybatch.testing import ProviderConformance
+
+    class TestMyProviderConformance(ProviderConformance):
+        provider_class = MyProvider
+        model = "my-model"
 """
 
 from __future__ import annotations
@@ -15,7 +23,17 @@ from typing import Any
 
 import pytest
 
+from .conformance import ProviderConformance
 from .sandbox import SandboxEngine, SandboxServer
+
+__all__ = [
+    "ISOLATED_ENV",
+    "SANDBOX_KEY",
+    "ProviderConformance",
+    "make_sandbox",
+    "polybatch_home",
+    "sandbox_server",
+]
 
 SANDBOX_KEY = "sk-polybatch-test-0123456789"
 

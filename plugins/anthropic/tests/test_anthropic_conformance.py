@@ -1,0 +1,18 @@
+"""The Anthropic provider against the shared provider conformance suite."""
+
+from __future__ import annotations
+
+from polybatch.items import BatchItem
+from polybatch.testing import ProviderConformance
+from polybatch_anthropic.provider import AnthropicProvider
+
+
+class TestAnthropicConformance(ProviderConformance):
+    provider_class = AnthropicProvider
+    model = "claude-haiku-4-5"
+    # Anthropic takes no 'seed': an item asking for one cannot be expressed
+    bad_item = BatchItem(custom_id="bad", messages=[{"role": "user", "content": "hi"}], seed=7)
+    supports_cancel = True
+    # Message Batches carry no metadata, so a batch cannot be found again
+    supports_find_batch = False
+    provider_settings = {"max_retries": 0}

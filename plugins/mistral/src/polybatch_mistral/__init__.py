@@ -1,0 +1,5 @@
+"""polybatch mistral plugin: Mistral's batch jobs through the official SDK, and its sandbox."""
+
+from .provider import MistralProvider
+
+__all__ = ["MistralProvider"]
