@@ -24,7 +24,8 @@ from .hookspecs import hookimpl
 from .inputs import read_items
 from .items import BatchItem, BatchResult, ItemError, Message, Usage
 from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
-from .runner import Job, JobStatus, run, submit
+from .accounting import usage_table
+from .runner import Job, JobStatus, jobs, run, submit
 
 __all__ = [
     "BatchItem",
@@ -51,8 +52,10 @@ __all__ = [
     "UnknownProviderError",
     "Usage",
     "hookimpl",
+    "jobs",
     "parse_model",
     "read_items",
     "run",
     "submit",
+    "usage_table",
 ]

@@ -722,6 +722,12 @@ class Job:
         self._refresh()
 
 
+def jobs(*, home: Path | None = None, since: float | None = None) -> list[Job]:
+    """Every job in the ledger, newest first (``since``: a Unix time)."""
+    ledger = open_ledger(home)
+    return [Job(row, ledger) for row in ledger.list_jobs(since=since)]
+
+
 def submit(
     items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
     model: str | None = None,

@@ -8,7 +8,6 @@ the emulator deterministic and lets tests move time forward with ``engine.clock.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import secrets
@@ -18,6 +17,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .faults import (
+    BATCH_CANCEL,
+    BATCH_EXPIRE,
+    BATCH_FAIL,
+    BATCH_MISSING_OUTPUT,
+    BatchFaultPlan,
+    FaultEvent,
+    Faults,
+    is_create,
+    is_upload,
+    route_key,
+    truncate_mid_line,
+)
 from .model import SyntheticModel
 
 DAY = 24 * 3600
@@ -39,24 +51,6 @@ class Clock:
 
 
 @dataclass
-class Faults:
-    """Seeded, reproducible faults. A rate is the chance per request, decided by a hash."""
-
-    seed: int = 0
-    #: share of requests inside a batch that end in a retryable server error
-    item_error_rate: float = 0.0
-
-    def hit(self, rate: float, *key: Any) -> bool:
-        """Whether the fault with this rate strikes the thing named by ``key``."""
-        if rate <= 0:
-            return False
-        if rate >= 1:
-            return True
-        h = hashlib.sha256(repr((self.seed, *key)).encode()).digest()
-        return int.from_bytes(h[:8], "big") / 2**64 < rate
-
-
-@dataclass
 class SandboxFile:
     """An uploaded or generated file."""
 
@@ -67,6 +61,8 @@ class SandboxFile:
     purpose: str
     created_at: int
     expires_at: int | None = None
+    #: set on batch output files: what download faults are keyed on (ids are random, this is not)
+    fault_key: tuple[Any, ...] | None = None
 
 
 @dataclass
@@ -93,9 +89,18 @@ class SandboxBatch:
     _outcomes: dict[int, Any] = field(default_factory=dict)
     #: what the provider routes computed once at the end (output files, ...)
     output: dict[str, Any] | None = None
+    #: n-th batch of its namespace (from 1): batch faults are keyed on it, not on the random id
+    serial: int = 0
+    #: injected batch-level faults (see :mod:`polybatch.sandbox.faults`)
+    faults: set[str] = field(default_factory=set)
+    #: requests run before an injected expiry or outside cancel stopped the batch
+    stop_after: int | None = None
 
     # -- time ------------------------------------------------------------------------------
     def _done_processing_at(self) -> float:
+        if self.stop_after is not None:
+            # stalled after stop_after requests: only the (injected) expiry or cancel ends it
+            return math.inf
         if not self.rate:
             return self.started_at
         return self.started_at + len(self.requests) / self.rate
@@ -108,9 +113,10 @@ class SandboxBatch:
         stop = min(stop, self.expires_at)
         if self.errors is not None or stop < self.started_at:
             return 0
+        cap = len(self.requests) if self.stop_after is None else self.stop_after
         if not self.rate:
-            return len(self.requests)
-        return min(len(self.requests), math.floor((stop - self.started_at) * self.rate + 1e-9))
+            return cap
+        return min(cap, math.floor((stop - self.started_at) * self.rate + 1e-9))
 
     def state(self, now: float) -> str:
         """OpenAI-style state names; other providers map them onto their own."""
@@ -208,6 +214,81 @@ class SandboxEngine:
         self._ids = itertools.count(1)
         #: every request the server received, as (method, path): tests assert on it
         self.requests_seen: list[tuple[str, str]] = []
+        #: every fault injected, in order: tests assert on it, ``--faults`` runs print it
+        self.fault_log: list[FaultEvent] = []
+        self._fault_counters: dict[tuple[Any, ...], int] = {}
+
+    # -- faults ----------------------------------------------------------------------------
+    def _count(self, *key: Any) -> int:
+        """How many times ``key`` was counted before (then count it once more)."""
+        with self.lock:
+            n = self._fault_counters.get(key, 0)
+            self._fault_counters[key] = n + 1
+            return n
+
+    def note_fault(self, kind: str, where: str, detail: str = "") -> None:
+        """Record an injected fault."""
+        with self.lock:
+            self.fault_log.append(FaultEvent(kind, where, detail))
+
+    def decide_http_fault(self, method: str, path: str) -> tuple[str | None, int]:
+        """The HTTP fault for this request, if any: (kind, status) with kind one of
+        ``upload_reject``, ``error``, ``drop``, ``create_timeout``, ``slow`` or None.
+
+        Keyed on the n-th request to this route (ids masked), so a run is reproducible.
+        """
+        f = self.faults
+        route = route_key(path)
+        n = self._count("http", method, route)
+        where = f"{method} {path}"
+        kind: str | None = None
+        status = 0
+        if is_upload(method, path) and f.hit(f.upload_reject_rate, "upload", method, route, n):
+            kind, status = "upload_reject", 503
+        elif f.hit(f.http_error_rate, "http", method, route, n):
+            codes = f.http_error_codes or (500,)
+            status = codes[min(int(f.draw("code", method, route, n) * len(codes)), len(codes) - 1)]
+            kind = "error"
+        elif f.hit(f.drop_rate, "drop", method, route, n):
+            kind = "drop"
+        elif is_create(method, path) and f.hit(f.create_timeout_rate, "create", route, n):
+            kind = "create_timeout"
+        elif f.hit(f.slow_rate, "slow", method, route, n):
+            kind = "slow"
+        if kind is not None:
+            self.note_fault(kind, where, str(status) if status else "")
+        return kind, status
+
+    def plan_batch_faults(self, namespace: str, serial: int, n_requests: int) -> BatchFaultPlan:
+        """The batch-level faults of the ``serial``-th batch of ``namespace`` (at most one of
+        fail / expire / cancel, plus possibly a missing output)."""
+        f = self.faults
+        plan = BatchFaultPlan()
+        if f.hit(f.batch_fail_rate, "fail", namespace, serial):
+            plan.faults.add(BATCH_FAIL)
+        elif n_requests and f.hit(f.expire_rate, "expire", namespace, serial):
+            plan.faults.add(BATCH_EXPIRE)
+        elif n_requests and f.hit(f.external_cancel_rate, "cancel", namespace, serial):
+            plan.faults.add(BATCH_CANCEL)
+        if plan.faults & {BATCH_EXPIRE, BATCH_CANCEL}:
+            # some requests ran, at least one did not: partial results and leftovers
+            plan.stop_after = int(f.draw("stop", namespace, serial) * n_requests)
+        if f.hit(f.missing_output_rate, "missing", namespace, serial):
+            plan.faults.add(BATCH_MISSING_OUTPUT)
+        return plan
+
+    def download(self, file_key: tuple[Any, ...] | None, data: bytes) -> bytes:
+        """``data`` as one download delivers it: cut short mid-line when the truncate fault
+        strikes this attempt (keyed on the file's fault key and the attempt number)."""
+        f = self.faults
+        if file_key is None or f.truncate_output_rate <= 0 or not data:
+            return data
+        attempt = self._count("download", *file_key)
+        if not f.hit(f.truncate_output_rate, "truncate", *file_key, attempt):
+            return data
+        cut = truncate_mid_line(data, f.draw("cut", *file_key, attempt))
+        self.note_fault("truncate", "/".join(map(str, file_key)), f"{len(cut)}/{len(data)} bytes")
+        return cut
 
     def new_id(self, prefix: str) -> str:
         """A fresh id, unique in this engine, readable in logs."""
@@ -266,9 +347,24 @@ class SandboxEngine:
         extra: dict[str, Any] | None = None,
         errors: list[dict[str, Any]] | None = None,
     ) -> SandboxBatch:
-        """Create a batch whose requests will be run by ``handler`` as time passes."""
+        """Create a batch whose requests will be run by ``handler`` as time passes.
+
+        Batch-level faults are decided here (see :meth:`plan_batch_faults`); an injected
+        validation failure replaces ``errors`` only when the input itself was valid.
+        """
         with self.lock:
             now = self.now()
+            serial = self._count("batch", namespace) + 1
+            plan = self.plan_batch_faults(namespace, serial, len(requests))
+            if BATCH_FAIL in plan.faults and not errors:
+                errors = [
+                    {
+                        "code": "injected_failure",
+                        "message": "The batch failed validation (injected fault).",
+                        "param": None,
+                        "line": None,
+                    }
+                ]
             b = SandboxBatch(
                 id=self.new_id(prefix),
                 namespace=namespace,
@@ -283,7 +379,19 @@ class SandboxEngine:
                 errors=errors,
                 cancel_seconds=self.cancel_seconds,
                 finalize_seconds=self.finalize_seconds,
+                serial=serial,
+                faults=plan.faults,
+                stop_after=plan.stop_after,
             )
+            if plan.stop_after is not None:
+                # the expiry or the outside cancel comes once stop_after requests have run
+                stop_at = b.started_at + (plan.stop_after / b.rate if b.rate else 0.0)
+                if BATCH_EXPIRE in plan.faults:
+                    b.expires_at = stop_at
+                else:
+                    b.cancel_requested_at = stop_at
+            for kind in sorted(plan.faults):
+                self.note_fault(kind, f"{namespace} batch #{serial} {b.id}", str(plan.stop_after))
             self.batches[b.id] = b
             return b
 

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .engine import SandboxEngine
+from .faults import FaultMiddleware
 
 if TYPE_CHECKING:
     from ..providers import BatchProvider
@@ -64,6 +65,9 @@ def create_app(
     routes.insert(0, Route("/", index))
     app = Starlette(routes=routes)
     app.state.engine = engine
+    # faults inside, recording outside: requests_seen holds faulted requests too (what a client
+    # sent, including the SDKs' own retries)
+    app.add_middleware(FaultMiddleware, engine=engine)
     app.add_middleware(_RecordRequests, engine=engine)
     return app
 

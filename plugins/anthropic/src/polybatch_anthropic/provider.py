@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
 import anthropic
+import httpx2
 
 from polybatch.errors import ProviderError
 from polybatch.items import BatchItem, BatchResult
@@ -88,6 +89,12 @@ class AnthropicProvider(BatchProvider):
             self._raise(what, exc, None)
         except anthropic.AnthropicError as exc:
             self._raise(what, exc, None)
+        except (httpx2.HTTPError, ValueError) as exc:
+            # a dropped connection or a results stream cut mid-line (JSONDecodeError is a
+            # ValueError) is transient: no status, so the runner downloads again
+            raise ProviderError(
+                f"{what} failed: {type(exc).__name__}: {exc}", provider=self.name
+            ) from exc
 
     def _raise(self, what: str, exc: anthropic.AnthropicError, status: int | None) -> NoReturn:
         # the SDK's messages carry the server's words, never the key
@@ -124,8 +131,11 @@ class AnthropicProvider(BatchProvider):
         with Path(lines_path).open("rb") as f:
             requests = [json.loads(line) for line in f if line.strip()]
         typed = cast("list[batch_create_params.Request]", requests)
+        # no SDK-level retry of the create: without an idempotency key a retry after a lost
+        # answer creates a second batch (Anthropic batches carry no metadata to find it by)
         batch = self._call(
-            "create batch", lambda: self.client.messages.batches.create(requests=typed)
+            "create batch",
+            lambda: self.client.with_options(max_retries=0).messages.batches.create(requests=typed),
         )
         return SubmittedBatch(batch_id=batch.id)
 

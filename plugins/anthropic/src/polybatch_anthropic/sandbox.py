@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine
+from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
 from polybatch.tokens import count_tokens, truncate
 
 from . import codec
@@ -67,6 +68,8 @@ class AnthropicSandbox:
 
     def __init__(self, engine: SandboxEngine) -> None:
         self.engine = engine
+        #: how many batches carried each custom_id before: item faults are keyed on it
+        self.attempts: dict[str, int] = {}
 
     # -- helpers ----------------------------------------------------------------------------
     def _authorized(self, request: Request) -> JSONResponse | None:
@@ -139,7 +142,7 @@ class AnthropicSandbox:
         }
 
     # -- the synthetic answer ---------------------------------------------------------------
-    def _run(self, entry: dict[str, Any], batch_id: str) -> dict[str, Any]:
+    def _run(self, entry: dict[str, Any], batch_id: str, attempt: int = 0) -> dict[str, Any]:
         """One request's result object (``succeeded`` or ``errored``)."""
         params = entry["params"]
         problem = codec.check_params(params)
@@ -149,7 +152,9 @@ class AnthropicSandbox:
                 "error": codec.error_body("invalid_request_error", problem, None),
             }
         faults = self.engine.faults
-        if faults.hit(faults.item_error_rate, NAMESPACE, batch_id, entry["custom_id"]):
+        # keyed by (custom_id, attempt), not the random batch id: reproducible for a seed, and a
+        # retry of the request in a later batch draws afresh
+        if faults.hit(faults.item_error_rate, NAMESPACE, entry["custom_id"], attempt):
             return {
                 "type": "errored",
                 "error": codec.error_body(
@@ -261,10 +266,14 @@ class AnthropicSandbox:
             seen.add(cid)
         # the handler needs the batch id (faults are keyed on it), known only after creation
         holder: dict[str, str] = {}
+        with self.engine.lock:
+            attempts = {cid: self.attempts.get(cid, 0) for cid in seen}
+            for cid in seen:
+                self.attempts[cid] = attempts[cid] + 1
         batch = self.engine.create_batch(
             NAMESPACE,
             requests,
-            lambda entry: self._run(entry, holder["id"]),
+            lambda entry: self._run(entry, holder["id"], attempts[entry["custom_id"]]),
             prefix="msgbatch_",
         )
         holder["id"] = batch.id
@@ -348,7 +357,13 @@ class AnthropicSandbox:
             return _error(
                 400, "invalid_request_error", f"message batch {found.id!r} has not ended yet"
             )
-        data = b"".join(codec.dumps(line) + b"\n" for line in self._outcomes(found))
+        lines = self._outcomes(found)
+        if BATCH_MISSING_OUTPUT in found.faults:
+            # injected fault: the successes are missing from the results
+            lines = [line for line in lines if line["result"]["type"] != "succeeded"]
+        data = b"".join(codec.dumps(line) + b"\n" for line in lines)
+        # an injected truncation cuts this download short mid-line; fetching again may succeed
+        data = self.engine.download((NAMESPACE, found.serial, "results"), data)
         return Response(
             data, media_type="application/x-jsonl", headers={"request-id": _request_id()}
         )

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+import httpx2
 import openai
 
 from polybatch.errors import ItemValidationError, ProviderError
@@ -49,7 +50,7 @@ class OpenAIProvider(BatchProvider):
     """
 
     name = "openai"
-    credential_env = ("OPENAI_API_KEY",)
+    credential_env: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     limits = Limits(max_requests=50_000, max_bytes=200 * 1024 * 1024, completion_windows=("24h",))
     sandbox_prefix = "/openai"
 
@@ -136,6 +137,12 @@ class OpenAIProvider(BatchProvider):
             raise ProviderError(
                 f"{action} failed: {self._scrub(str(exc))}", provider=self.name
             ) from exc
+        except httpx2.HTTPError as exc:
+            # a connection dropped mid-stream surfaces from the transport, not the SDK: transient
+            raise ProviderError(
+                f"{action} failed: {self._scrub(str(exc)) or type(exc).__name__}",
+                provider=self.name,
+            ) from exc
 
     # -- items -----------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
@@ -203,22 +210,36 @@ class OpenAIProvider(BatchProvider):
         with self._sdk_errors("uploading the batch file"), lines_path.open("rb") as fh:
             # an open file handle goes to httpx as is, which streams the multipart body in chunks
             uploaded = client.files.create(
-                file=(filename, fh, "application/jsonl"), purpose="batch"
+                file=(filename, fh, "application/jsonl"), purpose="batch", **self.upload_options()
             )
         try:
+            # no SDK-level retry of the create: it sends no idempotency key, so a retry after a
+            # lost answer makes a second batch. The runner retries instead, after looking the
+            # batch up by its metadata (find_batch).
             with self._sdk_errors("creating the batch"):
-                batch = client.batches.create(
+                batch = client.with_options(max_retries=0).batches.create(
                     input_file_id=uploaded.id,
                     # the SDK types endpoint as a Literal but sends any string (Azure relies on it)
                     endpoint=cast(Any, self.endpoint),
                     completion_window=cast(Any, self.settings.get("completion_window", "24h")),
                     metadata=dict(metadata) or None,
+                    **self.batch_options(),
                 )
-        except ProviderError:
-            # don't leave an orphan upload behind; the original error is what matters
-            self._delete_file(uploaded.id)
+        except ProviderError as exc:
+            # a definite refusal leaves an orphan upload: delete it. After a timeout or a server
+            # error the batch may exist and use the file, so it stays.
+            if exc.status_code is not None and exc.status_code < 500:
+                self._delete_file(uploaded.id)
             raise
         return SubmittedBatch(batch_id=batch.id, input_file_id=uploaded.id)
+
+    def upload_options(self) -> dict[str, Any]:
+        """Extra arguments for ``files.create`` (Azure sets a file expiry here)."""
+        return {}
+
+    def batch_options(self) -> dict[str, Any]:
+        """Extra arguments for ``batches.create`` (Azure sets the output files' expiry here)."""
+        return {}
 
     def poll(self, batch_id: str) -> BatchStatus:
         """The batch's state and counts; validation errors become the message."""

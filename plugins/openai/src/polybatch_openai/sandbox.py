@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from polybatch.providers import TERMINAL_STATES
 from polybatch.sandbox.engine import DAY, SandboxBatch, SandboxEngine, SandboxFile
+from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
 from polybatch.sandbox.model import SYNTHETIC_MODELS
 
 from . import codec
@@ -62,6 +63,10 @@ class _Outcome:
 
 class _Api:
     """Route handlers sharing one engine."""
+
+    #: per-API limits (Azure's routes subclass this with their own)
+    max_requests: int = MAX_REQUESTS
+    expiry_range: tuple[int, int] = EXPIRY_RANGE
 
     def __init__(self, engine: SandboxEngine, namespace: str = NAMESPACE) -> None:
         self.engine = engine
@@ -158,11 +163,12 @@ class _Api:
                     seconds = int(str(seconds_raw))
                 except ValueError:
                     seconds = -1
-                if anchor != "created_at" or not EXPIRY_RANGE[0] <= seconds <= EXPIRY_RANGE[1]:
+                lo, hi = self.expiry_range
+                if anchor != "created_at" or not lo <= seconds <= hi:
                     return self.error(
                         400,
                         "Invalid 'expires_after': anchor must be 'created_at' and seconds "
-                        f"between {EXPIRY_RANGE[0]} and {EXPIRY_RANGE[1]}.",
+                        f"between {lo} and {hi}.",
                         param="expires_after",
                         code="invalid_value",
                     )
@@ -250,8 +256,10 @@ class _Api:
             return self.error(
                 400, "Invalid 'offset': expected a non-negative integer.", param="offset"
             )
+        # an injected truncation cuts this download short mid-line; fetching again may succeed
+        data = self.engine.download(f.fault_key, f.data)
         return Response(
-            f.data[offset:],
+            data[offset:],
             media_type="application/octet-stream",
             headers={"x-request-id": self.request_id()},
         )
@@ -286,7 +294,7 @@ class _Api:
                 param="input_file_id",
             )
         endpoint: str = params["endpoint"]
-        requests, errors = _parse_input(input_file.data, endpoint)
+        requests, errors = self.parse_input(input_file.data, endpoint)
         with self.engine.lock:
             for i, req in enumerate(requests):
                 attempt = self.attempts.get(req.custom_id, 0)
@@ -312,6 +320,12 @@ class _Api:
         )
         batch_ref.append(batch)
         return self.json(self.batch_object(batch))
+
+    def parse_input(
+        self, data: bytes, endpoint: str
+    ) -> tuple[list[_Request], list[dict[str, Any]]]:
+        """Requests of an input file and the batch-level errors (a hook for Azure's rules)."""
+        return _parse_input(data, endpoint, self.max_requests)
 
     # -- batches: running one request ------------------------------------------------------
     def run(self, req: _Request, batch: SandboxBatch) -> _Outcome:
@@ -462,6 +476,8 @@ class _Api:
                 ("output_file_id", ok_lines, "output"),
                 ("error_file_id", err_lines, "error"),
             ):
+                if key == "output_file_id" and BATCH_MISSING_OUTPUT in batch.faults:
+                    continue  # injected fault: the successes' file never appears
                 if lines:
                     f = self.engine.add_file(
                         self.ns,
@@ -470,6 +486,7 @@ class _Api:
                         purpose="batch_output",
                         expires_after=int(expires_after) if expires_after else BATCH_FILE_EXPIRY,
                     )
+                    f.fault_key = (self.ns, batch.serial, suffix)
                     result[key] = f.id
             batch.output = result
             return result
@@ -572,7 +589,9 @@ def _metadata_problem(metadata: Any) -> str | None:
     return None
 
 
-def _parse_input(data: bytes, endpoint: str) -> tuple[list[_Request], list[dict[str, Any]]]:
+def _parse_input(
+    data: bytes, endpoint: str, max_requests: int = MAX_REQUESTS
+) -> tuple[list[_Request], list[dict[str, Any]]]:
     """Requests of a batch input file, and the batch-level errors that fail it (empty: valid)."""
     requests: list[_Request] = []
     errors: list[dict[str, Any]] = []
@@ -585,8 +604,8 @@ def _parse_input(data: bytes, endpoint: str) -> tuple[list[_Request], list[dict[
     lines = [(n, raw) for n, raw in enumerate(data.split(b"\n"), 1) if raw.strip()]
     if not lines:
         fail("empty_file", "The batch input file is empty.", None)
-    if len(lines) > MAX_REQUESTS:
-        fail("too_many_tasks", f"The batch input file has more than {MAX_REQUESTS} requests.", None)
+    if len(lines) > max_requests:
+        fail("too_many_tasks", f"The batch input file has more than {max_requests} requests.", None)
         return [], errors
     for number, raw in lines:
         try:

@@ -1,0 +1,365 @@
+"""Seeded, reproducible fault injection for the sandbox.
+
+Three layers, all decided by a hash of the seed and a key that does not depend on wall-clock time
+or on random ids, so the same seed and the same sequence of requests give the same faults:
+
+- **HTTP faults** (:class:`FaultMiddleware`, every route of every provider): an error status with
+  ``retry-after`` / ``retry-after-ms`` (429, 500, 502, 503 ...), a dropped connection, a slow
+  response, an upload rejected, and a batch create whose response is lost after the server made the
+  batch (the client cannot tell whether it exists: the case that breeds duplicates). Keyed on
+  ``(seed, fault, method, path with ids masked, n-th such request)``.
+- **Batch faults** (decided in :meth:`SandboxEngine.create_batch`, applied by each provider's
+  routes): a batch that fails validation as a whole, one that expires or is cancelled from outside
+  after running only some of its requests, one whose output (the successes) is missing. Keyed on
+  ``(seed, fault, namespace, n-th batch of that namespace)``.
+- **Download and item faults**: an output download cut short mid-line (keyed on the batch and the
+  download attempt, so fetching again can succeed), and per-request errors in the error file or as
+  errored results (keyed on the custom_id and how many batches carried it before).
+
+Spec strings, as ``polybatch sandbox --faults`` takes them::
+
+    seed=3,http=0.1,codes=429/503,drop=0.02,item=0.05,truncate=0.2
+
+Short names and field names are both accepted (see :data:`ALIASES`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .engine import SandboxEngine
+
+#: short spec names -> Faults field names
+ALIASES: dict[str, str] = {
+    "seed": "seed",
+    "item": "item_error_rate",
+    "http": "http_error_rate",
+    "codes": "http_error_codes",
+    "retry_after": "retry_after",
+    "drop": "drop_rate",
+    "slow": "slow_rate",
+    "slow_s": "slow_seconds",
+    "upload": "upload_reject_rate",
+    "create_timeout": "create_timeout_rate",
+    "fail": "batch_fail_rate",
+    "expire": "expire_rate",
+    "cancel": "external_cancel_rate",
+    "truncate": "truncate_output_rate",
+    "missing": "missing_output_rate",
+}
+
+#: batch-level fault names stored on ``SandboxBatch.faults``
+BATCH_FAIL = "fail"
+BATCH_EXPIRE = "expire"
+BATCH_CANCEL = "cancel"
+BATCH_MISSING_OUTPUT = "missing_output"
+
+
+@dataclass
+class Faults:
+    """What goes wrong in the sandbox, and how often. Every rate is a probability in [0, 1].
+
+    All zero (the default) means a well-behaved sandbox. ``seed`` makes a run reproducible.
+    """
+
+    seed: int = 0
+    #: share of requests inside a batch that end in a retryable server error (error file /
+    #: ``errored`` result)
+    item_error_rate: float = 0.0
+    #: share of HTTP requests (any route) answered with one of ``http_error_codes``
+    http_error_rate: float = 0.0
+    #: the statuses an HTTP fault picks from (429 gets a rate-limit body, the rest a server error)
+    http_error_codes: tuple[int, ...] = (429, 500, 502, 503)
+    #: seconds sent as ``retry-after-ms`` (and ``retry-after``, rounded up) with injected errors;
+    #: small by default so that tests stay fast while the SDKs still honour it
+    retry_after: float = 0.01
+    #: share of HTTP requests whose connection is closed before a complete response
+    drop_rate: float = 0.0
+    #: share of HTTP requests answered only after ``slow_seconds``
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.05
+    #: share of uploads (OpenAI ``POST /files``, Anthropic's create with inline requests) rejected
+    #: with a 503 that tells the SDK not to retry (``x-should-retry: false``)
+    upload_reject_rate: float = 0.0
+    #: share of batch creates whose response is lost after the server created the batch
+    create_timeout_rate: float = 0.0
+    #: share of batches that fail validation as a whole (``failed`` with ``errors``)
+    batch_fail_rate: float = 0.0
+    #: share of batches that expire after running only some of their requests
+    expire_rate: float = 0.0
+    #: share of batches cancelled from outside (another client, the console) part way through
+    external_cancel_rate: float = 0.0
+    #: share of output downloads cut short in the middle of a line (each attempt draws afresh)
+    truncate_output_rate: float = 0.0
+    #: share of ended batches whose output (the successful results) is missing
+    missing_output_rate: float = 0.0
+
+    # -- drawing ---------------------------------------------------------------------------
+    def draw(self, *key: Any) -> float:
+        """A number in [0, 1) that depends only on the seed and ``key``."""
+        h = hashlib.sha256(repr((self.seed, *key)).encode()).digest()
+        return int.from_bytes(h[:8], "big") / 2**64
+
+    def hit(self, rate: float, *key: Any) -> bool:
+        """Whether the fault with this rate strikes the thing named by ``key``."""
+        if rate <= 0:
+            return False
+        if rate >= 1:
+            return True
+        return self.draw(*key) < rate
+
+    @property
+    def http_active(self) -> bool:
+        """Whether any HTTP-level fault can strike (else the middleware is a pass-through)."""
+        return any(
+            r > 0
+            for r in (
+                self.http_error_rate,
+                self.drop_rate,
+                self.slow_rate,
+                self.upload_reject_rate,
+                self.create_timeout_rate,
+            )
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether any fault at all is switched on."""
+        return any(getattr(self, f.name) > 0 for f in fields(self) if f.name.endswith("_rate"))
+
+    # -- spec strings ----------------------------------------------------------------------
+    @classmethod
+    def parse(cls, spec: str) -> Faults:
+        """Faults from ``"seed=3,http=0.1,codes=429/503,drop=0.02"``; ValueError says what is wrong.
+
+        ``all=R`` sets every rate to R (then later keys override it).
+        """
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            name, sep, raw = part.partition("=")
+            name, raw = name.strip(), raw.strip()
+            if not sep or not raw:
+                raise ValueError(f"{part!r}: expected name=value")
+            if name == "all":
+                rate = _rate(name, raw)
+                values.update({f: rate for f in types if f.endswith("_rate")})
+                continue
+            key = ALIASES.get(name, name)
+            if key not in types:
+                known = ", ".join(sorted({*ALIASES, "all"}))
+                raise ValueError(f"unknown fault {name!r}; known: {known}")
+            if key == "seed":
+                try:
+                    values[key] = int(raw)
+                except ValueError:
+                    raise ValueError(f"seed: {raw!r} is not an integer") from None
+            elif key == "http_error_codes":
+                try:
+                    codes = tuple(int(c) for c in re.split(r"[/|; ]+", raw) if c)
+                except ValueError:
+                    raise ValueError(f"codes: {raw!r} is not a list like 429/503") from None
+                if not codes or any(not 400 <= c <= 599 for c in codes):
+                    raise ValueError(f"codes: {raw!r}: give HTTP error statuses (400-599)")
+                values[key] = codes
+            elif key.endswith("_rate"):
+                values[key] = _rate(name, raw)
+            else:  # seconds
+                try:
+                    seconds = float(raw)
+                except ValueError:
+                    raise ValueError(f"{name}: {raw!r} is not a number of seconds") from None
+                if not math.isfinite(seconds) or seconds < 0:
+                    raise ValueError(f"{name}: {raw!r} must be a non-negative number of seconds")
+                values[key] = seconds
+        return cls(**values)
+
+    def to_spec(self) -> str:
+        """The spec string of the settings that differ from the defaults (parse() reads it back)."""
+        short = {v: k for k, v in ALIASES.items()}
+        default = Faults()
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == getattr(default, f.name) and f.name != "seed":
+                continue
+            text = "/".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            parts.append(f"{short.get(f.name, f.name)}={text}")
+        return ",".join(parts)
+
+
+def _rate(name: str, raw: str) -> float:
+    try:
+        rate = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: {raw!r} is not a number") from None
+    if not 0 <= rate <= 1:
+        raise ValueError(f"{name}: {raw!r} is not a rate between 0 and 1")
+    return rate
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """One injected fault, as tests and the sandbox's log see it."""
+
+    kind: str
+    where: str
+    detail: str = ""
+
+
+@dataclass
+class BatchFaultPlan:
+    """The batch-level faults decided for one new batch."""
+
+    faults: set[str] = field(default_factory=set)
+    #: requests run before an injected expiry or cancel stopped the batch
+    stop_after: int | None = None
+
+
+# -- paths and keys ------------------------------------------------------------------------
+_ID_SEGMENT = re.compile(r"^(?=.*\d)[A-Za-z0-9_\-]{10,}$")
+
+
+def route_key(path: str) -> str:
+    """The path with id-like segments masked: ids are random, fault keys must not be."""
+    return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
+
+
+def is_upload(method: str, path: str) -> bool:
+    """A request that carries a batch's input: an OpenAI file upload or an inline Anthropic create."""
+    return method == "POST" and (path.endswith("/files") or path.endswith("/messages/batches"))
+
+
+def is_create(method: str, path: str) -> bool:
+    """A request that creates a provider batch."""
+    return method == "POST" and path.endswith("/batches")
+
+
+def truncate_mid_line(data: bytes, fraction: float) -> bytes:
+    """``data`` cut inside one of its lines (chosen by ``fraction``), so the last line is partial."""
+    starts = [0] + [i + 1 for i, b in enumerate(data) if b == 0x0A and i + 1 < len(data)]
+    lines = [(s, data.find(b"\n", s)) for s in starts]
+    lines = [(s, e if e >= 0 else len(data)) for s, e in lines]
+    lines = [(s, e) for s, e in lines if e - s >= 2]
+    if not lines:
+        return data
+    start, end = lines[min(int(fraction * len(lines)), len(lines) - 1)]
+    # keep at least one byte and drop at least one before the line's end: never a whole line
+    return data[: start + max(1, (end - start) // 2)]
+
+
+# -- the HTTP layer ------------------------------------------------------------------------
+class DroppedConnection(Exception):
+    """Raised after the response has started: the server then closes the connection."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keep uvicorn from logging a traceback for every connection the sandbox drops on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, DroppedConnection)
+
+
+_quiet = _QuietDrops()
+logging.getLogger("uvicorn.error").addFilter(_quiet)
+
+_log = logging.getLogger("polybatch.sandbox.faults")
+
+
+class FaultMiddleware:
+    """ASGI middleware injecting the HTTP-level faults of ``engine.faults`` on every route."""
+
+    def __init__(self, app: ASGIApp, engine: SandboxEngine) -> None:
+        self.app = app
+        self.engine = engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        faults = self.engine.faults
+        if scope["type"] != "http" or not faults.http_active:
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        path: str = scope["path"]
+        kind, code = self.engine.decide_http_fault(method, path)
+        if kind is None:
+            await self.app(scope, receive, send)
+        elif kind == "slow":
+            await asyncio.sleep(faults.slow_seconds)
+            await self.app(scope, receive, send)
+        elif kind == "error":
+            await self._error(send, code, faults)
+        elif kind == "upload_reject":
+            await self._error(send, 503, faults, retry=False, message="upload rejected")
+        elif kind == "drop":
+            await _drain(receive)
+            await _start_then_drop(send)
+        else:  # create_timeout: the server does the work, the client never hears of it
+            await self.app(scope, receive, _swallow)
+            await _start_then_drop(send)
+
+    @staticmethod
+    async def _error(
+        send: Send, status: int, faults: Faults, *, retry: bool = True, message: str = ""
+    ) -> None:
+        rate_limited = status == 429
+        kind = "rate_limit_error" if rate_limited else "api_error"
+        text = message or ("Rate limit reached" if rate_limited else "The server had an error")
+        # one body both SDKs read: OpenAI unwraps "error", Anthropic reads error.type
+        body = json.dumps(
+            {
+                "type": "error",
+                "error": {
+                    "type": kind,
+                    "message": f"{text} (injected fault)",
+                    "code": "rate_limit_exceeded" if rate_limited else "server_error",
+                    "param": None,
+                },
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after-ms", str(max(1, round(faults.retry_after * 1000))).encode()),
+            (b"retry-after", str(max(1, math.ceil(faults.retry_after))).encode()),
+            (b"x-should-retry", b"true" if retry else b"false"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive: Receive) -> None:
+    """Read the request body, so the client has finished sending when the connection drops."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
+
+
+async def _swallow(message: Message) -> None:
+    """A ``send`` that discards the app's response."""
+
+
+async def _start_then_drop(send: Send) -> None:
+    # promise a body, then abort: uvicorn closes the connection once a started response fails,
+    # and the client sees a truncated response (a transport error it may retry)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"1024")],
+        }
+    )
+    raise DroppedConnection("connection dropped (injected fault)")
