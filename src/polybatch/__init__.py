@@ -6,6 +6,7 @@ Plain strings in, results out::
     results = polybatch.run(["Hello?", "Goodbye?"], "openai:gpt-4o-mini")
 """
 
+from .accounting import usage_table
 from .errors import (
     BudgetExceededError,
     ConfigError,
@@ -24,7 +25,6 @@ from .hookspecs import hookimpl
 from .inputs import read_items
 from .items import BatchItem, BatchResult, ItemError, Message, Usage
 from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
-from .accounting import usage_table
 from .runner import Job, JobStatus, jobs, run, submit
 
 __all__ = [

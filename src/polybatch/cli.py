@@ -530,7 +530,10 @@ def config_show(model: str | None, profile: str | None) -> None:
     except ConfigError as exc:
         click.echo(f"config file: {path or 'none'}")
         raise exc
-    data = _config.mask(json.loads(resolved.model_dump_json()))
+    raw = json.loads(resolved.model_dump_json())
+    sources = raw.pop("sources", {})  # where a value came from is never a secret
+    data = _config.mask(raw)
+    data["sources"] = sources
     click.echo(json.dumps(data, indent=2))
 
 

@@ -1,7 +1,9 @@
 """Configuration: profiles from ``polybatch.toml``, environment variables and CLI flags.
 
 Precedence, highest first: CLI flag (or Python argument) > environment variable
-(``POLYBATCH_MODEL``, ``POLYBATCH_PROFILE``) > profile > built-in defaults.
+(``POLYBATCH_MODEL``, ``POLYBATCH_PROFILE``) > profile > built-in defaults. Provider settings merge
+``[providers.NAME]`` < the profile's ``providers.NAME`` < Python ``provider_settings``; the SDKs' own
+variables (``AZURE_OPENAI_ENDPOINT``, ...) fill in only what the configuration leaves unset.
 
 The file is found at ``$POLYBATCH_CONFIG``, else ``./polybatch.toml``, else ``polybatch.toml`` in the
 user's config directory. Example::
@@ -18,11 +20,14 @@ user's config directory. Example::
     endpoint = "https://my-resource.openai.azure.com"
     api_version = "2025-04-01-preview"
     deployments = { "gpt-4o-mini" = "my-gpt-4o-mini-batch" }
+
+Secrets belong in environment variables; ``config show`` masks anything named or shaped like one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +41,22 @@ from .items import PARAM_FIELDS
 
 #: keys whose values are secrets wherever they appear; masked in ``config show``
 SECRET_KEYS = ("api_key", "key", "token", "secret", "password", "ad_token")
+#: words that make a key name a secret's name (``api_key``, ``azure_ad_token``, ``client-secret``)
+_SECRET_WORDS = frozenset(
+    {"key", "apikey", "token", "secret", "password", "passwd", "credential", "authorization"}
+)
+#: values that look like credentials whatever key holds them
+_SECRET_VALUE_RE = re.compile(
+    r"""
+    \bsk-[A-Za-z0-9_\-]{8,}                    # OpenAI / Anthropic style keys (sk-..., sk-ant-...)
+    | \beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+     # a JWT (Entra ID tokens)
+    | \bBearer\s+\S{8,}                         # an Authorization header value
+    | [?&](?:key|api[-_]?key|sig|token|code)=   # a URL carrying a key or SAS signature
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+#: a long run of letters and digits with both (Azure keys: 32 hex characters, or 84 base62)
+_OPAQUE_RE = re.compile(r"^[A-Za-z0-9+/=]{32,}$")
 
 
 def home() -> Path:
@@ -106,10 +127,28 @@ def load_config(path: Path | None = None) -> tuple[ConfigFile, Path | None]:
     try:
         return ConfigFile.model_validate(data), path
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
+        errors = exc.errors()
+        err = errors[0]
+        key = _key_path(data, err["loc"])
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ConfigError(f"{path}: key '{key}': {msg}") from None
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{path}: key '{key}': {msg}{more}") from None
+
+
+def _key_path(data: Any, loc: tuple[int | str, ...]) -> str:
+    """The dotted key of an error location, without pydantic's union-member tags (``str``)."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        indexable = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if indexable:
+            node = node[part]
+        elif parts and not isinstance(node, dict):
+            break  # past the value: what follows names a type, not a key
+        parts.append(str(part))
+    return ".".join(parts)
 
 
 class Resolved(BaseModel):
@@ -159,7 +198,10 @@ def resolve(
         if profile_name not in config.profiles:
             known = ", ".join(sorted(config.profiles)) or "none"
             where = f" in {config_file}" if config_file else " (no polybatch.toml found)"
-            raise ConfigError(f"unknown profile {profile_name!r}{where}; profiles: {known}")
+            origin = {"flag": "", "env POLYBATCH_PROFILE": " (from POLYBATCH_PROFILE)"}.get(
+                sources["profile"], " (from default_profile)"
+            )
+            raise ConfigError(f"unknown profile {profile_name!r}{origin}{where}; profiles: {known}")
     prof = config.profiles.get(profile_name or "", Profile())
 
     spec = model
@@ -175,7 +217,15 @@ def resolve(
         raise ConfigError(
             "no model: pass --model provider:model, set POLYBATCH_MODEL, or name a profile with a model"
         )
-    provider, model_name = parse_model(spec)
+    try:
+        provider, model_name = parse_model(spec)
+    except ConfigError as exc:
+        # name where the bad string came from: the flag, the variable, or the file and key
+        where = {
+            "flag": "--model",
+            "env POLYBATCH_MODEL": "POLYBATCH_MODEL",
+        }.get(sources["model"], f"{config_file}: key 'profiles.{profile_name}.model'")
+        raise type(exc)(f"{where}: {exc}") from None
 
     def pick(name: str) -> Any:
         value = overrides.get(name)
@@ -188,9 +238,15 @@ def resolve(
         return value
 
     defaults = {k: v for k in PARAM_FIELDS if (v := pick(k)) is not None}
-    settings = dict(config.providers.get(provider, {}))
-    settings.update(prof.providers.get(provider, {}))
-    settings.update(overrides.get("provider_settings") or {})
+    settings: dict[str, Any] = {}
+    for origin, layer in (
+        (f"providers.{provider}", config.providers.get(provider, {})),
+        (f"profile {profile_name}", prof.providers.get(provider, {})),
+        ("argument", overrides.get("provider_settings") or {}),
+    ):
+        for key, value in layer.items():
+            settings[key] = value
+            sources[f"providers.{provider}.{key}"] = origin
     return Resolved(
         provider=provider,
         model=model_name,
@@ -206,16 +262,45 @@ def resolve(
     )
 
 
+def is_secret_key(key: str) -> bool:
+    """Whether a setting's name says its value is a secret (``*_env`` names a variable instead)."""
+    lowered = key.lower()
+    if lowered.endswith("_env"):
+        return False
+    words = set(re.split(r"[^a-z0-9]+", lowered))
+    return bool(words & _SECRET_WORDS) or lowered.replace("-", "_") in SECRET_KEYS
+
+
+def looks_secret(value: str) -> bool:
+    """Whether a string looks like a credential whatever its key (keys, tokens, signed URLs)."""
+    if _SECRET_VALUE_RE.search(value):
+        return True
+    return bool(
+        _OPAQUE_RE.match(value)
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+    )
+
+
+def _masked(value: str) -> str:
+    # the last 4 characters tell two keys apart without giving either away
+    return "****" + value[-4:] if len(value) > 12 else "****"
+
+
 def mask(value: Any, key: str = "") -> Any:
-    """A copy of ``value`` with secrets replaced by a masked form (for display)."""
+    """A copy of ``value`` with secrets replaced by a masked form (for display).
+
+    A value is masked when its key names a secret (``api_key``, ``token``, ...) or when it looks
+    like one (``sk-...``, a JWT, a 32+ character key, a URL with ``key=``/``sig=``).
+    """
     if isinstance(value, dict):
-        return {k: mask(v, k) for k, v in value.items()}
-    if isinstance(value, list):
+        return {k: mask(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
         return [mask(v, key) for v in value]
-    if (
-        isinstance(value, str)
-        and any(s in key.lower() for s in SECRET_KEYS)
-        and not key.endswith("_env")
-    ):
-        return "****" + value[-4:] if len(value) > 12 else "****"
+    if value is None or isinstance(value, bool):
+        return value
+    if is_secret_key(key):
+        return _masked(str(value))
+    if isinstance(value, str) and looks_secret(value):
+        return _masked(value)
     return value

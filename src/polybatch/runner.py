@@ -67,7 +67,7 @@ def _public_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {
         k: v
         for k, v in settings.items()
-        if not any(s in k.lower() for s in _config.SECRET_KEYS) or k.endswith("_env")
+        if not _config.is_secret_key(k) and not (isinstance(v, str) and _config.looks_secret(v))
     }
 
 
@@ -123,12 +123,18 @@ def _write_private(path: Path, *, readable: bool = False) -> int:
 class Job:
     """A handle on one polybatch job: many items, one or more provider batches."""
 
+    #: retryable failures in a row on one chunk before ``step`` gives up and raises; with the
+    #: adaptive poll interval (capped at a minute) that is about half an hour of outage
+    max_transient_failures: int = 30
+
     def __init__(self, row: JobRow, ledger: Ledger, provider: BatchProvider | None = None) -> None:
         self._row = row
         self.ledger = ledger
         self._provider = provider
         #: items done per in-flight chunk, as last polled (for the progress bar)
         self._live_counts: dict[int, int] = {}
+        #: transient failures in a row per chunk; past the limit the job stops (resume later)
+        self._failures: dict[int, int] = {}
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -264,10 +270,8 @@ class Job:
             try:
                 self._submit(c)
             except ProviderError as exc:
-                if not exc.retryable:
-                    raise
                 # the chunk stays "submitting": the next step looks for the batch, then resubmits
-                log.warning("job %s chunk %d: submit failed, will retry: %s", self.id, c.idx, exc)
+                self._transient(c, "submit", exc)
                 break
             in_flight += 1
         for c in [c for c in self.chunks() if c.state == "submitted"]:
@@ -275,10 +279,10 @@ class Job:
             try:
                 st = self.provider.poll(c.batch_id)
             except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                log.warning("job %s chunk %d: polling failed, will retry: %s", self.id, c.idx, exc)
+                self._transient(c, "polling", exc)
                 continue
+            if not st.terminal:
+                self._failures.pop(c.idx, None)
             if st.retry_after:
                 retry_after = max(retry_after or 0, st.retry_after)
             if st.state != c.batch_state:
@@ -288,11 +292,9 @@ class Job:
                 try:
                     self._collect(c, st)
                 except ProviderError as exc:
-                    if not exc.retryable:
-                        raise
-                    log.warning(
-                        "job %s chunk %d: download failed, will retry: %s", self.id, c.idx, exc
-                    )
+                    self._transient(c, "download", exc)
+                else:
+                    self._failures.pop(c.idx, None)
         chunks = self.chunks()
         if all(c.state == "collected" for c in chunks):
             last_round = max(c.round for c in chunks)
@@ -302,6 +304,16 @@ class Job:
             self._finalize(last_round)
             return None
         return retry_after if retry_after is not None else 0.0
+
+    def _transient(self, c: ChunkRow, what: str, exc: ProviderError) -> None:
+        """Let a retryable failure pass (the next step tries again), up to a limit in a row."""
+        n = self._failures.get(c.idx, 0) + 1
+        self._failures[c.idx] = n
+        if not exc.retryable or n > self.max_transient_failures:
+            raise exc
+        log.warning(
+            "job %s chunk %d: %s failed (%d in a row), will retry: %s", self.id, c.idx, what, n, exc
+        )
 
     def _submit(self, c: ChunkRow) -> None:
         wire_path = self.dir / _wire_name(c.idx)

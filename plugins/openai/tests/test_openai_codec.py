@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from polybatch.items import BatchItem, Usage
 from polybatch.plugins import PluginRegistry
 from polybatch_openai import codec, plugin
+from polybatch_openai.azure import AzureProvider
 from polybatch_openai.provider import OpenAIProvider
 
 MODEL = "gpt-4o-mini"
@@ -365,5 +366,5 @@ def test_dumps_survives_lone_surrogates() -> None:
 def test_plugin_registers_provider() -> None:
     registry = PluginRegistry(load_entry_points=False)
     registry.add_plugin(plugin, name="openai", dist="polybatch-openai")
-    assert registry.providers() == {"openai": OpenAIProvider}
+    assert registry.providers() == {"openai": OpenAIProvider, "azure": AzureProvider}
     assert registry.price_files() == ([plugin.PRICES] if plugin.PRICES.exists() else [])

@@ -1,5 +1,6 @@
-"""polybatch openai plugin: OpenAI's Batch API through the official SDK, and its sandbox."""
+"""polybatch openai plugin: OpenAI's and Azure OpenAI's Batch APIs through the official SDK, and their sandboxes."""
 
+from .azure import AzureProvider
 from .provider import OpenAIProvider
 
-__all__ = ["OpenAIProvider"]
+__all__ = ["AzureProvider", "OpenAIProvider"]

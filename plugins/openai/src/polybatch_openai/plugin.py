@@ -8,6 +8,7 @@ from typing import Any
 
 from polybatch.hookspecs import hookimpl
 
+from .azure import AzureProvider
 from .provider import OpenAIProvider
 
 PRICES = Path(__file__).parent / "prices.toml"
@@ -17,6 +18,7 @@ PRICES = Path(__file__).parent / "prices.toml"
 def register_providers(register: Callable[[type[Any]], None]) -> None:
     """Register the providers this plugin offers."""
     register(OpenAIProvider)
+    register(AzureProvider)
 
 
 @hookimpl

@@ -1,0 +1,200 @@
+"""The emulated Azure OpenAI Files and Batches API: OpenAI's routes, Azure's paths, auth and quirks.
+
+Mounted by the sandbox server at ``/azure`` (the sandbox's "resource endpoint"), serving both client
+styles over one store (namespace ``azure``), as one Azure resource does:
+
+- classic: ``/azure/openai/{files,batches}...?api-version=V`` with an ``api-key`` header;
+- v1: ``/azure/openai/v1/{files,batches}...`` with ``Authorization: Bearer KEY`` (no api-version).
+
+Either style also takes the other's header (Azure accepts a key as ``api-key`` on v1 and an Entra token
+as a bearer on classic). A wrong or missing key gets Azure's 401.
+
+Azure's quirks, on unless ``quirks=False`` (a strict-SDK test turns them off): upload answers ``201``
+with file ``status: "pending"`` (later reads say ``processed``); absent output/error files are ``""``,
+not null; a failed batch has null ``completed``/``failed`` counts; no ``usage`` on batches; responses
+carry ``prompt_filter_results``/``content_filter_results``. Always: at most 100,000 requests per file,
+file expiry of 14 to 30 days, ``completion_window`` must be ``24h``, one deployment per file
+(``model_mismatch``), and ``body.model`` in results is the model behind the deployment, not its name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from polybatch.sandbox.engine import SandboxBatch, SandboxEngine
+from polybatch.sandbox.model import SYNTHETIC_MODELS
+
+from .sandbox import Endpoint, _Api, _Outcome, _Request
+
+NAMESPACE = "azure"
+MAX_REQUESTS = 100_000
+#: seconds: Azure's bounds for expires_after / output_expires_after
+EXPIRY_RANGE = (1_209_600, 2_592_000)
+#: what api-version values look like (``2024-10-21``, ``2025-04-01-preview``, ``preview``)
+_VERSION_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}(-preview)?|preview|latest)$")
+_DENIED = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+    "valid key for an active subscription and use a correct regional API endpoint for your resource."
+)
+_FILTERS_OK = {
+    category: {"filtered": False, "severity": "safe"}
+    for category in ("hate", "self_harm", "sexual", "violence")
+}
+
+
+def model_behind(deployment: str) -> str:
+    """The model a sandbox deployment serves: the longest known model name inside its name.
+
+    ``gpt-4o-mini-batch`` serves ``gpt-4o-mini``; a name holding no known model serves itself.
+    """
+    known = [m for m in SYNTHETIC_MODELS if m in deployment]
+    return max(known, key=len) if known else deployment
+
+
+class _AzureApi(_Api):
+    """OpenAI's handlers with Azure's auth, limits and quirks; ``style`` is classic or v1."""
+
+    max_requests = MAX_REQUESTS
+    expiry_range = EXPIRY_RANGE
+
+    def __init__(self, engine: SandboxEngine, *, style: str, quirks: bool = True) -> None:
+        super().__init__(engine, NAMESPACE)
+        self.style = style
+        self.quirks = quirks
+
+    # -- plumbing --------------------------------------------------------------------------
+    def azure_error(self, status: int, message: str, code: str | None = None) -> Response:
+        """Azure's gateway error shape: ``{"error": {"code": "401", "message": ...}}``."""
+        return self.json({"error": {"code": code or str(status), "message": message}}, status)
+
+    def guarded(self, handler: Endpoint) -> Endpoint:
+        """The key check (``api-key`` header or bearer), then classic's required api-version."""
+
+        async def endpoint(request: Request) -> Response:
+            presented = request.headers.get("api-key")
+            if presented is None:
+                scheme, _, token = request.headers.get("authorization", "").partition(" ")
+                presented = token.strip() if scheme.lower() == "bearer" else None
+            if not self.engine.check_key(presented or None):
+                return self.azure_error(401, _DENIED)  # never echo the presented key
+            if self.style == "classic":
+                version = request.query_params.get("api-version")
+                if not version:
+                    # what Azure answers for a data-plane call without api-version (unverified)
+                    return self.azure_error(404, "Resource not found")
+                if not _VERSION_RE.match(version):
+                    return self.azure_error(
+                        400, f"API version not supported: {version}", "BadRequest"
+                    )
+            return await handler(request)
+
+        return endpoint
+
+    # -- files -----------------------------------------------------------------------------
+    async def create_file(self, request: Request) -> Response:
+        """Upload: Azure answers 201 with a ``pending`` file that later reads as ``processed``."""
+        response = await super().create_file(request)
+        if not self.quirks or response.status_code != 200:
+            return response
+        body = json.loads(bytes(response.body))
+        body["status"] = "pending"
+        return self.json(body, 201)
+
+    # -- batches ---------------------------------------------------------------------------
+    async def create_batch(self, request: Request) -> Response:
+        """As OpenAI, but ``completion_window`` must be ``24h`` (Azure fails other values)."""
+        try:
+            params = await request.json()  # starlette caches it for the base handler
+        except ValueError:
+            params = None
+        window = params.get("completion_window") if isinstance(params, dict) else None
+        if isinstance(window, str) and window and window != "24h":
+            return self.error(
+                400,
+                f"Invalid value for 'completion_window': {window!r}. Supported values are: '24h'.",
+                param="completion_window",
+                code="invalid_value",
+            )
+        return await super().create_batch(request)
+
+    def parse_input(
+        self, data: bytes, endpoint: str
+    ) -> tuple[list[_Request], list[dict[str, Any]]]:
+        """OpenAI's checks, plus Azure's one deployment per file."""
+        requests, errors = super().parse_input(data, endpoint)
+        if errors:
+            return requests, errors
+        first = requests[0].body.get("model") if requests else None
+        for req in requests:
+            if req.body.get("model") != first:
+                return [], [
+                    {
+                        "code": "model_mismatch",
+                        "message": "The provided model deployment does not match the one of the "
+                        "other requests in the file; every line must use the same deployment.",
+                        "param": "model",
+                        "line": req.index + 1,
+                    }
+                ]
+        return requests, errors
+
+    def run(self, req: _Request, batch: SandboxBatch) -> _Outcome:
+        """OpenAI's answer, reporting the model behind the deployment (and content filters)."""
+        outcome = super().run(req, batch)
+        if not outcome.ok:
+            return outcome
+        body = dict(outcome.body)
+        body["model"] = model_behind(str(body.get("model", "")))
+        if self.quirks:
+            body["prompt_filter_results"] = [
+                {"prompt_index": 0, "content_filter_results": _FILTERS_OK}
+            ]
+            body["choices"] = [
+                {**choice, "content_filter_results": _FILTERS_OK} for choice in body["choices"]
+            ]
+        return replace(outcome, body=body)
+
+    def batch_object(self, batch: SandboxBatch) -> dict[str, Any]:
+        """The batch with Azure's spellings: ``""`` for absent files, null counts when failed."""
+        obj = super().batch_object(batch)
+        if not self.quirks:
+            return obj
+        for key in ("output_file_id", "error_file_id"):
+            if obj[key] is None:
+                obj[key] = ""
+        if obj["status"] == "failed":
+            obj["request_counts"] = {**obj["request_counts"], "completed": None, "failed": None}
+        obj.pop("usage", None)
+        return obj
+
+    # -- routes ----------------------------------------------------------------------------
+    def azure_routes(self) -> list[BaseRoute]:
+        """OpenAI's routes moved from ``/v1/...`` to ``/openai/...`` (classic) or ``/openai/v1/...``."""
+        base = "/openai/v1" if self.style == "v1" else "/openai"
+        moved: list[BaseRoute] = []
+        for route in self.routes():
+            assert isinstance(route, Route)
+            moved.append(
+                Route(
+                    base + route.path.removeprefix("/v1"),
+                    route.endpoint,
+                    methods=sorted(route.methods or ()),
+                )
+            )
+        return moved
+
+
+def azure_routes(engine: SandboxEngine, *, quirks: bool = True) -> list[BaseRoute]:
+    """Classic and v1 Azure routes over one store (mount them at ``/azure``)."""
+    classic = _AzureApi(engine, style="classic", quirks=quirks)
+    v1 = _AzureApi(engine, style="v1", quirks=quirks)
+    v1.attempts = classic.attempts  # one resource: a retried custom_id counts once, whichever style
+    # v1 first: its literal "/openai/v1/..." paths must not be taken for classic ones
+    return v1.azure_routes() + classic.azure_routes()
