@@ -25,7 +25,7 @@ from .hookspecs import hookimpl
 from .inputs import read_items
 from .items import BatchItem, BatchResult, ItemError, Message, Usage
 from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
-from .runner import Job, JobStatus, jobs, run, submit
+from .runner import Job, JobStatus, arun, asubmit, jobs, run, submit
 
 __all__ = [
     "BatchItem",
@@ -51,6 +51,8 @@ __all__ = [
     "SubmittedBatch",
     "UnknownProviderError",
     "Usage",
+    "arun",
+    "asubmit",
     "hookimpl",
     "jobs",
     "parse_model",

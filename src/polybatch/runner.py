@@ -6,6 +6,7 @@ directory, so any process can pick a job up (``Job.load``) and carry on where an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -717,6 +718,15 @@ class Job:
         self._refresh()
         return False
 
+    async def await_results(self, status: str | None = None, **wait: Any) -> list[BatchResult]:
+        """Wait for the job without blocking the event loop, then return its results.
+
+        The waiting runs the same code as :meth:`wait` in a worker thread: one code path for sync
+        and async, usable inside a running loop (Jupyter). ``wait`` takes ``wait()``'s options.
+        """
+        await asyncio.to_thread(self.wait, **wait)
+        return await asyncio.to_thread(lambda: list(self.results(status)))
+
     # -- cancel ----------------------------------------------------------------------------
     def cancel(self) -> None:
         """Cancel the job: in-flight batches are cancelled, queued chunks never submitted.
@@ -951,6 +961,28 @@ def _estimate_dict(e: Estimate | None) -> dict[str, Any] | None:
         "max_output_tokens": e.max_output_tokens,
         "method": e.method,
     }
+
+
+async def asubmit(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """:func:`submit` without blocking the event loop (planning and uploads run in a thread)."""
+    return await asyncio.to_thread(submit, items, model, **kwargs)
+
+
+async def arun(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    *,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> list[BatchResult]:
+    """:func:`run` for async code: ``results = await polybatch.arun([...], "openai:gpt-4o-mini")``."""
+    poll = {k: kwargs.pop(k) for k in ("poll_min", "poll_max") if k in kwargs}
+    job = await asubmit(items, model, **kwargs)
+    return await job.await_results(timeout=timeout, **poll)
 
 
 def run(

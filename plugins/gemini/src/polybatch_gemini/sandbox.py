@@ -1,0 +1,601 @@
+"""The sandbox's Gemini Developer API batch mode, on top of the shared SandboxEngine.
+
+Mounted at ``/gemini`` (clients use ``base_url = <server>/gemini``); every route is served under
+both ``/v1`` (the google-genai SDK's default API version) and ``/v1beta`` (the REST docs'), with the
+paths the installed SDK calls:
+
+- ``POST {v}/models/{model}:batchGenerateContent`` (inline ``requests`` or an input ``fileName``),
+  ``GET {v}/batches`` (``pageSize``/``pageToken`` -> ``{operations, nextPageToken}``, newest first),
+  ``GET|DELETE {v}/batches/{id}``, ``POST {v}/batches/{id}:cancel``;
+- resumable upload: ``POST upload/{v}/files`` (``X-Goog-Upload-Command: start``) answers with an
+  absolute ``x-goog-upload-url``; ``POST`` there with ``upload[, finalize]`` chunks; the final reply
+  carries ``x-goog-upload-status: final`` and ``{"file": {...}}``;
+- ``GET|DELETE {v}/files/{id}``, ``GET {v}/files/{id}:download?alt=media`` (also under
+  ``download/{v}/...``, as the REST docs show) returning raw JSONL.
+
+Engine states map to ``BATCH_STATE_*``: validating -> PENDING; in_progress, finalizing and
+cancelling -> RUNNING (Gemini has no cancelling state); completed -> SUCCEEDED; failed -> FAILED;
+cancelled -> CANCELLED; expired -> EXPIRED. Gemini jobs expire after 48 h pending or running; the
+sandbox uses the engine's ``expiry_seconds`` (24 h by default, shared by every provider), so build
+the engine with ``expiry_seconds=2 * DAY`` (:data:`EXPIRY_SECONDS`) for Gemini's window. Output: inline jobs get ``inlinedResponses`` in
+``metadata.output`` (mirrored in ``response``), file jobs a generated responses file. Cancelled jobs
+carry an entry for every request: the responses of those run before the cancel or the expiry, a
+CANCELLED / DEADLINE_EXCEEDED status for the others (UNVERIFIED: the docs only say an expired job
+has no results; this emulates the per-request outcome polybatch's contract wants); failed jobs carry
+none. Invalid requests become per-request INVALID_ARGUMENT errors,
+and ``engine.faults.item_error_rate`` injects per-request INTERNAL errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
+from polybatch.tokens import count_tokens
+
+from . import codec
+
+NAMESPACE = "gemini"
+VERSIONS = ("v1", "v1beta")
+#: inline create bodies above this are refused (Google's 20 MB request limit)
+MAX_INLINE_BYTES = 20 * 1024 * 1024
+#: input files above this are refused (the Files API limit)
+MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
+#: Gemini batch jobs expire after this long pending or running (pass it as the engine's
+#: ``expiry_seconds`` for a realistic window)
+EXPIRY_SECONDS = 48 * 3600
+#: uploaded files are deleted after 48 h
+FILE_TTL = 48 * 3600
+_STATES = {
+    "validating": "BATCH_STATE_PENDING",
+    "in_progress": "BATCH_STATE_RUNNING",
+    "finalizing": "BATCH_STATE_RUNNING",
+    "cancelling": "BATCH_STATE_RUNNING",
+    "completed": "BATCH_STATE_SUCCEEDED",
+    "failed": "BATCH_STATE_FAILED",
+    "cancelled": "BATCH_STATE_CANCELLED",
+    "expired": "BATCH_STATE_EXPIRED",
+}
+_TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
+#: ended states whose jobs carry output: one entry per request, run or not
+_WITH_OUTPUT = frozenset({"completed", "cancelled", "expired"})
+#: the status object given to requests a cancel or the expiry stopped before they ran
+_LEFTOVER: dict[str, dict[str, Any]] = {
+    "cancelled": {
+        "code": 1,
+        "message": "The batch was cancelled before this request ran.",
+        "status": "CANCELLED",
+    },
+    "expired": {
+        "code": 4,
+        "message": "The batch expired (48 h) before this request ran.",
+        "status": "DEADLINE_EXCEEDED",
+    },
+}
+
+
+def _rfc3339(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _error(code: int, status: str, message: str) -> JSONResponse:
+    return JSONResponse(codec.error_body(code, status, message), status_code=code)
+
+
+def _type_url(version: str, name: str) -> str:
+    # the SDK captured "v1main" on the v1 surface; v1beta names its own package
+    package = "v1main" if version == "v1" else version
+    return f"type.googleapis.com/google.ai.generativelanguage.{package}.{name}"
+
+
+class GeminiSandbox:
+    """The route handlers, bound to one engine."""
+
+    def __init__(self, engine: SandboxEngine) -> None:
+        self.engine = engine
+        #: resumable upload sessions: upload id -> (file metadata, bytes received so far)
+        self._uploads: dict[str, tuple[dict[str, Any], bytearray]] = {}
+        self._uploads_lock = threading.Lock()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _denied(self, request: Request) -> JSONResponse | None:
+        key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
+        if self.engine.api_key is None or self.engine.check_key(key):
+            return None
+        if not key:
+            return _error(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established identity)."
+                " Please use API Key or other form of API consumer identity to call this API.",
+            )
+        return _error(401, "UNAUTHENTICATED", "API key not valid. Please pass a valid API key.")
+
+    def _batch(self, request: Request) -> SandboxBatch | JSONResponse:
+        batch_id = request.path_params["batch_id"]
+        batch = self.engine.get_batch(NAMESPACE, batch_id)
+        if batch is None:
+            return _error(404, "NOT_FOUND", f"Batch batches/{batch_id} not found.")
+        return batch
+
+    def _file(self, request: Request) -> SandboxFile | JSONResponse:
+        file_id = request.path_params["file_id"]
+        f = self.engine.get_file(NAMESPACE, file_id)
+        if f is None or (f.expires_at is not None and f.expires_at <= self.engine.now()):
+            return _error(
+                403,
+                "PERMISSION_DENIED",
+                f"You do not have permission to access the File {file_id} or it may not exist.",
+            )
+        return f
+
+    def _file_view(self, f: SandboxFile, request: Request, version: str) -> dict[str, Any]:
+        base = str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
+        view: dict[str, Any] = {
+            "name": f"files/{f.id}",
+            "displayName": f.filename,
+            "mimeType": f.purpose,
+            "sizeBytes": str(len(f.data)),
+            "createTime": _rfc3339(f.created_at),
+            "updateTime": _rfc3339(f.created_at),
+            "expirationTime": _rfc3339(f.expires_at),
+            "sha256Hash": hashlib.sha256(f.data).hexdigest(),
+            "uri": f"{base}/{version}/files/{f.id}",
+            "state": "ACTIVE",
+            "source": "GENERATED" if f.filename.startswith("batch-") else "UPLOADED",
+        }
+        if view["source"] == "GENERATED":
+            view["downloadUri"] = f"{base}/download/{version}/files/{f.id}:download?alt=media"
+        return view
+
+    # -- running requests -------------------------------------------------------------------
+    def _run(self, entry: dict[str, Any], batch_id: str, model: str) -> dict[str, Any]:
+        """One request's outcome: ``{"response": ...}`` or ``{"error": status}``."""
+        request = entry["request"]
+        problem = codec.check_request(request)
+        if problem is not None:
+            return {"error": {"code": 3, "message": problem, "status": "INVALID_ARGUMENT"}}
+        faults = self.engine.faults
+        if faults.hit(faults.item_error_rate, NAMESPACE, batch_id, entry["key"]):
+            return {
+                "error": {
+                    "code": 13,
+                    "message": "Internal error encountered (injected fault).",
+                    "status": "INTERNAL",
+                }
+            }
+        return {"response": self._respond(request, batch_id, entry["key"], model)}
+
+    def _respond(
+        self, request: dict[str, Any], batch_id: str, key: str, model: str
+    ) -> dict[str, Any]:
+        config = codec.generation_config(request)
+        schema = config.get("responseJsonSchema") or config.get("responseSchema")
+        json_mode = config.get("responseMimeType") == "application/json"
+        turns = codec.conversation(request)
+        reply = self.engine.model.chat(
+            model=model,
+            messages=turns,
+            max_tokens=config.get("maxOutputTokens"),
+            json_schema=schema if isinstance(schema, dict) else None,
+            json_object=json_mode and not schema,
+            stop=config.get("stopSequences"),
+        )
+        usage: dict[str, Any] = {
+            "promptTokenCount": reply.prompt_tokens,
+            "candidatesTokenCount": reply.completion_tokens,
+            "totalTokenCount": reply.prompt_tokens + reply.completion_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": reply.prompt_tokens}],
+        }
+        # a cachedContent reference: its (system) tokens count as a cache hit, inside the prompt
+        if request.get("cachedContent") and turns and turns[0][0] == "system":
+            cached = min(count_tokens(turns[0][1]) + 4, reply.prompt_tokens)
+            usage["cachedContentTokenCount"] = cached
+            usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+        # thinking: a positive budget spends tokens on thoughts, billed as output
+        thinking = config.get("thinkingConfig") or {}
+        budget = thinking.get("thinkingBudget") if isinstance(thinking, dict) else None
+        if isinstance(budget, int) and budget > 0:
+            thoughts = min(budget, 8 + reply.prompt_tokens % 17)
+            usage["thoughtsTokenCount"] = thoughts
+            usage["totalTokenCount"] += thoughts
+        digest = hashlib.sha256(f"{batch_id}/{key}".encode()).hexdigest()
+        return {
+            "candidates": [
+                {
+                    "content": {"parts": [{"text": reply.text}], "role": "model"},
+                    "finishReason": "MAX_TOKENS" if reply.finish_reason == "length" else "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": usage,
+            "modelVersion": model,
+            "responseId": digest[:22],
+        }
+
+    def _outcomes(self, batch: SandboxBatch) -> list[dict[str, Any]]:
+        """Output entries of an ended batch (``{key, response|error}``), computed once."""
+        with self.engine.lock:
+            if batch.output is None:
+                now = self.engine.now()
+                state = batch.state(now)
+                lines: list[dict[str, Any]] = []
+                if state in _WITH_OUTPUT:
+                    done = batch.processed(now)
+                    leftover = _LEFTOVER.get(state)
+                    for i, entry in enumerate(batch.requests):
+                        outcome = batch.outcome(i) if i < done else {"error": leftover}
+                        lines.append({"key": entry["key"], **outcome})
+                batch.output = {"lines": lines}
+                if batch.extra.get("input_file") and state in _WITH_OUTPUT:
+                    data = b"".join(codec.dumps(line) + b"\n" for line in lines)
+                    f = self.engine.add_file(
+                        NAMESPACE,
+                        data,
+                        filename=f"batch-{batch.id}-responses",
+                        purpose="application/jsonl",
+                        prefix="batch-",
+                        expires_after=FILE_TTL,
+                    )
+                    batch.output["file"] = f.id
+            out: list[dict[str, Any]] = batch.output["lines"]
+            return out
+
+    def _counts(self, batch: SandboxBatch, now: float) -> dict[str, str]:
+        n = len(batch.requests)
+        done = batch.processed(now)
+        ok = failed = 0
+        for i in range(done):
+            if "error" in batch.outcome(i):
+                failed += 1
+            else:
+                ok += 1
+        return {
+            "requestCount": str(n),
+            "successfulRequestCount": str(ok),
+            "failedRequestCount": str(failed),
+            "pendingRequestCount": str(n - done),
+        }
+
+    def _view(self, batch: SandboxBatch, version: str) -> dict[str, Any]:
+        """The batch as the API returns it: an Operation whose metadata is the batch."""
+        now = self.engine.now()
+        state = batch.state(now)
+        meta: dict[str, Any] = {
+            "@type": _type_url(version, "GenerateContentBatch"),
+            "model": batch.extra["model"],
+            "displayName": batch.metadata.get("displayName", ""),
+            "inputConfig": batch.extra["input_config"],
+            "state": _STATES[state],
+            "createTime": _rfc3339(batch.created_at),
+            "updateTime": _rfc3339(batch.ended_at(now) or now),
+            "batchStats": self._counts(batch, now),
+        }
+        if "priority" in batch.extra:
+            meta["priority"] = batch.extra["priority"]
+        view: dict[str, Any] = {"name": f"batches/{batch.id}", "metadata": meta}
+        if state in _TERMINAL:
+            meta["endTime"] = _rfc3339(batch.ended_at(now))
+            view["done"] = True
+            lines = self._outcomes(batch)
+            output: dict[str, Any] | None = None
+            if state in _WITH_OUTPUT:
+                assert batch.output is not None
+                if "file" in batch.output:
+                    output = {"responsesFile": f"files/{batch.output['file']}"}
+                else:
+                    output = {
+                        "inlinedResponses": {
+                            "inlinedResponses": [
+                                {
+                                    **{k: v for k, v in line.items() if k != "key"},
+                                    "metadata": batch.requests[i].get("metadata")
+                                    or {"key": line["key"]},
+                                }
+                                for i, line in enumerate(lines)
+                            ]
+                        }
+                    }
+            if output is not None:
+                meta["output"] = output
+                view["response"] = {
+                    "@type": _type_url(version, "GenerateContentBatchOutput"),
+                    **output,
+                }
+            if state == "failed":
+                errors = batch.errors or [{"message": "the batch failed"}]
+                view["error"] = {"code": 3, "message": str(errors[0].get("message"))}
+            elif state == "cancelled":
+                view["error"] = {"code": 1, "message": "The batch was cancelled."}
+            elif state == "expired":
+                view["error"] = {"code": 4, "message": "The batch expired before it finished."}
+        return view
+
+    # -- batches ----------------------------------------------------------------------------
+    async def create(self, request: Request) -> Response:
+        """``POST models/{model}:batchGenerateContent``."""
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        version = request.path_params["version"]
+        model = request.path_params["model"]
+        body = await request.body()
+        if len(body) > MAX_INLINE_BYTES:
+            return _error(
+                400,
+                "INVALID_ARGUMENT",
+                f"Request payload size exceeds the limit: {MAX_INLINE_BYTES} bytes.",
+            )
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        batch_in = payload.get("batch") if isinstance(payload, dict) else None
+        if not isinstance(batch_in, dict):
+            return _error(400, "INVALID_ARGUMENT", "* BatchGenerateContentRequest.batch: required")
+        config = batch_in.get("inputConfig")
+        if not isinstance(config, dict):
+            return _error(400, "INVALID_ARGUMENT", "* batch.input_config: input_config is required")
+        entries: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] | None = None
+        input_file: str | None = None
+        if "fileName" in config:
+            name = str(config["fileName"])
+            input_file = name.removeprefix("files/")
+            f = self.engine.get_file(NAMESPACE, input_file)
+            if f is None:
+                return _error(
+                    400, "INVALID_ARGUMENT", f"* batch.input_config.file_name: {name} not found"
+                )
+            # a malformed input file fails the batch as a whole (after creation, as Google does)
+            for n, raw in enumerate(f.data.splitlines(), 1):
+                if not raw.strip():
+                    continue
+                try:
+                    line = json.loads(raw)
+                    if not isinstance(line, dict) or not isinstance(line.get("request"), dict):
+                        raise ValueError("a line needs a 'request' object")
+                except ValueError as exc:
+                    errors = [{"line": n, "message": f"input file line {n}: {exc}"}]
+                    break
+                entries.append({"key": str(line.get("key", n - 1)), "request": line["request"]})
+        else:
+            requests = (config.get("requests") or {}).get("requests")
+            if not isinstance(requests, list) or not requests:
+                return _error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "* batch.input_config.requests.requests: at least one request is required",
+                )
+            for i, r in enumerate(requests):
+                if not isinstance(r, dict) or not isinstance(r.get("request"), dict):
+                    return _error(
+                        400,
+                        "INVALID_ARGUMENT",
+                        f"* batch.input_config.requests.requests[{i}].request: required",
+                    )
+                metadata = r.get("metadata") if isinstance(r.get("metadata"), dict) else None
+                key = (metadata or {}).get("key", str(i))
+                entries.append({"key": str(key), "request": r["request"], "metadata": metadata})
+        if errors is None and not entries:
+            errors = [{"message": "the input file holds no requests"}]
+        model_name = model.removeprefix("models/")
+        holder: dict[str, str] = {}
+        batch = self.engine.create_batch(
+            NAMESPACE,
+            entries,
+            lambda entry: self._run(entry, holder["id"], model_name),
+            prefix="b",
+            metadata={"displayName": str(batch_in.get("displayName") or "")},
+            extra={
+                "model": f"models/{model_name}",
+                "input_config": config
+                if input_file
+                else {"requests": {"requests": [{"metadata": e["metadata"]} for e in entries]}},
+                "input_file": input_file,
+                **({"priority": batch_in["priority"]} if "priority" in batch_in else {}),
+            },
+            errors=errors,
+        )
+        holder["id"] = batch.id
+        return JSONResponse(self._view(batch, version))
+
+    async def list(self, request: Request) -> Response:
+        """``GET batches`` (newest first, ``pageSize`` up to 1000, ``pageToken`` from the reply)."""
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        version = request.path_params["version"]
+        try:
+            size = int(request.query_params.get("pageSize", "50"))
+        except ValueError:
+            return _error(400, "INVALID_ARGUMENT", "pageSize must be an integer")
+        size = 50 if size <= 0 else min(size, 1000)
+        newest = list(reversed(self.engine.list_batches(NAMESPACE)))
+        start = 0
+        token = request.query_params.get("pageToken")
+        if token:
+            ids = [b.id for b in newest]
+            if token not in ids:
+                return _error(400, "INVALID_ARGUMENT", "Invalid page token.")
+            start = ids.index(token)
+        page = newest[start : start + size]
+        body: dict[str, Any] = {"operations": [self._view(b, version) for b in page]}
+        if start + size < len(newest):
+            body["nextPageToken"] = newest[start + size].id
+        return JSONResponse(body)
+
+    async def batch(self, request: Request) -> Response:
+        """``GET`` a batch, or ``DELETE`` it (allowed in any state; it does not cancel)."""
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        found = self._batch(request)
+        if isinstance(found, Response):
+            return found
+        if request.method == "DELETE":
+            found.deleted = True
+            return JSONResponse({})
+        return JSONResponse(self._view(found, request.path_params["version"]))
+
+    async def cancel(self, request: Request) -> Response:
+        """``POST batches/{id}:cancel``: start cancelling (a no-op once ended)."""
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        found = self._batch(request)
+        if isinstance(found, Response):
+            return found
+        self.engine.cancel(found)
+        return JSONResponse({})
+
+    # -- files ------------------------------------------------------------------------------
+    async def upload(self, request: Request) -> Response:
+        """Both legs of the resumable upload protocol on ``upload/{v}/files``."""
+        upload_id = request.query_params.get("upload_id")
+        # the upload URL's id is the session's credential: the SDK sends no key on that leg
+        denied = self._denied(request) if upload_id is None else None
+        if denied is not None:
+            return denied
+        version = request.path_params["version"]
+        command = request.headers.get("x-goog-upload-command", "").lower()
+        if upload_id is None:
+            if command != "start" or request.headers.get("x-goog-upload-protocol") != "resumable":
+                return _error(400, "INVALID_ARGUMENT", "only resumable uploads are supported")
+            try:
+                payload = json.loads(await request.body() or b"{}")
+            except ValueError:
+                return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+            meta = dict(payload.get("file") or {}) if isinstance(payload, dict) else {}
+            size = int(request.headers.get("x-goog-upload-header-content-length", "0") or 0)
+            if size > MAX_FILE_BYTES:
+                return _error(400, "INVALID_ARGUMENT", "File size exceeds the 2 GB limit.")
+            meta.setdefault(
+                "mimeType", request.headers.get("x-goog-upload-header-content-type", "")
+            )
+            new_id = secrets.token_urlsafe(24)
+            with self._uploads_lock:
+                self._uploads[new_id] = (meta, bytearray())
+            url = str(request.url_for(f"gemini_upload_{version}"))
+            return Response(
+                b"",
+                headers={
+                    "x-goog-upload-url": f"{url}?upload_id={new_id}&upload_protocol=resumable",
+                    "x-goog-upload-status": "active",
+                    "x-goog-upload-chunk-granularity": str(8 * 1024 * 1024),
+                },
+            )
+        with self._uploads_lock:
+            session = self._uploads.get(upload_id)
+        if session is None:
+            return _error(404, "NOT_FOUND", "unknown upload session")
+        meta, data = session
+        chunk = await request.body()
+        offset = int(request.headers.get("x-goog-upload-offset", "0") or 0)
+        if offset != len(data):
+            return _error(400, "INVALID_ARGUMENT", f"expected offset {len(data)}, got {offset}")
+        data.extend(chunk)
+        if len(data) > MAX_FILE_BYTES:
+            return _error(400, "INVALID_ARGUMENT", "File size exceeds the 2 GB limit.")
+        if "finalize" not in command:
+            return Response(b"", headers={"x-goog-upload-status": "active"})
+        with self._uploads_lock:
+            self._uploads.pop(upload_id, None)
+        f = self.engine.add_file(
+            NAMESPACE,
+            bytes(data),
+            filename=str(meta.get("displayName") or meta.get("display_name") or ""),
+            purpose=str(meta.get("mimeType") or meta.get("mime_type") or ""),
+            prefix="f",
+            expires_after=FILE_TTL,
+        )
+        return JSONResponse(
+            {"file": self._file_view(f, request, version)},
+            headers={"x-goog-upload-status": "final"},
+        )
+
+    async def file(self, request: Request) -> Response:
+        """``GET`` a file's metadata or ``DELETE`` it."""
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        found = self._file(request)
+        if isinstance(found, Response):
+            return found
+        if request.method == "DELETE":
+            with self.engine.lock:
+                self.engine.files.pop(found.id, None)
+            return JSONResponse({})
+        return JSONResponse(self._file_view(found, request, request.path_params["version"]))
+
+    async def download(self, request: Request) -> Response:
+        """``files/{id}:download?alt=media``: the bytes of a generated file."""
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        if request.query_params.get("alt") != "media":
+            return _error(400, "INVALID_ARGUMENT", "download needs alt=media")
+        found = self._file(request)
+        if isinstance(found, Response):
+            return found
+        if not found.filename.startswith("batch-"):
+            return _error(400, "INVALID_ARGUMENT", "Only generated files can be downloaded.")
+        return Response(found.data, media_type="application/jsonl")
+
+
+def _versioned(
+    handler: Callable[[Request], Awaitable[Response]], version: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """The handler with ``path_params["version"]`` set: one handler serves both versions."""
+
+    async def endpoint(request: Request) -> Response:
+        request.scope.setdefault("path_params", {})["version"] = version
+        return await handler(request)
+
+    return endpoint
+
+
+def routes(engine: SandboxEngine) -> list[BaseRoute]:
+    """Starlette routes of the emulated batch API, under ``/v1`` and ``/v1beta``."""
+    api = GeminiSandbox(engine)
+    out: list[BaseRoute] = []
+    for v in VERSIONS:
+        # ":action" routes first: "{batch_id}" alone would also match "id:cancel"
+        out += [
+            Route(
+                f"/{v}/models/{{model}}:batchGenerateContent",
+                _versioned(api.create, v),
+                methods=["POST"],
+            ),
+            Route(f"/{v}/batches", _versioned(api.list, v), methods=["GET"]),
+            Route(f"/{v}/batches/{{batch_id}}:cancel", _versioned(api.cancel, v), methods=["POST"]),
+            Route(
+                f"/{v}/batches/{{batch_id}}", _versioned(api.batch, v), methods=["GET", "DELETE"]
+            ),
+            Route(
+                f"/upload/{v}/files",
+                _versioned(api.upload, v),
+                methods=["POST"],
+                name=f"gemini_upload_{v}",
+            ),
+            Route(f"/{v}/files/{{file_id}}:download", _versioned(api.download, v), methods=["GET"]),
+            Route(
+                f"/download/{v}/files/{{file_id}}:download",
+                _versioned(api.download, v),
+                methods=["GET"],
+            ),
+            Route(f"/{v}/files/{{file_id}}", _versioned(api.file, v), methods=["GET", "DELETE"]),
+        ]
+    return out

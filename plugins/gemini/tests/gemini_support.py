@@ -1,0 +1,52 @@
+"""Helpers for the gemini plugin's tests (a uniquely named module: no clash with other plugins')."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from google import genai
+from google.genai import types
+
+from polybatch.items import BatchItem
+from polybatch.sandbox import SandboxEngine, SandboxServer
+from polybatch_gemini.provider import GeminiProvider
+
+KEY = "gm-test-key"
+MODEL = "gemini-2.5-flash"
+
+
+@contextmanager
+def serve(engine: SandboxEngine) -> Iterator[SandboxServer]:
+    """A sandbox serving only the gemini routes."""
+    with SandboxServer(engine, providers={"gemini": GeminiProvider}) as srv:
+        yield srv
+
+
+def sdk_client(srv: SandboxServer, key: str = KEY, api_version: str = "v1") -> genai.Client:
+    """The real SDK pointed at the sandbox."""
+    return genai.Client(
+        api_key=key,
+        http_options=types.HttpOptions(
+            base_url=srv.url + GeminiProvider.sandbox_prefix, api_version=api_version
+        ),
+    )
+
+
+def provider_for(srv: SandboxServer, **settings: object) -> GeminiProvider:
+    """A GeminiProvider pointed at the sandbox."""
+    return GeminiProvider(**GeminiProvider.sandbox_settings(srv.url, KEY), settings=settings)
+
+
+def write_lines(path: Path, provider: GeminiProvider, items: list[BatchItem]) -> Path:
+    """Encode items into a lines file, as the runner does."""
+    path.write_bytes(b"".join(provider.encode(i, MODEL) + b"\n" for i in items))
+    return path
+
+
+def item(custom_id: str, text: str = "Say something", **fields: object) -> BatchItem:
+    """A one-turn item."""
+    return BatchItem.model_validate(
+        {"custom_id": custom_id, "messages": [{"role": "user", "content": text}], **fields}
+    )
