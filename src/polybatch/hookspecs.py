@@ -21,3 +21,12 @@ def register_providers(register: Callable[[type[Any]], None]) -> None:
 @hookspec
 def register_prices(register: Callable[[Path], None]) -> None:
     """Call ``register(path)`` with each price file (TOML) the plugin ships."""
+
+
+@hookspec
+def register_provider_kinds(register: Callable[[str, Callable[..., type[Any]]], None]) -> None:
+    """Call ``register(kind, factory)`` for each family of providers configured by data.
+
+    A user's ``[providers.NAME]`` table with ``kind = "..."`` becomes a provider named NAME:
+    ``factory(NAME, settings)`` returns its BatchProvider subclass.
+    """

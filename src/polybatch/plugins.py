@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownProviderError
+from .errors import ConfigError, PluginError, PolybatchError, UnknownProviderError
 from .providers import BatchProvider
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class PluginRegistry:
         self.skipped: dict[str, str] = {}
         #: entry point names already loaded (or skipped)
         self._tried: set[str] = set()
+        #: provider kinds (families configured by data) -> (plugin name, factory)
+        self._kinds: dict[str, tuple[str, Callable[..., type[BatchProvider]]]] = {}
 
     # -- loading ---------------------------------------------------------------------------
     def _ensure_loaded(self) -> None:
@@ -95,6 +97,7 @@ class PluginRegistry:
         with self._lock:
             new: dict[str, type[BatchProvider]] = {}
             prices: list[Path] = []
+            kinds: dict[str, Callable[..., type[BatchProvider]]] = {}
 
             def register_provider(cls: type[Any]) -> None:
                 if not (isinstance(cls, type) and issubclass(cls, BatchProvider)):
@@ -116,6 +119,11 @@ class PluginRegistry:
                 for impl in self.pm.hook.register_prices.get_hookimpls():
                     if impl.plugin is plugin:
                         impl.function(register=lambda p: prices.append(Path(p)))
+                for impl in self.pm.hook.register_provider_kinds.get_hookimpls():
+                    if impl.plugin is plugin:
+                        impl.function(
+                            register=lambda kind, factory: kinds.__setitem__(kind, factory)
+                        )
             except BaseException:
                 self.pm.unregister(plugin)
                 raise
@@ -124,18 +132,46 @@ class PluginRegistry:
                 cls.plugin_name = name
             self._providers.update(new)
             self._price_files.extend((name, p) for p in prices)
+            for kind, factory in kinds.items():
+                self._kinds[kind] = (name, factory)
 
     # -- queries ---------------------------------------------------------------------------
     def providers(self) -> dict[str, type[BatchProvider]]:
-        """Every registered provider class by name."""
+        """Every registered provider class by name, with those the user's config defines."""
         self._ensure_loaded()
+        try:
+            self._configured_providers()
+        except PolybatchError as exc:
+            warnings.warn(f"polybatch: {exc}", RuntimeWarning, stacklevel=2)
         return dict(self._providers)
+
+    def _configured_providers(self, only: str | None = None) -> None:
+        """Create the providers the config file defines by ``kind`` (``[providers.NAME]``)."""
+        from .config import load_config
+
+        cfg, path = load_config()
+        for name, settings in cfg.providers.items():
+            kind = settings.get("kind")
+            if not kind or (only is not None and name != only) or name in self._providers:
+                continue
+            self._ensure_loaded()  # kinds come from plugins
+            if kind not in self._kinds:
+                known = ", ".join(sorted(self._kinds)) or "none"
+                raise ConfigError(
+                    f"{path}: key 'providers.{name}.kind': unknown kind {kind!r}; kinds: {known}"
+                )
+            plugin, factory = self._kinds[kind]
+            cls = factory(name, {k: v for k, v in settings.items() if k != "kind"})
+            cls.plugin_dist = f"{kind} (from {path})"
+            cls.plugin_name = plugin
+            self._providers[name] = cls
 
     def provider_class(self, name: str) -> type[BatchProvider]:
         """The class registered under ``name``, or an error listing the installed ones."""
         self._load_named(name)
         if name in self._providers:
             return self._providers[name]
+        self._configured_providers(only=name)
         providers = self.providers()
         if name not in providers:
             installed = ", ".join(sorted(providers)) or "none"

@@ -14,6 +14,7 @@ from polybatch.items import BatchItem, Usage
 from polybatch.plugins import PluginRegistry
 from polybatch_openai import codec, plugin
 from polybatch_openai.azure import AzureProvider
+from polybatch_openai.compatible import GroqProvider
 from polybatch_openai.provider import OpenAIProvider
 
 MODEL = "gpt-4o-mini"
@@ -366,5 +367,9 @@ def test_dumps_survives_lone_surrogates() -> None:
 def test_plugin_registers_provider() -> None:
     registry = PluginRegistry(load_entry_points=False)
     registry.add_plugin(plugin, name="openai", dist="polybatch-openai")
-    assert registry.providers() == {"openai": OpenAIProvider, "azure": AzureProvider}
+    assert registry.providers() == {
+        "openai": OpenAIProvider,
+        "azure": AzureProvider,
+        "groq": GroqProvider,
+    }
     assert registry.price_files() == ([plugin.PRICES] if plugin.PRICES.exists() else [])

@@ -9,6 +9,7 @@ from typing import Any
 from polybatch.hookspecs import hookimpl
 
 from .azure import AzureProvider
+from .compatible import KIND, GroqProvider, compatible_provider
 from .provider import OpenAIProvider
 
 PRICES = Path(__file__).parent / "prices.toml"
@@ -19,6 +20,13 @@ def register_providers(register: Callable[[type[Any]], None]) -> None:
     """Register the providers this plugin offers."""
     register(OpenAIProvider)
     register(AzureProvider)
+    register(GroqProvider)
+
+
+@hookimpl
+def register_provider_kinds(register: Callable[[str, Callable[..., type[Any]]], None]) -> None:
+    """Any OpenAI-compatible batch API a user names in config (``kind = "openai-compatible"``)."""
+    register(KIND, compatible_provider)
 
 
 @hookimpl
