@@ -19,6 +19,7 @@ $(STAMP): requirements-dev.txt pyproject.toml plugins/*/pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/polybatch run examples/requests.jsonl --model openai:gpt-4o-mini --sandbox -o examples/results.openai.jsonl
+	$(BIN)/polybatch run examples/requests.jsonl --model anthropic:claude-haiku-4-5 --sandbox -o examples/results.anthropic.jsonl
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

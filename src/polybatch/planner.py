@@ -180,9 +180,10 @@ def plan_job(
                 try:
                     provider.validate_item(item, item_model)
                 except ItemValidationError as exc:
-                    raise ItemValidationError(
-                        f"item {cid!r}: {exc.reason}", field=exc.field, **_where(origin)
-                    ) from None
+                    # name the item once, whether or not the adapter's message already does
+                    named = f"item {cid!r}"
+                    reason = exc.reason if named in exc.reason else f"{named}: {exc.reason}"
+                    raise ItemValidationError(reason, field=exc.field, **_where(origin)) from None
                 encoded = provider.encode(item, item_model)
                 wire = len(encoded) + 1
                 if wire > limits.max_bytes:
