@@ -7,6 +7,7 @@ the field, before anything is submitted.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,15 @@ _OPENAI_BODY_FIELDS = {
 }
 
 
+#: loc parts pydantic adds for the member of a union it tried: not a field of the input
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|list|dict|function-\w+)(\[.*\])?$")
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str) and _UNION_TAG.match(part):
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -68,7 +75,8 @@ def item_from_dict(data: Any, *, path: str | None = None, line: int | None = Non
             "missing: give 'messages' or 'prompt'", path=path, line=line, field="messages"
         )
     try:
-        return BatchItem.model_validate(record)
+        # strict: a JSON "10" is not a number and true is not a seed; coercing would hide mistakes
+        return BatchItem.model_validate(record, strict=True)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = _field_path(tuple(err["loc"])) or None

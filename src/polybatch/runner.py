@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tqdm import tqdm
 
 from . import config as _config
-from .errors import JobError, PricingError, ProviderError
+from .errors import JobError, PricingError, ProviderError, UnknownProviderError
 from .inputs import coerce_items, read_numbered_items
 from .items import BatchItem, BatchResult, ItemError, Usage
 from .ledger import ChunkRow, JobRow, Ledger
@@ -797,7 +797,18 @@ def submit(
         provider_settings=dict(provider_settings or {}),
     )
     settings = dict(resolved.provider_settings)
-    cls = get_registry().provider_class(resolved.provider)
+    try:
+        cls = get_registry().provider_class(resolved.provider)
+    except UnknownProviderError as exc:
+        source = resolved.sources.get("model", "")
+        if source.startswith("profile ") and resolved.config_file:
+            # the model came from a file: say which key of which file to fix
+            raise UnknownProviderError(
+                f"{resolved.config_file}: key 'profiles.{resolved.profile}.model': {exc}"
+            ) from None
+        if source.startswith("env "):
+            raise UnknownProviderError(f"{source.removeprefix('env ')}: {exc}") from None
+        raise
     if sandbox is not None:
         pointed = dict(cls.sandbox_settings(sandbox.url, sandbox.engine.api_key or "sandbox"))
         settings.update(pointed.pop("settings", None) or {})  # constructor kwargs: flatten
