@@ -33,7 +33,9 @@ def test_package_is_typed() -> None:
 def test_async_api_inside_a_running_loop(sandbox_server: SandboxServer) -> None:
     async def main() -> list[polybatch.BatchResult]:
         # a notebook's loop is already running when user code awaits: so is this one
-        job = await polybatch.asubmit(["one?", "two?"], "openai:gpt-4o-mini", sandbox=sandbox_server)
+        job = await polybatch.asubmit(
+            ["one?", "two?"], "openai:gpt-4o-mini", sandbox=sandbox_server
+        )
         ticker = asyncio.create_task(asyncio.sleep(0))  # the loop stays free while we wait
         results = await job.await_results(poll_min=0.02, timeout=60)
         await ticker
@@ -42,13 +44,19 @@ def test_async_api_inside_a_running_loop(sandbox_server: SandboxServer) -> None:
     results = asyncio.run(main())
     assert [r.custom_id for r in results] == ["item-1", "item-2"]
     assert all(r.ok for r in results)
-    again = asyncio.run(polybatch.arun(["three?"], "openai:gpt-4o-mini", sandbox=sandbox_server, poll_min=0.02))
+    again = asyncio.run(
+        polybatch.arun(["three?"], "openai:gpt-4o-mini", sandbox=sandbox_server, poll_min=0.02)
+    )
     assert again[0].ok
 
 
 def test_jobs_lists_the_ledger(sandbox_server: SandboxServer) -> None:
-    a = polybatch.submit(["a?"], "openai:gpt-4o-mini", sandbox=sandbox_server).wait(poll_min=0.02, timeout=60)
-    b = polybatch.submit(["b?"], "openai:gpt-4o-mini", sandbox=sandbox_server).wait(poll_min=0.02, timeout=60)
+    a = polybatch.submit(["a?"], "openai:gpt-4o-mini", sandbox=sandbox_server).wait(
+        poll_min=0.02, timeout=60
+    )
+    b = polybatch.submit(["b?"], "openai:gpt-4o-mini", sandbox=sandbox_server).wait(
+        poll_min=0.02, timeout=60
+    )
     ids = [j.id for j in polybatch.jobs()]
     assert ids[:2] == [b.id, a.id]  # newest first
 
