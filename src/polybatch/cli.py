@@ -21,7 +21,7 @@ from .accounting import describe_estimate, estimate_items, price_registry, usage
 from .errors import ConfigError, PolybatchError
 from .plugins import get_registry
 from .report import openai_output_line, status_counts
-from .runner import Job, open_ledger, submit
+from .runner import Job, open_ledger, private_fd, submit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,7 +33,7 @@ def _setup_logging(verbose: bool) -> None:
     )
     # the SDKs' HTTP loggers print request details at debug level; they stay quiet so that
     # nothing sensitive reaches the terminal or a log collector
-    for name in ("openai", "anthropic", "httpx", "httpx2", "httpcore", "uvicorn"):
+    for name in ("openai", "anthropic", "httpx", "httpx2", "httpcore", "httpcore2", "uvicorn"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -259,7 +259,7 @@ def results(job_id: str, output: Path | None, failed: bool, fmt: str) -> None:
     else:
         lines = (r.model_dump_json(exclude_none=True) for r in chosen)
     if output:
-        with output.open("w", encoding="utf-8") as fh:
+        with open(private_fd(output), "w", encoding="utf-8") as fh:
             for line in lines:
                 fh.write(line + "\n")
         click.echo(f"results: {output}", err=True)

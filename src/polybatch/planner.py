@@ -203,7 +203,10 @@ def plan_job(
                     if wire_out is not None:
                         wire_out.close()
                     wire_files.append(staging.with_suffix(f".wire-{len(wire_files):04d}.jsonl"))
-                    wire_out = wire_files[-1].open("wb")
+                    # wire lines hold every prompt: owner-only, like the items file
+                    wire_out = os.fdopen(
+                        os.open(wire_files[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb"
+                    )
                 assert wire_out is not None
                 wire_out.write(encoded + b"\n")
                 out.write(line)

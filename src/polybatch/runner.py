@@ -114,7 +114,7 @@ def _crashpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _write_private(path: Path, *, readable: bool = False) -> int:
+def private_fd(path: Path, *, readable: bool = False) -> int:
     """Open ``path`` for writing, owner-only (results may hold sensitive model output)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = os.O_RDWR if readable else os.O_WRONLY
@@ -320,7 +320,7 @@ class Job:
         wire_path = self.dir / _wire_name(c.idx)
         if not wire_path.exists():  # retry rounds are encoded now; first rounds at planning
             tmp = wire_path.with_suffix(".part")
-            with open(tmp, "wb") as out:
+            with os.fdopen(private_fd(tmp), "wb") as out:
                 for item in iter_chunk_items(self.dir / c.items_file, c.offset, c.count):
                     out.write(self.provider.encode(item, item.model or c.model) + b"\n")
             tmp.replace(wire_path)
@@ -383,7 +383,7 @@ class Job:
         ok = failed = 0
         path = self._chunk_results_path(c)
         arrival = path.with_suffix(".arrival")
-        with open(_write_private(arrival, readable=True), "w+b") as out:
+        with open(private_fd(arrival, readable=True), "w+b") as out:
 
             def emit(r: BatchResult) -> None:
                 nonlocal ok, failed
@@ -420,7 +420,7 @@ class Job:
                     if cid not in offsets:
                         emit(self._synthetic(cid, "errored", missing, c))
             tmp = path.with_suffix(".part")
-            with open(_write_private(tmp), "wb") as ordered:
+            with open(private_fd(tmp), "wb") as ordered:
                 for cid in ids:
                     out.seek(offsets[cid])
                     ordered.write(out.readline())
@@ -447,7 +447,7 @@ class Job:
             message="the job was cancelled before this request was sent",
             retryable=True,
         )
-        with os.fdopen(_write_private(path), "w", encoding="utf-8") as out:
+        with os.fdopen(private_fd(path), "w", encoding="utf-8") as out:
             for i in iter_chunk_items(self.dir / c.items_file, c.offset, c.count):
                 r = self._synthetic(i.custom_id or "", "canceled", err, c)
                 out.write(r.model_dump_json(exclude_none=True) + "\n")
@@ -477,7 +477,7 @@ class Job:
         if dest.exists():
             return
         tmp = dest.with_name(dest.name + ".part")
-        with os.fdopen(_write_private(tmp), "w", encoding="utf-8") as out:
+        with os.fdopen(private_fd(tmp), "w", encoding="utf-8") as out:
             fresh = self._round_in_order(round_)
             if round_ == 0:
                 for line in fresh:
@@ -512,7 +512,7 @@ class Job:
         path = self.dir / items_file
         n = 0
         with (
-            os.fdopen(_write_private(path), "wb") as out,
+            os.fdopen(private_fd(path), "wb") as out,
             self._round_results_path(round_).open("r", encoding="utf-8") as results,
             (self.dir / ITEMS_FILE).open("rb") as items,
         ):
@@ -561,7 +561,7 @@ class Job:
         tmp = final.with_name(final.name + ".part")
         with (
             self._round_results_path(round_).open("rb") as src,
-            os.fdopen(_write_private(tmp), "wb") as out,
+            os.fdopen(private_fd(tmp), "wb") as out,
         ):
             shutil.copyfileobj(src, out)
         tmp.replace(final)
@@ -692,7 +692,7 @@ class Job:
         dest = Path(path)
         self.results()  # raises if not final
         tmp = dest.with_name(dest.name + ".part")
-        with self.results_path.open("rb") as src, os.fdopen(_write_private(tmp), "wb") as out:
+        with self.results_path.open("rb") as src, os.fdopen(private_fd(tmp), "wb") as out:
             shutil.copyfileobj(src, out)
         tmp.replace(dest)
         return dest

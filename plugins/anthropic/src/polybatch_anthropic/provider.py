@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 import anthropic
 import httpx2
 
-from polybatch.errors import ProviderError
+from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
 
@@ -97,8 +97,12 @@ class AnthropicProvider(BatchProvider):
             ) from exc
 
     def _raise(self, what: str, exc: anthropic.AnthropicError, status: int | None) -> NoReturn:
-        # the SDK's messages carry the server's words, never the key
+        # the SDK's messages carry the server's words; a gateway may echo the key back in them
         detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        client = self._client
+        for key in (self.api_key, getattr(client, "api_key", None) if client is not None else None):
+            if isinstance(key, str) and key:
+                detail = detail.replace(key, "***")
         raise ProviderError(
             f"{what} failed: {detail}", provider=self.name, status_code=status
         ) from exc
@@ -115,6 +119,9 @@ class AnthropicProvider(BatchProvider):
 
     def validate_item(self, item: BatchItem, model: str) -> None:
         """Raise ItemValidationError if the item cannot be expressed for Anthropic."""
+        if item.kind == "embedding":
+            # checked first, and without the codec's "item ...:" prefix (the planner adds it)
+            raise ItemValidationError(codec.NO_EMBEDDINGS, field="kind")
         codec.build_params(item, model, default_max_tokens=self.default_max_tokens)
 
     def encode(self, item: BatchItem, model: str) -> bytes:
