@@ -93,15 +93,15 @@ class ChunkRow(BaseModel):
     count: int
     nbytes: int
     model: str
-    state: str
-    batch_id: str | None
-    input_file_id: str | None
-    batch_state: str | None
-    submitted_at: float | None
-    ended_at: float | None
-    n_ok: int
-    n_failed: int
-    message: str | None
+    state: str = "planned"
+    batch_id: str | None = None
+    input_file_id: str | None = None
+    batch_state: str | None = None
+    submitted_at: float | None = None
+    ended_at: float | None = None
+    n_ok: int = 0
+    n_failed: int = 0
+    message: str | None = None
 
 
 def _private_file(path: Path) -> None:

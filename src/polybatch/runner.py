@@ -29,7 +29,14 @@ from .errors import JobError, PricingError, ProviderError, UnknownProviderError
 from .inputs import coerce_items, read_numbered_items
 from .items import BatchItem, BatchResult, ItemError, Usage
 from .ledger import ChunkRow, JobRow, Ledger
-from .planner import ITEMS_FILE, chunk_items_file, iter_chunk_ids, iter_chunk_items, plan_job
+from .planner import (
+    ITEMS_FILE,
+    PlannedChunk,
+    chunk_items_file,
+    iter_chunk_ids,
+    iter_chunk_items,
+    plan_job,
+)
 from .plugins import get_registry
 from .providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, SubmittedBatch
 
@@ -89,6 +96,26 @@ class JobStatus:
     def done(self) -> bool:
         """True once results are final."""
         return self.state in ("completed", "cancelled")
+
+
+def planned_rows(
+    job_id: str, chunks: list[PlannedChunk], *, round_: int, items_file: str, first_idx: int
+) -> list[ChunkRow]:
+    """Ledger rows for freshly planned chunks (numbered on from ``first_idx``)."""
+    return [
+        ChunkRow(
+            job_id=job_id,
+            idx=first_idx + i,
+            round=round_,
+            items_file=items_file,
+            offset=pc.offset,
+            start=pc.start,
+            count=pc.count,
+            nbytes=pc.nbytes,
+            model=pc.model,
+        )
+        for i, pc in enumerate(chunks)
+    ]
 
 
 def _custom_id(line: str) -> str:
@@ -528,29 +555,7 @@ class Job:
         planned = chunk_items_file(path, self.provider, self.model, self.options.get("chunk_size"))
         base = max(c.idx for c in self.chunks()) + 1
         self.ledger.add_chunks(
-            [
-                ChunkRow(
-                    job_id=self.id,
-                    idx=base + i,
-                    round=round_ + 1,
-                    items_file=items_file,
-                    offset=pc.offset,
-                    start=pc.start,
-                    count=pc.count,
-                    nbytes=pc.nbytes,
-                    model=pc.model,
-                    state="planned",
-                    batch_id=None,
-                    input_file_id=None,
-                    batch_state=None,
-                    submitted_at=None,
-                    ended_at=None,
-                    n_ok=0,
-                    n_failed=0,
-                    message=None,
-                )
-                for i, pc in enumerate(planned)
-            ]
+            planned_rows(self.id, planned, round_=round_ + 1, items_file=items_file, first_idx=base)
         )
         log.info("job %s: retry round %d for %d requests", self.id, round_ + 1, n)
         return True
@@ -896,29 +901,7 @@ def submit(
         results_path=None,
         options=options,
     )
-    chunks = [
-        ChunkRow(
-            job_id=job_id,
-            idx=i,
-            round=0,
-            items_file=ITEMS_FILE,
-            offset=pc.offset,
-            start=pc.start,
-            count=pc.count,
-            nbytes=pc.nbytes,
-            model=pc.model,
-            state="planned",
-            batch_id=None,
-            input_file_id=None,
-            batch_state=None,
-            submitted_at=None,
-            ended_at=None,
-            n_ok=0,
-            n_failed=0,
-            message=None,
-        )
-        for i, pc in enumerate(plan.chunks)
-    ]
+    chunks = planned_rows(job_id, plan.chunks, round_=0, items_file=ITEMS_FILE, first_idx=0)
     ledger.add_job(row, chunks)
     job = Job(row, ledger, provider)
     with _live_lock:
