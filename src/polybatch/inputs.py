@@ -1,5 +1,9 @@
 """Reading input files: neutral JSONL and OpenAI batch-format lines, streamed and validated.
 
+Neutral records hold BatchItem fields (plus ``prompt``/``system`` shorthands); an embedding request
+is ``{"kind": "embedding", "input": "...", "model": "..."}``. OpenAI-format lines are chat
+completions only.
+
 Every problem is reported as an :class:`~polybatch.errors.InputError` naming the file, the line and
 the field, before anything is submitted.
 """
@@ -70,7 +74,12 @@ def item_from_dict(data: Any, *, path: str | None = None, line: int | None = Non
             msgs = record.get("messages")
             if isinstance(msgs, list):
                 record["messages"] = [{"role": "system", "content": system}, *msgs]
-    if "messages" not in record:
+    if record.get("kind") == "embedding":
+        if "input" not in record:
+            raise InputError(
+                "missing: an embedding request needs 'input'", path=path, line=line, field="input"
+            )
+    elif "messages" not in record:
         raise InputError(
             "missing: give 'messages' or 'prompt'", path=path, line=line, field="messages"
         )

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import copy
+import functools
+import importlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Role = Literal["system", "user", "assistant"]
 ResultStatus = Literal["succeeded", "errored", "expired", "canceled"]
+#: what an item asks for: a chat completion, or the embedding vector of one input string
+ItemKind = Literal["chat", "embedding"]
+M = TypeVar("M", bound=BaseModel)
+
+#: the item fields that only mean something to a chat request (an embedding item sets none)
+CHAT_ONLY_FIELDS: tuple[str, ...] = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "response_format",
+    "response_model_ref",
+)
+#: ``module:QualName`` (what :func:`model_ref` writes and :func:`import_model` reads)
+_REF_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+#: json_schema names providers accept (OpenAI's rule, the narrowest)
+_SCHEMA_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 
 #: fields of a neutral item that map onto request parameters (the rest are structure)
 PARAM_FIELDS: tuple[str, ...] = (
@@ -43,18 +76,204 @@ class Message(BaseModel):
         return "\n".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
 
 
+# -- structured outputs: schemas from pydantic models, and references that survive a restart --
+def strict_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``schema`` in the "strict" form structured outputs need.
+
+    Every object gets ``additionalProperties: false`` and lists all its properties as required
+    (optional fields stay nullable through their ``anyOf``); ``default: null`` is dropped and a
+    ``$ref`` with sibling keys is inlined. The same rules as the openai SDK's
+    ``to_strict_json_schema``, kept here so that the core stays provider-neutral.
+    """
+    root = copy.deepcopy(schema)
+    out: dict[str, Any] = _strict(root, root)
+    return out
+
+
+def _strict(node: Any, root: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_strict(n, root) for n in node]
+    if not isinstance(node, dict):
+        return node
+    for key in ("$defs", "definitions"):
+        if isinstance(node.get(key), dict):
+            node[key] = {k: _strict(v, root) for k, v in node[key].items()}
+    if node.get("type") == "object" and "additionalProperties" not in node:
+        node["additionalProperties"] = False
+    props = node.get("properties")
+    if isinstance(props, dict):
+        node["required"] = list(props)
+        node["properties"] = {k: _strict(v, root) for k, v in props.items()}
+    for key in ("items", "anyOf", "allOf", "oneOf", "prefixItems"):
+        if key in node:
+            node[key] = _strict(node[key], root)
+    if "default" in node and node["default"] is None:
+        del node["default"]
+    ref = node.get("$ref")
+    if isinstance(ref, str) and len(node) > 1 and ref.startswith("#/"):
+        # strict mode refuses "$ref" next to other keys: inline the target, local keys winning
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        merged = {**copy.deepcopy(target), **node}
+        del merged["$ref"]
+        return _strict(merged, root)
+    return node
+
+
+def json_schema_format(model: type[BaseModel], *, name: str | None = None) -> dict[str, Any]:
+    """The ``response_format`` asking for replies that validate as ``model`` (strict JSON schema)."""
+    label = _SCHEMA_NAME_BAD.sub("_", name or model.__name__)[:64] or "response"
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": label,
+            "schema": strict_json_schema(model.model_json_schema()),
+            "strict": True,
+        },
+    }
+
+
+def model_ref(model: type[BaseModel]) -> str | None:
+    """``"module:QualName"`` for a class another process can import, else None.
+
+    Classes defined in ``__main__`` or inside a function cannot be found again by name: results
+    of such items are parsed with :meth:`BatchResult.parsed_as` instead.
+    """
+    qualname = model.__qualname__
+    if model.__module__ == "__main__" or "<locals>" in qualname:
+        return None
+    return f"{model.__module__}:{qualname}"
+
+
+@functools.lru_cache(maxsize=256)
+def import_model(ref: str) -> type[BaseModel]:
+    """The pydantic model class named by ``"module:QualName"``.
+
+    Raises ImportError (module or attribute missing) or TypeError (not a pydantic model).
+    """
+    if not _REF_RE.match(ref):
+        raise ImportError(f"{ref!r} is not a 'module:ClassName' reference")
+    module_name, _, qualname = ref.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ImportError(f"{module_name!r} has no attribute {qualname!r}") from None
+    if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
+        raise TypeError(f"{ref!r} is not a pydantic model class")
+    return obj
+
+
+def validation_message(exc: ValidationError) -> str:
+    """pydantic's message on one line, without its documentation links (it goes in tables)."""
+    problems = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}"
+        for e in exc.errors(include_url=False)
+    )
+    n = exc.error_count()
+    return f"{n} validation error{'s' if n != 1 else ''} for {exc.title}: {problems}"
+
+
+def _invalid_output(result: BatchResult, message: str) -> BatchResult:
+    error = ItemError(code="invalid_output", message=message, retryable=False)
+    # text, usage and the raw response stay: the reply was produced (and billed)
+    return result.model_copy(update={"status": "errored", "error": error})
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """How to check the reply of a structured-output item (small: the runner keeps one per item
+    of a chunk while collecting it).
+
+    ``model`` is the class when the item was built in this process; otherwise ``ref`` names it.
+    Without either, the reply is only checked to be JSON.
+    """
+
+    ref: str | None = None
+    model: type[BaseModel] | None = None
+
+    @classmethod
+    def for_format(
+        cls,
+        response_format: Any,
+        ref: str | None = None,
+        model: type[BaseModel] | None = None,
+    ) -> OutputCheck | None:
+        """The check for an item with this ``response_format`` (None: the reply is free text).
+
+        Takes raw values so that the runner can build it from an items-file line without
+        validating the whole item.
+        """
+        if not isinstance(response_format, dict):
+            return None
+        if response_format.get("type") not in ("json_schema", "json_object"):
+            return None
+        return cls(ref=ref if isinstance(ref, str) else None, model=model)
+
+    def resolve(self) -> type[BaseModel] | None:
+        """The model class, if known and importable here."""
+        if self.model is not None:
+            return self.model
+        if self.ref is None:
+            return None
+        try:
+            return import_model(self.ref)
+        except (ImportError, TypeError):
+            # not importable in this process (a script's class): JSON is still checked, and the
+            # ref stays on the result so the user's own process can parse it later
+            return None
+
+    def apply(self, result: BatchResult) -> BatchResult:
+        """``result`` with the model's ref stamped on it, made ``errored`` (``invalid_output``)
+        when a successful reply does not validate."""
+        if self.ref is not None and result.response_model_ref != self.ref:
+            result = result.model_copy(update={"response_model_ref": self.ref})
+        if not result.ok:
+            return result
+        cut = " (the reply was cut off at max_tokens)" if result.finish_reason == "length" else ""
+        if result.text is None:
+            return _invalid_output(result, f"the reply holds no JSON text{cut}")
+        model = self.resolve()
+        try:
+            if model is not None:
+                model.model_validate_json(result.text)
+            else:
+                json.loads(result.text)
+        except ValidationError as exc:
+            return _invalid_output(result, validation_message(exc) + cut)
+        except ValueError as exc:
+            return _invalid_output(result, f"the reply is not valid JSON: {exc}{cut}")
+        return result
+
+
 class BatchItem(BaseModel):
     """One request, in neutral form. Whatever the provider, this is what goes in.
 
     ``custom_id`` maps the result back to this item; items without one get a stable id
     (``item-<position>``) when a job is planned. ``model`` overrides the job's model.
     ``extra`` holds provider-specific body fields passed through verbatim.
+
+    ``kind="chat"`` (the default) takes ``messages``; ``kind="embedding"`` takes one ``input``
+    string (one item, one vector: see :attr:`BatchResult.embedding`) and optional
+    ``dimensions``, and none of the chat parameters.
+
+    Structured output: ``response_model=MyModel`` (a pydantic class, or ``"module:MyModel"``) is a
+    constructor convenience. It is never serialised (items are written to the job's files and
+    read back in other processes); it fills ``response_format`` with the model's strict JSON
+    schema and ``response_model_ref`` with its import path, which is what travels.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     custom_id: str | None = Field(default=None, min_length=1, max_length=512)
-    messages: list[Message] = Field(min_length=1)
+    kind: ItemKind = "chat"
+    messages: list[Message] = Field(default_factory=list)
+    #: the text to embed (``kind="embedding"``)
+    input: str | None = Field(default=None, min_length=1)
+    #: the embedding's size, for models that can shorten it (``kind="embedding"``)
+    dimensions: int | None = Field(default=None, ge=1)
     model: str | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -62,10 +281,66 @@ class BatchItem(BaseModel):
     seed: int | None = None
     stop: str | list[str] | None = None
     response_format: dict[str, Any] | None = None
+    #: ``"module:QualName"`` of the pydantic model replies are validated against
+    response_model_ref: str | None = None
+    #: constructor convenience only (excluded from dumps): see the class docstring
+    response_model: type[BaseModel] | None = Field(default=None, exclude=True, repr=False)
     extra: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("messages")
+    @classmethod
+    def _messages_fit_kind(cls, value: list[Message], info: ValidationInfo) -> list[Message]:
+        # a field validator (not the model one) so that errors name the field; kind comes first
+        kind = info.data.get("kind", "chat")
+        if kind == "chat" and not value:
+            raise ValueError("a chat item needs at least 1 message")
+        if kind == "embedding" and value:
+            raise ValueError("an embedding item takes 'input', not 'messages'")
+        return value
+
+    @field_validator("input", "dimensions")
+    @classmethod
+    def _embedding_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("kind", "chat") != "embedding":
+            raise ValueError("belongs to kind='embedding' items")
+        return value
+
+    @field_validator("response_model", mode="before")
+    @classmethod
+    def _import_response_model(cls, value: Any) -> Any:
+        # a "module:Class" string (also what an input file can hold) names the class to import
+        if isinstance(value, str):
+            try:
+                return import_model(value)
+            except (ImportError, TypeError) as exc:
+                raise ValueError(f"cannot use response_model {value!r}: {exc}") from None
+        return value
+
+    @field_validator("response_model_ref")
+    @classmethod
+    def _ref_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _REF_RE.match(value):
+            raise ValueError("must be 'module:ClassName'")
+        return value
+
     @model_validator(mode="after")
-    def _has_a_user_turn(self) -> BatchItem:
+    def _consistent(self) -> BatchItem:
+        if self.response_model is not None:
+            wanted = json_schema_format(self.response_model)
+            if self.response_format is not None and self.response_format != wanted:
+                raise ValueError("give response_model or response_format, not both")
+            self.response_format = wanted
+            if self.response_model_ref is None:
+                self.response_model_ref = model_ref(self.response_model)
+        if self.kind == "embedding":
+            if self.input is None:
+                raise ValueError("an embedding item needs 'input' (the text to embed)")
+            chat_only = [f for f in CHAT_ONLY_FIELDS if getattr(self, f) is not None]
+            if chat_only:
+                raise ValueError(f"an embedding item cannot set {', '.join(chat_only)}")
+            return self
+        if not self.messages:  # a default is not validated: say it here
+            raise ValueError("a chat item needs 'messages'")
         if not any(m.role != "system" for m in self.messages):
             raise ValueError("messages need at least one user or assistant turn")
         return self
@@ -80,6 +355,27 @@ class BatchItem(BaseModel):
     def params(self) -> dict[str, Any]:
         """The request parameters that are set on this item, by neutral name."""
         return {k: getattr(self, k) for k in PARAM_FIELDS if getattr(self, k) is not None}
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """The JSON schema replies must follow, when ``response_format`` asks for one."""
+        rf = self.response_format
+        if rf is None or rf.get("type") != "json_schema":
+            return None
+        spec = rf.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return schema if isinstance(schema, dict) else None
+
+    def output_check(self) -> OutputCheck | None:
+        """How to check this item's reply, if it asked for JSON (``json_schema``/``json_object``)."""
+        return OutputCheck.for_format(
+            self.response_format, self.response_model_ref, self.response_model
+        )
+
+    def check_result(self, result: BatchResult) -> BatchResult:
+        """``result`` checked against this item's structured-output request (see OutputCheck)."""
+        check = self.output_check()
+        return check.apply(result) if check is not None else result
 
 
 class Usage(BaseModel):
@@ -145,10 +441,45 @@ class BatchResult(BaseModel):
     model: str | None = None
     provider: str | None = None
     batch_id: str | None = None
-    #: the provider's raw response body, untouched
+    #: the provider's raw response body (an embedding's vector is moved to ``embedding``, not
+    #: kept twice: vectors are most of an embedding result's size)
     response: dict[str, Any] | None = None
+    #: the vector of an embedding item
+    embedding: list[float] | None = None
+    #: ``"module:QualName"`` of the model the reply was validated against (see ``parsed``)
+    response_model_ref: str | None = None
+
+    #: (text, ref, instance) of the last ``parsed``: copies with other text do not reuse it
+    _parsed: tuple[str, str, BaseModel] | None = PrivateAttr(default=None)
 
     @property
     def ok(self) -> bool:
         """True when the request succeeded."""
         return self.status == "succeeded"
+
+    def parsed_as(self, model: type[M]) -> M:
+        """The reply validated as ``model`` (pydantic's ValidationError if it does not fit).
+
+        Works on any result, including those read back from a job's results file. Raises
+        ValueError for a result without text (failed, or an embedding).
+        """
+        if self.text is None:
+            why = self.error.message if self.error else "it has no text"
+            raise ValueError(f"result {self.custom_id!r} cannot be parsed: {why}")
+        return model.model_validate_json(self.text)
+
+    @property
+    def parsed(self) -> BaseModel | None:
+        """The reply as an instance of the item's ``response_model``, validated.
+
+        None when the result did not succeed or no model is known for it (an item given a raw
+        JSON schema: use ``json.loads(result.text)`` or :meth:`parsed_as`). The model is found
+        by ``response_model_ref``, so it must be importable in this process (ImportError if not).
+        """
+        if not self.ok or self.text is None or self.response_model_ref is None:
+            return None
+        cached = self._parsed
+        if cached is None or cached[:2] != (self.text, self.response_model_ref):
+            instance = self.parsed_as(import_model(self.response_model_ref))
+            cached = self._parsed = (self.text, self.response_model_ref, instance)
+        return cached[2]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, ItemValidationError
-from .items import BatchItem, Message
+from .items import BatchItem, Message, OutputCheck
 from .providers import BatchProvider
 
 ITEMS_FILE = "items.jsonl"
@@ -32,6 +32,8 @@ class PlannedChunk:
     count: int
     nbytes: int  # bytes of the encoded wire lines, newlines included
     model: str
+    #: "chat" or "embedding": a provider batch has one endpoint, so one kind
+    kind: str = "chat"
 
 
 @dataclass
@@ -55,8 +57,9 @@ class Plan:
 class Chunker:
     """Cuts a stream of items into chunks within a provider's limits (greedy, in order).
 
-    A new chunk starts when the current one is full by count or by bytes, or the model changes
-    (a provider batch holds one model).
+    A new chunk starts when the current one is full by count or by bytes, or the model or the
+    item kind changes (a provider batch holds one model and one endpoint). Embedding chunks are
+    also capped by ``limits.max_embedding_inputs`` (one item is one input).
     """
 
     def __init__(self, provider: BatchProvider, chunk_size: int | None = None) -> None:
@@ -65,22 +68,31 @@ class Chunker:
             provider.limits.max_requests, chunk_size or provider.limits.max_requests
         )
         self.max_bytes = provider.limits.max_bytes
+        self.max_embedding_inputs = provider.limits.max_embedding_inputs
         self.chunks: list[PlannedChunk] = []
 
-    def add(self, *, index: int, offset: int, wire_bytes: int, model: str) -> bool:
+    def add(
+        self, *, index: int, offset: int, wire_bytes: int, model: str, kind: str = "chat"
+    ) -> bool:
         """Place the item at ``index`` (stored at ``offset``) whose wire line is ``wire_bytes`` long.
 
         Returns True when the item starts a new chunk.
         """
         started = False
         last = self.chunks[-1] if self.chunks else None
+        max_count = self.max_requests
+        if kind == "embedding" and self.max_embedding_inputs is not None:
+            max_count = min(max_count, self.max_embedding_inputs)
         if (
             last is None
-            or last.count >= self.max_requests
+            or last.count >= max_count
             or last.nbytes + wire_bytes > self.max_bytes
             or last.model != model
+            or last.kind != kind
         ):
-            last = PlannedChunk(offset=offset, start=index, count=0, nbytes=0, model=model)
+            last = PlannedChunk(
+                offset=offset, start=index, count=0, nbytes=0, model=model, kind=kind
+            )
             self.chunks.append(last)
             started = True
         last.count += 1
@@ -99,7 +111,9 @@ def chunk_items_file(
             item = BatchItem.model_validate_json(line)
             item_model = item.model or model
             wire = len(provider.encode(item, item_model)) + 1
-            chunker.add(index=index, offset=offset, wire_bytes=wire, model=item_model)
+            chunker.add(
+                index=index, offset=offset, wire_bytes=wire, model=item_model, kind=item.kind
+            )
             offset += len(line)
     return chunker.chunks
 
@@ -108,6 +122,8 @@ def apply_defaults(
     item: BatchItem, defaults: dict[str, Any], system_prompt: str | None
 ) -> BatchItem:
     """The item with job-wide defaults filled in where the item sets nothing (item values win)."""
+    if item.kind == "embedding":
+        return item  # chat defaults (max_tokens, a system prompt, ...) mean nothing to it
     update = {k: v for k, v in defaults.items() if getattr(item, k) is None}
     if system_prompt and not any(m.role == "system" for m in item.messages):
         update["messages"] = [Message(role="system", content=system_prompt), *item.messages]
@@ -184,6 +200,14 @@ def plan_job(
                     named = f"item {cid!r}"
                     reason = exc.reason if named in exc.reason else f"{named}: {exc.reason}"
                     raise ItemValidationError(reason, field=exc.field, **_where(origin)) from None
+                if item.kind == "embedding" and not provider.supports_embeddings:
+                    # after validate_item, whose reason may say more; this catches adapters that
+                    # never look at kind (they would encode an empty chat request)
+                    raise ItemValidationError(
+                        f"item {cid!r}: {provider.name} does not offer embedding batches",
+                        field="kind",
+                        **_where(origin),
+                    )
                 encoded = provider.encode(item, item_model)
                 wire = len(encoded) + 1
                 if wire > limits.max_bytes:
@@ -199,7 +223,9 @@ def plan_job(
                 digest.update(line)
                 if observe is not None:
                     observe(item, item_model)
-                if chunker.add(index=n - 1, offset=offset, wire_bytes=wire, model=item_model):
+                if chunker.add(
+                    index=n - 1, offset=offset, wire_bytes=wire, model=item_model, kind=item.kind
+                ):
                     if wire_out is not None:
                         wire_out.close()
                     wire_files.append(staging.with_suffix(f".wire-{len(wire_files):04d}.jsonl"))
@@ -248,6 +274,20 @@ def iter_chunk_ids(path: Path, offset: int, count: int) -> Iterator[str]:
         fh.seek(offset)
         for _ in range(count):
             yield str(json.loads(fh.readline())["custom_id"])
+
+
+def iter_chunk_checks(
+    path: Path, offset: int, count: int
+) -> Iterator[tuple[str, OutputCheck | None]]:
+    """A chunk's custom_ids, each with how to check its reply (plain JSON parsing, as for ids)."""
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        for _ in range(count):
+            obj = json.loads(fh.readline())
+            check = OutputCheck.for_format(
+                obj.get("response_format"), obj.get("response_model_ref")
+            )
+            yield str(obj["custom_id"]), check
 
 
 def read_chunk_items(path: Path, offset: int, count: int) -> list[BatchItem]:

@@ -46,6 +46,8 @@ class Limits(BaseModel):
     completion_windows: tuple[str, ...] = ("24h",)
     #: ids the provider accepts; ids outside it are mapped to safe ones by the adapter
     custom_id_pattern: str | None = None
+    #: embedding inputs one batch may hold (None: only max_requests); one item is one input
+    max_embedding_inputs: int | None = None
 
 
 class BatchStatus(BaseModel):
@@ -87,6 +89,8 @@ class BatchProvider(ABC):
     #: environment variables holding credentials (first is the one to tell users about)
     credential_env: ClassVar[tuple[str, ...]] = ()
     limits: ClassVar[Limits]
+    #: whether ``kind="embedding"`` items can be sent (others are refused while planning)
+    supports_embeddings: ClassVar[bool] = False
     #: the distribution that registered this class (filled in by the plugin manager)
     plugin_dist: ClassVar[str | None] = None
     #: the entry point (plugin) name that registered this class

@@ -27,13 +27,13 @@ from tqdm import tqdm
 from . import config as _config
 from .errors import JobError, PricingError, ProviderError, UnknownProviderError
 from .inputs import coerce_items, read_numbered_items
-from .items import BatchItem, BatchResult, ItemError, Usage
+from .items import BatchItem, BatchResult, ItemError, OutputCheck, Usage
 from .ledger import ChunkRow, JobRow, Ledger
 from .planner import (
     ITEMS_FILE,
     PlannedChunk,
     chunk_items_file,
-    iter_chunk_ids,
+    iter_chunk_checks,
     iter_chunk_items,
     plan_job,
 )
@@ -404,7 +404,15 @@ class Job:
         Results arrive in any order; they are written as they come, then copied into the
         chunk's file in item order (memory: one offset per item of the chunk).
         """
-        ids = list(iter_chunk_ids(self.dir / c.items_file, c.offset, c.count))
+        ids: list[str] = []
+        # structured-output items: each reply is checked against its model here, where the items
+        # are known, so the results on disk are final (a reply that does not validate is an
+        # ``invalid_output`` item error) and carry the model's ref for ``BatchResult.parsed``
+        checks: dict[str, OutputCheck] = {}
+        for cid, check in iter_chunk_checks(self.dir / c.items_file, c.offset, c.count):
+            ids.append(cid)
+            if check is not None:
+                checks[cid] = check
         wire_to_user = {self.provider.wire_custom_id(cid): cid for cid in ids}
         offsets: dict[str, int] = {}
         ok = failed = 0
@@ -437,7 +445,9 @@ class Job:
                             r.custom_id,
                         )
                         continue
-                    emit(r.model_copy(update={"custom_id": user_id}))
+                    r = r.model_copy(update={"custom_id": user_id})
+                    check = checks.get(user_id)
+                    emit(check.apply(r) if check is not None else r)
                 missing = ItemError(
                     code="missing_result",
                     message="the provider returned no result for this request",

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from polybatch import wire
 from polybatch.items import BatchItem
 from polybatch_mistral import codec
 
@@ -60,7 +61,7 @@ def _ok_line(**usage: object) -> dict[str, object]:
 
 
 def test_decode_success_and_usage() -> None:
-    r = codec.decode_result(codec.dumps(_ok_line()), provider="mistral", batch_id="b")
+    r = codec.decode_result(wire.dumps(_ok_line()), provider="mistral", batch_id="b")
     assert r.ok and r.text == "hello" and r.finish_reason == "stop"
     assert r.model == "mistral-small-2506" and r.provider == "mistral" and r.batch_id == "b"
     assert (r.usage.input_tokens, r.usage.cached_input_tokens, r.usage.output_tokens) == (10, 0, 3)
@@ -143,7 +144,7 @@ def test_lines_without_custom_id_are_wire_errors() -> None:
 
 def test_iter_jsonl_splits_on_newline_only() -> None:
     chunks = [b'{"a": "x\xe2\x80', b'\xa8y"}\r\n\n{"b"', b": 1}"]
-    assert list(codec.iter_jsonl(chunks)) == [b'{"a": "x\xe2\x80\xa8y"}', b'{"b": 1}']
+    assert list(wire.iter_jsonl(chunks)) == [b'{"a": "x\xe2\x80\xa8y"}', b'{"b": 1}']
 
 
 def test_input_line_round_trip() -> None:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from polybatch import wire
 from polybatch.items import BatchItem, Usage
 from polybatch.plugins import PluginRegistry
 from polybatch_openai import codec, plugin
@@ -104,7 +105,7 @@ def _ok_line() -> dict[str, Any]:
 
 
 def test_decode_success() -> None:
-    r = codec.decode_result(codec.dumps(_ok_line()), provider="openai", batch_id="b1")
+    r = codec.decode_result(wire.dumps(_ok_line()), provider="openai", batch_id="b1")
     assert (r.status, r.text, r.finish_reason, r.model) == (
         "succeeded",
         "hello",
@@ -346,22 +347,22 @@ def test_round_trip_encode_then_sandbox_decode(item: BatchItem, url: str) -> Non
     cuts=st.lists(st.integers(0, 400), max_size=6),
 )
 def test_iter_jsonl_any_chunking(objs: list[dict[str, str]], cuts: list[int]) -> None:
-    data = b"".join(codec.dumps(o) + b"\n" for o in objs)
+    data = b"".join(wire.dumps(o) + b"\n" for o in objs)
     bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
-    assert [json.loads(line) for line in codec.iter_jsonl(chunks)] == objs
+    assert [json.loads(line) for line in wire.iter_jsonl(chunks)] == objs
 
 
 def test_iter_jsonl_keeps_unicode_separators_and_crlf() -> None:
     data = '{"a":"x\u2028y\x85z"}\r\n\n{"b":1}'.encode()
-    assert [json.loads(line) for line in codec.iter_jsonl([data[:5], data[5:]])] == [
+    assert [json.loads(line) for line in wire.iter_jsonl([data[:5], data[5:]])] == [
         {"a": "x\u2028y\x85z"},
         {"b": 1},
     ]
 
 
 def test_dumps_survives_lone_surrogates() -> None:
-    assert json.loads(codec.dumps({"s": "\ud800"})) == {"s": "\ud800"}
+    assert json.loads(wire.dumps({"s": "\ud800"})) == {"s": "\ud800"}
 
 
 def test_plugin_registers_provider() -> None:

@@ -15,9 +15,9 @@ from openai.types.chat import ChatCompletion
 from openai_testlib import KEY, MODEL, ServerFactory, items, provider_for, write_lines
 from referencing import Registry, Resource
 
+from polybatch import wire
 from polybatch.sandbox import SandboxServer
 from polybatch.sandbox.model import SYNTHETIC_MODELS
-from polybatch_openai import codec
 
 DATA = Path(__file__).parent / "data"
 
@@ -126,7 +126,7 @@ def test_every_response_matches_schema_and_strict_sdk_types(
     for file_id in (ended.output_file_id, ended.error_file_id):
         f = client.files.retrieve(file_id)
         assert f.purpose == "batch_output"
-        for out_line in codec.iter_jsonl([client.files.content(file_id).content]):
+        for out_line in wire.iter_jsonl([client.files.content(file_id).content]):
             obj = json.loads(out_line)
             check("BatchRequestOutput", obj, LINES)
             if obj["response"] is not None:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from ..items import BatchItem, Usage
-from ..tokens import prompt_tokens
+from ..tokens import count_tokens, prompt_tokens
 from .cost import cost_of
 from .registry import Mode, PriceRegistry, PriceRow
 
@@ -67,8 +67,12 @@ class Estimator:
             price = self._prices[model] = self.registry.price(
                 self.provider, model, self.mode, self.day
             )
-        n_in = prompt_tokens(m.text for m in item.messages)
-        n_out = item.max_tokens if item.max_tokens is not None else self.default_max_tokens
+        if item.kind == "embedding":
+            # the input string's tokens, no chat framing; embeddings produce no output tokens
+            n_in, n_out = count_tokens(item.input or ""), 0
+        else:
+            n_in = prompt_tokens(m.text for m in item.messages)
+            n_out = item.max_tokens if item.max_tokens is not None else self.default_max_tokens
         # per item, so a long prompt's tier applies to that request only
         self.low += cost_of(Usage(input_tokens=n_in), price).total
         self.high += cost_of(Usage(input_tokens=n_in, output_tokens=n_out), price).total

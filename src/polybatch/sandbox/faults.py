@@ -13,8 +13,9 @@ or on random ids, so the same seed and the same sequence of requests give the sa
   after running only some of its requests, one whose output (the successes) is missing. Keyed on
   ``(seed, fault, namespace, n-th batch of that namespace)``.
 - **Download and item faults**: an output download cut short mid-line (keyed on the batch and the
-  download attempt, so fetching again can succeed), and per-request errors in the error file or as
-  errored results (keyed on the custom_id and how many batches carried it before).
+  download attempt, so fetching again can succeed), per-request errors in the error file or as
+  errored results, and structured-output replies that are not valid JSON (both keyed on the
+  custom_id and how many batches carried it before).
 
 Spec strings, as ``polybatch sandbox --faults`` takes them::
 
@@ -56,6 +57,7 @@ ALIASES: dict[str, str] = {
     "cancel": "external_cancel_rate",
     "truncate": "truncate_output_rate",
     "missing": "missing_output_rate",
+    "invalid_json": "invalid_json_rate",
 }
 
 #: batch-level fault names stored on ``SandboxBatch.faults``
@@ -103,6 +105,9 @@ class Faults:
     truncate_output_rate: float = 0.0
     #: share of ended batches whose output (the successful results) is missing
     missing_output_rate: float = 0.0
+    #: share of structured-output requests (a JSON schema was asked for) whose otherwise
+    #: successful reply is broken JSON: the client's validation must catch it
+    invalid_json_rate: float = 0.0
 
     # -- drawing ---------------------------------------------------------------------------
     def draw(self, *key: Any) -> float:

@@ -21,6 +21,14 @@ SYNTHETIC_MODELS = (
     "claude-haiku-4-5",
     "claude-sonnet-4-5",
 )
+#: vector sizes of known embedding models (what a request without ``dimensions`` gets)
+EMBEDDING_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+#: the size for embedding models not listed above (small: tests stay fast)
+DEFAULT_EMBEDDING_DIMENSIONS = 16
 _WORDS = [
     "alpha",
     "bravo",
@@ -81,11 +89,21 @@ class SyntheticModel:
         json_schema: dict[str, Any] | None = None,
         json_object: bool = False,
         stop: list[str] | None = None,
+        invalid_json: bool = False,
     ) -> Reply:
-        """Answer a conversation of (role, text) pairs."""
+        """Answer a conversation of (role, text) pairs.
+
+        With ``json_schema`` the reply is JSON valid against it; ``invalid_json`` (the sandbox's
+        fault switch) breaks such a reply instead: cut off mid-object, as a model that rambles
+        past its budget would, so that it fails any JSON or schema validation.
+        """
         seed = _digest(model, messages)
         if json_schema is not None:
-            text = json.dumps(_instance(json_schema, seed), separators=(", ", ": "))
+            text = json.dumps(
+                _instance(json_schema, seed, root=json_schema), separators=(", ", ": ")
+            )
+            if invalid_json:
+                text = text[: max(1, len(text) // 2)]
         elif json_object:
             last = next((t for r, t in reversed(messages) if r == "user"), "")
             text = json.dumps({"reply": _sentence(last, seed), "model": model})
@@ -106,8 +124,14 @@ class SyntheticModel:
             finish_reason=finish,
         )
 
-    def embed(self, *, model: str, text: str, dimensions: int = 16) -> list[float]:
-        """A unit vector derived from the text."""
+    def embedding_tokens(self, text: str) -> int:
+        """Input tokens of one embedding input (no chat framing)."""
+        return count_tokens(text)
+
+    def embed(self, *, model: str, text: str, dimensions: int | None = None) -> list[float]:
+        """A unit vector derived from the text (the model's usual size unless ``dimensions``)."""
+        if dimensions is None:
+            dimensions = EMBEDDING_DIMENSIONS.get(model, DEFAULT_EMBEDDING_DIMENSIONS)
         raw = b""
         counter = 0
         while len(raw) < dimensions * 2:
@@ -127,37 +151,78 @@ def _sentence(prompt: str, seed: bytes) -> str:
     return f"Synthetic reply to: {echo}. {extra.capitalize()}."
 
 
-def _instance(schema: dict[str, Any], seed: bytes, depth: int = 0) -> Any:
-    """A value that validates against a (simple) JSON schema, chosen from the seed."""
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with a local ``$ref`` (``#/$defs/X``, as pydantic writes them) followed."""
+    for _ in range(32):  # refs to refs, but never forever
+        ref = schema.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return schema
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _instance(
+    schema: dict[str, Any], seed: bytes, depth: int = 0, *, root: dict[str, Any] | None = None
+) -> Any:
+    """A value that validates against a JSON schema (the subset structured outputs allow),
+    chosen from the seed. ``root`` is the whole schema, where ``$ref``s point."""
+    root = root if root is not None else schema
+    schema = _resolve(schema, root)
+    if depth > 24:  # a recursive schema: stop where null or an empty value is allowed
+        return None
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
         return schema["enum"][seed[depth % len(seed)] % len(schema["enum"])]
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            return _instance(schema[key][0], seed, depth + 1)
+            # the first variant that is not null: an optional field still gets a value
+            variants = [_resolve(v, root) for v in schema[key]]
+            pick = next((v for v in variants if v.get("type") != "null"), variants[0])
+            return _instance(pick, seed, depth + 1, root=root)
+    if "allOf" in schema:
+        merged: dict[str, Any] = {}
+        for part in schema["allOf"]:
+            merged.update(_resolve(part, root))
+        return _instance(merged, seed, depth + 1, root=root)
     kind = schema.get("type", "object")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     b = seed[depth % len(seed)]
     if kind == "object":
         props: dict[str, Any] = schema.get("properties", {})
-        return {k: _instance(v, seed, depth + i + 1) for i, (k, v) in enumerate(props.items())}
+        return {
+            k: _instance(v, seed, depth + i + 1, root=root)
+            for i, (k, v) in enumerate(props.items())
+        }
     if kind == "array":
         n = max(int(schema.get("minItems", 1)), 1)
+        if "maxItems" in schema:
+            n = min(n, int(schema["maxItems"]))
         return [
-            _instance(schema.get("items", {"type": "string"}), seed, depth + i + 1)
+            _instance(schema.get("items", {"type": "string"}), seed, depth + i + 1, root=root)
             for i in range(n)
         ]
     if kind == "string":
-        return _WORDS[b % len(_WORDS)]
+        word = _WORDS[b % len(_WORDS)]
+        while len(word) < int(schema.get("minLength", 0)):
+            word += " " + _WORDS[(b + len(word)) % len(_WORDS)]
+        if "maxLength" in schema:
+            word = word[: int(schema["maxLength"])]
+        return word
     if kind == "integer":
-        lo = int(schema.get("minimum", 0))
-        hi = int(schema.get("maximum", lo + 100))
-        return lo + b % (hi - lo + 1)
+        lo = int(schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1))
+        hi = int(schema.get("maximum", schema.get("exclusiveMaximum", lo + 101) - 1))
+        return lo + b % (hi - lo + 1) if hi >= lo else lo
     if kind == "number":
-        low = float(schema.get("minimum", 0))
-        return low + b / 10
+        low = float(schema.get("minimum", schema.get("exclusiveMinimum", -0.1) + 0.1))
+        value = low + b / 10
+        if "maximum" in schema:
+            value = min(value, float(schema["maximum"]))
+        return value
     if kind == "boolean":
         return bool(b % 2)
     return None

@@ -15,8 +15,10 @@ Encoding (neutral :class:`~polybatch.items.BatchItem` -> one ``{"custom_id", "pa
   ``MessageCreateParams`` (anthropic 2.12, API version 2026-10-21) declares no sampling fields at
   all; they are still sent because older API versions document them (unverified for the newest).
 - ``seed`` has no Anthropic equivalent: rejected, never silently dropped.
+- ``kind="embedding"`` items are rejected: Anthropic has no embeddings API.
 - ``response_format``: ``json_schema`` -> ``output_config.format`` (native structured outputs, text
-  reply); ``json_object`` (no schema) -> forced use of the reserved tool :data:`JSON_TOOL_NAME` with an
+  reply; the schema is sent verbatim: a ``response_model`` schema is already in the strict form
+  with ``additionalProperties: false`` everywhere); ``json_object`` (no schema) -> forced use of the reserved tool :data:`JSON_TOOL_NAME` with an
   open object schema, whose ``input`` is decoded back to JSON text.
 - Content parts: ``text`` -> text blocks (``cache_control`` kept, so prompt caching works);
   ``image_url`` -> image blocks (``data:`` URLs as base64 sources, http(s) URLs as url sources);
@@ -40,6 +42,8 @@ from polybatch.items import BatchItem, BatchResult, ItemError, Message, Usage
 PROVIDER = "anthropic"
 #: Anthropic requires max_tokens; used when neither the item nor the settings give one
 DEFAULT_MAX_TOKENS = 1024
+#: why embedding items are refused (validate_item and build_params say the same)
+NO_EMBEDDINGS = "Anthropic does not offer embedding batches (use openai or azure for embeddings)"
 #: the custom_id rule of the Message Batches API
 CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 #: prefix of ids derived by :func:`wire_custom_id`; user ids starting with it are mapped too
@@ -225,6 +229,8 @@ def build_params(
     item: BatchItem, model: str, *, default_max_tokens: int = DEFAULT_MAX_TOKENS
 ) -> dict[str, Any]:
     """The Messages API ``params`` for an item; raises ItemValidationError naming the field."""
+    if item.kind == "embedding":
+        raise _invalid(item, "kind", NO_EMBEDDINGS)
     if item.seed is not None:
         raise _invalid(
             item, "seed", "Anthropic does not support 'seed'; remove it for this provider"
@@ -273,11 +279,6 @@ def encode_request(
         "custom_id": wire_custom_id(item.custom_id),
         "params": build_params(item, model, default_max_tokens=default_max_tokens),
     }
-
-
-def dumps(obj: Any) -> bytes:
-    """Compact JSON bytes (UTF-8, no ASCII escaping: byte limits count real sizes)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 # -- decoding ---------------------------------------------------------------------------------

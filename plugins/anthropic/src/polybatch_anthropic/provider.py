@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 import anthropic
 import httpx2
 
+from polybatch import wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
@@ -126,7 +127,7 @@ class AnthropicProvider(BatchProvider):
 
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One ``{"custom_id", "params"}`` request as compact JSON."""
-        return codec.dumps(
+        return wire.dumps(
             codec.encode_request(item, model, default_max_tokens=self.default_max_tokens)
         )
 

@@ -6,6 +6,8 @@ Anthropic's ``processing_status``: validating / in_progress / finalizing -> ``in
 expired / failed -> ``ended``. As on the real API, ``request_counts`` other than ``processing``
 stay 0 until the batch ends, invalid per-request ``params`` become ``errored`` results (not a 400),
 and requests not run before a cancel or the 24 h expiry become ``canceled`` / ``expired`` results.
+Structured-output requests (``output_config.format``) get a text block of schema-valid JSON, or of
+broken JSON when the ``invalid_json_rate`` fault strikes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from polybatch import wire
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine
 from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
 from polybatch.tokens import count_tokens, truncate
@@ -161,9 +164,21 @@ class AnthropicSandbox:
                     "api_error", "Internal server error (injected fault)", None
                 ),
             }
-        return {"type": "succeeded", "message": self._message(params, batch_id, entry["custom_id"])}
+        fmt = (params.get("output_config") or {}).get("format")
+        # its own key: not the same draw as the item error above
+        broken = fmt is not None and faults.hit(
+            faults.invalid_json_rate, "invalid_json", NAMESPACE, entry["custom_id"], attempt
+        )
+        if broken:
+            self.engine.note_fault(
+                "invalid_json", f"{NAMESPACE} {entry['custom_id']}", str(attempt)
+            )
+        message = self._message(params, batch_id, entry["custom_id"], invalid_json=broken)
+        return {"type": "succeeded", "message": message}
 
-    def _message(self, params: dict[str, Any], batch_id: str, custom_id: str) -> dict[str, Any]:
+    def _message(
+        self, params: dict[str, Any], batch_id: str, custom_id: str, *, invalid_json: bool = False
+    ) -> dict[str, Any]:
         model = self.engine.model
         turns = codec.conversation(params)
         name = params["model"]
@@ -192,7 +207,9 @@ class AnthropicSandbox:
         else:
             fmt = (params.get("output_config") or {}).get("format")
             schema = fmt.get("schema") if fmt else None
-            reply = model.chat(model=name, messages=turns, json_schema=schema)
+            reply = model.chat(
+                model=name, messages=turns, json_schema=schema, invalid_json=invalid_json
+            )
             text = reply.text
             stop_reason = "end_turn"
             hits = [(text.index(s), s) for s in params.get("stop_sequences") or [] if s in text]
@@ -361,7 +378,7 @@ class AnthropicSandbox:
         if BATCH_MISSING_OUTPUT in found.faults:
             # injected fault: the successes are missing from the results
             lines = [line for line in lines if line["result"]["type"] != "succeeded"]
-        data = b"".join(codec.dumps(line) + b"\n" for line in lines)
+        data = b"".join(wire.dumps(line) + b"\n" for line in lines)
         # an injected truncation cuts this download short mid-line; fetching again may succeed
         data = self.engine.download((NAMESPACE, found.serial, "results"), data)
         return Response(

@@ -276,11 +276,6 @@ def to_inlined(line: Mapping[str, Any]) -> Any:
     )
 
 
-def dumps(obj: Any) -> bytes:
-    """Compact JSON bytes (UTF-8, no ASCII escaping: byte limits count real sizes)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
 # -- display names (the only tag a Gemini batch carries) ---------------------------------------
 DISPLAY_PREFIX = "polybatch"
 

@@ -46,6 +46,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from polybatch import wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
@@ -206,7 +207,7 @@ class GeminiProvider(BatchProvider):
 
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One ``{"key", "request"}`` input-file line as compact JSON."""
-        return codec.dumps(codec.encode_line(item))
+        return wire.dumps(codec.encode_line(item))
 
     # -- the batch lifecycle ----------------------------------------------------------------
     def submit(

@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from polybatch import wire
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.tokens import count_tokens
 
@@ -240,7 +241,7 @@ class GeminiSandbox:
                         lines.append({"key": entry["key"], **outcome})
                 batch.output = {"lines": lines}
                 if batch.extra.get("input_file") and state in _WITH_OUTPUT:
-                    data = b"".join(codec.dumps(line) + b"\n" for line in lines)
+                    data = b"".join(wire.dumps(line) + b"\n" for line in lines)
                     f = self.engine.add_file(
                         NAMESPACE,
                         data,

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from polybatch.items import BatchItem, BatchResult, ItemError, ResultStatus, Usage
+from polybatch.wire import dumps
 
 #: the batch ``endpoint`` of chat-completion jobs
 CHAT_ENDPOINT = "/v1/chat/completions"
@@ -73,32 +74,6 @@ class WireError(ValueError):
         self.code = code
         self.message = message
         self.param = param
-
-
-def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON (non-ASCII kept raw: fewer bytes toward the size limit)."""
-    try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        # lone surrogates cannot be UTF-8; the escaped form is still valid JSON
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
-
-
-def iter_jsonl(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into non-blank lines on ``\\n`` only.
-
-    httpx's ``iter_lines`` also splits on U+2028, U+0085 and friends, which JSON may carry raw inside
-    strings; splitting bytes on ``\\n`` is the JSONL rule.
-    """
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line.rstrip(b"\r")
-    if pending.strip():
-        yield pending.rstrip(b"\r")
 
 
 # -- client side: encode ------------------------------------------------------------------------

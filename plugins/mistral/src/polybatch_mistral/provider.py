@@ -15,6 +15,7 @@ from mistralai.client import Mistral, models
 from mistralai.client.errors import MistralError, NoResponseError
 from mistralai.client.utils import BackoffStrategy, RetryConfig
 
+from polybatch import wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
@@ -144,6 +145,14 @@ class MistralProvider(BatchProvider):
         def bad(message: str, field: str) -> ItemValidationError:
             return ItemValidationError(message, field=field)
 
+        if item.kind == "embedding":
+            # Mistral's batch API has /v1/embeddings, but this adapter only speaks chat
+            # completions (codec, sandbox): refuse before anything is uploaded, never mis-encode
+            raise bad(
+                "polybatch's Mistral adapter does not offer embedding batches "
+                "(use openai or azure for embeddings)",
+                "kind",
+            )
         if not (item.model or model):
             raise bad("a model is required", "model")
         clash = _STRUCTURAL_EXTRA & item.extra.keys()
@@ -152,9 +161,9 @@ class MistralProvider(BatchProvider):
             raise bad(
                 f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
             )
-        for neutral, wire in codec.PARAM_TO_BODY.items():
-            if getattr(item, neutral) is not None and wire in item.extra:
-                raise bad(f"{neutral} is set both on the item and as extra.{wire}", "extra")
+        for neutral, body_key in codec.PARAM_TO_BODY.items():
+            if getattr(item, neutral) is not None and body_key in item.extra:
+                raise bad(f"{neutral} is set both on the item and as extra.{body_key}", "extra")
         if "seed" in item.extra:
             raise bad("Mistral calls the seed 'random_seed'; use the item's seed field", "extra")
         for i, message in enumerate(item.messages):
@@ -290,7 +299,7 @@ class MistralProvider(BatchProvider):
 
     def _file_results(self, file_id: str, batch_id: str) -> Iterator[BatchResult]:
         with self._download(file_id, f"downloading file {file_id} of batch job {batch_id}") as data:
-            for number, line in enumerate(codec.iter_jsonl(data), 1):
+            for number, line in enumerate(wire.iter_jsonl(data), 1):
                 try:
                     result = codec.decode_result(line, provider=self.name, batch_id=batch_id)
                 except (codec.WireError, ValueError, TypeError) as exc:
@@ -303,7 +312,7 @@ class MistralProvider(BatchProvider):
     def _input_ids(self, file_id: str, batch_id: str) -> Iterator[str]:
         try:
             with self._download(file_id, f"reading input file {file_id} of {batch_id}") as data:
-                for line in codec.iter_jsonl(data):
+                for line in wire.iter_jsonl(data):
                     cid = codec.input_custom_id(line)
                     if cid is not None:
                         yield cid

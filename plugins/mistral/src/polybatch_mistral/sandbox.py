@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
@@ -307,7 +308,7 @@ class _Api:
         else:
             if not isinstance(inline, list):
                 return self.error(422, "requests: expected a list", param="requests")
-            lines = [codec.dumps(r) for r in inline]
+            lines = [wire.dumps(r) for r in inline]
         requests, errors = _parse_input(lines)
         with self.engine.lock:
             for i, req in enumerate(requests):
@@ -437,7 +438,7 @@ class _Api:
                     status_code=outcome.status_code,
                     body=outcome.body,
                 )
-                (ok_lines if outcome.ok else err_lines).append(codec.dumps(line))
+                (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
             result: dict[str, Any] = {}
             for key, lines, suffix in (
                 ("output_file", ok_lines, "result"),

@@ -24,9 +24,8 @@ import openai
 
 from polybatch.errors import ConfigError, CredentialsError
 from polybatch.items import BatchItem
-from polybatch.providers import Limits
 
-from .provider import OpenAIProvider
+from .provider import OpenAILimits, OpenAIProvider
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -47,8 +46,12 @@ VERSION_ENV = "OPENAI_API_VERSION"
 CONFIG_KEY = "providers.azure"
 
 
-class AzureLimits(Limits):
-    """Azure's batch limits, with the range its files' ``expires_after`` accepts."""
+class AzureLimits(OpenAILimits):
+    """Azure's batch limits, with the range its files' ``expires_after`` accepts.
+
+    The 50,000 embedding inputs per batch are OpenAI's rule, assumed for Azure (UNVERIFIED: Azure
+    documents 100,000 requests per file, and embeddings batches only in recent API versions).
+    """
 
     #: seconds: 14 to 30 days (Azure rejects anything outside)
     file_expiry_range: tuple[int, int] = (1_209_600, 2_592_000)
@@ -70,6 +73,7 @@ class AzureProvider(OpenAIProvider):
     # Azure's docs create batches with "/chat/completions"; the service reads the file to decide
     endpoint: ClassVar[str] = "/chat/completions"
     line_url: ClassVar[str] = "/chat/completions"
+    embeddings_url: ClassVar[str] = "/embeddings"
     # OPENAI_BASE_URL belongs to OpenAI; Azure's endpoint comes from AZURE_OPENAI_ENDPOINT
     base_url_env: ClassVar[str | None] = None
 

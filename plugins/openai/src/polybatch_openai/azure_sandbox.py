@@ -152,7 +152,7 @@ class _AzureApi(_Api):
             return outcome
         body = dict(outcome.body)
         body["model"] = model_behind(str(body.get("model", "")))
-        if self.quirks:
+        if self.quirks and "choices" in body:  # content filters apply to chat, not embeddings
             body["prompt_filter_results"] = [
                 {"prompt_index": 0, "content_filter_results": _FILTERS_OK}
             ]

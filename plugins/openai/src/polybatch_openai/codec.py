@@ -6,21 +6,34 @@ lines, validates request bodies and writes output/error lines. Keeping both dire
 emulator cannot drift from what the client sends and expects.
 
 The request ``url`` is a parameter everywhere because Azure reuses this format with
-``/chat/completions`` (and a deployment name as ``body.model``).
+``/chat/completions`` and ``/embeddings`` (and a deployment name as ``body.model``).
+
+Embedding items (``kind="embedding"``) go to the embeddings endpoint, one input per request: a
+batch holds one endpoint, so the planner keeps chat and embedding items in separate batches.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from polybatch.items import BatchItem, BatchResult, ItemError, ResultStatus, Usage
+from polybatch.wire import dumps
 
 #: the batch endpoint and per-line url of OpenAI chat-completions batches
 CHAT_URL = "/v1/chat/completions"
+#: the batch endpoint and per-line url of OpenAI embeddings batches
+EMBEDDINGS_URL = "/v1/embeddings"
+#: OpenAI's cap on embedding inputs in one batch (all requests together); polybatch sends one
+#: input per request, so it is a cap on the requests of an embeddings batch
+MAX_EMBEDDING_INPUTS = 50_000
+#: OpenAI's cap on inputs in one embeddings request
+MAX_INPUTS_PER_REQUEST = 2048
 
 #: neutral parameter name -> body field; max_tokens goes out as the newer field name
 _PARAM_TO_BODY: dict[str, str] = {
@@ -55,35 +68,21 @@ class WireError(ValueError):
         self.param = param
 
 
-def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON (non-ASCII kept raw: fewer bytes toward the size limit)."""
-    try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        # lone surrogates cannot be UTF-8; escaped form is still valid JSON
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
-
-
-def iter_jsonl(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into non-blank lines on ``\\n`` only.
-
-    httpx's ``iter_lines`` also splits on U+2028, U+0085 and friends, which JSON may carry raw inside
-    strings; splitting bytes on ``\\n`` is the JSONL rule.
-    """
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line.rstrip(b"\r")
-    if pending.strip():
-        yield pending.rstrip(b"\r")
-
-
 # -- client side: encode ------------------------------------------------------------------------
+def is_embeddings_url(url: str) -> bool:
+    """Whether a line or batch ``url`` is the embeddings endpoint (OpenAI's or Azure's)."""
+    return url.rstrip("/").endswith("/embeddings")
+
+
 def encode_body(item: BatchItem, model: str) -> dict[str, Any]:
-    """The chat-completions request body for ``item`` (``item.model`` overrides ``model``)."""
+    """The request body for ``item`` (``item.model`` overrides ``model``): chat completions, or
+    embeddings for ``kind="embedding"``."""
+    if item.kind == "embedding":
+        emb: dict[str, Any] = {"model": item.model or model, "input": item.input}
+        if item.dimensions is not None:
+            emb["dimensions"] = item.dimensions
+        emb.update(item.extra)
+        return emb
     body: dict[str, Any] = {
         "model": item.model or model,
         "messages": [{"role": m.role, "content": m.content} for m in item.messages],
@@ -99,7 +98,10 @@ def encode_body(item: BatchItem, model: str) -> dict[str, Any]:
 def encode_line(
     item: BatchItem, model: str, *, url: str = CHAT_URL, custom_id: str | None = None
 ) -> bytes:
-    """One input line (no newline) for ``item``; ``custom_id`` overrides ``item.custom_id``."""
+    """One input line (no newline) for ``item``; ``custom_id`` overrides ``item.custom_id``.
+
+    ``url`` is the line's endpoint; the caller picks the embeddings one for embedding items.
+    """
     cid = custom_id if custom_id is not None else item.custom_id
     if not cid:
         raise ValueError("an item needs a custom_id before it is encoded")
@@ -130,6 +132,35 @@ def _retryable(status: int) -> bool:
     return status in _RETRYABLE_STATUS or status >= 500
 
 
+def decode_vector(value: Any) -> list[float]:
+    """An embedding as floats: a JSON array, or base64 little-endian float32 (``encoding_format``
+    ``"base64"``, which halves the output file)."""
+    if isinstance(value, str):
+        raw = base64.b64decode(value)
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw[: len(raw) // 4 * 4]))
+    if isinstance(value, list):
+        return [float(v) for v in value]
+    raise WireError("invalid_output_line", "embedding is neither a list nor base64")
+
+
+def _embedding_result(body: dict[str, Any], common: dict[str, Any]) -> BatchResult:
+    """A successful embeddings response: the vector moves to ``embedding`` (not kept twice)."""
+    data = body.get("data") or []
+    first = data[0] if data and isinstance(data[0], Mapping) else {}
+    vector = decode_vector(first.get("embedding"))
+    kept = {**body, "data": [{k: v for k, v in d.items() if k != "embedding"} for d in data]}
+    usage = body.get("usage") or {}
+    return BatchResult(
+        status="succeeded",
+        embedding=vector,
+        # embeddings bill input only; prompt_tokens is all of it (no cache on this endpoint)
+        usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0)),
+        model=body.get("model"),
+        response=kept,
+        **common,
+    )
+
+
 def decode_result(
     line: bytes | str | Mapping[str, Any],
     *,
@@ -156,6 +187,8 @@ def decode_result(
         status = int(response.get("status_code") or 0)
         body = response.get("body")
         body = dict(body) if isinstance(body, Mapping) else {}
+        if 200 <= status < 300 and body.get("object") == "list" and "choices" not in body:
+            return _embedding_result(body, common)
         if 200 <= status < 300:
             choices = body.get("choices") or [{}]
             choice = choices[0] if isinstance(choices[0], Mapping) else {}
@@ -413,6 +446,82 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
         n=n or 1,
         extra=rest,
     )
+
+
+@dataclass
+class EmbeddingRequest:
+    """A validated embeddings body, in neutral terms."""
+
+    model: str
+    inputs: list[str]
+    dimensions: int | None = None
+    encoding_format: str = "float"
+
+
+def parse_embeddings_body(body: Mapping[str, Any]) -> EmbeddingRequest:
+    """Validate an embeddings body the way the API would. Raises WireError (an HTTP 400)."""
+    rest = dict(body)
+    model = rest.pop("model", None)
+    if not isinstance(model, str) or not model:
+        raise WireError(
+            "missing_required_parameter", "Missing required parameter: 'model'.", param="model"
+        )
+    raw = rest.pop("input", None)
+    inputs = [raw] if isinstance(raw, str) else raw
+    if (
+        not isinstance(inputs, list)
+        or not inputs
+        or len(inputs) > MAX_INPUTS_PER_REQUEST
+        or not all(isinstance(t, str) and t for t in inputs)
+    ):
+        raise WireError(
+            "invalid_value",
+            "Invalid 'input': expected a non-empty string or an array of up to "
+            f"{MAX_INPUTS_PER_REQUEST} non-empty strings.",
+            param="input",
+        )
+    dimensions = rest.pop("dimensions", None)
+    if dimensions is not None and (
+        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+    ):
+        raise WireError(
+            "invalid_value", "Invalid 'dimensions': expected an integer >= 1.", param="dimensions"
+        )
+    encoding = rest.pop("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise WireError(
+            "invalid_value",
+            "Invalid 'encoding_format': expected 'float' or 'base64'.",
+            param="encoding_format",
+        )
+    rest.pop("user", None)
+    if rest:
+        name = sorted(rest)[0]
+        raise WireError(
+            "unknown_parameter", f"Unrecognized request argument supplied: {name}", param=name
+        )
+    return EmbeddingRequest(model, inputs, dimensions, encoding)
+
+
+def encode_vector(vector: list[float], encoding_format: str) -> list[float] | str:
+    """A vector as the API writes it for ``encoding_format``."""
+    if encoding_format == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+    return vector
+
+
+def embeddings_response(
+    *, model: str, vectors: list[list[float] | str], prompt_tokens: int
+) -> dict[str, Any]:
+    """A ``list`` of ``embedding`` objects, as the embeddings endpoint answers."""
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
 
 
 def check_response_format(rf: Any) -> None:

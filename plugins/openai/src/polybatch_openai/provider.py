@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import httpx2
 import openai
 
+from polybatch import wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import (
@@ -35,14 +37,26 @@ if TYPE_CHECKING:
 _KEY_RE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{4,}")
 #: body fields that BatchItem spells itself; setting them through ``extra`` would be ambiguous
 _STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
+#: the same for embedding items
+_STRUCTURAL_EMBEDDING_EXTRA = frozenset({"model", "input", "dimensions"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _STATES: frozenset[str] = frozenset(
     {"validating", "in_progress", "finalizing", "cancelling", *TERMINAL_STATES}
 )
 
 
+class OpenAILimits(Limits):
+    """OpenAI's batch limits, plus the cap on embedding inputs per batch.
+
+    ``max_embedding_inputs`` is read by the planner (once the core Limits has the field) to cut
+    embedding chunks smaller than ``max_requests``: one item is one input.
+    """
+
+    max_embedding_inputs: int | None = codec.MAX_EMBEDDING_INPUTS
+
+
 class OpenAIProvider(BatchProvider):
-    """OpenAI's Batch API (chat completions) through the ``openai`` SDK.
+    """OpenAI's Batch API (chat completions and embeddings) through the ``openai`` SDK.
 
     Settings: ``completion_window`` (default ``"24h"``), ``max_retries`` (SDK retries, default 2),
     ``timeout`` (seconds), ``organization``, ``project``, ``find_batch_limit`` (how many recent batches
@@ -51,13 +65,19 @@ class OpenAIProvider(BatchProvider):
 
     name = "openai"
     credential_env: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
-    limits = Limits(max_requests=50_000, max_bytes=200 * 1024 * 1024, completion_windows=("24h",))
+    limits = OpenAILimits(
+        max_requests=50_000, max_bytes=200 * 1024 * 1024, completion_windows=("24h",)
+    )
     sandbox_prefix = "/openai"
 
-    #: the ``endpoint`` of created batches
+    #: the ``endpoint`` of created chat batches (an embeddings batch takes its lines' url)
     endpoint: ClassVar[str] = codec.CHAT_URL
-    #: the ``url`` written on every input line (Azure: ``/chat/completions``)
+    #: the ``url`` written on every chat input line (Azure: ``/chat/completions``)
     line_url: ClassVar[str] = codec.CHAT_URL
+    #: the ``url`` written on every embedding input line (Azure: ``/embeddings``)
+    embeddings_url: ClassVar[str] = codec.EMBEDDINGS_URL
+    #: ``kind="embedding"`` items are accepted (read by the planner once the core has the flag)
+    supports_embeddings: ClassVar[bool] = True
     #: environment variable naming the API base URL when none is given
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
 
@@ -153,6 +173,9 @@ class OpenAIProvider(BatchProvider):
 
         if not (item.model or model):
             raise bad("a model is required", "model")
+        if item.kind == "embedding":
+            self._validate_embedding(item, bad)
+            return
         clash = _STRUCTURAL_EXTRA & item.extra.keys()
         if clash:
             name = sorted(clash)[0]
@@ -192,12 +215,51 @@ class OpenAIProvider(BatchProvider):
                     "response_format.json_schema.name",
                 )
 
+    @staticmethod
+    def _validate_embedding(item: BatchItem, bad: Any) -> None:
+        """An embedding item: only embeddings-body fields may go through extra."""
+        clash = _STRUCTURAL_EMBEDDING_EXTRA & item.extra.keys()
+        if clash:
+            name = sorted(clash)[0]
+            raise bad(
+                f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
+            )
+        encoding = item.extra.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            raise bad("encoding_format must be 'float' or 'base64'", "extra.encoding_format")
+
+    def url_for(self, item: BatchItem) -> str:
+        """The line ``url`` of ``item``: chat completions or embeddings."""
+        return self.embeddings_url if item.kind == "embedding" else self.line_url
+
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One JSONL input line for ``item``."""
         cid = item.custom_id
         return codec.encode_line(
-            item, model, url=self.line_url, custom_id=self.wire_custom_id(cid) if cid else None
+            item,
+            model,
+            url=self.url_for(item),
+            custom_id=self.wire_custom_id(cid) if cid else None,
         )
+
+    def endpoint_for(self, lines_path: Path) -> str:
+        """The batch ``endpoint`` of a lines file: the ``url`` of its first line.
+
+        A batch has one endpoint and every line must use it; the planner never mixes chat and
+        embedding items in one chunk, so the first line speaks for all (the API fails a file
+        that mixes them, naming the line). An empty file gets the chat endpoint.
+        """
+        with lines_path.open("rb") as fh:
+            for raw in fh:
+                if raw.strip():
+                    try:
+                        url = json.loads(raw).get("url")
+                    except (ValueError, AttributeError):
+                        break  # not our line format: let the API say what is wrong
+                    if isinstance(url, str) and url:
+                        return url
+                    break
+        return self.endpoint
 
     # -- lifecycle -------------------------------------------------------------------------
     def submit(
@@ -220,7 +282,7 @@ class OpenAIProvider(BatchProvider):
                 batch = client.with_options(max_retries=0).batches.create(
                     input_file_id=uploaded.id,
                     # the SDK types endpoint as a Literal but sends any string (Azure relies on it)
-                    endpoint=cast(Any, self.endpoint),
+                    endpoint=cast(Any, self.endpoint_for(lines_path)),
                     completion_window=cast(Any, self.settings.get("completion_window", "24h")),
                     metadata=dict(metadata) or None,
                     **self.batch_options(),
@@ -298,7 +360,7 @@ class OpenAIProvider(BatchProvider):
             self._sdk_errors(f"downloading file {file_id} of batch {batch_id}"),
             self.client.files.with_streaming_response.content(file_id) as response,
         ):
-            for number, line in enumerate(codec.iter_jsonl(response.iter_bytes()), 1):
+            for number, line in enumerate(wire.iter_jsonl(response.iter_bytes()), 1):
                 try:
                     result = codec.decode_result(line, provider=self.name, batch_id=batch_id)
                 except (codec.WireError, ValueError, TypeError) as exc:

@@ -4,6 +4,11 @@ Mounted by the sandbox server at ``/openai``; clients use ``base_url={server}/op
 lifecycle comes from the engine's clock; this module only translates it to OpenAI's wire shapes and
 answers each request with the engine's SyntheticModel. Per-request problems (bad parameters, injected
 faults) become error-file lines; whole-file problems fail the batch with ``errors.data``.
+
+A batch's ``endpoint`` decides how its lines are answered: ``/v1/embeddings`` lines get vectors from
+``SyntheticModel.embed`` (at most 50,000 inputs per batch), anything else is taken as chat
+completions. Structured-output requests get schema-valid JSON, or broken JSON when the
+``invalid_json_rate`` fault strikes.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
 from polybatch.sandbox.engine import DAY, SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
@@ -26,6 +32,8 @@ from . import codec
 
 NAMESPACE = "openai"
 MAX_REQUESTS = 50_000
+#: embedding inputs per batch, all requests together (a module global: tests lower it)
+MAX_EMBEDDING_INPUTS = codec.MAX_EMBEDDING_INPUTS
 MAX_BATCH_FILE_BYTES = 200 * 1024 * 1024
 #: batch-level validation stops collecting after this many line errors (as real validators do)
 MAX_REPORTED_ERRORS = 100
@@ -325,19 +333,42 @@ class _Api:
         self, data: bytes, endpoint: str
     ) -> tuple[list[_Request], list[dict[str, Any]]]:
         """Requests of an input file and the batch-level errors (a hook for Azure's rules)."""
-        return _parse_input(data, endpoint, self.max_requests)
+        requests, errors = _parse_input(data, endpoint, self.max_requests)
+        if not errors and codec.is_embeddings_url(endpoint):
+            n_inputs = sum(
+                len(r.body["input"]) if isinstance(r.body.get("input"), list) else 1
+                for r in requests
+            )
+            if n_inputs > MAX_EMBEDDING_INPUTS:
+                # the error code is a guess at OpenAI's (its docs state the limit, not the code)
+                return [], [
+                    {
+                        "code": "too_many_embedding_inputs",
+                        "message": f"The batch input file has {n_inputs} embedding inputs; "
+                        f"an embeddings batch may hold at most {MAX_EMBEDDING_INPUTS}.",
+                        "param": None,
+                        "line": None,
+                    }
+                ]
+        return requests, errors
 
     # -- batches: running one request ------------------------------------------------------
+    @staticmethod
+    def bad_request(exc: codec.WireError) -> _Outcome:
+        body = codec.error_body(
+            exc.message, type="invalid_request_error", code=exc.code, param=exc.param
+        )
+        return _Outcome(400, body, (0, 0))
+
     def run(self, req: _Request, batch: SandboxBatch) -> _Outcome:
         """Answer one request: a 400 for invalid params, an injected 500, or a completion."""
         engine = self.engine
+        embeddings = codec.is_embeddings_url(str(batch.extra.get("endpoint", "")))
         try:
-            chat = codec.parse_chat_body(req.body)
+            chat = None if embeddings else codec.parse_chat_body(req.body)
+            emb = codec.parse_embeddings_body(req.body) if embeddings else None
         except codec.WireError as exc:
-            body = codec.error_body(
-                exc.message, type="invalid_request_error", code=exc.code, param=exc.param
-            )
-            return _Outcome(400, body, (0, 0))
+            return self.bad_request(exc)
         # keyed by (custom_id, attempt), not the batch id (random): the same run draws the same
         # faults every time, and a retry of a failed request in a new batch draws afresh
         if engine.faults.hit(engine.faults.item_error_rate, self.ns, req.custom_id, req.attempt):
@@ -347,14 +378,26 @@ class _Api:
                 code="server_error",
             )
             return _Outcome(500, body, (0, 0))
+        if emb is not None:
+            return self.embed(emb)
+        assert chat is not None
         rf_type = (chat.response_format or {}).get("type")
+        schema = chat.json_schema()
+        faults = engine.faults
+        # its own key: not the same draw as the item error above
+        broken = schema is not None and faults.hit(
+            faults.invalid_json_rate, "invalid_json", self.ns, req.custom_id, req.attempt
+        )
+        if broken:
+            engine.note_fault("invalid_json", f"{self.ns} {req.custom_id}", str(req.attempt))
         reply = engine.model.chat(
             model=chat.model,
             messages=chat.transcript(),
             max_tokens=chat.max_tokens,
-            json_schema=chat.json_schema(),
+            json_schema=schema,
             json_object=rf_type == "json_object",
             stop=chat.stop,
+            invalid_json=broken,
         )
         completion_tokens = reply.completion_tokens * chat.n
         body = codec.chat_completion(
@@ -367,6 +410,20 @@ class _Api:
             completion_tokens=completion_tokens,
         )
         return _Outcome(200, body, (reply.prompt_tokens, completion_tokens))
+
+    def embed(self, emb: codec.EmbeddingRequest) -> _Outcome:
+        """An embeddings response: one vector per input, input tokens only."""
+        model = self.engine.model
+        vectors = [
+            codec.encode_vector(
+                model.embed(model=emb.model, text=text, dimensions=emb.dimensions),
+                emb.encoding_format,
+            )
+            for text in emb.inputs
+        ]
+        tokens = sum(model.embedding_tokens(text) for text in emb.inputs)
+        body = codec.embeddings_response(model=emb.model, vectors=vectors, prompt_tokens=tokens)
+        return _Outcome(200, body, (tokens, 0))
 
     # -- batches: the object ---------------------------------------------------------------
     def tally(self, batch: SandboxBatch, now: float) -> dict[str, int]:
@@ -455,7 +512,7 @@ class _Api:
                         request_id="req_" + codec.short_hash(batch.id, i, "req", length=32),
                         body=outcome.body,
                     )
-                    (ok_lines if outcome.ok else err_lines).append(codec.dumps(line))
+                    (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
                 elif leftover_code:
                     message = (
                         "This request could not be executed before the completion window expired."
@@ -463,7 +520,7 @@ class _Api:
                         else "This request was not executed because the batch was cancelled."
                     )
                     err_lines.append(
-                        codec.dumps(
+                        wire.dumps(
                             codec.error_line(
                                 line_id, req.custom_id, code=leftover_code, message=message
                             )
