@@ -159,7 +159,11 @@ source = "test"
 @pytest.mark.filterwarnings("ignore:no estimate:UserWarning")
 def test_azure_embeddings_end_to_end(sandbox_server: SandboxServer, tmp_path: Path) -> None:
     items = embedding_items(4)
-    job = fast(submit(items, f"azure:{EMBED}", sandbox=sandbox_server))
+    job = fast(
+        submit(
+            items, f"azure:{EMBED}", sandbox=sandbox_server, provider_settings={"embeddings": True}
+        )
+    )
     results = list(job.results())
     assert all(r.ok and r.provider == "azure" for r in results), [r.error for r in results]
     model = SyntheticModel()
@@ -177,6 +181,16 @@ def test_azure_embeddings_end_to_end(sandbox_server: SandboxServer, tmp_path: Pa
     registry = price_registry(prices, providers=["azure"])
     total_in = sum(r.usage.input_tokens for r in results)
     assert job_cost(job, registry=registry).total == Decimal(total_in) * BATCH_RATE / 1_000_000
+
+
+def test_azure_refuses_embeddings_unless_the_resource_is_said_to_run_them(
+    sandbox_server: SandboxServer,
+) -> None:
+    with pytest.raises(
+        ItemValidationError, match="Azure OpenAI global batch does not run embeddings"
+    ):
+        submit(embedding_items(2), f"azure:{EMBED}", sandbox=sandbox_server)
+    assert sandbox_server.engine.requests_seen == []
 
 
 def test_provider_limits_cap_embedding_batches() -> None:

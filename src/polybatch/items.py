@@ -137,11 +137,13 @@ def json_schema_format(model: type[BaseModel], *, name: str | None = None) -> di
 def model_ref(model: type[BaseModel]) -> str | None:
     """``"module:QualName"`` for a class another process can import, else None.
 
-    Classes defined in ``__main__`` or inside a function cannot be found again by name: results
-    of such items are parsed with :meth:`BatchResult.parsed_as` instead.
+    Classes defined inside a function cannot be found again by name: results of such items are
+    parsed with :meth:`BatchResult.parsed_as` instead. Classes of ``__main__`` (a script, a
+    notebook) are found again wherever ``__main__`` defines them, as it does in the process that
+    submitted the job.
     """
     qualname = model.__qualname__
-    if model.__module__ == "__main__" or "<locals>" in qualname:
+    if "<locals>" in qualname:
         return None
     return f"{model.__module__}:{qualname}"
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import openai
 
-from polybatch.errors import ConfigError, CredentialsError
+from polybatch.errors import ConfigError, CredentialsError, ItemValidationError
 from polybatch.items import BatchItem
 
 from .provider import OpenAILimits, OpenAIProvider
@@ -211,8 +211,19 @@ class AzureProvider(OpenAIProvider):
 
     # -- items -----------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
-        """As for OpenAI; the deployment map is checked here so a bad one fails before upload."""
+        """As for OpenAI; the deployment map is checked here so a bad one fails before upload.
+
+        Embeddings are refused unless the setting ``embeddings = true`` says this resource runs
+        them: Azure's batch documentation lists embeddings as not supported, and a batch that
+        Azure would fail is better refused here, before anything is uploaded.
+        """
         _ = self.deployments
+        if item.kind == "embedding" and not self.settings.get("embeddings"):
+            raise ItemValidationError(
+                "Azure OpenAI global batch does not run embeddings (its batch docs list them as "
+                "not supported); set providers.azure.embeddings = true if your resource does",
+                field="kind",
+            )
         super().validate_item(item, model)
 
     def encode(self, item: BatchItem, model: str) -> bytes:
