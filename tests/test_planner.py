@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from polybatch.errors import InputError
 from polybatch.items import BatchItem
-from polybatch.planner import apply_defaults, plan_job, read_chunk_items
+from polybatch.planner import apply_defaults, iter_chunk_items, plan_job
 from polybatch.providers import Limits
 
 from .test_plugins import make_provider_class
@@ -84,7 +84,7 @@ def test_auto_ids_are_stable_and_duplicates_name_both_lines(tmp_path: Path) -> N
     a = plan(tmp_path, items(3))
     b = plan(tmp_path, items(3))
     assert a.job_id == b.job_id
-    stored = read_chunk_items(a.staging_path, 0, 3)
+    stored = list(iter_chunk_items(a.staging_path, 0, 3))
     assert [i.custom_id for i in stored] == ["item-1", "item-2", "item-3"]
     dup = [
         (BatchItem(custom_id="x", messages=[{"role": "user", "content": "a"}]), ("f.jsonl", n))

@@ -268,14 +268,6 @@ def iter_chunk_items(path: Path, offset: int, count: int) -> Iterator[BatchItem]
             yield BatchItem.model_validate_json(fh.readline())
 
 
-def iter_chunk_ids(path: Path, offset: int, count: int) -> Iterator[str]:
-    """Stream the custom_ids of a chunk's items (plain JSON parsing: no model validation)."""
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        for _ in range(count):
-            yield str(json.loads(fh.readline())["custom_id"])
-
-
 def iter_chunk_checks(
     path: Path, offset: int, count: int
 ) -> Iterator[tuple[str, OutputCheck | None]]:
@@ -288,8 +280,3 @@ def iter_chunk_checks(
                 obj.get("response_format"), obj.get("response_model_ref")
             )
             yield str(obj["custom_id"]), check
-
-
-def read_chunk_items(path: Path, offset: int, count: int) -> list[BatchItem]:
-    """The ``count`` items stored at ``offset`` of an items file, as a list."""
-    return list(iter_chunk_items(path, offset, count))
