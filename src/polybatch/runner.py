@@ -794,8 +794,8 @@ def submit(
 
     The same input, model and options give the same job id: submitting again resumes that job
     (``new=True`` starts a fresh one). ``retry_failed`` rounds resubmit the requests that
-    expired, were cancelled or failed with a transient error. ``sandbox`` is a running ``SandboxServer`` to point the
-    provider at. Nothing is submitted if any item is invalid.
+    expired, were cancelled or failed with a transient error. ``sandbox`` is a running
+    ``SandboxServer`` to point the provider at. Nothing is submitted if any item is invalid.
     """
     resolved = _config.resolve(
         model=model,
