@@ -594,3 +594,19 @@ def test_verbose_keeps_the_http_transport_loggers_quiet() -> None:
         root.handlers[:] = saved[1]
         for n, level in saved[2].items():
             logging.getLogger(n).setLevel(level)
+
+
+def test_a_provider_masks_every_key_it_has_handed_to_a_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from polybatch.runner import make_provider
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-first-key-from-env-000")
+    provider = make_provider("openai")
+    assert provider.require_api_key() == "sk-first-key-from-env-000"
+    # the environment changes before the next loop's client is built: both keys stay masked
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-second-key-from-env-111")
+    provider.require_api_key()
+    said = "401 for sk-first-key-from-env-000 and sk-second-key-from-env-111"
+    assert provider.scrub(said) == "401 for *** and ***"
+    assert make_provider("openai", {"api_key": "k-123"}).scrub("k-123!") == "***!"

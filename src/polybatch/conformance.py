@@ -24,6 +24,7 @@ output usage is :func:`polybatch.tokens.count_tokens` of the reply text.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 import re
@@ -338,6 +339,62 @@ class ProviderConformance:
             assert isinstance(r.error, ItemError)
             assert r.error.code and r.error.message
             assert r.error.retryable, "a server error is worth retrying"
+
+    def test_async_lifecycle(self, tmp_path: Path) -> None:
+        """The async side (what the runner awaits) on a user's event loop: two batches at once,
+        polled concurrently, results streamed, one cancelled, found again by metadata."""
+        items = self.make_items(self.batch_size)
+        job = f"pb-async-{uuid.uuid4().hex[:8]}"
+
+        async def lifecycle(provider: BatchProvider, engine: SandboxEngine) -> str:
+            paths = []
+            for n in range(2):
+                path = tmp_path / f"async-{n}.jsonl"
+                path.write_bytes(
+                    b"".join(provider.encode(i, i.model or self.model) + b"\n" for i in items)
+                )
+                paths.append(path)
+            first, second = await asyncio.gather(
+                *(
+                    provider.asubmit(
+                        path, model=self.model, metadata={META_JOB: job, META_CHUNK: str(n)}
+                    )
+                    for n, path in enumerate(paths)
+                )
+            )
+            if self.supports_find_batch:
+                assert await provider.afind_batch({META_JOB: job, META_CHUNK: "1"}) == (
+                    second.batch_id
+                )
+            if self.supports_cancel:
+                await provider.acancel(second.batch_id)
+            for _ in range(500):
+                states = await asyncio.gather(
+                    provider.apoll(first.batch_id), provider.apoll(second.batch_id)
+                )
+                if all(st.terminal for st in states):
+                    break
+                engine.clock.advance(60.0)
+            else:
+                raise AssertionError("the batches never ended")
+            assert states[0].state == "completed", states[0]
+            wire_ids = {provider.wire_custom_id(i.custom_id or "") for i in items}
+            got = [r async for r in provider.aresults(first.batch_id)]
+            assert sorted(r.custom_id for r in got) == sorted(wire_ids)
+            assert all(r.ok and r.text for r in got), got
+            if self.supports_cancel:
+                assert states[1].state in ("cancelled", "completed"), states[1]
+                cancelled = [r async for r in provider.aresults(second.batch_id)]
+                assert sorted(r.custom_id for r in cancelled) == sorted(wire_ids)
+            await provider.acleanup(first)
+            await provider.aclose()
+            return first.batch_id
+
+        with self.serve() as server:
+            provider = self.connect(server)
+            first_id = asyncio.run(lifecycle(provider, server.engine))
+            # the same provider object serves the blocking API afterwards, on another loop
+            assert provider.poll(first_id).state == "completed"
 
     def test_cancel_midway(self, tmp_path: Path) -> None:
         """Cancel after one request ran: the batch ends cancelled, the rest are ``canceled``."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from . import portal
 from .errors import CredentialsError, UnknownProviderError
 from .items import BatchItem, BatchResult
 
@@ -79,9 +82,12 @@ class SubmittedBatch(BaseModel):
 class BatchProvider(ABC):
     """Base class of every provider adapter. Subclass it in a plugin and register it.
 
-    A provider instance holds one client (credentials and base URL). The runner drives it:
-    ``encode`` each item to a wire line, ``submit`` a file of lines, ``poll`` until terminal,
-    ``results`` to stream the outcome, ``cancel`` on request.
+    A provider instance holds credentials and a base URL. The runner drives it: ``encode`` each
+    item to a wire line, ``asubmit`` a file of lines, ``apoll`` until terminal, ``aresults`` to
+    stream the outcome, ``acancel`` on request. Implement the lifecycle either as coroutines
+    (``asubmit``, ``apoll``, ``aresults``, ``acancel``, optionally ``afind_batch``,
+    ``acleanup``) on an async client, or as blocking methods (``submit``, ``poll``, ...); the
+    other side is derived.
     """
 
     #: the one name used everywhere: entry point, "name:model" prefix, prices, usage rows
@@ -106,6 +112,9 @@ class BatchProvider(ABC):
         self.api_key = api_key
         self.base_url = base_url
         self.settings: dict[str, Any] = dict(settings or {})
+        #: every credential handed to a client so far (the environment may change between
+        #: clients: one per event loop), masked by :meth:`scrub`
+        self._secrets: set[str] = set()
 
     # -- credentials -----------------------------------------------------------------------
     @classmethod
@@ -122,7 +131,21 @@ class BatchProvider(ABC):
         if not key:
             wanted = " or ".join(self.credential_env) or "an api_key"
             raise CredentialsError(f"{self.name}: no API key; set {wanted}")
-        return key
+        return self.remember_secret(key)
+
+    def remember_secret(self, value: str) -> str:
+        """Note a credential a client was given, so that :meth:`scrub` masks it; returns it."""
+        if value:
+            self._secrets.add(value)
+        return value
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every credential this provider has used masked (servers and SDKs may
+        quote a request's headers back in an error message)."""
+        secrets = {self.api_key or "", *self._secrets} - {""}
+        for secret in sorted(secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
     @property
     def default_max_tokens(self) -> int:
@@ -153,30 +176,100 @@ class BatchProvider(ABC):
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One wire line (without the newline) for this item; its length counts toward limits."""
 
-    @abstractmethod
-    def submit(
+    # Every lifecycle call exists twice: ``asubmit`` (async, what the runner awaits) and
+    # ``submit`` (blocking). An adapter implements one of each pair and the base class derives
+    # the other: async adapters (the built-in ones, on the SDKs' async clients) get the blocking
+    # methods through polybatch's portal loop; blocking adapters get the async ones through a
+    # worker thread. So the job logic is written once, as coroutines, whatever the adapter.
+
+    async def asubmit(
         self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
     ) -> SubmittedBatch:
         """Create one provider batch from a file of encoded lines."""
+        self._require("submit")
+        return await asyncio.to_thread(self.submit, lines_path, model=model, metadata=metadata)
 
-    @abstractmethod
-    def poll(self, batch_id: str) -> BatchStatus:
+    def submit(
+        self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
+    ) -> SubmittedBatch:
+        """Blocking :meth:`asubmit`."""
+        self._require("asubmit")
+        return portal.run(self.asubmit(lines_path, model=model, metadata=metadata))
+
+    async def apoll(self, batch_id: str) -> BatchStatus:
         """The batch's current state."""
+        self._require("poll")
+        return await asyncio.to_thread(self.poll, batch_id)
 
-    @abstractmethod
-    def results(self, batch_id: str) -> Iterator[BatchResult]:
+    def poll(self, batch_id: str) -> BatchStatus:
+        """Blocking :meth:`apoll`."""
+        self._require("apoll")
+        return portal.run(self.apoll(batch_id))
+
+    def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
         """Stream the results of a terminal batch, successes and failures alike."""
+        self._require("results")
+        return portal.iterate_in_thread(self.results(batch_id))
 
-    @abstractmethod
-    def cancel(self, batch_id: str) -> None:
+    def results(self, batch_id: str) -> Iterator[BatchResult]:
+        """Blocking :meth:`aresults`."""
+        self._require("aresults")
+        return portal.portal.iterate(self.aresults(batch_id))
+
+    async def acancel(self, batch_id: str) -> None:
         """Ask the provider to cancel a batch."""
+        self._require("cancel")
+        await asyncio.to_thread(self.cancel, batch_id)
+
+    def cancel(self, batch_id: str) -> None:
+        """Blocking :meth:`acancel`."""
+        self._require("acancel")
+        portal.run(self.acancel(batch_id))
+
+    async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
+        """A batch created earlier with this metadata, if the provider can search for one."""
+        if not self._overrides("find_batch"):
+            return None
+        return await asyncio.to_thread(self.find_batch, metadata)
 
     def find_batch(self, metadata: Mapping[str, str]) -> str | None:
-        """A batch created earlier with this metadata, if the provider can search for one."""
-        return None
+        """Blocking :meth:`afind_batch`."""
+        if not self._overrides("afind_batch"):
+            return None
+        return portal.run(self.afind_batch(metadata))
+
+    async def acleanup(self, submitted: SubmittedBatch) -> None:
+        """Delete what the batch left behind at the provider (uploaded files), if anything."""
+        if self._overrides("cleanup"):
+            await asyncio.to_thread(self.cleanup, submitted)
 
     def cleanup(self, submitted: SubmittedBatch) -> None:
-        """Delete what the batch left behind at the provider (uploaded files), if anything."""
+        """Blocking :meth:`acleanup`."""
+        if self._overrides("acleanup"):
+            portal.run(self.acleanup(submitted))
+
+    async def aclose(self) -> None:
+        """Release the clients this adapter opened on the running loop (optional)."""
+
+    def _overrides(self, method: str) -> bool:
+        return getattr(type(self), method) is not getattr(BatchProvider, method)
+
+    def _require(self, method: str) -> None:
+        # unreachable for classes that passed __init_subclass__; kept as a clear error
+        if not self._overrides(method):
+            raise NotImplementedError(f"{type(self).__name__} implements neither {method}")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if inspect.isabstract(cls) or "name" not in _class_attrs(cls):
+            return
+        for sync, async_ in _LIFECYCLE:
+            if getattr(cls, sync) is getattr(BatchProvider, sync) and getattr(
+                cls, async_
+            ) is getattr(BatchProvider, async_):
+                raise TypeError(
+                    f"{cls.__name__} must implement {async_} (async) or {sync} (blocking)"
+                )
 
     # -- the sandbox -----------------------------------------------------------------------
     @classmethod
@@ -196,6 +289,19 @@ class BatchProvider(ABC):
     def sandbox_env(cls, server_url: str, api_key: str) -> dict[str, str]:
         """The environment variables a user sets to point a client at the sandbox."""
         return {}
+
+
+#: the lifecycle pairs an adapter implements one side of (blocking, async)
+_LIFECYCLE = (
+    ("submit", "asubmit"),
+    ("poll", "apoll"),
+    ("results", "aresults"),
+    ("cancel", "acancel"),
+)
+
+
+def _class_attrs(cls: type) -> set[str]:
+    return {k for klass in cls.__mro__ if klass is not object for k in vars(klass)}
 
 
 def parse_model(spec: str) -> tuple[str, str]:

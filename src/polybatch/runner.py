@@ -2,6 +2,11 @@
 
 A :class:`Job` is a handle on a row of the ledger; all of its state lives there and in its job
 directory, so any process can pick a job up (``Job.load``) and carry on where another stopped.
+
+The logic is written once, as coroutines awaiting the adapters' async lifecycle (the SDKs' async
+clients). The blocking API (``submit``, ``Job.wait``, ``Job.cancel``) runs the same coroutines
+on polybatch's portal loop (:mod:`polybatch.portal`); the async API (``asubmit``, ``arun``,
+``Job.await_results``) awaits them on the caller's loop.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tqdm import tqdm
 
 from . import config as _config
+from . import portal
 from .errors import JobError, PricingError, ProviderError, UnknownProviderError
 from .inputs import coerce_items, read_numbered_items
 from .items import BatchItem, BatchResult, ItemError, OutputCheck, Usage
@@ -129,6 +135,13 @@ def _retryable(r: BatchResult) -> bool:
     if r.status in ("expired", "canceled"):
         return True
     return r.error is not None and r.error.retryable
+
+
+async def _aclose(stream: AsyncIterator[Any]) -> None:
+    """Close an async generator left early (an error while writing), so its download ends."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _wire_name(idx: int) -> str:
@@ -276,6 +289,10 @@ class Job:
     # -- the loop --------------------------------------------------------------------------
     def step(self) -> float | None:
         """Advance the job once: submit, poll, collect. Returns a suggested wait, None when done."""
+        return portal.run(self.astep())
+
+    async def astep(self) -> float | None:
+        """:meth:`step` on the caller's event loop."""
         self._refresh()
         if self._row.state in ("completed", "cancelled"):
             return None
@@ -283,7 +300,7 @@ class Job:
         retry_after: float | None = None
         for c in self.chunks():
             if c.state == "submitting":
-                self._recover(c)
+                await self._recover(c)
         chunks = self.chunks()
         in_flight = sum(c.state == "submitted" for c in chunks)
         cancelling = self._row.state == "cancelling"
@@ -296,7 +313,7 @@ class Job:
             if in_flight >= max_in_flight:
                 break
             try:
-                self._submit(c)
+                await self._submit(c)
             except ProviderError as exc:
                 # the chunk stays "submitting": the next step looks for the batch, then resubmits
                 self._transient(c, "submit", exc)
@@ -305,7 +322,7 @@ class Job:
         for c in [c for c in self.chunks() if c.state == "submitted"]:
             assert c.batch_id is not None
             try:
-                st = self.provider.poll(c.batch_id)
+                st = await self.provider.apoll(c.batch_id)
             except ProviderError as exc:
                 self._transient(c, "polling", exc)
                 continue
@@ -318,7 +335,7 @@ class Job:
             self._live_counts[c.idx] = st.completed + st.failed
             if st.terminal:
                 try:
-                    self._collect(c, st)
+                    await self._collect(c, st)
                 except ProviderError as exc:
                     self._transient(c, "download", exc)
                 else:
@@ -326,10 +343,11 @@ class Job:
         chunks = self.chunks()
         if all(c.state == "collected" for c in chunks):
             last_round = max(c.round for c in chunks)
-            self._merge_round(last_round)
-            if self._plan_retry(last_round):
+            # local file work, as long as the job is big: off the loop
+            await asyncio.to_thread(self._merge_round, last_round)
+            if await asyncio.to_thread(self._plan_retry, last_round):
                 return 0.0
-            self._finalize(last_round)
+            await self._finalize(last_round)
             return None
         return retry_after if retry_after is not None else 0.0
 
@@ -343,7 +361,7 @@ class Job:
             "job %s chunk %d: %s failed (%d in a row), will retry: %s", self.id, c.idx, what, n, exc
         )
 
-    def _submit(self, c: ChunkRow) -> None:
+    async def _submit(self, c: ChunkRow) -> None:
         wire_path = self.dir / _wire_name(c.idx)
         if not wire_path.exists():  # retry rounds are encoded now; first rounds at planning
             tmp = wire_path.with_suffix(".part")
@@ -354,7 +372,7 @@ class Job:
         # record intent before the side effect, so a crash in between is recoverable
         self.ledger.update_chunk(self.id, c.idx, state="submitting", event="submitting")
         _crashpoint("before-create")
-        submitted = self.provider.submit(wire_path, model=c.model, metadata=self._meta(c))
+        submitted = await self.provider.asubmit(wire_path, model=c.model, metadata=self._meta(c))
         _crashpoint("after-create")
         self.ledger.update_chunk(
             self.id,
@@ -374,9 +392,9 @@ class Job:
     def _meta(self, c: ChunkRow) -> dict[str, str]:
         return {META_JOB: self.id, META_CHUNK: str(c.idx)}
 
-    def _recover(self, c: ChunkRow) -> None:
+    async def _recover(self, c: ChunkRow) -> None:
         """A crash (or a timeout) happened between recording intent and recording the batch id."""
-        found = self.provider.find_batch(self._meta(c))
+        found = await self.provider.afind_batch(self._meta(c))
         if found:
             log.info(
                 "job %s chunk %d: found batch %s created before a crash", self.id, c.idx, found
@@ -398,7 +416,7 @@ class Job:
     def _round_results_path(self, round_: int) -> Path:
         return self.dir / "results" / f"round-{round_}.jsonl"
 
-    def _collect(self, c: ChunkRow, st: BatchStatus) -> None:
+    async def _collect(self, c: ChunkRow, st: BatchStatus) -> None:
         """Download a terminal batch's results; every item of the chunk gets exactly one.
 
         Results arrive in any order; they are written as they come, then copied into the
@@ -435,19 +453,23 @@ class Job:
                     emit(self._synthetic(cid, "errored", err, c))
             else:
                 assert c.batch_id is not None
-                for r in self.provider.results(c.batch_id):
-                    user_id = wire_to_user.get(r.custom_id)
-                    if user_id is None or user_id in offsets:
-                        log.warning(
-                            "job %s chunk %d: ignoring unexpected result %r",
-                            self.id,
-                            c.idx,
-                            r.custom_id,
-                        )
-                        continue
-                    r = r.model_copy(update={"custom_id": user_id})
-                    check = checks.get(user_id)
-                    emit(check.apply(r) if check is not None else r)
+                stream = self.provider.aresults(c.batch_id)
+                try:
+                    async for r in stream:
+                        user_id = wire_to_user.get(r.custom_id)
+                        if user_id is None or user_id in offsets:
+                            log.warning(
+                                "job %s chunk %d: ignoring unexpected result %r",
+                                self.id,
+                                c.idx,
+                                r.custom_id,
+                            )
+                            continue
+                        r = r.model_copy(update={"custom_id": user_id})
+                        check = checks.get(user_id)
+                        emit(check.apply(r) if check is not None else r)
+                finally:
+                    await _aclose(stream)
                 missing = ItemError(
                     code="missing_result",
                     message="the provider returned no result for this request",
@@ -570,8 +592,8 @@ class Job:
         log.info("job %s: retry round %d for %d requests", self.id, round_ + 1, n)
         return True
 
-    def _finalize(self, round_: int) -> None:
-        """Publish the last round's merged results as results.jsonl (atomically), end the job."""
+    def _publish(self, round_: int) -> None:
+        """Copy the last round's merged results to results.jsonl, atomically."""
         final = self.results_path
         tmp = final.with_name(final.name + ".part")
         with (
@@ -580,13 +602,17 @@ class Job:
         ):
             shutil.copyfileobj(src, out)
         tmp.replace(final)
+
+    async def _finalize(self, round_: int) -> None:
+        """Publish the last round's merged results as results.jsonl (atomically), end the job."""
+        await asyncio.to_thread(self._publish, round_)
         state = "cancelled" if self._row.state == "cancelling" else "completed"
         self.ledger.update_job(self.id, state=state)
         if not self.options.get("keep_files"):
             for c in self.chunks():
                 if c.batch_id and c.input_file_id:
                     try:
-                        self.provider.cleanup(
+                        await self.provider.acleanup(
                             SubmittedBatch(batch_id=c.batch_id, input_file_id=c.input_file_id)
                         )
                     except ProviderError as exc:
@@ -607,6 +633,21 @@ class Job:
         poll_max: float | None = None,
     ) -> Job:
         """Drive the job until its results are final; with ``progress``, a tqdm bar on stderr."""
+        return portal.run(
+            self.await_done(
+                progress=progress, timeout=timeout, poll_min=poll_min, poll_max=poll_max
+            )
+        )
+
+    async def await_done(
+        self,
+        *,
+        progress: bool = False,
+        timeout: float | None = None,
+        poll_min: float | None = None,
+        poll_max: float | None = None,
+    ) -> Job:
+        """:meth:`wait` on the caller's event loop (polls without blocking it)."""
         poll_min = (
             poll_min if poll_min is not None else float(self.options.get("poll_min", POLL_MIN))
         )
@@ -626,7 +667,7 @@ class Job:
         last_done = -1
         try:
             while True:
-                hint = self.step()
+                hint = await self.astep()
                 chunks = self.chunks()
                 done = sum(
                     c.count if c.state == "collected" else self._live_counts.get(c.idx, 0)
@@ -654,9 +695,16 @@ class Job:
                 sleep = max(interval, hint)
                 if deadline is not None and time.monotonic() + sleep > deadline:
                     raise TimeoutError(f"job {self.id} not finished within {timeout}s")
-                time.sleep(sleep)
+                await asyncio.sleep(sleep)
         finally:
             bar.close()
+            await self._release_client()
+
+    async def _release_client(self) -> None:
+        """At the end of an async call on the caller's loop, close the client built for that loop
+        (the caller may close its loop next). The portal's clients serve every blocking call."""
+        if not portal.portal.in_portal():
+            await self.provider.aclose()
 
     # -- results ---------------------------------------------------------------------------
     def results(self, status: str | None = None) -> Iterator[BatchResult]:
@@ -734,12 +782,12 @@ class Job:
         return False
 
     async def await_results(self, status: str | None = None, **wait: Any) -> list[BatchResult]:
-        """Wait for the job without blocking the event loop, then return its results.
+        """Wait for the job on the caller's loop (Jupyter's too), then return its results.
 
-        The waiting runs the same code as :meth:`wait` in a worker thread: one code path for sync
-        and async, usable inside a running loop (Jupyter). ``wait`` takes ``wait()``'s options.
+        ``wait`` takes :meth:`wait`'s options. The provider calls go through the adapter's async
+        client on this loop; reading the results file runs in a worker thread.
         """
-        await asyncio.to_thread(self.wait, **wait)
+        await self.await_done(**wait)
         return await asyncio.to_thread(lambda: list(self.results(status)))
 
     # -- cancel ----------------------------------------------------------------------------
@@ -748,13 +796,23 @@ class Job:
 
         Results already produced are kept; call ``wait()`` to collect them.
         """
+        portal.run(self.acancel())
+
+    async def acancel(self) -> None:
+        """:meth:`cancel` on the caller's event loop."""
+        try:
+            await self._cancel()
+        finally:
+            await self._release_client()
+
+    async def _cancel(self) -> None:
         self._refresh()
         if self._row.state in ("completed", "cancelled"):
             return
         self.ledger.update_job(self.id, state="cancelling")
         for c in self.chunks():
             if c.state == "submitted" and c.batch_id:
-                self.provider.cancel(c.batch_id)
+                await self.provider.acancel(c.batch_id)
                 self.ledger.update_chunk(self.id, c.idx, event="cancel-requested")
         self._refresh()
 
@@ -789,6 +847,7 @@ def submit(
     sandbox: Any = None,
     poll_min: float | None = None,
     poll_max: float | None = None,
+    start: bool = True,
 ) -> Job:
     """Plan and start a job. ``items`` is a JSONL path or an iterable of items/dicts/prompts.
 
@@ -796,6 +855,7 @@ def submit(
     (``new=True`` starts a fresh one). ``retry_failed`` rounds resubmit the requests that
     expired, were cancelled or failed with a transient error. ``sandbox`` is a running
     ``SandboxServer`` to point the provider at. Nothing is submitted if any item is invalid.
+    With ``start=False`` the job is planned and recorded only; ``wait()`` or ``step()`` sends it.
     """
     resolved = _config.resolve(
         model=model,
@@ -866,6 +926,8 @@ def submit(
         job = Job(existing, ledger, provider)
         with _live_lock:
             _live_providers[job.id] = provider
+        if start and existing.state == "planned":
+            job.step()
         return job
     try:
         estimate = estimator.result(resolved.max_cost)
@@ -916,7 +978,8 @@ def submit(
     job = Job(row, ledger, provider)
     with _live_lock:
         _live_providers[job.id] = provider
-    job.step()
+    if start:
+        job.step()
     return job
 
 
@@ -972,8 +1035,19 @@ async def asubmit(
     model: str | None = None,
     **kwargs: Any,
 ) -> Job:
-    """:func:`submit` without blocking the event loop (planning and uploads run in a thread)."""
-    return await asyncio.to_thread(submit, items, model, **kwargs)
+    """:func:`submit` on the caller's event loop: ``job = await polybatch.asubmit(...)``.
+
+    Planning (reading and validating the input, local disk work) runs in a worker thread; the
+    uploads and batch creation go through the adapter's async client on this loop.
+    """
+    start = kwargs.pop("start", True)
+    job = await asyncio.to_thread(submit, items, model, start=False, **kwargs)
+    if start and job.status().state == "planned":
+        try:
+            await job.astep()
+        finally:
+            await job._release_client()
+    return job
 
 
 async def arun(
