@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import openai
+
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, SubmittedBatch
 from polybatch.sandbox import SandboxEngine, SandboxServer
@@ -71,3 +73,9 @@ def by_id(results: Sequence[BatchResult]) -> dict[str, BatchResult]:
     ids = [r.custom_id for r in results]
     assert len(ids) == len(set(ids)), "a custom_id came back twice"
     return {r.custom_id: r for r in results}
+
+
+def inspector(provider: OpenAIProvider) -> openai.OpenAI:
+    """A plain sync SDK client on the provider's endpoint, to look at what the sandbox holds
+    (the adapter itself only has async clients)."""
+    return openai.OpenAI(api_key=KEY, base_url=provider.resolved_base_url(), max_retries=0)

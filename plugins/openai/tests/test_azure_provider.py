@@ -129,11 +129,11 @@ def test_api_version_setting_then_env_then_default(monkeypatch: pytest.MonkeyPat
 
 def test_the_two_client_styles() -> None:
     classic = azure(api_key="k").make_client()
-    assert isinstance(classic, openai.AzureOpenAI)
+    assert isinstance(classic, openai.AsyncAzureOpenAI)
     assert str(classic.base_url) == f"{ENDPOINT}/openai/"
     assert classic._custom_query == {"api-version": DEFAULT_API_VERSION}
     v1 = azure(api_key="k", style="v1").make_client()
-    assert type(v1) is openai.OpenAI
+    assert type(v1) is openai.AsyncOpenAI
     assert str(v1.base_url) == f"{ENDPOINT}/openai/v1/"
 
 

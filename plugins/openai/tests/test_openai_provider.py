@@ -11,6 +11,7 @@ from openai_testlib import (
     MODEL,
     ServerFactory,
     by_id,
+    inspector,
     items,
     provider_for,
     submit_items,
@@ -211,7 +212,7 @@ def test_submit_streams_the_file(
 
     monkeypatch.setattr(pathlib.Path, "read_bytes", refuse)
     sub = provider.submit(path, model=MODEL, metadata={})
-    f = provider.client.files.retrieve(sub.input_file_id or "")
+    f = inspector(provider).files.retrieve(sub.input_file_id or "")
     assert f.filename == "lines.jsonl" and f.bytes == path.stat().st_size
 
 

@@ -13,7 +13,15 @@ from pathlib import Path
 import openai
 import pytest
 from openai.types import CreateEmbeddingResponse
-from openai_testlib import KEY, MODEL, ServerFactory, provider_for, wait_terminal, write_lines
+from openai_testlib import (
+    KEY,
+    MODEL,
+    ServerFactory,
+    inspector,
+    provider_for,
+    wait_terminal,
+    write_lines,
+)
 from pydantic import BaseModel
 
 from polybatch.errors import ItemValidationError
@@ -156,7 +164,7 @@ def test_embeddings_batch_on_the_sandbox(server: SandboxServer, tmp_path: Path) 
     lines = write_lines(tmp_path / "e.jsonl", [provider.encode(i, MODEL) for i in items])
     batch = provider.submit(lines, model=EMBED, metadata={})
     assert wait_terminal(provider, server.engine, batch.batch_id).state == "completed"
-    raw = provider.client.batches.retrieve(batch.batch_id)
+    raw = inspector(provider).batches.retrieve(batch.batch_id)
     assert raw.endpoint == "/v1/embeddings"
     assert raw.usage is not None and raw.usage.output_tokens == 0
     results = {r.custom_id: r for r in provider.results(batch.batch_id)}

@@ -2,9 +2,9 @@
 
 Two client styles, both from the official ``openai`` SDK:
 
-- ``classic`` (default): ``AzureOpenAI`` with ``{endpoint}/openai``, an ``api-version`` query and an
+- ``classic`` (default): ``AsyncAzureOpenAI`` with ``{endpoint}/openai``, an ``api-version`` query and an
   ``api-key`` header. Files and batches are never under ``/deployments/``.
-- ``v1``: the plain ``OpenAI`` client on ``{endpoint}/openai/v1/`` with a bearer token (the key).
+- ``v1``: the plain ``AsyncOpenAI`` client on ``{endpoint}/openai/v1/`` with a bearer token (the key).
 
 Settings (``[providers.azure]`` or a profile's ``providers.azure``): ``endpoint``, ``api_version``,
 ``style``, ``deployments`` (model -> deployment name; an unmapped model is used as the deployment
@@ -16,8 +16,9 @@ plus the OpenAI adapter's ``max_retries``, ``timeout`` and ``completion_window``
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import openai
@@ -163,10 +164,10 @@ class AzureProvider(OpenAIProvider):
         key_env = self._key_env()
         key = self.api_key or os.environ.get(key_env)
         if key:
-            return ("key", key)
+            return ("key", self.remember_secret(key))
         token = os.environ.get(TOKEN_ENV)
         if token:
-            return ("token", token)
+            return ("token", self.remember_secret(token))
         raise CredentialsError(
             f"azure: no API key; set {key_env} (or {CONFIG_KEY}.api_key_env to name another "
             f'variable), or {CONFIG_KEY}.auth = "entra" to sign in with Microsoft Entra ID'
@@ -187,22 +188,24 @@ class AzureProvider(OpenAIProvider):
         self.credential()
 
     # -- the client ------------------------------------------------------------------------
-    def make_client(self) -> openai.OpenAI:
-        """``AzureOpenAI`` (classic) or ``OpenAI`` on ``/openai/v1/`` (v1)."""
+    def make_client(self) -> openai.AsyncOpenAI:
+        """``AsyncAzureOpenAI`` (classic) or ``AsyncOpenAI`` on ``/openai/v1/`` (v1)."""
         kind, value = self.credential()
+        if kind == "provider":
+            value = _off_the_loop(value)
         options: dict[str, Any] = {"max_retries": int(self.settings.get("max_retries", 2))}
         if "timeout" in self.settings:
             options["timeout"] = float(self.settings["timeout"])
         if self.style == "v1":
             # v1 takes a key or an Entra token alike as a bearer token; a callable is refreshed
             # by the SDK on every request
-            return openai.OpenAI(api_key=value, base_url=self.resolved_base_url(), **options)
+            return openai.AsyncOpenAI(api_key=value, base_url=self.resolved_base_url(), **options)
         auth: dict[str, Any] = {
             "key": {"api_key": value},
             "token": {"azure_ad_token": value},
             "provider": {"azure_ad_token_provider": value},
         }[kind]
-        return openai.AzureOpenAI(
+        return openai.AsyncAzureOpenAI(
             azure_endpoint=self.resolved_endpoint(),
             api_version=self.api_version,
             **auth,
@@ -268,6 +271,16 @@ class AzureProvider(OpenAIProvider):
             KEY_ENV: api_key,
             VERSION_ENV: DEFAULT_API_VERSION,
         }
+
+
+def _off_the_loop(get_token: Callable[[], str]) -> Callable[[], Awaitable[str]]:
+    """An async token provider over a blocking one: a token refresh is a network call, and the
+    async client awaits its provider on the event loop (v1's ``api_key`` must be async)."""
+
+    async def token() -> str:
+        return await asyncio.to_thread(get_token)
+
+    return token
 
 
 def _entra_token_provider() -> Callable[[], str]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -17,6 +16,7 @@ import openai
 from polybatch import wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
+from polybatch.portal import PerLoop
 from polybatch.providers import (
     TERMINAL_STATES,
     BatchProvider,
@@ -58,6 +58,9 @@ class OpenAILimits(Limits):
 class OpenAIProvider(BatchProvider):
     """OpenAI's Batch API (chat completions and embeddings) through the ``openai`` SDK.
 
+    Async-first: the lifecycle is written on ``AsyncOpenAI`` (one client per event loop); the
+    blocking methods (``submit``, ``poll`` ...) are derived by the base class.
+
     Settings: ``completion_window`` (default ``"24h"``), ``max_retries`` (SDK retries, default 2),
     ``timeout`` (seconds), ``organization``, ``project``, ``find_batch_limit`` (how many recent batches
     ``find_batch`` scans, default 2000).
@@ -89,25 +92,25 @@ class OpenAIProvider(BatchProvider):
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        self._client: openai.OpenAI | None = None
-        self._client_lock = threading.Lock()
+        # one async client per event loop (their connection pools are bound to it), built on
+        # first use so that listing providers needs no key
+        self._clients: PerLoop[openai.AsyncOpenAI] = PerLoop(
+            self.make_client, close=lambda client: client.close()
+        )
 
     # -- the client ------------------------------------------------------------------------
     @property
-    def client(self) -> openai.OpenAI:
-        """The SDK client, built on first use (so listing providers needs no key)."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = self.make_client()
-            return self._client
+    def client(self) -> openai.AsyncOpenAI:
+        """The SDK's async client for the running event loop (call from async code)."""
+        return self._clients.get()
 
     def resolved_base_url(self) -> str | None:
         """The base URL from the arguments or the environment (None: the SDK's default)."""
         env = os.environ.get(self.base_url_env) if self.base_url_env else None
         return self.base_url or env or None
 
-    def make_client(self) -> openai.OpenAI:
-        """Build the SDK client. Subclasses (Azure) override this."""
+    def make_client(self) -> openai.AsyncOpenAI:
+        """Build the SDK's async client. Subclasses (Azure) override this."""
         key = self.require_api_key()
         options: dict[str, Any] = {"max_retries": int(self.settings.get("max_retries", 2))}
         if "timeout" in self.settings:
@@ -115,16 +118,11 @@ class OpenAIProvider(BatchProvider):
         for name in ("organization", "project"):
             if self.settings.get(name):
                 options[name] = str(self.settings[name])
-        return openai.OpenAI(api_key=key, base_url=self.resolved_base_url(), **options)
+        return openai.AsyncOpenAI(api_key=key, base_url=self.resolved_base_url(), **options)
 
     # -- errors ----------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        if self.api_key:
-            text = text.replace(self.api_key, "***")
-        client = self._client
-        if client is not None and isinstance(client.api_key, str) and client.api_key:
-            text = text.replace(client.api_key, "***")
-        return _KEY_RE.sub("sk-***", text)
+        return _KEY_RE.sub("sk-***", self.scrub(text))
 
     @contextmanager
     def _sdk_errors(self, action: str) -> Iterator[None]:
@@ -262,7 +260,7 @@ class OpenAIProvider(BatchProvider):
         return self.endpoint
 
     # -- lifecycle -------------------------------------------------------------------------
-    def submit(
+    async def asubmit(
         self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
     ) -> SubmittedBatch:
         """Upload the lines file (streamed from disk) and create a batch from it."""
@@ -271,7 +269,7 @@ class OpenAIProvider(BatchProvider):
         filename = lines_path.name if lines_path.suffix == ".jsonl" else f"{lines_path.stem}.jsonl"
         with self._sdk_errors("uploading the batch file"), lines_path.open("rb") as fh:
             # an open file handle goes to httpx as is, which streams the multipart body in chunks
-            uploaded = client.files.create(
+            uploaded = await client.files.create(
                 file=(filename, fh, "application/jsonl"), purpose="batch", **self.upload_options()
             )
         try:
@@ -279,7 +277,7 @@ class OpenAIProvider(BatchProvider):
             # lost answer makes a second batch. The runner retries instead, after looking the
             # batch up by its metadata (find_batch).
             with self._sdk_errors("creating the batch"):
-                batch = client.with_options(max_retries=0).batches.create(
+                batch = await client.with_options(max_retries=0).batches.create(
                     input_file_id=uploaded.id,
                     # the SDK types endpoint as a Literal but sends any string (Azure relies on it)
                     endpoint=cast(Any, self.endpoint_for(lines_path)),
@@ -291,7 +289,7 @@ class OpenAIProvider(BatchProvider):
             # a definite refusal leaves an orphan upload: delete it. After a timeout or a server
             # error the batch may exist and use the file, so it stays.
             if exc.status_code is not None and exc.status_code < 500:
-                self._delete_file(uploaded.id)
+                await self._delete_file(uploaded.id)
             raise
         return SubmittedBatch(batch_id=batch.id, input_file_id=uploaded.id)
 
@@ -303,10 +301,10 @@ class OpenAIProvider(BatchProvider):
         """Extra arguments for ``batches.create`` (Azure sets the output files' expiry here)."""
         return {}
 
-    def poll(self, batch_id: str) -> BatchStatus:
+    async def apoll(self, batch_id: str) -> BatchStatus:
         """The batch's state and counts; validation errors become the message."""
         with self._sdk_errors(f"polling batch {batch_id}"):
-            raw = self.client.batches.with_raw_response.retrieve(batch_id)
+            raw = await self.client.batches.with_raw_response.retrieve(batch_id)
             batch = raw.parse()
         return self._status(batch, retry_after=_retry_after(raw.headers.get("retry-after")))
 
@@ -341,10 +339,10 @@ class OpenAIProvider(BatchProvider):
             retry_after=retry_after,
         )
 
-    def results(self, batch_id: str) -> Iterator[BatchResult]:
+    async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
         """Stream the output file, then the error file, line by line."""
         with self._sdk_errors(f"retrieving batch {batch_id}"):
-            batch = self.client.batches.retrieve(batch_id)
+            batch = await self.client.batches.retrieve(batch_id)
         if batch.status not in TERMINAL_STATES:
             raise ProviderError(
                 f"batch {batch_id} is {batch.status}; results exist only once it has ended",
@@ -353,50 +351,54 @@ class OpenAIProvider(BatchProvider):
         # Azure reports missing files as "" rather than null
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                yield from self._file_results(file_id, batch_id)
+                async for result in self._file_results(file_id, batch_id):
+                    yield result
 
-    def _file_results(self, file_id: str, batch_id: str) -> Iterator[BatchResult]:
-        with (
-            self._sdk_errors(f"downloading file {file_id} of batch {batch_id}"),
-            self.client.files.with_streaming_response.content(file_id) as response,
-        ):
-            for number, line in enumerate(wire.iter_jsonl(response.iter_bytes()), 1):
-                try:
-                    result = codec.decode_result(line, provider=self.name, batch_id=batch_id)
-                except (codec.WireError, ValueError, TypeError) as exc:
-                    # a line we cannot attribute to a custom_id: losing it silently is worse
-                    raise ProviderError(
-                        f"file {file_id} line {number}: {exc}", provider=self.name
-                    ) from exc
-                yield result
+    async def _file_results(self, file_id: str, batch_id: str) -> AsyncIterator[BatchResult]:
+        with self._sdk_errors(f"downloading file {file_id} of batch {batch_id}"):
+            async with self.client.files.with_streaming_response.content(file_id) as response:
+                results = wire.adecode_lines(
+                    wire.aiter_jsonl(response.iter_bytes()),
+                    lambda line: codec.decode_result(line, provider=self.name, batch_id=batch_id),
+                    file=file_id,
+                    provider=self.name,
+                )
+                async for result in results:
+                    yield result
 
-    def cancel(self, batch_id: str) -> None:
+    async def acancel(self, batch_id: str) -> None:
         """Ask OpenAI to cancel; the batch moves through cancelling to cancelled."""
         with self._sdk_errors(f"cancelling batch {batch_id}"):
-            self.client.batches.cancel(batch_id)
+            await self.client.batches.cancel(batch_id)
 
-    def find_batch(self, metadata: Mapping[str, str]) -> str | None:
+    async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
         """The newest batch whose metadata holds all of ``metadata`` (crash recovery)."""
         wanted = dict(metadata)
         limit = int(self.settings.get("find_batch_limit", 2000))
         with self._sdk_errors("listing batches"):
-            for seen, batch in enumerate(self.client.batches.list(limit=100)):
+            seen = 0
+            async for batch in self.client.batches.list(limit=100):
                 if seen >= limit:
                     break
+                seen += 1
                 have = batch.metadata or {}
                 if all(have.get(k) == v for k, v in wanted.items()):
                     return batch.id
         return None
 
-    def cleanup(self, submitted: SubmittedBatch) -> None:
+    async def acleanup(self, submitted: SubmittedBatch) -> None:
         """Delete the uploaded input file (results stay until OpenAI expires them)."""
         if submitted.input_file_id:
-            self._delete_file(submitted.input_file_id, quiet=False)
+            await self._delete_file(submitted.input_file_id, quiet=False)
 
-    def _delete_file(self, file_id: str, *, quiet: bool = True) -> None:
+    async def aclose(self) -> None:
+        """Close the running loop's client (its connection pool), if one was built."""
+        await self._clients.aclose()
+
+    async def _delete_file(self, file_id: str, *, quiet: bool = True) -> None:
         try:
             with self._sdk_errors(f"deleting file {file_id}"):
-                self.client.files.delete(file_id)
+                await self.client.files.delete(file_id)
         except ProviderError as exc:
             if quiet or exc.status_code == 404:
                 return  # already gone is the goal reached
