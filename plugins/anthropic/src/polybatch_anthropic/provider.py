@@ -10,24 +10,30 @@ State mapping (Anthropic ``processing_status`` -> neutral :data:`~polybatch.prov
 Whatever the ended state, every request has a result (succeeded, errored, canceled or expired), so
 the runner collects results for each of them and retries the retryable ones.
 
-Anthropic batches carry no metadata: the ``metadata`` passed to :meth:`submit` is not sent, and
-:meth:`find_batch` cannot find a batch again (it returns None).
+Anthropic batches carry no metadata: the ``metadata`` passed to :meth:`asubmit` is not sent, and
+:meth:`afind_batch` cannot find a batch again (it returns None).
+
+The adapter is async-first, on the SDK's ``AsyncAnthropic`` (one client per event loop); the
+blocking lifecycle methods are derived by :class:`~polybatch.providers.BatchProvider`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 
 import anthropic
 import httpx2
 
-from polybatch import wire
+from polybatch import portal, wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
+from polybatch.portal import PerLoop
 from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
 
 from . import codec
@@ -38,11 +44,13 @@ if TYPE_CHECKING:
 
     from polybatch.sandbox.engine import SandboxEngine
 
-T = TypeVar("T")
-
 
 class AnthropicProvider(BatchProvider):
     """Provider ``anthropic``: Message Batches with inline requests, results as JSONL.
+
+    Async-first on ``anthropic.AsyncAnthropic``: it implements ``asubmit``, ``apoll``,
+    ``aresults``, ``acancel`` and ``afind_batch``; the blocking ``submit``, ``poll`` ... are the
+    base class's, run on polybatch's portal loop.
 
     Settings: ``default_max_tokens`` (int, default :data:`codec.DEFAULT_MAX_TOKENS`) is sent for
     items without ``max_tokens``, which Anthropic requires; ``max_retries`` (int, the SDK's default
@@ -66,47 +74,57 @@ class AnthropicProvider(BatchProvider):
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        self._client: anthropic.Anthropic | None = None
+        # one client per event loop: an async client's connection pool is bound to the loop it
+        # was first used on, and this object serves both the portal loop (blocking API) and
+        # users' loops (async API)
+        self._aclients: PerLoop[anthropic.AsyncAnthropic] = PerLoop(
+            self._make_client, close=lambda client: client.close()
+        )
 
     # -- the client -------------------------------------------------------------------------
-    @property
-    def client(self) -> anthropic.Anthropic:
-        """The SDK client, built on first use (so listing providers needs no key)."""
-        if self._client is None:
-            self._client = anthropic.Anthropic(
-                api_key=self.require_api_key(),
-                base_url=self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
-                max_retries=int(self.settings.get("max_retries", anthropic.DEFAULT_MAX_RETRIES)),
-            )
-        return self._client
+    def _make_client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=self.require_api_key(),
+            base_url=self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
+            max_retries=int(self.settings.get("max_retries", anthropic.DEFAULT_MAX_RETRIES)),
+        )
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one SDK call, translating its exceptions into ProviderError."""
+    @property
+    def aclient(self) -> anthropic.AsyncAnthropic:
+        """The running loop's SDK client, built on first use (so listing providers needs no key).
+
+        Call it from async code: the client belongs to the running event loop.
+        """
+        return self._aclients.get()
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Translate the SDK's exceptions raised inside the block into ProviderError.
+
+        A plain context manager: it wraps ``await`` expressions in coroutines just as well.
+        """
         try:
-            return fn()
-        except anthropic.APIStatusError as exc:
-            self._raise(what, exc, exc.status_code)
-        except anthropic.APIConnectionError as exc:
-            self._raise(what, exc, None)
-        except anthropic.AnthropicError as exc:
-            self._raise(what, exc, None)
-        except (httpx2.HTTPError, ValueError) as exc:
+            yield
+        except (anthropic.AnthropicError, httpx2.HTTPError, ValueError) as exc:
+            self._translate(what, exc)
+
+    def _translate(self, what: str, exc: Exception) -> NoReturn:
+        status: int | None = None
+        if isinstance(exc, anthropic.APIStatusError):
+            status = exc.status_code
+        if isinstance(exc, anthropic.AnthropicError):  # status, connection, timeout errors ...
+            detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        else:
             # a dropped connection or a results stream cut mid-line (JSONDecodeError is a
             # ValueError) is transient: no status, so the runner downloads again
-            raise ProviderError(
-                f"{what} failed: {type(exc).__name__}: {exc}", provider=self.name
-            ) from exc
-
-    def _raise(self, what: str, exc: anthropic.AnthropicError, status: int | None) -> NoReturn:
-        # the SDK's messages carry the server's words; a gateway may echo the key back in them
-        detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        client = self._client
-        for key in (self.api_key, getattr(client, "api_key", None) if client is not None else None):
-            if isinstance(key, str) and key:
-                detail = detail.replace(key, "***")
+            detail = f"{type(exc).__name__}: {exc}"
         raise ProviderError(
-            f"{what} failed: {detail}", provider=self.name, status_code=status
+            f"{what} failed: {self._scrub(detail)}", provider=self.name, status_code=status
         ) from exc
+
+    def _scrub(self, text: str) -> str:
+        # the SDK's messages carry the server's words; a gateway may echo the key back in them
+        return self.scrub(text)
 
     @property
     def default_max_tokens(self) -> int:
@@ -132,55 +150,83 @@ class AnthropicProvider(BatchProvider):
         )
 
     # -- the batch lifecycle ----------------------------------------------------------------
-    def submit(
+    async def asubmit(
         self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
     ) -> SubmittedBatch:
         """Create a batch with the lines' requests inline (``metadata`` is unused: see module)."""
-        with Path(lines_path).open("rb") as f:
-            requests = [json.loads(line) for line in f if line.strip()]
-        typed = cast("list[batch_create_params.Request]", requests)
-        # no SDK-level retry of the create: without an idempotency key a retry after a lost
-        # answer creates a second batch (Anthropic batches carry no metadata to find it by)
-        batch = self._call(
-            "create batch",
-            lambda: self.client.with_options(max_retries=0).messages.batches.create(requests=typed),
-        )
+        client = self.aclient  # first: a missing key fails before the file is read
+        # reading and parsing up to 256 MiB would stall every other call on the loop
+        requests = await asyncio.to_thread(_read_requests, Path(lines_path))
+        with self._errors("create batch"):
+            # no SDK-level retry of the create: without an idempotency key a retry after a lost
+            # answer creates a second batch (Anthropic batches carry no metadata to find it by)
+            batch = await client.with_options(max_retries=0).messages.batches.create(
+                requests=requests
+            )
         return SubmittedBatch(batch_id=batch.id)
 
-    def poll(self, batch_id: str) -> BatchStatus:
+    async def apoll(self, batch_id: str) -> BatchStatus:
         """The batch's state and counts (counts other than processing are 0 until it ends)."""
-        batch = self._call(
-            f"retrieve batch {batch_id}", lambda: self.client.messages.batches.retrieve(batch_id)
-        )
+        client = self.aclient
+        with self._errors(f"retrieve batch {batch_id}"):
+            batch = await client.messages.batches.retrieve(batch_id)
         return status_of(batch)
 
-    def results(self, batch_id: str) -> Iterator[BatchResult]:
-        """Stream the ended batch's results (custom ids are wire ids)."""
-        stream = self._call(
-            f"results of batch {batch_id}", lambda: self.client.messages.batches.results(batch_id)
-        )
-        iterator = iter(stream)
-        while True:
-            entry = self._call(f"results of batch {batch_id}", lambda: next(iterator, None))
-            if entry is None:
-                return
-            yield codec.decode_result(entry.to_dict(), batch_id=batch_id)
+    async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
+        """Stream the ended batch's results (custom ids are wire ids), chunk by chunk."""
+        what = f"results of batch {batch_id}"
+        client = self.aclient
+        with self._errors(what):
+            # the SDK retrieves the batch, then opens a streamed GET of its results_url; the
+            # AsyncJSONLDecoder it returns has read nothing of the body yet
+            stream = await client.messages.batches.results(batch_id)
+        # the body is split here, on "\n" only (the JSONL rule), as it arrives: the decoder's own
+        # iteration re-chunks it into 64-byte pieces and builds an SDK model per line that would
+        # only be turned back into a dict (about 3.5x slower, measured against the sandbox)
+        chunks = stream.http_response.aiter_bytes()
+        splitter = wire.LineSplitter()
+        try:
+            while True:
+                # only the download and parsing are translated, not the consumer's code between
+                # items; a line cut by a dropped connection fails json.loads: transient
+                with self._errors(what):
+                    chunk = await anext(chunks, None)
+                    lines = splitter.end() if chunk is None else splitter.feed(chunk)
+                    entries = [json.loads(line) for line in lines]
+                for entry in entries:
+                    yield codec.decode_result(entry, batch_id=batch_id)
+                if chunk is None:
+                    return
+        finally:
+            # the response is released by itself only once read to the end; a consumer that
+            # stops early (or a cut stream) must not leave the connection checked out
+            with self._errors(what):
+                await chunks.aclose()
+                await stream.close()
 
-    def cancel(self, batch_id: str) -> None:
+    async def acancel(self, batch_id: str) -> None:
         """Ask Anthropic to cancel; the batch goes through ``canceling`` to ``ended``."""
-        self._call(
-            f"cancel batch {batch_id}", lambda: self.client.messages.batches.cancel(batch_id)
-        )
+        client = self.aclient
+        with self._errors(f"cancel batch {batch_id}"):
+            await client.messages.batches.cancel(batch_id)
+
+    async def adelete(self, batch_id: str) -> None:
+        """Delete an ended batch and its results (Anthropic refuses while it is processing)."""
+        client = self.aclient
+        with self._errors(f"delete batch {batch_id}"):
+            await client.messages.batches.delete(batch_id)
 
     def delete(self, batch_id: str) -> None:
-        """Delete an ended batch and its results (Anthropic refuses while it is processing)."""
-        self._call(
-            f"delete batch {batch_id}", lambda: self.client.messages.batches.delete(batch_id)
-        )
+        """Blocking :meth:`adelete`."""
+        portal.run(self.adelete(batch_id))
 
-    def find_batch(self, metadata: Mapping[str, str]) -> str | None:
+    async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
         """Always None: Anthropic batches carry no metadata to search by."""
         return None
+
+    async def aclose(self) -> None:
+        """Close the running loop's client, if one was built (a later call builds another)."""
+        await self._aclients.aclose()
 
     # -- the sandbox ------------------------------------------------------------------------
     @classmethod
@@ -221,3 +267,10 @@ def status_of(batch: MessageBatch) -> BatchStatus:
         failed=counts.errored,
         message=message,
     )
+
+
+def _read_requests(lines_path: Path) -> list[batch_create_params.Request]:
+    """The ``{"custom_id", "params"}`` requests of a lines file (the create call takes them all)."""
+    with lines_path.open("rb") as f:
+        requests = [json.loads(line) for line in f if line.strip()]
+    return cast("list[batch_create_params.Request]", requests)
