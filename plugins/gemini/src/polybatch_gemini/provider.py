@@ -1,5 +1,10 @@
 """The Gemini Developer API batch-mode adapter, through the official ``google-genai`` SDK.
 
+Async-first: the lifecycle is written as coroutines on the SDK's async client (``client.aio``),
+one client per event loop (:class:`~polybatch.portal.PerLoop`: its connection pool is bound to
+the loop that opened it). The blocking ``submit``/``poll``/``results``/... come from the base
+class, which runs these coroutines on polybatch's portal loop.
+
 Submitting: a lines file up to ``inline_max_bytes`` (default :data:`INLINE_MAX_BYTES`) and
 ``inline_max_requests`` (default :data:`INLINE_MAX_REQUESTS`) is sent inline (the SDK's
 ``InlinedRequest`` list, key in each request's ``metadata``); a larger one is uploaded through the
@@ -18,12 +23,15 @@ State mapping (the SDK turns ``BATCH_STATE_*`` into ``JOB_STATE_*``; neutral
 Results: per-request status objects become ``errored`` results (``CANCELLED`` -> ``canceled``;
 ``DEADLINE_EXCEEDED`` in an expired job -> ``expired``). The docs say an expired job (48 h pending
 or running) has no results: then nothing is yielded and the runner fills the requests in as
-retryable ``missing_result`` errors. ``batches.get`` drops ``batchStats`` and the job's ``error``
-for the Developer API, so :meth:`poll` reads the job through the SDK's generic
+retryable ``missing_result`` errors. A responses file is streamed: the SDK's async download
+writes its chunks into a destination and awaits an async ``write``, so the chunks go through a
+small bounded queue (:func:`stream_download`) and are split into lines as they arrive.
+``batches.get`` drops ``batchStats`` and the job's ``error`` for the Developer API, so
+:meth:`apoll` reads the job through the SDK's generic
 ``operations.get`` instead (:class:`RawBatchOperation`), which keeps them.
 
-Gemini batches carry no metadata, only a ``display_name``: :meth:`submit` writes the polybatch
-job/chunk tags into it (:func:`codec.display_name`) and :meth:`find_batch` searches
+Gemini batches carry no metadata, only a ``display_name``: :meth:`asubmit` writes the polybatch
+job/chunk tags into it (:func:`codec.display_name`) and :meth:`afind_batch` searches
 ``batches.list`` for it.
 
 Batch ids are the resource names (``batches/<id>``): the SDK accepts nothing else for the
@@ -32,23 +40,26 @@ Developer API.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
+import io
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
 
 import pydantic
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
+from google.genai.client import AsyncClient
 
-from polybatch import wire
+from polybatch import portal, wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
+from polybatch.portal import PerLoop
 from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
 
 from . import codec
@@ -58,8 +69,6 @@ if TYPE_CHECKING:
 
     from polybatch.sandbox.engine import SandboxEngine
 
-T = TypeVar("T")
-
 #: default inline threshold: well under the 20 MB request limit, since inline responses are
 #: returned inside the batch resource and a big one makes every final ``batches.get`` heavy
 INLINE_MAX_BYTES = 5 * 1024 * 1024
@@ -67,6 +76,9 @@ INLINE_MAX_BYTES = 5 * 1024 * 1024
 INLINE_MAX_REQUESTS = 1000
 #: the SDK's default API version for the Developer API is v1 (google-genai 3.4.0)
 DEFAULT_API_VERSION = "v1"
+#: chunks of a results download held between the network and the reader; the SDK reads 1 MiB
+#: chunks, so a few MiB at most, whatever the file's size
+DOWNLOAD_BUFFER = 4
 
 _STATES: dict[str, BatchState] = {
     "JOB_STATE_UNSPECIFIED": "validating",
@@ -87,15 +99,21 @@ _STATES: dict[str, BatchState] = {
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """The HTTP stacks' own errors (connection refused, timeouts), which the SDK lets through.
 
-    google-genai runs on httpx or httpx2, whichever is installed; neither is our dependency.
+    google-genai runs on httpx or httpx2, whichever is installed, and its async client on aiohttp
+    when that is installed; none of them is our dependency. aiohttp's overall timeout is a plain
+    TimeoutError.
     """
-    found: list[type[BaseException]] = []
-    for name in ("httpx2", "httpx"):
+    found: list[type[BaseException]] = [TimeoutError]
+    for name, error in (
+        ("httpx2", "HTTPError"),
+        ("httpx", "HTTPError"),
+        ("aiohttp", "ClientError"),
+    ):
         try:
             module = importlib.import_module(name)
         except ImportError:
             continue
-        found.append(module.HTTPError)
+        found.append(getattr(module, error))
     return tuple(found)
 
 
@@ -112,10 +130,15 @@ def neutral_state(state: Any) -> BatchState:
 class GeminiProvider(BatchProvider):
     """Provider ``gemini``: Gemini Developer API batch mode, inline or file input.
 
+    Async-first: the lifecycle (``asubmit``, ``apoll``, ``aresults``, ...) runs on the SDK's
+    async client (``client.aio``), one per event loop; the blocking methods are derived by the
+    base class.
+
     Settings: ``inline_max_bytes`` / ``inline_max_requests`` (ints, defaults above) choose between
     inline and file input; ``api_version`` (``v1`` or ``v1beta``, default the SDK's ``v1``);
     ``max_retries`` (int, default 0: the SDK's default of no retries, the runner retries whole
-    steps) makes the SDK retry 408/429/5xx and connection errors; ``timeout`` (seconds).
+    steps) makes the SDK retry 408/429/5xx and connection errors, except on batch creation;
+    ``timeout`` (seconds).
     """
 
     name: ClassVar[str] = "gemini"
@@ -140,32 +163,54 @@ class GeminiProvider(BatchProvider):
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        self._client: genai.Client | None = None
+        # async HTTP pools are bound to the loop that first used them, and this object is used
+        # from the portal loop (blocking API) and from users' loops alike: one client per loop.
+        # Built on first request, so listing providers needs no key.
+        self._clients: PerLoop[AsyncClient] = PerLoop(
+            self._new_client, close=lambda client: client.aclose()
+        )
 
     # -- the client -------------------------------------------------------------------------
-    @property
-    def client(self) -> genai.Client:
-        """The SDK client, built on first use (so listing providers needs no key)."""
-        if self._client is None:
-            retries = int(self.settings.get("max_retries", 0))
-            timeout = self.settings.get("timeout")
-            options = types.HttpOptions(
-                base_url=self.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or None,
-                api_version=str(self.settings.get("api_version", DEFAULT_API_VERSION)),
-                retry_options=types.HttpRetryOptions(attempts=retries + 1) if retries else None,
-                # the SDK takes milliseconds
-                timeout=int(float(timeout) * 1000) if timeout is not None else None,
-            )
-            try:
-                self._client = genai.Client(api_key=self.require_api_key(), http_options=options)
-            except ValueError as exc:
-                raise ProviderError(f"client setup failed: {exc}", provider=self.name) from exc
-        return self._client
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one SDK call, translating its exceptions into ProviderError."""
+    def _new_client(self) -> AsyncClient:
+        """A new async SDK client for the running loop."""
+        key = self.require_api_key()
+        retries = int(self.settings.get("max_retries", 0))
+        timeout = self.settings.get("timeout")
+        options = types.HttpOptions(
+            base_url=self.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or None,
+            api_version=str(self.settings.get("api_version", DEFAULT_API_VERSION)),
+            retry_options=types.HttpRetryOptions(attempts=retries + 1) if retries else None,
+            # the SDK takes milliseconds
+            timeout=int(float(timeout) * 1000) if timeout is not None else None,
+        )
         try:
-            return fn()
+            # only ``.aio`` is kept: nothing here can reach the SDK's blocking request path
+            return genai.Client(api_key=key, http_options=options).aio
+        except ValueError as exc:
+            raise ProviderError(
+                f"client setup failed: {self.scrub(str(exc))}", provider=self.name
+            ) from exc
+
+    @property
+    def client(self) -> AsyncClient:
+        """The running event loop's async SDK client, built on first use (call from async code).
+
+        Lazy, so listing providers needs no key.
+        """
+        return self._clients.get()
+
+    async def aclose(self) -> None:
+        """Close the running loop's SDK client, if one was built (the next call builds anew)."""
+        await self._clients.aclose()
+
+    @contextlib.contextmanager
+    def _sdk_errors(self, what: str) -> Iterator[None]:
+        """Translate the SDK's exceptions raised in the block into ProviderError.
+
+        A plain context manager, so it wraps ``await`` and ``async for`` alike.
+        """
+        try:
+            yield
         except genai_errors.APIError as exc:
             # the server's message and status name; the key never appears in either
             detail = exc.message or str(exc.status or "") or type(exc).__name__
@@ -174,13 +219,14 @@ class GeminiProvider(BatchProvider):
                 f"{what} failed: {status}{detail}", exc, int(exc.code) if exc.code else None
             )
         except _TRANSPORT_ERRORS as exc:
+            # no status: ProviderError.retryable treats it as transient
             self._raise(f"{what} failed: {type(exc).__name__}: {exc}", exc, None)
         except (ValueError, KeyError, pydantic.ValidationError) as exc:
             # the SDK's own checks (bad names, a missing upload URL, an unparsable reply)
             self._raise(f"{what} failed: {exc}", exc, 502 if isinstance(exc, KeyError) else 400)
 
     def _raise(self, message: str, exc: BaseException, status: int | None) -> NoReturn:
-        raise ProviderError(message, provider=self.name, status_code=status) from exc
+        raise ProviderError(self.scrub(message), provider=self.name, status_code=status) from exc
 
     @property
     def inline_max_bytes(self) -> int:
@@ -210,63 +256,67 @@ class GeminiProvider(BatchProvider):
         return wire.dumps(codec.encode_line(item))
 
     # -- the batch lifecycle ----------------------------------------------------------------
-    def submit(
+    async def asubmit(
         self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
     ) -> SubmittedBatch:
         """Create one batch job: inline for small files, else from an uploaded input file."""
         path = Path(lines_path)
-        size = path.stat().st_size
-        config = types.CreateBatchJobConfig(display_name=codec.display_name(metadata))
-        if size <= self.inline_max_bytes:
-            with path.open("rb") as f:
-                lines = [json.loads(raw) for raw in f if raw.strip()]
-            if len(lines) <= self.inline_max_requests:
-                try:
-                    inlined = [codec.to_inlined(line) for line in lines]
-                except pydantic.ValidationError as exc:
-                    raise ProviderError(
-                        f"create batch failed: the SDK rejects a request: {exc}",
-                        provider=self.name,
-                        status_code=400,
-                    ) from exc
-                job = self._call(
-                    "create batch",
-                    lambda: self.client.batches.create(model=model, src=inlined, config=config),
-                )
+        client = self.client
+        display_name = codec.display_name(metadata)
+        # no SDK-level retry of the create, whatever max_retries says: it carries no idempotency
+        # key, so a retry after a lost answer makes a second job. The runner retries instead,
+        # after looking the job up with find_batch. (Setting retry options also turns off the
+        # SDK's own unconditional retry of connection errors on its aiohttp transport.)
+        config = types.CreateBatchJobConfig(
+            display_name=display_name,
+            http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)),
+        )
+        if path.stat().st_size <= self.inline_max_bytes:
+            # reading, parsing and validating up to inline_max_bytes is CPU work: off the loop
+            inlined = await asyncio.to_thread(self._inline_requests, path)
+            if inlined is not None:
+                with self._sdk_errors("create batch"):
+                    job = await client.batches.create(model=model, src=inlined, config=config)
                 return SubmittedBatch(batch_id=self._name(job))
-        uploaded = self._call(
-            "upload input file",
-            lambda: self.client.files.upload(
+        with self._sdk_errors("upload input file"):
+            uploaded = await client.files.upload(
                 file=str(path),
                 config=types.UploadFileConfig(
-                    display_name=codec.display_name(metadata) or path.name, mime_type="jsonl"
+                    display_name=display_name or path.name, mime_type="jsonl"
                 ),
-            ),
-        )
+            )
         file_name = uploaded.name
         if not file_name:
             raise ProviderError("upload input file failed: no file name", provider=self.name)
         try:
-            job = self._call(
-                "create batch",
-                lambda: self.client.batches.create(model=model, src=file_name, config=config),
-            )
+            with self._sdk_errors("create batch"):
+                job = await client.batches.create(model=model, src=file_name, config=config)
         except ProviderError:
-            self._delete_file(file_name)  # best effort: nothing will use the input any more
+            await self._delete_file(file_name)  # best effort: nothing will use the input any more
             raise
         return SubmittedBatch(batch_id=self._name(job), input_file_id=file_name)
+
+    def _inline_requests(self, path: Path) -> list[types.InlinedRequest] | None:
+        """The file's requests as the SDK's inline requests, or None if there are too many."""
+        with path.open("rb") as f:
+            lines = [json.loads(raw) for raw in f if raw.strip()]
+        if len(lines) > self.inline_max_requests:
+            return None
+        try:
+            return [codec.to_inlined(line) for line in lines]
+        except pydantic.ValidationError as exc:
+            raise ProviderError(
+                f"create batch failed: the SDK rejects a request: {exc}",
+                provider=self.name,
+                status_code=400,
+            ) from exc
 
     def _name(self, job: types.BatchJob) -> str:
         if not job.name:
             raise ProviderError("create batch failed: the reply has no name", provider=self.name)
         return job.name
 
-    def _get(self, batch_id: str) -> types.BatchJob:
-        return self._call(
-            f"retrieve batch {batch_id}", lambda: self.client.batches.get(name=batch_id)
-        )
-
-    def poll(self, batch_id: str) -> BatchStatus:
+    async def apoll(self, batch_id: str) -> BatchStatus:
         """The job's state, request counts and (for a failed job) the reason.
 
         Read as a raw operation (``operations.get``): ``batches.get`` drops ``batchStats`` and
@@ -278,10 +328,8 @@ class GeminiProvider(BatchProvider):
                 provider=self.name,
                 status_code=404,
             )
-        op = self._call(
-            f"retrieve batch {batch_id}",
-            lambda: self.client.operations.get(RawBatchOperation(name=batch_id)),
-        )
+        with self._sdk_errors(f"retrieve batch {batch_id}"):
+            op = await self.client.operations.get(RawBatchOperation(name=batch_id))
         meta: Mapping[str, Any] = op.metadata or {}
         state = neutral_state(meta.get("state"))
         stats: Mapping[str, Any] = meta.get("batchStats") or {}
@@ -298,9 +346,10 @@ class GeminiProvider(BatchProvider):
             message=message,
         )
 
-    def results(self, batch_id: str) -> Iterator[BatchResult]:
+    async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
         """Stream the ended job's results: inline responses, or the responses file's lines."""
-        job = self._get(batch_id)
+        with self._sdk_errors(f"retrieve batch {batch_id}"):
+            job = await self.client.batches.get(name=batch_id)
         model = codec.strip_model(job.model)
         expired = neutral_state(job.state) == "expired"
         dest = job.dest
@@ -312,22 +361,30 @@ class GeminiProvider(BatchProvider):
                     inline_line(entry, i), batch_id=batch_id, model=model, expired=expired
                 )
         elif dest.file_name:
-            yield from self._file_results(batch_id, dest.file_name, model, expired)
+            async for result in self._file_results(batch_id, dest.file_name, model, expired):
+                yield result
 
-    def _file_results(
+    async def _file_results(
         self, batch_id: str, file_name: str, model: str | None, expired: bool
-    ) -> Iterator[BatchResult]:
-        # the SDK streams a download to a destination in chunks: a temporary file keeps memory
-        # flat whatever the size, and lines are read back one at a time
-        with tempfile.TemporaryFile() as tmp:
-            self._call(
-                f"download results of {batch_id}",
-                lambda: self.client.files.download(file=file_name, destination=tmp),
-            )
-            tmp.seek(0)
-            for n, raw in enumerate(tmp, 1):
-                if not raw.strip():
-                    continue
+    ) -> AsyncIterator[BatchResult]:
+        # the download is streamed (see stream_download): memory stays flat whatever the size
+        client = self.client
+        what = f"download results of {batch_id}"
+        download = stream_download(
+            lambda sink: client.files.download(file=file_name, destination=sink)
+        )
+        # closing the chunk stream ends the download when the reader stops early; the line
+        # splitter over it holds no resource of its own
+        async with contextlib.aclosing(download) as chunks:
+            lines = wire.aiter_jsonl(chunks)
+            n = 0
+            while True:
+                # a cut connection surfaces here, as a transient (status-less) ProviderError
+                with self._sdk_errors(what):
+                    raw = await anext(lines, None)
+                if raw is None:
+                    return
+                n += 1
                 try:
                     result = codec.decode_result(
                         raw, batch_id=batch_id, model=model, expired=expired
@@ -340,45 +397,44 @@ class GeminiProvider(BatchProvider):
                     ) from exc
                 yield result
 
-    def cancel(self, batch_id: str) -> None:
+    async def acancel(self, batch_id: str) -> None:
         """Ask Gemini to cancel; the job goes from RUNNING to CANCELLED."""
-        self._call(f"cancel batch {batch_id}", lambda: self.client.batches.cancel(name=batch_id))
+        with self._sdk_errors(f"cancel batch {batch_id}"):
+            await self.client.batches.cancel(name=batch_id)
+
+    async def adelete(self, batch_id: str) -> None:
+        """Delete the job resource (it does not cancel a running job)."""
+        with self._sdk_errors(f"delete batch {batch_id}"):
+            await self.client.batches.delete(name=batch_id)
 
     def delete(self, batch_id: str) -> None:
-        """Delete the job resource (it does not cancel a running job)."""
-        self._call(f"delete batch {batch_id}", lambda: self.client.batches.delete(name=batch_id))
+        """Blocking :meth:`adelete`."""
+        portal.run(self.adelete(batch_id))
 
-    def find_batch(self, metadata: Mapping[str, str]) -> str | None:
+    async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
         """The newest job whose display name carries all of ``metadata``, or None."""
         wanted = dict(metadata)
         best: types.BatchJob | None = None
-        pager = self._call(
-            "list batches", lambda: self.client.batches.list(config={"page_size": 100})
-        )
-        iterator = iter(pager)
-        while True:
-            job = self._call("list batches", lambda: next(iterator, None))
-            if job is None:
-                break
-            tags = codec.parse_display_name(job.display_name)
-            if tags is None or any(tags.get(k) != v for k, v in wanted.items()):
-                continue
-            if best is None or _created(job) > _created(best):
-                best = job
+        with self._sdk_errors("list batches"):
+            # the pager fetches the next page as iteration reaches it
+            async for job in await self.client.batches.list(config={"page_size": 100}):
+                tags = codec.parse_display_name(job.display_name)
+                if tags is None or any(tags.get(k) != v for k, v in wanted.items()):
+                    continue
+                if best is None or _created(job) > _created(best):
+                    best = job
         return best.name if best is not None else None
 
-    def cleanup(self, submitted: SubmittedBatch) -> None:
+    async def acleanup(self, submitted: SubmittedBatch) -> None:
         """Delete the uploaded input file (inline jobs leave nothing behind)."""
         if submitted.input_file_id:
-            self._call(
-                f"delete file {submitted.input_file_id}",
-                lambda: self.client.files.delete(name=str(submitted.input_file_id)),
-            )
+            with self._sdk_errors(f"delete file {submitted.input_file_id}"):
+                await self.client.files.delete(name=submitted.input_file_id)
 
-    def _delete_file(self, name: str) -> None:
+    async def _delete_file(self, name: str) -> None:
         # best effort, on an error path that is already being reported
         with contextlib.suppress(Exception):
-            self.client.files.delete(name=name)
+            await self.client.files.delete(name=name)
 
     # -- the sandbox ------------------------------------------------------------------------
     @classmethod
@@ -395,6 +451,64 @@ class GeminiProvider(BatchProvider):
             "GOOGLE_GEMINI_BASE_URL": server_url + cls.sandbox_prefix,
             "GEMINI_API_KEY": api_key,
         }
+
+
+class _ChunkSink(io.IOBase):
+    """A download ``destination`` whose ``write`` is a coroutine handing chunks to a reader.
+
+    google-genai's async download awaits an awaitable ``write`` (3.0 through at least 3.4), so a
+    full buffer holds the download back.
+    """
+
+    def __init__(self, put: Callable[[bytes], Awaitable[None]]) -> None:
+        super().__init__()
+        self._put = put
+
+    def writable(self) -> bool:
+        """Yes."""
+        return True
+
+    async def write(self, chunk: bytes) -> int:
+        """Hand one chunk over, waiting while the buffer is full."""
+        await self._put(bytes(chunk))
+        return len(chunk)
+
+
+async def stream_download(
+    download: Callable[[io.IOBase], Awaitable[object]], *, buffer: int = DOWNLOAD_BUFFER
+) -> AsyncGenerator[bytes, None]:
+    """The chunks of a download as they arrive, with at most ``buffer`` chunks held.
+
+    ``download(sink)`` runs the SDK's download into ``sink``: the SDK streams its response to a
+    destination but has no async byte iterator, so it runs as a task feeding a bounded queue.
+    Its error, if any, is raised after the chunks that came before it. Closing the stream early
+    cancels the download (the SDK then closes its response).
+    """
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=buffer)
+    task = asyncio.ensure_future(download(_ChunkSink(queue.put)))
+    getter: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            # the task ending (done or failed) wakes us as well as a chunk does
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()  # it has taken nothing: a cancelled get loses no chunk
+                # the download ended: drain what it left, then report how it ended
+                while not queue.empty():
+                    yield queue.get_nowait()
+                await task
+                return
+            yield getter.result()
+    finally:
+        # closed early, cancelled, or failed: stop the download and the pending get
+        if getter is not None and not getter.done():
+            getter.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+        if task.done() and not task.cancelled():
+            task.exception()  # seen: no "exception was never retrieved" warning
 
 
 class RawBatchOperation(types.Operation):
