@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mistralai.client import Mistral
+
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, SubmittedBatch
 from polybatch.sandbox import SandboxEngine, SandboxServer
@@ -21,6 +23,14 @@ def provider_for(server: SandboxServer, *, api_key: str = KEY) -> MistralProvide
     """The provider pointed at ``server`` (no SDK retries: tests want the first answer)."""
     settings = MistralProvider.sandbox_settings(server.url, api_key)
     return MistralProvider(**settings, settings={"retries": False})
+
+
+def sdk_client(server: SandboxServer, *, api_key: str = KEY) -> Mistral:
+    """A sync SDK client of the test's own on ``server``, to inspect what the provider left there.
+
+    Not the provider's client: that one is async and belongs to the event loop it was built on.
+    """
+    return Mistral(api_key=api_key, server_url=f"{server.url}{MistralProvider.sandbox_prefix}")
 
 
 def items(n: int, **fields: Any) -> list[BatchItem]:

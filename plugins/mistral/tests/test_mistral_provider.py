@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mistral_testlib import (
@@ -13,10 +14,13 @@ from mistral_testlib import (
     by_id,
     items,
     provider_for,
+    sdk_client,
     submit_items,
     wait_terminal,
     write_lines,
 )
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from polybatch import runner
 from polybatch.errors import CredentialsError, ItemValidationError, ProviderError
@@ -25,6 +29,7 @@ from polybatch.providers import META_CHUNK, META_JOB
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch.sandbox.engine import DAY
 from polybatch.tokens import count_tokens, prompt_tokens
+from polybatch_mistral import sandbox as mistral_sandbox
 from polybatch_mistral.provider import MistralProvider
 
 
@@ -254,7 +259,10 @@ def test_find_batch_pages_through_the_list(server: SandboxServer, tmp_path: Path
 
 
 def test_submit_streams_the_file(
-    provider: MistralProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    provider: MistralProvider,
+    server: SandboxServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lines = [provider.encode(i, MODEL) for i in items(3)]
     path = write_lines(tmp_path / "lines.txt", lines)
@@ -264,7 +272,8 @@ def test_submit_streams_the_file(
 
     monkeypatch.setattr(pathlib.Path, "read_bytes", refuse)
     sub = provider.submit(path, model=MODEL, metadata={})
-    f = provider.client.files.retrieve(file_id=sub.input_file_id or "")
+    with sdk_client(server) as client:
+        f = client.files.retrieve(file_id=sub.input_file_id or "")
     assert f.filename == "lines.jsonl" and f.size_bytes == path.stat().st_size
     assert f.purpose == "batch"
 
@@ -273,7 +282,8 @@ def test_job_carries_model_and_metadata(
     provider: MistralProvider, server: SandboxServer, tmp_path: Path
 ) -> None:
     sub = submit_items(provider, items(1), tmp_path, metadata={META_JOB: "j"})
-    job = provider.client.batch.jobs.get(job_id=sub.batch_id)
+    with sdk_client(server) as client:
+        job = client.batch.jobs.get(job_id=sub.batch_id)
     assert job.model == MODEL and job.metadata == {META_JOB: "j"}
     assert job.endpoint == "/v1/chat/completions" and job.input_files == [sub.input_file_id]
 
@@ -365,3 +375,27 @@ def test_whole_job_through_the_runner(make_server: ServerFactory, polybatch_home
     assert [r.custom_id for r in results] == [i.custom_id for i in batch_items]
     assert all(r.ok and r.text and r.model == MODEL for r in results)
     assert len(server.engine.batches) == 3
+
+
+def test_a_lost_create_answer_makes_no_duplicate_job(
+    make_server: ServerFactory, polybatch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the job is created, then a gateway answers 502: the SDK would retry a 502 (SDK retries
+    # are on here, the default), and a retried create is a second job nobody tracks
+    real = mistral_sandbox._Api.create_job
+    creates: list[int] = []
+
+    async def create_then_502(self: Any, request: Request) -> Response:
+        response = await real(self, request)
+        creates.append(response.status_code)
+        return JSONResponse({"message": "bad gateway"}, 502) if len(creates) == 1 else response
+
+    monkeypatch.setattr(mistral_sandbox._Api, "create_job", create_then_502)
+    server = make_server()  # after the patch: routes bind the handler when the server starts
+    batch_items = items(4)
+    job = runner.submit(batch_items, f"mistral:{MODEL}", sandbox=server)
+    job.wait(poll_min=0.01, poll_max=0.05, timeout=60)
+    # the runner found the first job by its metadata (afind_batch) instead of creating another
+    assert creates == [200] and len(server.engine.batches) == 1
+    assert {c.batch_id for c in job.chunks()} == set(server.engine.batches)
+    assert [r.custom_id for r in job.results()] == [i.custom_id for i in batch_items]

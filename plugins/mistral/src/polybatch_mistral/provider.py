@@ -1,12 +1,11 @@
-"""The Mistral batch adapter: the official ``mistralai`` SDK behind polybatch's BatchProvider seam."""
+"""The Mistral batch adapter: the official ``mistralai`` SDK's async methods behind the seam."""
 
 from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from contextlib import aclosing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,6 +17,7 @@ from mistralai.client.utils import BackoffStrategy, RetryConfig
 from polybatch import wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
+from polybatch.portal import PerLoop
 from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
 
 from . import codec
@@ -51,10 +51,15 @@ DEFAULT_TIMEOUT_HOURS = 24
 class MistralProvider(BatchProvider):
     """Mistral's batch jobs (chat completions) through the ``mistralai`` SDK.
 
+    Async-first on the SDK's ``*_async`` methods: it implements ``asubmit``, ``apoll``,
+    ``aresults``, ``acancel``, ``afind_batch`` and ``acleanup``; the blocking ``submit``,
+    ``poll`` ... are the base class's, run on polybatch's portal loop.
+
     Settings: ``timeout_hours`` (job timeout, default 24), ``retries`` (let the SDK retry 429/5xx
-    and connection errors with backoff, default on), ``retry_max_elapsed_ms`` (default 30000),
-    ``timeout`` (seconds per HTTP request), ``find_batch_limit`` (how many recent jobs
-    ``find_batch`` scans, default 2000), ``find_batch_page_size`` (jobs per list request, default 100).
+    and connection errors with backoff, default on; never the job create), ``retry_max_elapsed_ms``
+    (default 30000), ``timeout`` (seconds per HTTP request), ``find_batch_limit`` (how many recent
+    jobs ``find_batch`` scans, default 2000), ``find_batch_page_size`` (jobs per list request,
+    default 100).
     """
 
     name = "mistral"
@@ -80,23 +85,27 @@ class MistralProvider(BatchProvider):
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        self._client: Mistral | None = None
-        self._client_key: str | None = None
-        self._client_lock = threading.Lock()
+        # one SDK client per event loop: its httpx2.AsyncClient's pool is bound to the loop it is
+        # first used on, and this object serves both the portal loop (blocking API) and users'
+        # loops (async API)
+        self._aclients: PerLoop[Mistral] = PerLoop(
+            lambda: self.make_client(self.require_api_key()), close=_close_sdk
+        )
 
     # -- the client ------------------------------------------------------------------------
     @property
-    def client(self) -> Mistral:
-        """The SDK client, built on first use (so listing providers needs no key)."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = self.make_client()
-            return self._client
+    def aclient(self) -> Mistral:
+        """The running loop's SDK client, built on first use (so listing providers needs no key).
 
-    def make_client(self) -> Mistral:
-        """Build the SDK client; ``base_url`` becomes the SDK's ``server_url``."""
-        key = self.require_api_key()
-        self._client_key = key
+        Call it from async code: the client belongs to the running event loop.
+        """
+        return self._aclients.get()
+
+    def make_client(self, api_key: str) -> Mistral:
+        """Build an SDK client; ``base_url`` becomes the SDK's ``server_url``.
+
+        Only its async methods are used (each ``Mistral`` also builds a sync httpx2 client, idle).
+        """
         options: dict[str, Any] = {}
         if "timeout" in self.settings:
             options["timeout_ms"] = int(float(self.settings["timeout"]) * 1000)
@@ -108,18 +117,22 @@ class MistralProvider(BatchProvider):
                 BackoffStrategy(500, 8_000, 2.0, max_elapsed),
                 retry_connection_errors=True,
             )
-        return Mistral(api_key=key, server_url=self.base_url or None, **options)
+        return Mistral(api_key=api_key, server_url=self.base_url or None, **options)
+
+    async def aclose(self) -> None:
+        """Close the running loop's SDK client, if one was built (a later call builds another)."""
+        await self._aclients.aclose()
 
     # -- errors ----------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        for key in (self.api_key, self._client_key):
-            if key:
-                text = text.replace(key, "***")
-        return _BEARER_RE.sub(r"\1***", text)
+        return _BEARER_RE.sub(r"\1***", self.scrub(text))
 
     @contextmanager
     def _sdk_errors(self, action: str) -> Iterator[None]:
-        """Translate every SDK (and transport) exception into ProviderError, once, here."""
+        """Translate every SDK (and transport) exception into ProviderError, once, here.
+
+        A plain context manager, so it also wraps ``await`` and ``async for`` in coroutines.
+        """
         try:
             yield
         except MistralError as exc:
@@ -132,7 +145,8 @@ class MistralProvider(BatchProvider):
                 status_code=status,
             ) from exc
         except (NoResponseError, httpx2.HTTPError) as exc:
-            # no status: ProviderError.retryable treats it as transient
+            # no status: ProviderError.retryable treats it as transient (a download cut
+            # mid-stream lands here too: httpx2.ReadError, RemoteProtocolError ...)
             raise ProviderError(
                 f"{action} failed: {type(exc).__name__}: {self._scrub(str(exc))}",
                 provider=self.name,
@@ -197,40 +211,46 @@ class MistralProvider(BatchProvider):
         return codec.encode_line(item, custom_id=self.wire_custom_id(cid) if cid else None)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def submit(
+    async def asubmit(
         self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
     ) -> SubmittedBatch:
         """Upload the lines file (streamed from disk) and create a batch job from it."""
-        client = self.client
+        client = self.aclient  # first: a missing key fails before the file is opened
         filename = lines_path.name if lines_path.suffix == ".jsonl" else f"{lines_path.stem}.jsonl"
         with self._sdk_errors("uploading the batch file"), lines_path.open("rb") as fh:
-            # an open file handle goes to httpx as is, which streams the multipart body in chunks
-            uploaded = client.files.upload(
+            # an open file handle goes to httpx2 as is: its multipart stream reads it in 64 KiB
+            # chunks as the body is sent (from the start again on an SDK retry), never whole
+            uploaded = await client.files.upload_async(
                 file=models.File(file_name=filename, content=fh, content_type="application/jsonl"),
                 purpose="batch",
             )
         try:
             with self._sdk_errors("creating the batch job"):
-                job = client.batch.jobs.create(
+                job = await client.batch.jobs.create_async(
                     endpoint=self.endpoint,
                     input_files=[uploaded.id],
                     model=model,
                     metadata=dict(metadata) or None,
                     timeout_hours=int(self.settings.get("timeout_hours", DEFAULT_TIMEOUT_HOURS)),
+                    # no SDK-level retry of the create: it sends no idempotency key, so a retry
+                    # after a lost answer makes a second job. The runner retries instead, after
+                    # looking for the first one with afind_batch (the job carries the metadata).
+                    retries=None,
                 )
         except ProviderError:
             # don't leave an orphan upload behind; the original error is what matters
-            self._delete_file(uploaded.id)
+            await self._delete_file(uploaded.id)
             raise
         return SubmittedBatch(batch_id=job.id, input_file_id=uploaded.id)
 
-    def _job(self, batch_id: str, action: str) -> models.BatchJob:
+    async def _job(self, batch_id: str, action: str) -> models.BatchJob:
+        client = self.aclient
         with self._sdk_errors(action):
-            return self.client.batch.jobs.get(job_id=batch_id)
+            return await client.batch.jobs.get_async(job_id=batch_id)
 
-    def poll(self, batch_id: str) -> BatchStatus:
+    async def apoll(self, batch_id: str) -> BatchStatus:
         """The job's state and counts; a failed job's errors become the message."""
-        return self._status(self._job(batch_id, f"polling batch job {batch_id}"))
+        return self._status(await self._job(batch_id, f"polling batch job {batch_id}"))
 
     @staticmethod
     def _status(job: models.BatchJob) -> BatchStatus:
@@ -252,14 +272,14 @@ class MistralProvider(BatchProvider):
             message=message,
         )
 
-    def results(self, batch_id: str) -> Iterator[BatchResult]:
+    async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
         """Stream the output file, then the error file; then account for requests never run.
 
         A cancelled or timed-out job has no lines for the requests it did not get to (Mistral
         does not document any), so those are read back from the input file and reported as
         canceled/expired, both retryable.
         """
-        job = self._job(batch_id, f"retrieving batch job {batch_id}")
+        job = await self._job(batch_id, f"retrieving batch job {batch_id}")
         status = str(job.status)
         if status not in TERMINAL_STATUSES:
             raise ProviderError(
@@ -269,50 +289,66 @@ class MistralProvider(BatchProvider):
         seen: set[str] = set()
         for file_id in (job.output_file, job.error_file):
             if file_id:
-                for result in self._file_results(file_id, batch_id):
-                    seen.add(result.custom_id)
-                    yield result
+                # aclosing: a consumer that stops early closes the download now, not at GC
+                async with aclosing(self._file_results(file_id, batch_id)) as results:
+                    async for result in results:
+                        seen.add(result.custom_id)
+                        yield result
         leftover = {"CANCELLED": "canceled", "TIMEOUT_EXCEEDED": "expired"}.get(status)
         if leftover is None:
             return
         for file_id in job.input_files:
-            for cid in self._input_ids(file_id, batch_id):
-                if cid not in seen:
-                    seen.add(cid)
-                    yield codec.synthetic_result(
-                        cid,
-                        "canceled" if leftover == "canceled" else "expired",
-                        provider=self.name,
-                        batch_id=batch_id,
-                    )
+            async with aclosing(self._input_ids(file_id, batch_id)) as cids:
+                async for cid in cids:
+                    if cid not in seen:
+                        seen.add(cid)
+                        yield codec.synthetic_result(
+                            cid,
+                            "canceled" if leftover == "canceled" else "expired",
+                            provider=self.name,
+                            batch_id=batch_id,
+                        )
 
-    @contextmanager
-    def _download(self, file_id: str, action: str) -> Iterator[Iterator[bytes]]:
-        """The file's bytes, streamed; the response is closed however the caller stops."""
+    async def _lines(self, file_id: str, action: str) -> AsyncGenerator[bytes, None]:
+        """The file's JSONL lines, streamed; the response is closed however the caller stops."""
+        client = self.aclient
         with self._sdk_errors(action):
-            response = self.client.files.download(file_id=file_id)
+            # download_async sends with stream=True and hands back the open httpx2 response,
+            # body unread (error statuses are read and raised as SDKError inside the SDK)
+            response = await client.files.download_async(file_id=file_id)
         try:
-            with self._sdk_errors(action):
-                yield response.iter_bytes()
+            lines = wire.aiter_jsonl(response.aiter_bytes())
+            while True:
+                # only the SDK's step is translated: a transport error mid-body becomes a
+                # transient ProviderError, and the runner downloads again
+                with self._sdk_errors(action):
+                    line = await anext(lines, None)
+                if line is None:
+                    return
+                yield line
         finally:
-            response.close()
+            # back to the pool (or dropped) even when the caller stops early or a line is bad;
+            # the suspended byte iterators hold nothing once the response is closed
+            with self._sdk_errors(action):
+                await response.aclose()
 
-    def _file_results(self, file_id: str, batch_id: str) -> Iterator[BatchResult]:
-        with self._download(file_id, f"downloading file {file_id} of batch job {batch_id}") as data:
-            for number, line in enumerate(wire.iter_jsonl(data), 1):
-                try:
-                    result = codec.decode_result(line, provider=self.name, batch_id=batch_id)
-                except (codec.WireError, ValueError, TypeError) as exc:
-                    # a line we cannot attribute to a custom_id: losing it silently is worse
-                    raise ProviderError(
-                        f"file {file_id} line {number}: {exc}", provider=self.name
-                    ) from exc
+    async def _file_results(self, file_id: str, batch_id: str) -> AsyncGenerator[BatchResult, None]:
+        action = f"downloading file {file_id} of batch job {batch_id}"
+        async with aclosing(self._lines(file_id, action)) as lines:
+            results = wire.adecode_lines(
+                lines,
+                lambda line: codec.decode_result(line, provider=self.name, batch_id=batch_id),
+                file=file_id,
+                provider=self.name,
+            )
+            async for result in results:
                 yield result
 
-    def _input_ids(self, file_id: str, batch_id: str) -> Iterator[str]:
+    async def _input_ids(self, file_id: str, batch_id: str) -> AsyncGenerator[str, None]:
         try:
-            with self._download(file_id, f"reading input file {file_id} of {batch_id}") as data:
-                for line in wire.iter_jsonl(data):
+            action = f"reading input file {file_id} of {batch_id}"
+            async with aclosing(self._lines(file_id, action)) as lines:
+                async for line in lines:
                     cid = codec.input_custom_id(line)
                     if cid is not None:
                         yield cid
@@ -321,20 +357,22 @@ class MistralProvider(BatchProvider):
                 raise
             # already cleaned up: the runner reports the missing ids as missing (retryable)
 
-    def cancel(self, batch_id: str) -> None:
+    async def acancel(self, batch_id: str) -> None:
         """Ask Mistral to cancel; the job moves through CANCELLATION_REQUESTED to CANCELLED."""
-        job = self._job(batch_id, f"retrieving batch job {batch_id}")
+        job = await self._job(batch_id, f"retrieving batch job {batch_id}")
         if str(job.status) in TERMINAL_STATUSES:
             return  # nothing left to stop; the API may refuse to cancel an ended job
+        client = self.aclient
         with self._sdk_errors(f"cancelling batch job {batch_id}"):
-            self.client.batch.jobs.cancel(job_id=batch_id)
+            await client.batch.jobs.cancel_async(job_id=batch_id)
 
-    def find_batch(self, metadata: Mapping[str, str]) -> str | None:
+    async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
         """The newest job whose metadata holds all of ``metadata`` (crash recovery).
 
         Filtering happens here, not through the list endpoint's ``metadata`` query: the SDK
         serialises it as exploded form fields, and how the API matches them is not documented.
         """
+        client = self.aclient
         wanted = dict(metadata)
         limit = int(self.settings.get("find_batch_limit", 2000))
         page_size = int(self.settings.get("find_batch_page_size", 100))
@@ -342,7 +380,7 @@ class MistralProvider(BatchProvider):
         page = 0
         while seen < limit:
             with self._sdk_errors("listing batch jobs"):
-                listing = self.client.batch.jobs.list(
+                listing = await client.batch.jobs.list_async(
                     page=page, page_size=page_size, order_by="-created"
                 )
             jobs = listing.data or []
@@ -358,15 +396,16 @@ class MistralProvider(BatchProvider):
             page += 1
         return None
 
-    def cleanup(self, submitted: SubmittedBatch) -> None:
+    async def acleanup(self, submitted: SubmittedBatch) -> None:
         """Delete the uploaded input file (results stay with Mistral)."""
         if submitted.input_file_id:
-            self._delete_file(submitted.input_file_id, quiet=False)
+            await self._delete_file(submitted.input_file_id, quiet=False)
 
-    def _delete_file(self, file_id: str, *, quiet: bool = True) -> None:
+    async def _delete_file(self, file_id: str, *, quiet: bool = True) -> None:
+        client = self.aclient
         try:
             with self._sdk_errors(f"deleting file {file_id}"):
-                self.client.files.delete(file_id=file_id)
+                await client.files.delete_async(file_id=file_id)
         except ProviderError as exc:
             if quiet or exc.status_code == 404:
                 return  # already gone is the goal reached
@@ -407,3 +446,14 @@ def _detail(exc: MistralError) -> str:
         if message is not None:
             return str(message)
     return body[:500] or exc.message
+
+
+async def _close_sdk(sdk: Mistral) -> None:
+    """What ``async with Mistral(...)`` does on exit, for both of the SDK's own HTTP clients (each
+    ``Mistral`` builds a sync one too, idle here); the references stay, so a straggler gets
+    httpx2's "client has been closed", not a None."""
+    config = sdk.sdk_configuration
+    if config.async_client is not None and not config.async_client_supplied:
+        await config.async_client.aclose()
+    if config.client is not None and not config.client_supplied:
+        config.client.close()
