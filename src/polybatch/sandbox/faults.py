@@ -247,9 +247,14 @@ def is_upload(method: str, path: str) -> bool:
     return method == "POST" and (path.endswith("/files") or path.endswith("/messages/batches"))
 
 
+#: how the emulated APIs spell "create a batch": OpenAI/Azure/Groq/Anthropic ``POST .../batches``,
+#: Mistral ``POST /v1/batch/jobs``, Gemini ``POST .../models/{m}:batchGenerateContent``
+_CREATE_SUFFIXES = ("/batches", "/batch/jobs", ":batchGenerateContent")
+
+
 def is_create(method: str, path: str) -> bool:
     """A request that creates a provider batch."""
-    return method == "POST" and path.endswith("/batches")
+    return method == "POST" and path.endswith(_CREATE_SUFFIXES)
 
 
 def truncate_mid_line(data: bytes, fraction: float) -> bytes:
