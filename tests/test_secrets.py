@@ -499,7 +499,7 @@ def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         yield f"http://127.0.0.1:{port}", key
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)  # reaps it and closes its pipes
 
 
 ENDPOINTS: dict[str, tuple[str, Callable[[str], dict[str, str]]]] = {

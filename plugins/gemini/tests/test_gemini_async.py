@@ -266,6 +266,7 @@ def test_results_stream_while_the_file_downloads(
             await asyncio.sleep(0)
         ahead = len(writes)
         rest = [r async for r in stream]
+        await p.aclose()  # this loop ends here: its client goes with it
         return ahead, 1 + len(rest)
 
     ahead, count = asyncio.run(first_results())
@@ -299,6 +300,7 @@ def test_a_download_cut_midway_is_a_transient_error(
         assert err.value.retryable and err.value.status_code is None
         assert isinstance(err.value.__cause__, httpx2.RemoteProtocolError)
         assert "download results of" in str(err.value)
+        await p.aclose()
         return got
 
     # what came before the cut was delivered
