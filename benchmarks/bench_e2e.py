@@ -4,6 +4,8 @@ Starts ``polybatch sandbox`` (instant processing) in its own process, so that th
 the client's alone, then for each size runs, each in a fresh process:
 
 * polybatch: ``polybatch.submit(...)`` + ``job.wait()`` + reading every result;
+* polybatch async: the same with ``await polybatch.asubmit(...)`` + ``await job.await_done()``
+  on the script's own event loop;
 * the floor: ``bare_openai.py`` (write JSONL, upload, create, poll, download, parse).
 
 Prints wall time, items per second and peak RSS. Usage::
@@ -35,6 +37,23 @@ from polybatch.runner import submit
 start = time.perf_counter()
 job = submit(Path(sys.argv[1]), "openai:gpt-4o-mini", new=True)
 job.wait(poll_min=0.2, poll_max=0.5)
+n = sum(1 for _ in job.results())
+print(n, f"{time.perf_counter() - start:.2f}", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+POLYBATCH_ASYNC = """
+import asyncio, resource, sys, time
+from pathlib import Path
+from polybatch.runner import asubmit
+
+async def main():
+    job = await asubmit(Path(sys.argv[1]), "openai:gpt-4o-mini", new=True)
+    await job.await_done(poll_min=0.2, poll_max=0.5)
+    return job
+
+start = time.perf_counter()
+job = asyncio.run(main())
 n = sum(1 for _ in job.results())
 print(n, f"{time.perf_counter() - start:.2f}", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -106,9 +125,11 @@ def main() -> None:
                     [sys.executable, str(HERE / "bare_openai.py"), str(path), base, KEY], env
                 )
                 ours = measure([sys.executable, "-c", POLYBATCH, str(path)], env)
-                assert floor[0] == n and ours[0] == n, (floor, ours)
-                for name, (_, secs, rss) in (("bare SDK", floor), ("polybatch", ours)):
-                    ratio = f"{secs / floor[1]:.2f}x" if name == "polybatch" else ""
+                ours_async = measure([sys.executable, "-c", POLYBATCH_ASYNC, str(path)], env)
+                assert floor[0] == n and ours[0] == n and ours_async[0] == n
+                rows = (("bare SDK", floor), ("polybatch", ours), ("async", ours_async))
+                for name, (_, secs, rss) in rows:
+                    ratio = f"{secs / floor[1]:.2f}x" if name != "bare SDK" else ""
                     print(
                         f"{n:>10,} {name:>10} {secs:>9.2f} {n / secs:>10,.0f} {rss / 1024:>13.1f} {ratio:>9}"
                     )

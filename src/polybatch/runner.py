@@ -622,6 +622,9 @@ class Job:
                             c.input_file_id,
                             exc,
                         )
+        # the job is over: its connections need not stay open in a process that runs many jobs
+        # (the provider stays cached for Job.load; a later call builds a new client)
+        await self.provider.aclose()
         self._refresh()
 
     def wait(

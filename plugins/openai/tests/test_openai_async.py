@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import openai
 import pytest
-from openai_testlib import MODEL, items, provider_for, wait_terminal, write_lines
+from openai_testlib import MODEL, ServerFactory, items, provider_for, wait_terminal, write_lines
 
 from polybatch.providers import BatchProvider
 from polybatch.sandbox import SandboxServer
@@ -107,3 +107,18 @@ def test_an_async_job_leaves_no_client_open_on_the_callers_loop(
     provider = job.provider
     assert isinstance(provider, OpenAIProvider)
     assert provider._clients.peek() == [], "the loop's client was closed when the wait ended"
+
+
+def test_a_finished_blocking_job_closes_its_portal_client(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    import polybatch
+
+    server = make_server(rate=0.01)  # a request per 100 s of sandbox time
+    job = polybatch.submit(["hi?"], f"openai:{MODEL}", sandbox=server, home=tmp_path)
+    provider = job.provider
+    assert isinstance(provider, OpenAIProvider)
+    assert len(provider._clients.peek()) == 1, "the portal's client, used by the first step"
+    server.engine.clock.advance(1000)
+    job.wait(poll_min=0.01, timeout=60)
+    assert provider._clients.peek() == [], "closed when the job ended"
