@@ -119,12 +119,11 @@ class AnthropicProvider(BatchProvider):
             # ValueError) is transient: no status, so the runner downloads again
             detail = f"{type(exc).__name__}: {exc}"
         raise ProviderError(
-            f"{what} failed: {self._scrub(detail)}", provider=self.name, status_code=status
+            # the SDK's messages carry the server's words; a gateway may echo the key back in them
+            f"{what} failed: {self.scrub(detail)}",
+            provider=self.name,
+            status_code=status,
         ) from exc
-
-    def _scrub(self, text: str) -> str:
-        # the SDK's messages carry the server's words; a gateway may echo the key back in them
-        return self.scrub(text)
 
     @property
     def default_max_tokens(self) -> int:
