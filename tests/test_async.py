@@ -18,7 +18,13 @@ import pytest
 import polybatch
 from polybatch import portal
 from polybatch.items import BatchItem, BatchResult
-from polybatch.providers import BatchProvider, BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import (
+    LIFECYCLE_PAIRS,
+    BatchProvider,
+    BatchStatus,
+    Limits,
+    SubmittedBatch,
+)
 from polybatch.sandbox import SandboxServer
 
 pytestmark = pytest.mark.usefixtures("polybatch_home")
@@ -37,7 +43,7 @@ def _refuse(what: str) -> Callable[..., NoReturn]:
 def async_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every blocking way to reach a provider fail: the derived blocking lifecycle methods
     and the SDKs' sync clients."""
-    for name in ("submit", "poll", "results", "cancel", "find_batch", "cleanup"):
+    for name, _ in LIFECYCLE_PAIRS:
         monkeypatch.setattr(BatchProvider, name, _refuse(f"BatchProvider.{name}"))
     monkeypatch.setattr(openai.OpenAI, "__init__", _refuse("openai.OpenAI"))
     monkeypatch.setattr(anthropic.Anthropic, "__init__", _refuse("anthropic.Anthropic"))

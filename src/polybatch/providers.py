@@ -263,7 +263,7 @@ class BatchProvider(ABC):
         super().__init_subclass__(**kwargs)
         if inspect.isabstract(cls) or "name" not in _class_attrs(cls):
             return
-        for sync, async_ in _LIFECYCLE:
+        for sync, async_ in _REQUIRED_PAIRS:
             if getattr(cls, sync) is getattr(BatchProvider, sync) and getattr(
                 cls, async_
             ) is getattr(BatchProvider, async_):
@@ -291,13 +291,18 @@ class BatchProvider(ABC):
         return {}
 
 
-#: the lifecycle pairs an adapter implements one side of (blocking, async)
-_LIFECYCLE = (
+#: the lifecycle's (blocking, async) method pairs: an adapter writes one side of each, and the
+#: base class derives the other (find_batch and cleanup have defaults, so either side may be absent)
+LIFECYCLE_PAIRS: tuple[tuple[str, str], ...] = (
     ("submit", "asubmit"),
     ("poll", "apoll"),
     ("results", "aresults"),
     ("cancel", "acancel"),
+    ("find_batch", "afind_batch"),
+    ("cleanup", "acleanup"),
 )
+#: the pairs with no default: a class that writes neither side is refused when defined
+_REQUIRED_PAIRS = LIFECYCLE_PAIRS[:4]
 
 
 def _class_attrs(cls: type) -> set[str]:

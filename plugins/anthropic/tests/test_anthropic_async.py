@@ -23,7 +23,7 @@ from anthropic_support import KEY, MODEL, item, provider_for, write_lines
 from polybatch import portal
 from polybatch.errors import ProviderError
 from polybatch.items import BatchResult
-from polybatch.providers import BatchProvider
+from polybatch.providers import LIFECYCLE_PAIRS, BatchProvider
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch_anthropic.provider import AnthropicProvider
 
@@ -35,14 +35,8 @@ N = 10
 SLOW = 0.01
 LONG = 10 * N / SLOW
 
-#: (blocking, async) lifecycle pairs; AnthropicProvider implements the async side only
-PAIRS = [
-    ("submit", "asubmit"),
-    ("poll", "apoll"),
-    ("results", "aresults"),
-    ("cancel", "acancel"),
-    ("find_batch", "afind_batch"),
-]
+#: the pairs AnthropicProvider writes the async side of (it uploads no files: nothing to clean up)
+PAIRS = [pair for pair in LIFECYCLE_PAIRS if pair[0] != "cleanup"]
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from google.genai.client import AsyncClient
 from polybatch import portal
 from polybatch.errors import ProviderError
 from polybatch.items import BatchResult
-from polybatch.providers import BatchProvider
+from polybatch.providers import LIFECYCLE_PAIRS, BatchProvider
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch_gemini import provider as provider_module
 from polybatch_gemini.provider import GeminiProvider, stream_download
@@ -56,17 +56,8 @@ def no_sync_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- (a) the class implements the async side only ---------------------------------------------
 
-LIFECYCLE = [
-    ("submit", "asubmit"),
-    ("poll", "apoll"),
-    ("results", "aresults"),
-    ("cancel", "acancel"),
-    ("find_batch", "afind_batch"),
-    ("cleanup", "acleanup"),
-]
 
-
-@pytest.mark.parametrize(("blocking", "async_"), LIFECYCLE)
+@pytest.mark.parametrize(("blocking", "async_"), LIFECYCLE_PAIRS)
 def test_the_async_side_is_implemented_and_the_blocking_side_derived(
     blocking: str, async_: str
 ) -> None:

@@ -28,19 +28,15 @@ from mistralai.client.files import Files
 from polybatch import portal
 from polybatch.errors import ProviderError
 from polybatch.items import BatchResult
-from polybatch.providers import META_JOB, BatchProvider, BatchStatus, SubmittedBatch
+from polybatch.providers import (
+    LIFECYCLE_PAIRS,
+    META_JOB,
+    BatchProvider,
+    BatchStatus,
+    SubmittedBatch,
+)
 from polybatch.sandbox import Faults, SandboxEngine, SandboxServer
 from polybatch_mistral.provider import MistralProvider
-
-#: (blocking, async) lifecycle pairs: the adapter writes the async side, the base derives the other
-PAIRS = (
-    ("submit", "asubmit"),
-    ("poll", "apoll"),
-    ("results", "aresults"),
-    ("cancel", "acancel"),
-    ("find_batch", "afind_batch"),
-    ("cleanup", "acleanup"),
-)
 
 
 class SyncPathUsed(AssertionError):
@@ -91,7 +87,7 @@ def _lines_file(provider: MistralProvider, path: Path, n: int, prefix: str) -> P
 
 # -- (a) the class ---------------------------------------------------------------------------
 def test_the_class_implements_only_the_async_lifecycle() -> None:
-    for sync, async_ in PAIRS:
+    for sync, async_ in LIFECYCLE_PAIRS:
         assert getattr(MistralProvider, sync) is getattr(BatchProvider, sync), (
             f"{sync} must be the base class's (derived from {async_}), not an override"
         )

@@ -11,20 +11,18 @@ import openai
 import pytest
 from openai_testlib import MODEL, ServerFactory, items, provider_for, wait_terminal, write_lines
 
-from polybatch.providers import BatchProvider
+from polybatch.providers import LIFECYCLE_PAIRS, BatchProvider
 from polybatch.sandbox import SandboxServer
 from polybatch_openai.azure import AzureProvider
 from polybatch_openai.compatible import GroqProvider
 from polybatch_openai.provider import OpenAIProvider
 
-LIFECYCLE = ("submit", "poll", "results", "cancel", "find_batch", "cleanup")
-
 
 @pytest.mark.parametrize("cls", [OpenAIProvider, AzureProvider, GroqProvider])
 def test_only_the_async_lifecycle_is_written(cls: type[BatchProvider]) -> None:
-    for name in LIFECYCLE:
-        assert getattr(cls, name) is getattr(BatchProvider, name), f"{name} is derived"
-        assert getattr(cls, f"a{name}") is not getattr(BatchProvider, f"a{name}")
+    for sync, async_ in LIFECYCLE_PAIRS:
+        assert getattr(cls, sync) is getattr(BatchProvider, sync), f"{sync} is derived"
+        assert getattr(cls, async_) is not getattr(BatchProvider, async_), async_
 
 
 def test_the_blocking_api_never_builds_a_sync_client(
