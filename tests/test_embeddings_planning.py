@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
+from polybatch import submit
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, Message
-from polybatch.runner import submit
 from polybatch.sandbox import SandboxServer
 from polybatch_openai.provider import OpenAILimits, OpenAIProvider
 

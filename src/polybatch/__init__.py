@@ -6,7 +6,6 @@ Plain strings in, results out::
     results = polybatch.run(["Hello?", "Goodbye?"], "openai:gpt-4o-mini")
 """
 
-from .accounting import usage_table
 from .errors import (
     BudgetExceededError,
     ConfigError,
@@ -24,8 +23,8 @@ from .errors import (
 from .hookspecs import hookimpl
 from .inputs import read_items
 from .items import BatchItem, BatchResult, ItemError, Message, Usage
+from .jobs import Job, JobStatus, arun, asubmit, jobs, run, submit, usage_table
 from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
-from .runner import Job, JobStatus, arun, asubmit, jobs, run, submit
 
 __all__ = [
     "BatchItem",

@@ -17,11 +17,16 @@ import click
 from prettytable import PrettyTable
 
 from . import config as _config
-from .accounting import describe_estimate, estimate_items, price_registry, usage_table, usd
 from .errors import ConfigError, PolybatchError
+from .inputs import read_numbered_items
+from .jobs import Job, submit, usage_table
+from .jobs.clients import make_provider
+from .jobs.files import private_fd
+from .jobs.ledger import open_ledger
+from .jobs.planner import iter_chunk_items, plan_job
 from .plugins import get_registry
+from .pricing import check_budget, describe_estimate, estimate_items, price_registry, usd
 from .report import openai_output_line, status_counts
-from .runner import Job, open_ledger, private_fd, submit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -401,11 +406,6 @@ def estimate(
 ) -> None:
     """Estimate what INPUT would cost at batch prices, without submitting anything."""
     import tempfile
-
-    from .accounting import check_budget
-    from .inputs import read_numbered_items
-    from .planner import iter_chunk_items, plan_job
-    from .runner import make_provider
 
     resolved = _config.resolve(
         model=model, profile=profile, system_prompt=system, max_tokens=max_tokens

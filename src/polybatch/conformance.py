@@ -41,6 +41,7 @@ import pytest
 from .errors import ConfigError, InputError, ItemValidationError, ProviderError
 from .hookspecs import hookimpl
 from .items import BatchItem, BatchResult, ItemError, Message
+from .jobs import submit
 from .plugins import PluginRegistry, get_registry, reset_registry
 from .providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, Limits, SubmittedBatch
 from .sandbox import SandboxEngine, SandboxServer
@@ -502,11 +503,9 @@ class ProviderConformance:
         provider = self.provider_class(api_key="unused", settings=dict(self.provider_settings))
         with pytest.raises(ItemValidationError):
             provider.validate_item(bad, bad.model or self.model)
-        from . import runner
-
         with self.serve() as server, self.registered():
             with pytest.raises(InputError):
-                runner.submit(
+                submit(
                     [*self.make_items(2), bad],
                     f"{self.provider_class.name}:{self.model}",
                     sandbox=server,
@@ -517,14 +516,12 @@ class ProviderConformance:
     # -- through the real runner ---------------------------------------------------------------
     def test_split_through_the_runner(self) -> None:
         """chunk_size k over n items: ceil(n/k) provider batches, every result in input order."""
-        from . import runner
-
         n, k = 7, 3
         items = self.make_items(n)
         # awkward ids too: the runner maps wire ids back to the user's
         items[1] = items[1].model_copy(update={"custom_id": "needs mapping / é"})
         with self.serve() as server, self.registered():
-            job = runner.submit(
+            job = submit(
                 items,
                 f"{self.provider_class.name}:{self.model}",
                 sandbox=server,

@@ -22,7 +22,7 @@ from mistral_testlib import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from polybatch import runner
+import polybatch
 from polybatch.errors import CredentialsError, ItemValidationError, ProviderError
 from polybatch.items import BatchItem
 from polybatch.providers import META_CHUNK, META_JOB
@@ -362,7 +362,7 @@ def test_faults_are_reproducible_and_retries_redraw(
 def test_whole_job_through_the_runner(make_server: ServerFactory, polybatch_home: Path) -> None:
     server = make_server()
     batch_items = items(12, max_tokens=40)
-    job = runner.submit(
+    job = polybatch.submit(
         batch_items,
         f"mistral:{MODEL}",
         sandbox=server,
@@ -393,7 +393,7 @@ def test_a_lost_create_answer_makes_no_duplicate_job(
     monkeypatch.setattr(mistral_sandbox._Api, "create_job", create_then_502)
     server = make_server()  # after the patch: routes bind the handler when the server starts
     batch_items = items(4)
-    job = runner.submit(batch_items, f"mistral:{MODEL}", sandbox=server)
+    job = polybatch.submit(batch_items, f"mistral:{MODEL}", sandbox=server)
     job.wait(poll_min=0.01, poll_max=0.05, timeout=60)
     # the runner found the first job by its metadata (afind_batch) instead of creating another
     assert creates == [200] and len(server.engine.batches) == 1

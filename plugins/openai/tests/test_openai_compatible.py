@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from polybatch import submit
 from polybatch.errors import ConfigError, UnknownProviderError
 from polybatch.plugins import PluginRegistry, reset_registry
-from polybatch.runner import submit
 from polybatch.sandbox import SandboxServer
 from polybatch.testing import ProviderConformance
 from polybatch_openai.compatible import GroqProvider, compatible_provider

@@ -1,0 +1,281 @@
+"""The entry points: :func:`submit`, :func:`asubmit`, :func:`run` and :func:`arun`.
+
+``submit`` resolves the settings (arguments > environment > profile), builds the provider, plans
+the job (reading and validating every item, estimating its cost, enforcing the budget), records it
+in the ledger and sends its first chunks. The same input, model and options give the same job id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .. import config as _config
+from ..errors import PricingError, UnknownProviderError
+from ..inputs import coerce_items, read_numbered_items
+from ..items import BatchItem, BatchResult
+from ..plugins import get_registry
+from ..pricing import Estimate, Estimator, check_budget, estimator
+from ..providers import BatchProvider
+from .clients import make_provider, public_settings, remember
+from .driver import DEFAULT_MAX_IN_FLIGHT, planned_rows
+from .files import JobFiles, jobs_dir
+from .handle import Job
+from .ledger import JobRow, open_ledger
+from .planner import ITEMS_FILE, plan_job
+
+log = logging.getLogger("polybatch")
+
+
+def submit(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    *,
+    profile: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop: str | list[str] | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    provider_settings: Mapping[str, Any] | None = None,
+    chunk_size: int | None = None,
+    max_in_flight: int | None = None,
+    keep_files: bool = False,
+    retry_failed: int = 0,
+    max_cost: Decimal | str | None = None,
+    new: bool = False,
+    home: Path | None = None,
+    sandbox: Any = None,
+    poll_min: float | None = None,
+    poll_max: float | None = None,
+    start: bool = True,
+) -> Job:
+    """Plan and start a job. ``items`` is a JSONL path or an iterable of items/dicts/prompts.
+
+    The same input, model and options give the same job id: submitting again resumes that job
+    (``new=True`` starts a fresh one). ``retry_failed`` rounds resubmit the requests that
+    expired, were cancelled or failed with a transient error. ``sandbox`` is a running
+    ``SandboxServer`` to point the provider at. Nothing is submitted if any item is invalid.
+    With ``start=False`` the job is planned and recorded only; ``wait()`` or ``step()`` sends it.
+    """
+    resolved = _config.resolve(
+        model=model,
+        profile=profile,
+        system_prompt=system,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        stop=stop,
+        chunk_size=chunk_size,
+        max_in_flight=max_in_flight,
+        max_cost=Decimal(str(max_cost)) if max_cost is not None else None,
+        provider_settings=dict(provider_settings or {}),
+    )
+    settings = dict(resolved.provider_settings)
+    try:
+        cls = get_registry().provider_class(resolved.provider)
+    except UnknownProviderError as exc:
+        source = resolved.sources.get("model", "")
+        if source.startswith("profile ") and resolved.config_file:
+            # the model came from a file: say which key of which file to fix
+            raise UnknownProviderError(
+                f"{resolved.config_file}: key 'profiles.{resolved.profile}.model': {exc}"
+            ) from None
+        if source.startswith("env "):
+            raise UnknownProviderError(f"{source.removeprefix('env ')}: {exc}") from None
+        raise
+    if sandbox is not None:
+        pointed = dict(cls.sandbox_settings(sandbox.url, sandbox.engine.api_key or "sandbox"))
+        settings.update(pointed.pop("settings", None) or {})  # constructor kwargs: flatten
+        settings.update(pointed)
+    if api_key:
+        settings["api_key"] = api_key
+    if base_url:
+        settings["base_url"] = base_url
+    provider = make_provider(resolved.provider, settings)
+    provider.preflight()
+
+    if isinstance(items, (str, Path)):
+        src_path: str | None = str(items)
+        stream: Iterator[tuple[BatchItem, tuple[str | None, int | None]]] = (
+            (it, (src_path, n)) for it, n in read_numbered_items(items)
+        )
+    else:
+        src_path = None
+        stream = ((it, ("<items>", n)) for n, it in enumerate(coerce_items(items), start=1))
+
+    ledger = open_ledger(home)
+    public = public_settings(settings)
+    estimator = _Estimating(provider)
+    plan = plan_job(
+        stream,
+        provider=provider,
+        model=resolved.model,
+        staging_dir=jobs_dir(ledger),
+        defaults=resolved.defaults,
+        system_prompt=resolved.system_prompt,
+        chunk_size=resolved.chunk_size,
+        identity={"settings": public},
+        observe=estimator.add,
+    )
+    job_id = plan.job_id
+    existing = ledger.get_job(job_id)
+    if existing is not None and not new:
+        plan.discard()
+        log.info("job %s exists: resuming it", job_id)
+        job = Job(existing, ledger, provider)
+        remember(job.id, provider)
+        if start and existing.state == "planned":
+            job.step()
+        return job
+    try:
+        estimate = estimator.result(resolved.max_cost)
+    except BaseException:
+        plan.discard()
+        raise
+    if existing is not None:
+        n = 2
+        while ledger.get_job(f"{plan.job_id}-{n}") is not None:
+            n += 1
+        job_id = f"{plan.job_id}-{n}"
+
+    now = time.time()
+    options: dict[str, Any] = {
+        "provider_settings": public,
+        "max_in_flight": resolved.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+        "chunk_size": resolved.chunk_size,
+        "keep_files": keep_files,
+        "retry_failed": retry_failed,
+        "max_cost": str(resolved.max_cost) if resolved.max_cost is not None else None,
+        "estimate": _estimate_dict(estimate),
+        "profile": resolved.profile,
+        "sandbox": sandbox is not None,
+    }
+    if poll_min is not None:
+        options["poll_min"] = poll_min
+    if poll_max is not None:
+        options["poll_max"] = poll_max
+    row = JobRow(
+        id=job_id,
+        created_at=now,
+        updated_at=now,
+        provider=resolved.provider,
+        model=resolved.model,
+        state="planned",
+        n_items=plan.n_items,
+        input_path=src_path,
+        results_path=None,
+        options=options,
+    )
+    files = JobFiles.of(ledger, row)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    plan.staging_path.replace(files.items_path)
+    for i, wire in enumerate(plan.wire_files):
+        wire.replace(files.wire_path(i))
+    chunks = planned_rows(job_id, plan.chunks, round_=0, items_file=ITEMS_FILE, first_idx=0)
+    ledger.add_job(row, chunks)
+    job = Job(row, ledger, provider)
+    remember(job.id, provider)
+    if start:
+        job.step()
+    return job
+
+
+class _Estimating:
+    """Feeds the cost estimator during planning; a missing price is kept, not raised, until
+    the budget is checked (without a budget, a job on an unpriced model still runs)."""
+
+    def __init__(self, provider: BatchProvider) -> None:
+        self.problem: PricingError | None = None
+        self.estimator: Estimator | None = None
+        try:
+            self.estimator = estimator(provider)
+        except PricingError as exc:
+            self.problem = exc
+
+    def add(self, item: BatchItem, model: str) -> None:
+        if self.estimator is None or self.problem is not None:
+            return
+        try:
+            self.estimator.add(item, model)
+        except PricingError as exc:
+            self.problem = exc
+
+    def result(self, max_cost: Decimal | None) -> Estimate | None:
+        """The estimate, after enforcing the budget (BudgetExceededError, nothing submitted)."""
+        if self.problem is not None or self.estimator is None:
+            check_budget(None, max_cost, why_missing=str(self.problem))
+            warnings.warn(f"no estimate: {self.problem}", stacklevel=3)
+            return None
+        estimate = self.estimator.result()
+        check_budget(estimate, max_cost)
+        return estimate
+
+
+def _estimate_dict(e: Estimate | None) -> dict[str, Any] | None:
+    if e is None:
+        return None
+    return {
+        "low": str(e.low),
+        "high": str(e.high),
+        "input_tokens": e.input_tokens,
+        "max_output_tokens": e.max_output_tokens,
+        "method": e.method,
+    }
+
+
+async def asubmit(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """:func:`submit` on the caller's event loop: ``job = await polybatch.asubmit(...)``.
+
+    Planning (reading and validating the input, local disk work) runs in a worker thread; the
+    uploads and batch creation go through the adapter's async client on this loop.
+    """
+    start = kwargs.pop("start", True)
+    job = await asyncio.to_thread(submit, items, model, start=False, **kwargs)
+    if start and job.status().state == "planned":
+        try:
+            await job.astep()
+        finally:
+            await job._release_client()
+    return job
+
+
+async def arun(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    *,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> list[BatchResult]:
+    """:func:`run` for async code: ``results = await polybatch.arun([...], "openai:gpt-4o-mini")``."""
+    poll = {k: kwargs.pop(k) for k in ("poll_min", "poll_max") if k in kwargs}
+    job = await asubmit(items, model, **kwargs)
+    return await job.await_results(timeout=timeout, **poll)
+
+
+def run(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    *,
+    progress: bool = False,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> list[BatchResult]:
+    """Submit, wait and return every result, in input order (for notebooks and small jobs)."""
+    job = submit(items, model, **kwargs)
+    job.wait(progress=progress, timeout=timeout)
+    return list(job.results())
