@@ -583,7 +583,7 @@ def test_verbose_keeps_the_http_transport_loggers_quiet() -> None:
     # take them off for the call, as in a fresh process
     root.handlers[:] = []
     try:
-        pcli._setup_logging(True)
+        pcli.setup_logging(True)
         assert root.getEffectiveLevel() == logging.DEBUG  # polybatch's own logs are verbose
         loud = [n for n in names if logging.getLogger(n).getEffectiveLevel() < logging.WARNING]
         assert loud == []
