@@ -6,6 +6,7 @@ Plain strings in, results out::
     results = polybatch.run(["Hello?", "Goodbye?"], "openai:gpt-4o-mini")
 """
 
+from .config import JobOptions, RequestDefaults
 from .errors import (
     BudgetExceededError,
     ConfigError,
@@ -39,6 +40,7 @@ __all__ = [
     "ItemValidationError",
     "Job",
     "JobError",
+    "JobOptions",
     "JobStatus",
     "Limits",
     "Message",
@@ -47,6 +49,7 @@ __all__ = [
     "PriceNotFoundError",
     "PricingError",
     "ProviderError",
+    "RequestDefaults",
     "SubmittedBatch",
     "UnknownProviderError",
     "Usage",

@@ -16,6 +16,7 @@ from .common import setup_logging
 from .info_commands import config_group, estimate, prices, providers, sandbox, usage
 from .job_commands import cancel, list_cmd, results, resume, retry, run, status, submit_cmd
 
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="polybatch")
 @click.option("-v", "--verbose", is_flag=True, help="Log what polybatch does (to stderr).")

@@ -12,10 +12,20 @@ from typing import Any, TypeVar
 
 import click
 
+from ..config import JobOptions, RequestDefaults
 from ..jobs import Job, submit, usage_table
 from ..pricing import usd
 from ..report import status_counts
 from ..sandbox import SandboxEngine, SandboxServer
+from .options import (
+    JOB_FIELDS,
+    PROFILE_OPTION,
+    REQUEST_FIELDS,
+    apply,
+    job_options_from,
+    model_options,
+    request_defaults,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,48 +42,18 @@ def setup_logging(verbose: bool) -> None:
 
 
 def job_options(fn: F) -> F:
-    """Options shared by ``run`` and ``submit``."""
-    options = [
-        click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path)),
-        click.option(
-            "-m", "--model", help="provider:model, e.g. openai:gpt-4o-mini (or POLYBATCH_MODEL)."
-        ),
-        click.option(
-            "-p", "--profile", help="A profile from polybatch.toml (or POLYBATCH_PROFILE)."
-        ),
-        click.option("--system", "system", help="A system prompt for items that have none."),
-        click.option("--max-tokens", type=click.IntRange(min=1), help="Default max output tokens."),
-        click.option("--temperature", type=click.FloatRange(0, 2), help="Default temperature."),
-        click.option(
-            "--chunk-size",
-            type=click.IntRange(min=1),
-            help="At most this many requests per provider batch.",
-        ),
-        click.option(
-            "--max-in-flight", type=click.IntRange(min=1), help="Provider batches running at once."
-        ),
-        click.option(
-            "--new", is_flag=True, help="Start a new job even if this input was submitted before."
-        ),
-        click.option(
-            "--keep-files", is_flag=True, help="Keep uploaded input files at the provider."
-        ),
-        click.option(
-            "--max-cost",
-            type=click.FloatRange(min=0),
-            help="Refuse to submit if the upper cost estimate (USD) is above this.",
-        ),
-        click.option(
-            "--retry-failed",
-            type=click.IntRange(min=0),
-            default=0,
-            help="Rounds of resubmitting expired, cancelled and transiently failed requests.",
-        ),
-        click.option("--base-url", help="Point the provider's client at this URL."),
-    ]
-    for opt in reversed(options):
-        fn = opt(fn)
-    return fn
+    """Options shared by ``run`` and ``submit``: the request defaults, then the job options."""
+    return apply(
+        fn,
+        [
+            click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path)),
+            *model_options(RequestDefaults, REQUEST_FIELDS[:1]),
+            PROFILE_OPTION,
+            *model_options(RequestDefaults, REQUEST_FIELDS[1:]),
+            *model_options(JobOptions, JOB_FIELDS),
+            click.option("--base-url", help="Point the provider's client at this URL."),
+        ],
+    )
 
 
 @contextmanager
@@ -91,24 +71,14 @@ def maybe_sandbox(enabled: bool, rate: float | None) -> Iterator[Any]:
 
 def submit_from_cli(input_path: Path, sandbox: Any, **kw: Any) -> Job:
     # the sandbox answers in seconds, not hours: poll it briskly
-    fast = sandbox is not None
+    fast = {"poll_min": 0.2, "poll_max": 1.0} if sandbox is not None else {}
     return submit(
         input_path,
-        kw["model"],
+        defaults=request_defaults(kw),
+        options=job_options_from(kw, **fast),
         profile=kw["profile"],
-        system=kw["system"],
-        max_tokens=kw["max_tokens"],
-        temperature=kw["temperature"],
-        chunk_size=kw["chunk_size"],
-        max_in_flight=kw["max_in_flight"],
-        new=kw["new"],
-        keep_files=kw["keep_files"],
-        retry_failed=kw["retry_failed"],
-        max_cost=Decimal(str(kw["max_cost"])) if kw["max_cost"] is not None else None,
         base_url=kw["base_url"],
         sandbox=sandbox,
-        poll_min=0.2 if fast else None,
-        poll_max=1.0 if fast else None,
     )
 
 

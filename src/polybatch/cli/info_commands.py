@@ -6,7 +6,6 @@ import json
 import tempfile
 import time
 from datetime import date
-from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import click
 from prettytable import PrettyTable
 
 from .. import config as _config
+from ..config import JobOptions, RequestDefaults
 from ..errors import ConfigError
 from ..inputs import read_numbered_items
 from ..jobs import Job, usage_table
@@ -23,6 +23,15 @@ from ..jobs.planner import iter_chunk_items, plan_job
 from ..plugins import get_registry
 from ..pricing import check_budget, describe_estimate, estimate_items, price_registry
 from ..sandbox import Faults, SandboxEngine, SandboxServer
+from .options import (
+    PROFILE_OPTION,
+    REQUEST_FIELDS,
+    F,
+    apply,
+    job_options_from,
+    model_options,
+    request_defaults,
+)
 
 
 @click.command()
@@ -97,26 +106,29 @@ def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> No
         server.stop()
 
 
+def _estimate_options(fn: F) -> F:
+    return apply(
+        fn,
+        [
+            click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path)),
+            *model_options(RequestDefaults, REQUEST_FIELDS[:1]),
+            PROFILE_OPTION,
+            *model_options(RequestDefaults, REQUEST_FIELDS[1:]),
+            *model_options(
+                JobOptions,
+                ("chunk_size", "max_cost"),
+                help={"max_cost": "Exit 2 if the upper estimate (USD) is above this."},
+            ),
+        ],
+    )
+
+
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("-m", "--model", help="provider:model (or POLYBATCH_MODEL).")
-@click.option("-p", "--profile", help="A profile from polybatch.toml.")
-@click.option("--system", "system", help="A system prompt for items that have none.")
-@click.option("--max-tokens", type=click.IntRange(min=1), help="Default max output tokens.")
-@click.option(
-    "--max-cost", type=click.FloatRange(min=0), help="Exit 2 if the upper estimate is above this."
-)
-def estimate(
-    input_path: Path,
-    model: str | None,
-    profile: str | None,
-    system: str | None,
-    max_tokens: int | None,
-    max_cost: float | None,
-) -> None:
+@_estimate_options
+def estimate(input_path: Path, profile: str | None, **kw: Any) -> None:
     """Estimate what INPUT would cost at batch prices, without submitting anything."""
     resolved = _config.resolve(
-        model=model, profile=profile, system_prompt=system, max_tokens=max_tokens
+        profile=profile, defaults=request_defaults(kw), limits=job_options_from(kw)
     )
     provider = make_provider(resolved.provider, resolved.provider_settings)  # no key needed
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,8 +146,7 @@ def estimate(
         )
     click.echo(describe_estimate(est))
     click.echo(f"{len(plan.chunks)} batch(es) on {resolved.provider}:{resolved.model}")
-    limit = Decimal(str(max_cost)) if max_cost is not None else resolved.max_cost
-    check_budget(est, limit)
+    check_budget(est, resolved.max_cost)
 
 
 @click.command()

@@ -14,9 +14,12 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, TypeVar, Unpack
+
+from pydantic import BaseModel
 
 from .. import config as _config
+from ..config import JobOptions, RequestDefaults
 from ..errors import PricingError, UnknownProviderError
 from ..inputs import coerce_items, read_numbered_items
 from ..items import BatchItem, BatchResult
@@ -31,35 +34,78 @@ from .ledger import JobRow, open_ledger
 from .planner import ITEMS_FILE, plan_job
 
 log = logging.getLogger("polybatch")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class SubmitKeywords(TypedDict, total=False):
+    """The request defaults and job options :func:`submit` also takes one by one (0.1's API).
+
+    Each builds the matching field of :class:`RequestDefaults` (``system`` is ``system_prompt``)
+    or :class:`JobOptions`, and wins over the ``defaults``/``options`` given; None means unset.
+    """
+
+    system: str | None
+    system_prompt: str | None
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    seed: int | None
+    stop: str | list[str] | None
+    response_format: dict[str, Any] | None
+    chunk_size: int | None
+    max_in_flight: int | None
+    keep_files: bool
+    retry_failed: int
+    max_cost: Decimal | str | float | None
+    new: bool
+    home: Path | None
+    poll_min: float | None
+    poll_max: float | None
+
+
+def request_and_options(
+    defaults: RequestDefaults | None,
+    options: JobOptions | None,
+    keywords: Mapping[str, Any],
+) -> tuple[RequestDefaults, JobOptions]:
+    """``defaults`` and ``options`` with the one-by-one keywords applied (and validated)."""
+    kw = dict(keywords)
+    if "system" in kw:
+        kw["system_prompt"] = kw.pop("system")
+    unknown = sorted(set(kw) - set(RequestDefaults.model_fields) - set(JobOptions.model_fields))
+    if unknown:
+        raise TypeError(f"submit() got an unexpected keyword argument {unknown[0]!r}")
+
+    def merged(cls: type[_M], base: _M | None) -> _M:
+        values = base.model_dump(exclude_unset=True) if base is not None else {}
+        values.update({k: v for k, v in kw.items() if k in cls.model_fields and v is not None})
+        return _config.validated(cls, values, "option")
+
+    return merged(RequestDefaults, defaults), merged(JobOptions, options)
 
 
 def submit(
     items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
     model: str | None = None,
     *,
+    defaults: RequestDefaults | None = None,
+    options: JobOptions | None = None,
     profile: str | None = None,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    seed: int | None = None,
-    stop: str | list[str] | None = None,
     api_key: str | None = None,
     base_url: str | None = None,
     provider_settings: Mapping[str, Any] | None = None,
-    chunk_size: int | None = None,
-    max_in_flight: int | None = None,
-    keep_files: bool = False,
-    retry_failed: int = 0,
-    max_cost: Decimal | str | None = None,
-    new: bool = False,
-    home: Path | None = None,
     sandbox: Any = None,
-    poll_min: float | None = None,
-    poll_max: float | None = None,
     start: bool = True,
+    **keywords: Unpack[SubmitKeywords],
 ) -> Job:
     """Plan and start a job. ``items`` is a JSONL path or an iterable of items/dicts/prompts.
+
+    ``defaults`` are the request parameters items lack (:class:`~polybatch.config.RequestDefaults`:
+    system prompt, max_tokens, temperature, ...), ``options`` how the job runs
+    (:class:`~polybatch.config.JobOptions`: chunk size, concurrency, retry rounds, budget, ...);
+    both may be given field by field as keywords instead (``max_tokens=256, retry_failed=1``).
+    Unset fields come from the environment, then the profile. ``model`` (``"provider:model"``)
+    wins over ``defaults.model``.
 
     The same input, model and options give the same job id: submitting again resumes that job
     (``new=True`` starts a fresh one). ``retry_failed`` rounds resubmit the requests that
@@ -67,18 +113,12 @@ def submit(
     ``SandboxServer`` to point the provider at. Nothing is submitted if any item is invalid.
     With ``start=False`` the job is planned and recorded only; ``wait()`` or ``step()`` sends it.
     """
+    request, opts = request_and_options(defaults, options, keywords)
     resolved = _config.resolve(
         model=model,
         profile=profile,
-        system_prompt=system,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        stop=stop,
-        chunk_size=chunk_size,
-        max_in_flight=max_in_flight,
-        max_cost=Decimal(str(max_cost)) if max_cost is not None else None,
+        defaults=request,
+        limits=opts,
         provider_settings=dict(provider_settings or {}),
     )
     settings = dict(resolved.provider_settings)
@@ -114,7 +154,7 @@ def submit(
         src_path = None
         stream = ((it, ("<items>", n)) for n, it in enumerate(coerce_items(items), start=1))
 
-    ledger = open_ledger(home)
+    ledger = open_ledger(opts.home)
     public = public_settings(settings)
     estimator = _Estimating(provider)
     plan = plan_job(
@@ -130,7 +170,7 @@ def submit(
     )
     job_id = plan.job_id
     existing = ledger.get_job(job_id)
-    if existing is not None and not new:
+    if existing is not None and not opts.new:
         plan.discard()
         log.info("job %s exists: resuming it", job_id)
         job = Job(existing, ledger, provider)
@@ -150,21 +190,21 @@ def submit(
         job_id = f"{plan.job_id}-{n}"
 
     now = time.time()
-    options: dict[str, Any] = {
+    recorded: dict[str, Any] = {
         "provider_settings": public,
         "max_in_flight": resolved.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
         "chunk_size": resolved.chunk_size,
-        "keep_files": keep_files,
-        "retry_failed": retry_failed,
+        "keep_files": opts.keep_files,
+        "retry_failed": opts.retry_failed,
         "max_cost": str(resolved.max_cost) if resolved.max_cost is not None else None,
         "estimate": _estimate_dict(estimate),
         "profile": resolved.profile,
         "sandbox": sandbox is not None,
     }
-    if poll_min is not None:
-        options["poll_min"] = poll_min
-    if poll_max is not None:
-        options["poll_max"] = poll_max
+    if opts.poll_min is not None:
+        recorded["poll_min"] = opts.poll_min
+    if opts.poll_max is not None:
+        recorded["poll_max"] = opts.poll_max
     row = JobRow(
         id=job_id,
         created_at=now,
@@ -175,7 +215,7 @@ def submit(
         n_items=plan.n_items,
         input_path=src_path,
         results_path=None,
-        options=options,
+        options=recorded,
     )
     files = JobFiles.of(ledger, row)
     files.dir.mkdir(parents=True, exist_ok=True)
