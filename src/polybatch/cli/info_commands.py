@@ -16,10 +16,10 @@ from prettytable import PrettyTable
 from .. import config as _config
 from ..config import JobOptions, RequestDefaults
 from ..errors import ConfigError
-from ..inputs import read_numbered_items
 from ..jobs import Job, usage_table
 from ..jobs.clients import make_provider
-from ..jobs.planner import iter_chunk_items, plan_job
+from ..jobs.planner import iter_chunk_items
+from ..jobs.submit import plan_items
 from ..plugins import get_registry
 from ..pricing import check_budget, describe_estimate, estimate_items, price_registry
 from ..sandbox import Faults, SandboxEngine, SandboxServer
@@ -132,15 +132,7 @@ def estimate(input_path: Path, profile: str | None, **kw: Any) -> None:
     )
     provider = make_provider(resolved.provider, resolved.provider_settings)  # no key needed
     with tempfile.TemporaryDirectory() as tmp:
-        plan = plan_job(
-            ((it, (str(input_path), n)) for it, n in read_numbered_items(input_path)),
-            provider=provider,
-            model=resolved.model,
-            staging_dir=Path(tmp),
-            defaults=resolved.defaults,
-            system_prompt=resolved.system_prompt,
-            chunk_size=resolved.chunk_size,
-        )
+        plan, _ = plan_items(input_path, provider, resolved, Path(tmp))
         est = estimate_items(
             iter_chunk_items(plan.staging_path, 0, plan.n_items), provider, resolved.model
         )

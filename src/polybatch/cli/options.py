@@ -24,24 +24,14 @@ from ..config import JobOptions, RequestDefaults
 F = TypeVar("F", bound=Callable[..., Any])
 _M = TypeVar("_M", bound=BaseModel)
 
-#: the request fields the CLI offers (``stop`` and ``response_format`` are for files and Python)
-REQUEST_FIELDS: tuple[str, ...] = (
-    "model",
-    "system_prompt",
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "seed",
+#: fields set in files and Python only: a list, a JSON object, where the ledger lives, polling
+NOT_FLAGS = frozenset({"stop", "response_format", "home", "poll_min", "poll_max"})
+#: the request fields the CLI offers: every RequestDefaults field but those
+REQUEST_FIELDS: tuple[str, ...] = tuple(
+    n for n in RequestDefaults.model_fields if n not in NOT_FLAGS
 )
-#: the job options of ``run`` and ``submit`` (``home`` is POLYBATCH_HOME; polling is internal)
-JOB_FIELDS: tuple[str, ...] = (
-    "chunk_size",
-    "max_in_flight",
-    "new",
-    "keep_files",
-    "max_cost",
-    "retry_failed",
-)
+#: the job options of ``run`` and ``submit``: every JobOptions field but those
+JOB_FIELDS: tuple[str, ...] = tuple(n for n in JobOptions.model_fields if n not in NOT_FLAGS)
 #: ``--profile`` names a profile: a set of these fields' values
 PROFILE_OPTION = click.option(
     "-p", "--profile", help="A profile from polybatch.toml (or POLYBATCH_PROFILE)."

@@ -31,7 +31,7 @@ from .driver import DEFAULT_MAX_IN_FLIGHT, planned_rows
 from .files import JobFiles, jobs_dir
 from .handle import Job
 from .ledger import JobRow, open_ledger
-from .planner import ITEMS_FILE, plan_job
+from .planner import ITEMS_FILE, Plan, plan_job
 
 log = logging.getLogger("polybatch")
 _M = TypeVar("_M", bound=BaseModel)
@@ -82,6 +82,36 @@ def request_and_options(
         return _config.validated(cls, values, "option")
 
     return merged(RequestDefaults, defaults), merged(JobOptions, options)
+
+
+def plan_items(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    provider: BatchProvider,
+    resolved: _config.Resolved,
+    staging_dir: Path,
+    **more: Any,
+) -> tuple[Plan, str | None]:
+    """Read, validate and chunk ``items`` for ``provider`` with ``resolved``'s defaults; the plan,
+    and the input's path if it is a file. ``more`` goes to :func:`~.planner.plan_job`."""
+    if isinstance(items, (str, Path)):
+        src_path: str | None = str(items)
+        stream: Iterator[tuple[BatchItem, tuple[str | None, int | None]]] = (
+            (it, (src_path, n)) for it, n in read_numbered_items(items)
+        )
+    else:
+        src_path = None
+        stream = ((it, ("<items>", n)) for n, it in enumerate(coerce_items(items), start=1))
+    plan = plan_job(
+        stream,
+        provider=provider,
+        model=resolved.model,
+        staging_dir=staging_dir,
+        defaults=resolved.defaults,
+        system_prompt=resolved.system_prompt,
+        chunk_size=resolved.chunk_size,
+        **more,
+    )
+    return plan, src_path
 
 
 def submit(
@@ -145,26 +175,14 @@ def submit(
     provider = make_provider(resolved.provider, settings)
     provider.preflight()
 
-    if isinstance(items, (str, Path)):
-        src_path: str | None = str(items)
-        stream: Iterator[tuple[BatchItem, tuple[str | None, int | None]]] = (
-            (it, (src_path, n)) for it, n in read_numbered_items(items)
-        )
-    else:
-        src_path = None
-        stream = ((it, ("<items>", n)) for n, it in enumerate(coerce_items(items), start=1))
-
     ledger = open_ledger(opts.home)
     public = public_settings(settings)
     estimator = _Estimating(provider)
-    plan = plan_job(
-        stream,
-        provider=provider,
-        model=resolved.model,
-        staging_dir=jobs_dir(ledger),
-        defaults=resolved.defaults,
-        system_prompt=resolved.system_prompt,
-        chunk_size=resolved.chunk_size,
+    plan, src_path = plan_items(
+        items,
+        provider,
+        resolved,
+        jobs_dir(ledger),
         identity={"settings": public},
         observe=estimator.add,
     )
