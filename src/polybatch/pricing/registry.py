@@ -1,25 +1,41 @@
-"""Price rows, price files and the registry that looks prices up by (provider, model, mode, date).
+"""Price files, price rows and the registry that looks prices up by (provider, model, mode, date).
 
-A price file is TOML with one ``[[price]]`` table per row::
+A price file is TOML with one ``[[model]]`` entry per model, its standard and batch rates side by
+side::
 
-    [[price]]
+    #:schema ./prices.schema.json           # editors (Taplo / Even Better TOML) validate with it
+    [[model]]
     provider = "openai"
-    model = "gpt-4o-mini"
+    name = "gpt-4o-mini"
     aliases = ["gpt-4o-mini-2024-07-18"]   # optional: other names of the same model
-    mode = "batch"                         # "batch" or "standard", always explicit
-    effective = 2024-07-18                 # optional: first day the row applies (default: always)
-    input = "0.075"                        # USD per million tokens, decimal strings (or integers)
-    cached_input = "0.075"                 # optional, cache reads
-    cache_write_5m = "0.09375"             # optional, Usage.cache_write_tokens
-    cache_write_1h = "0.15"                # optional, Usage.cache_write_1h_tokens
-    output = "0.30"
+    effective = 2024-07-18                 # optional: first day these prices apply (default: always)
     source = "https://..."                 # optional but expected in bundled files
     checked_on = 2026-11-24                # optional
+    # USD per million tokens, decimal strings (or integers); input and output are required, the
+    # cache buckets (cached_input, cache_write_5m, cache_write_1h) optional; either mode may be
+    # left out, and a mode table may carry its own source / checked_on
+    standard = { input = "0.15", cached_input = "0.075", output = "0.6" }
+    batch = { input = "0.075", cached_input = "0.075", output = "0.3" }
 
-    [[price.tiers]]                        # optional long-context tiers, applied per request
+    [[model.tiers]]                        # optional long-context tiers, applied per request:
     above_input_tokens = 200000            # when total input > this, all tokens use these rates
-    input = "6"
-    output = "22.5"                        # (same rate keys as the row; input and output required)
+    standard = { input = "6", output = "22.5" }
+    batch = { input = "3", output = "11.25" }
+
+A model whose price changed lists its periods instead of one set of rates: each
+``[[model.periods]]`` holds ``effective`` (optional on the first), ``standard``, ``batch``,
+``tiers`` and optionally ``source`` / ``checked_on``, in place of those keys on the entry.
+
+Each entry becomes one :class:`PriceRow` per (mode, period). The older shape, one ``[[price]]``
+row per (provider, model, mode, effective) with ``model``, ``mode``, the rates and
+``[[price.tiers]]`` at the row's top level, is still read (users' override files and the config's
+``[prices]`` rows), and both shapes may appear in one document.
+
+The JSON Schema of both shapes ships as ``polybatch/pricing/prices.schema.json``
+(:data:`SCHEMA_FILE`). A file names it on line 1 with Taplo's ``#:schema <path or URL>`` directive
+(a relative path is resolved against the TOML file) or with a top-level ``"$schema"`` key, which
+the loader ignores. The bundled files point at the core's copy by a path relative to the source
+checkout, where they are edited.
 
 Floats are refused: ``0.1`` in TOML is a binary float, and money must stay exact.
 """
@@ -58,10 +74,18 @@ _ROW_KEYS = frozenset(
     }
 )
 _TIER_KEYS = frozenset({"above_input_tokens", *RATE_KEYS})
+#: the keys of a one-entry-per-model ``[[model]]`` entry, of its periods, mode tables and tiers
+_PERIOD_ONLY_KEYS = frozenset({"effective", "tiers", *MODES})
+_PERIOD_KEYS = frozenset({"source", "checked_on", *_PERIOD_ONLY_KEYS})
+_ENTRY_KEYS = frozenset({"provider", "name", "aliases", "periods", *_PERIOD_KEYS})
+_MODE_KEYS = frozenset({"source", "checked_on", *RATE_KEYS})
+_MODEL_TIER_KEYS = frozenset({"above_input_tokens", *MODES})
 #: a date suffix a provider appends to a model name: -2024-07-18 or -20240718
 _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 #: rows without ``effective`` apply from the start of time
 ALWAYS = date.min
+#: the JSON Schema of price files, shipped in the package (editors: see the module docstring)
+SCHEMA_FILE = Path(__file__).with_name("prices.schema.json")
 
 
 @dataclass(frozen=True)
@@ -183,12 +207,16 @@ def _rates(data: Mapping[str, Any], where: str) -> Rates:
 
 
 def parse_row(data: Any, origin: str, index: int) -> PriceRow:
-    """One ``[[price]]`` table as a PriceRow; errors name the origin, the row and the field."""
+    """One ``[[price]]`` table (the older shape) as a PriceRow; errors name origin, row and field."""
     where = f"{origin}: price row {index + 1}"
-    if not isinstance(data, Mapping):
-        raise PricingError(f"{where}: must be a table, not {type(data).__name__}")
     if "model" in data and isinstance(data["model"], str):
         where += f" ({data['model']})"
+    return _row(data, where, origin)
+
+
+def _row(data: Any, where: str, origin: str) -> PriceRow:
+    if not isinstance(data, Mapping):
+        raise PricingError(f"{where}: must be a table, not {type(data).__name__}")
     unknown = sorted(set(data) - _ROW_KEYS)
     if unknown:
         raise PricingError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
@@ -236,30 +264,121 @@ def parse_row(data: Any, origin: str, index: int) -> PriceRow:
     )
 
 
-def parse_rows(data: Any, origin: str) -> list[PriceRow]:
-    """Rows from a parsed price document: ``{"price": [...]}`` or a bare list of row tables.
+def parse_model(data: Any, origin: str, index: int) -> list[PriceRow]:
+    """One ``[[model]]`` entry as its PriceRows (one per mode and period)."""
+    where = f"{origin}: model {index + 1}"
+    if not isinstance(data, Mapping):
+        raise PricingError(f"{where}: must be a table, not {type(data).__name__}")
+    if isinstance(data.get("name"), str):
+        where += f" ({data['name']})"
+    _known(data, _ENTRY_KEYS, where)
+    for key in ("provider", "name"):
+        if key not in data:
+            raise PricingError(f"{where}: missing field '{key}'")
+    if "periods" in data:
+        inline = sorted(set(data) & _PERIOD_ONLY_KEYS)
+        if inline:
+            raise PricingError(
+                f"{where}: field(s) {', '.join(map(repr, inline))} belong in its periods "
+                f"([[model.periods]]) when it has periods"
+            )
+        periods = data["periods"]
+        if not isinstance(periods, list) or not periods:
+            raise PricingError(f"{where}: field 'periods' must be a non-empty list of tables")
+    else:
+        periods = [{k: data[k] for k in _PERIOD_KEYS if k in data}]
+    rows: list[PriceRow] = []
+    for p_index, period in enumerate(periods):
+        p_where = where if "periods" not in data else f"{where}, period {p_index + 1}"
+        if not isinstance(period, Mapping):
+            raise PricingError(f"{p_where}: must be a table")
+        _known(period, _PERIOD_KEYS, p_where)
+        if not any(mode in period for mode in MODES):
+            raise PricingError(f"{p_where}: gives neither 'standard' nor 'batch' rates")
+        tiers = period.get("tiers", [])
+        if not isinstance(tiers, list):
+            raise PricingError(f"{p_where}: field 'tiers' must be a list of tables")
+        for t_index, tier in enumerate(tiers):
+            if not isinstance(tier, Mapping):
+                raise PricingError(f"{p_where}, tier {t_index + 1}: must be a table")
+            _known(tier, _MODEL_TIER_KEYS, f"{p_where}, tier {t_index + 1}")
+        for mode in MODES:
+            if mode not in period:
+                continue
+            table = period[mode]
+            m_where = f"{p_where}, {mode}"
+            if not isinstance(table, Mapping):
+                raise PricingError(f"{m_where}: must be a table of rates")
+            _known(table, _MODE_KEYS, m_where)
+            row: dict[str, Any] = {
+                "provider": data["provider"],
+                "model": data["name"],
+                "mode": mode,
+                **{k: table[k] for k in RATE_KEYS if k in table},
+                "aliases": data.get("aliases", []),
+                "tiers": [
+                    {"above_input_tokens": t.get("above_input_tokens"), **t[mode]}
+                    if isinstance(t[mode], Mapping)
+                    else t[mode]
+                    for t in tiers
+                    if mode in t
+                ],
+            }
+            for key in ("effective", "source", "checked_on"):
+                for level in (table, period, data):
+                    if key in level:
+                        row[key] = level[key]
+                        break
+            rows.append(_row(row, m_where, origin))
+    return rows
 
-    Two rows with the same (provider, model, mode, effective) in one document are an error.
+
+def _known(data: Mapping[str, Any], keys: frozenset[str], where: str) -> None:
+    unknown = sorted(set(data) - keys)
+    if unknown:
+        raise PricingError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
+
+
+def parse_rows(data: Any, origin: str) -> list[PriceRow]:
+    """Rows from a parsed price document: ``{"model": [...], "price": [...]}`` or a bare list.
+
+    ``model`` holds one entry per model, ``price`` rows in the older shape (either may be
+    missing); a bare list is a list of older-shape rows. A top-level ``$schema`` is ignored. Two
+    rows with the same (provider, model, mode, effective) in one document are an error.
     """
     if isinstance(data, Mapping):
-        unknown = sorted(set(data) - {"price"})
+        unknown = sorted(set(data) - {"price", "model", "$schema"})
         if unknown:
             raise PricingError(
                 f"{origin}: unknown top-level key(s) {', '.join(map(repr, unknown))}"
             )
         raw = data.get("price", [])
+        models = data.get("model", [])
     else:
-        raw = data
+        raw, models = data, []
     if not isinstance(raw, list):
         raise PricingError(f"{origin}: 'price' must be a list of tables ([[price]])")
+    if not isinstance(models, list):
+        raise PricingError(f"{origin}: 'model' must be a list of tables ([[model]])")
     rows = [parse_row(item, origin, i) for i, item in enumerate(raw)]
+    where = [f"price row {i + 1}" for i in range(len(rows))]
+    for i, entry in enumerate(models):
+        parsed = parse_model(entry, origin, i)
+        rows.extend(parsed)
+        where.extend([f"model {i + 1}"] * len(parsed))
     seen: dict[tuple[str, str, Mode, date], int] = {}
     for i, row in enumerate(rows):
         if row.key in seen:
-            raise PricingError(
-                f"{origin}: price rows {seen[row.key] + 1} and {i + 1} both price "
-                f"{row.provider}:{row.model} ({row.mode}) from {_show_date(row.effective)}"
+            first, what = where[seen[row.key]], f"{row.provider}:{row.model} ({row.mode})"
+            when = f"from {_show_date(row.effective)}"
+            if first == where[i]:
+                raise PricingError(f"{origin}: {first} prices {what} {when} twice")
+            both = (
+                f"price rows {seen[row.key] + 1} and {i + 1}"
+                if first.startswith("price row") and where[i].startswith("price row")
+                else f"{first} and {where[i]}"
             )
+            raise PricingError(f"{origin}: {both} both price {what} {when}")
         seen[row.key] = i
     return rows
 
@@ -347,14 +466,18 @@ class PriceRegistry:
 
             [prices]
             file = "my-prices.toml"     # optional: one more price file (relative: to base_dir)
-            [[prices.price]]            # rows exactly as in a price file
+            [[prices.model]]            # entries exactly as in a price file
             provider = "openai"
-            model = "gpt-4o-mini"
+            name = "gpt-4o-mini"
+            batch = { input = "0.07", output = "0.28" }
+            [[prices.price]]            # rows in the older shape are read too
+            provider = "openai"
+            model = "o3"
             mode = "batch"
-            input = "0.07"
-            output = "0.28"
+            input = "0.9"
+            output = "3.6"
 
-        (a bare list of row tables is accepted too). ``base_dir`` (the config file's directory)
+        (a bare list of older-shape row tables is accepted too). ``base_dir`` (the config file's directory)
         anchors a relative ``file``; without it, the current directory does.
         """
         registry = cls()
@@ -467,7 +590,7 @@ def _config_rows(
 ) -> list[PriceRow]:
     """Rows from the config's ``[prices]`` table (see PriceRegistry.load)."""
     if isinstance(user_prices, Mapping):
-        unknown = sorted(set(user_prices) - {"file", "price"})
+        unknown = sorted(set(user_prices) - {"file", "price", "model"})
         if unknown:
             raise PricingError(f"config [prices]: unknown key(s) {', '.join(map(repr, unknown))}")
         rows: list[PriceRow] = []
@@ -476,6 +599,11 @@ def _config_rows(
             if not isinstance(file, str | Path):
                 raise PricingError("config [prices]: 'file' must be a path string")
             rows.extend(load_price_file(base_dir / Path(file).expanduser()))
-        rows.extend(parse_rows({"price": user_prices.get("price", [])}, "config [prices]"))
+        rows.extend(
+            parse_rows(
+                {key: user_prices[key] for key in ("price", "model") if key in user_prices},
+                "config [prices]",
+            )
+        )
         return rows
     return parse_rows(list(user_prices), "config [prices]")
