@@ -195,12 +195,9 @@ class ProviderConformance:
     def registered(self) -> Iterator[None]:
         """Make the process-wide registry hold exactly the class under test, for the runner."""
         cls = self.provider_class
-        # add_plugin stamps these on the class: put back what the real entry point recorded
-        stamps = {k: cls.__dict__[k] for k in ("plugin_dist", "plugin_name") if k in cls.__dict__}
-        dist = cls.plugin_dist
         previous = get_registry()
         registry = PluginRegistry(load_entry_points=False)
-        registry.add_plugin(_OneProvider(cls), name=f"conformance-{cls.name}", dist=dist)
+        registry.add_plugin(_OneProvider(cls), name=f"conformance-{cls.name}")
         reset_registry(registry)
         try:
             with warnings.catch_warnings():
@@ -210,11 +207,6 @@ class ProviderConformance:
                 yield
         finally:
             reset_registry(previous)
-            for key in ("plugin_dist", "plugin_name"):
-                if key in stamps:
-                    setattr(cls, key, stamps[key])
-                elif key in cls.__dict__:
-                    delattr(cls, key)
 
     # -- the class itself ----------------------------------------------------------------------
     def test_class_attributes(self) -> None:
