@@ -63,7 +63,7 @@ _REQUIRED_RATES = ("input", "output")
 #: facts about a set of rates, given on an entry, a period or a mode table (the nearest wins)
 _LABEL_KEYS = ("derived", "currency")
 #: facts about the model itself, given once per entry
-_MODEL_FACT_KEYS = ("max_output_tokens", "reasoning", "cache_writes")
+_MODEL_FACT_KEYS = ("max_output_tokens", "reasoning", "caching")
 _ROW_KEYS = frozenset(
     {
         "provider",
@@ -97,7 +97,7 @@ SCHEMA_FILE = Path(__file__).with_name("prices.schema.json")
 #: the currency of rows that name none
 DEFAULT_CURRENCY = "USD"
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-CacheWrites = Literal["marked", "automatic"]
+Caching = Literal["marked", "automatic"]
 
 
 @dataclass(frozen=True)
@@ -161,8 +161,9 @@ class PriceRow:
     max_output_tokens: int | None = None
     #: a reasoning model (reasoning tokens are billed inside output)
     reasoning: bool = False
-    #: "marked": cache writes only where cache_control is set; "automatic": any prompt
-    cache_writes: CacheWrites = "marked"
+    #: "marked": cache reads and writes only where cache_control is set; "automatic": the
+    #: provider caches long prompts by itself (OpenAI, Gemini)
+    caching: Caching = "marked"
     #: where in its file the row is (``model[3]``, ``price[2]``), for messages naming a key
     entry: str = ""
     #: a user's row (config or user price file), not a plugin's bundled one
@@ -265,10 +266,10 @@ def _facts(data: Mapping[str, Any], where: str) -> dict[str, Any]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise PricingError(f"{where}: field 'max_output_tokens' must be an integer >= 1")
         out["max_output_tokens"] = limit
-    if "cache_writes" in data:
-        if data["cache_writes"] not in ("marked", "automatic"):
-            raise PricingError(f"{where}: field 'cache_writes' must be 'marked' or 'automatic'")
-        out["cache_writes"] = data["cache_writes"]
+    if "caching" in data:
+        if data["caching"] not in ("marked", "automatic"):
+            raise PricingError(f"{where}: field 'caching' must be 'marked' or 'automatic'")
+        out["caching"] = data["caching"]
     return out
 
 

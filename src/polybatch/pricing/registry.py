@@ -302,7 +302,9 @@ class PriceRegistry:
         )
 
     def _names(self, provider: str) -> set[str]:
-        return {r.model for r in (*self._rows.values(), *self._user.values()) if r.provider == provider}
+        return {
+            r.model for r in (*self._rows.values(), *self._user.values()) if r.provider == provider
+        }
 
 
 def _config_rows(
