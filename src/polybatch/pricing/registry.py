@@ -119,8 +119,9 @@ class PriceRegistry:
             (self._user if row.user else self._rows)[row.key] = row
 
     def check_user_rows(self, providers: Iterable[str]) -> None:
-        """Refuse (PriceTargetError) a user row whose provider is not among ``providers`` or
-        whose model family no bundled row of that provider has (when it has bundled rows)."""
+        """Refuse (PriceTargetError) a user row whose provider is not among ``providers``, or
+        whose model family (:func:`model_family`) no bundled row has, when its provider has
+        bundled rows at all."""
         known = set(providers)
         for row in self._user.values():
             where = f"{row.origin}: key '{row.entry or 'price'}"
@@ -131,14 +132,16 @@ class PriceRegistry:
                     f"{where}.provider': unknown provider {row.provider!r}{hint}; "
                     f"known providers: {', '.join(sorted(known)) or 'none'}"
                 )
-            bundled = {r.model for r in self._rows.values() if r.provider == row.provider}
-            bundled |= {a for (p, a) in self._aliases if p == row.provider}
-            families = {model_family(m) for m in bundled}
-            if families and model_family(row.model) not in families:
+            if not any(r.provider == row.provider for r in self._rows.values()):
+                continue  # nothing bundled to compare with (a provider the config defines)
+            # families of every bundled model: Azure serves OpenAI's, compatible hosts others'
+            families = {model_family(r.model) for r in self._rows.values()}
+            families |= {model_family(alias) for (_, alias) in self._aliases}
+            if model_family(row.model) not in families:
                 raise PriceTargetError(
                     f"{where}.{'name' if row.entry.split('[')[0].endswith('model') else 'model'}'"
                     f": unknown model family {model_family(row.model)!r} of provider "
-                    f"{row.provider!r} in {row.model!r}; its known families: "
+                    f"{row.provider!r} in {row.model!r}; known families: "
                     f"{', '.join(sorted(families))}"
                 )
 
