@@ -121,6 +121,16 @@ def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> No
         server.stop()
 
 
+#: ``--format table|csv|json`` of the commands that print tables
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+
+
 def _estimate_options(fn: F) -> F:
     return apply(
         fn,
@@ -182,13 +192,7 @@ def estimate(input_path: Path, profile: str | None, compare: str | None, **kw: A
     show_default=True,
     help="Group by (comma-separated): provider, model, job, date.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@FORMAT_OPTION
 @click.option(
     "--digits",
     type=click.IntRange(min=0),
@@ -268,13 +272,7 @@ def price_record(row: PriceRow, bundled: set[str]) -> dict[str, Any]:
 @click.option(
     "--all", "show_all", is_flag=True, help="Every row of every period, not only those in force."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@FORMAT_OPTION
 def prices(model: str | None, provider: str | None, at: Any, show_all: bool, fmt: str) -> None:
     """Show the price rows in force (bundled, overridden by your config), per 1M tokens.
 

@@ -22,6 +22,18 @@ side::
     standard = { input = "6", output = "22.5" }
     batch = { input = "3", output = "11.25" }
 
+Optional facts, on the entry (model facts) or on an entry, a period or a mode table (labels; the
+nearest wins)::
+
+    derived = true                         # label: rates computed by the 50% batch rule, not
+                                           # read from a published batch table
+    currency = "USD"                       # label: ISO 4217 code of the rates (default USD)
+    max_output_tokens = 16384              # model: its output limit (the estimate's bound for
+                                           # items without max_tokens on providers sending none)
+    reasoning = true                       # model: a reasoning model (reasoning billed as output)
+    caching = "automatic"                  # model: the provider caches long prompts by itself;
+                                           # "marked" (default): only where cache_control is set
+
 A model whose price changed lists its periods instead of one set of rates: each
 ``[[model.periods]]`` holds ``effective`` (optional on the first), ``standard``, ``batch``,
 ``tiers`` and optionally ``source`` / ``checked_on``, in place of those keys on the entry.
