@@ -38,6 +38,7 @@ from typing import Any
 
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, BatchResult, ItemError, Message, Usage
+from polybatch.providers import TERMINAL_STATES, BatchState
 
 PROVIDER = "anthropic"
 #: Anthropic requires max_tokens; used when neither the item nor the settings give one
@@ -85,6 +86,28 @@ FINISH_REASONS: dict[str, str] = {
     "refusal": "content_filter",
     "pause_turn": "pause_turn",
 }
+
+#: ``processing_status`` values -> neutral states; ``ended`` is decided by :func:`batch_state`
+STATES: dict[str, BatchState] = {"in_progress": "in_progress", "canceling": "cancelling"}
+
+
+def batch_state(processing_status: str, *, cancel_initiated: bool, expired: int) -> BatchState:
+    """A batch's neutral state: Anthropic has no validating or finalizing phase, and an ``ended``
+    batch is ``cancelled`` when a cancel was initiated, else ``expired`` when any request expired
+    (the 24 h window passed, as OpenAI reports it), else ``completed``."""
+    if processing_status in STATES:
+        return STATES[processing_status]
+    if cancel_initiated:
+        return "cancelled"
+    return "expired" if expired else "completed"
+
+
+def processing_status(state: str, *, cancel_requested: bool) -> str:
+    """The ``processing_status`` a batch in the neutral ``state`` reports (what the sandbox
+    answers): ``ended`` once it has ended, ``canceling`` while a cancel is pending."""
+    if state in TERMINAL_STATES:
+        return "ended"
+    return "canceling" if cancel_requested else "in_progress"
 
 
 # -- custom ids -------------------------------------------------------------------------------
