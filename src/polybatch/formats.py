@@ -24,13 +24,21 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .errors import ItemValidationError
-from .items import BatchItem, BatchResult, ItemError, ResultStatus, Usage
+from .items import PARAM_FIELDS, BatchItem, BatchResult, ItemError, ResultStatus, Usage
 from .wire import WireError, as_mapping, dumps, message_text, retryable_status
 
 #: the per-line ``url`` and batch ``endpoint`` of chat-completions batches
 CHAT_URL = "/v1/chat/completions"
 #: a largest value of the 64-bit integer fields (``seed``)
 INT64_MAX = 2**63 - 1
+#: neutral parameter name -> body field: OpenAI's names are the neutral ones; a vendor's codec
+#: overrides the fields it names otherwise (``{**PARAMS, "seed": "random_seed"}``)
+PARAMS: dict[str, str] = {name: name for name in PARAM_FIELDS}
+#: error-only lines every OpenAI-shaped vendor writes: code -> (result status, retryable)
+LINE_ERRORS: dict[str, tuple[ResultStatus, bool]] = {
+    "batch_expired": ("expired", True),
+    "batch_cancelled": ("canceled", True),
+}
 #: what a successful response body becomes: ``(body, common result fields) -> BatchResult``
 SuccessDecoder = Callable[[dict[str, Any], dict[str, Any]], BatchResult]
 

@@ -51,18 +51,10 @@ STATES: dict[str, BatchState] = {status: state for state, status in reversed(STA
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
 
 #: neutral parameter name -> Mistral body field (the seed is ``random_seed`` at Mistral)
-PARAM_TO_BODY: dict[str, str] = {
-    "max_tokens": "max_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "seed": "random_seed",
-    "stop": "stop",
-    "response_format": "response_format",
-}
+PARAM_TO_BODY: dict[str, str] = {**formats.PARAMS, "seed": "random_seed"}
 #: error-only lines (no HTTP response): code -> (result status, retryable)
 LINE_ERRORS: dict[str, tuple[ResultStatus, bool]] = {
-    "batch_cancelled": ("canceled", True),
-    "batch_expired": ("expired", True),
+    **formats.LINE_ERRORS,
     "timeout_exceeded": ("expired", True),
 }
 #: Mistral's finish reasons -> neutral ones ("model_length": the context window ran out)

@@ -57,18 +57,10 @@ STATES: dict[str, BatchState] = {
 TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 
 #: neutral parameter name -> body field; max_tokens goes out as the newer field name
-PARAM_TO_BODY: dict[str, str] = {
-    "max_tokens": "max_completion_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "seed": "seed",
-    "stop": "stop",
-    "response_format": "response_format",
-}
+PARAM_TO_BODY: dict[str, str] = {**formats.PARAMS, "max_tokens": "max_completion_tokens"}
 #: error-only output lines: code -> (result status, retryable)
 _LINE_ERRORS: dict[str, tuple[ResultStatus, bool]] = {
-    "batch_expired": ("expired", True),
-    "batch_cancelled": ("canceled", True),
+    **formats.LINE_ERRORS,
     "request_timeout": ("errored", True),
 }
 #: roles a chat request may use (developer/tool/function are valid on the wire, not in BatchItem)
@@ -298,14 +290,19 @@ def _check_message(i: int, m: Any) -> None:
     )
 
 
-def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
-    """Validate a chat-completions body the way the API would. Raises WireError (an HTTP 400)."""
-    rest = dict(body)
+def _model(rest: dict[str, Any]) -> str:
     model = rest.pop("model", None)
     if not isinstance(model, str) or not model:
         raise WireError(
             "missing_required_parameter", "Missing required parameter: 'model'.", param="model"
         )
+    return model
+
+
+def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
+    """Validate a chat-completions body the way the API would. Raises WireError (an HTTP 400)."""
+    rest = dict(body)
+    model = _model(rest)
     messages = rest.pop("messages", None)
     if not isinstance(messages, list) or not messages:
         raise WireError(
@@ -394,11 +391,7 @@ class EmbeddingRequest:
 def parse_embeddings_body(body: Mapping[str, Any]) -> EmbeddingRequest:
     """Validate an embeddings body the way the API would. Raises WireError (an HTTP 400)."""
     rest = dict(body)
-    model = rest.pop("model", None)
-    if not isinstance(model, str) or not model:
-        raise WireError(
-            "missing_required_parameter", "Missing required parameter: 'model'.", param="model"
-        )
+    model = _model(rest)
     raw = rest.pop("input", None)
     inputs = [raw] if isinstance(raw, str) else raw
     if (
