@@ -228,3 +228,15 @@ def test_item_error_names_the_items_field(
 ) -> None:
     exc = formats.item_error(WireError("invalid_value", "nope", param=param), item, FIELDS)
     assert isinstance(exc, ItemValidationError) and exc.field == field and exc.reason == "nope"
+
+
+def test_response_line_shapes() -> None:
+    assert formats.response_line("l", "c", status_code=200, body={"a": 1}) == {
+        "id": "l",
+        "custom_id": "c",
+        "response": {"status_code": 200, "body": {"a": 1}},
+        "error": None,
+    }
+    line = formats.response_line("l", "c", status_code=500, body={}, request_id="r")
+    assert list(line["response"]) == ["status_code", "request_id", "body"]
+    assert _decode(line).error.retryable

@@ -10,7 +10,8 @@ that common part, written once; each vendor's codec supplies only its difference
 - decoding: :func:`decode_line` (an output or error line as a
   :class:`~polybatch.items.BatchResult`, with :func:`chat_result`, :func:`http_error` and
   :func:`line_error` for its parts) and :func:`usage` (``usage`` in disjoint buckets);
-- the sandbox side: :class:`ChatRequest`, a validated body in neutral terms.
+- the sandbox side: :class:`ChatRequest`, a validated body in neutral terms, and
+  :func:`response_line`, an output line.
 
 Performance: these run once per item on million-item jobs, so they work on plain dicts: no model
 validation and no JSON round trip beyond the one parse of each line.
@@ -19,6 +20,7 @@ validation and no JSON round trip beyond the one parse of each line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -29,8 +31,10 @@ from .wire import WireError, as_mapping, dumps, message_text, retryable_status
 
 #: the per-line ``url`` and batch ``endpoint`` of chat-completions batches
 CHAT_URL = "/v1/chat/completions"
-#: a largest value of the 64-bit integer fields (``seed``)
+#: the largest value of the 64-bit integer fields (``seed``)
 INT64_MAX = 2**63 - 1
+#: the rule for ``response_format.json_schema.name``: letters, digits, ``_`` and ``-``, up to 64
+SCHEMA_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: neutral parameter name -> body field: OpenAI's names are the neutral ones; a vendor's codec
 #: overrides the fields it names otherwise (``{**PARAMS, "seed": "random_seed"}``)
 PARAMS: dict[str, str] = {name: name for name in PARAM_FIELDS}
@@ -266,6 +270,23 @@ class ChatRequest:
             schema = as_mapping(rf.get("json_schema")).get("schema")
             return dict(schema) if isinstance(schema, Mapping) else {"type": "object"}
         return None
+
+
+def response_line(
+    line_id: str,
+    custom_id: str,
+    *,
+    status_code: int,
+    body: Mapping[str, Any],
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """An output/error line carrying an HTTP response (``request_id`` only where the vendor
+    writes one: OpenAI does, Mistral does not)."""
+    response: dict[str, Any] = {"status_code": status_code}
+    if request_id is not None:
+        response["request_id"] = request_id
+    response["body"] = dict(body)
+    return {"id": line_id, "custom_id": custom_id, "response": response, "error": None}
 
 
 def stop_list(value: Any, *, most: int | None = None) -> list[str] | None:

@@ -4,7 +4,9 @@ Providers' batch files are JSONL; what they count against size limits is UTF-8 b
 reading and writing lines, this module holds what codecs of every shape share: :class:`WireError`
 (a line or body that breaks a format, naming the field), :func:`short_hash` (deterministic ids),
 :func:`load_object` (one line parsed strictly), :func:`message_text` (the text of a chat message
-content) and the HTTP statuses worth sending again (:func:`retryable_status`). The OpenAI-shaped
+content), the HTTP statuses worth sending again (:func:`retryable_status`), and for codecs that
+translate a neutral item's content into their own shape, :func:`content_parts`,
+:func:`image_url` and :func:`invalid_item`. The OpenAI-shaped
 chat format that several vendors speak is :mod:`polybatch.formats`.
 """
 
@@ -15,7 +17,8 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from .errors import PolybatchError, ProviderError
+from .errors import ItemValidationError, PolybatchError, ProviderError
+from .items import BatchItem, Message
 
 T = TypeVar("T")
 
@@ -66,6 +69,33 @@ def load_object(line: bytes | str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise WireError("invalid_json_line", "line is not a JSON object")
     return obj
+
+
+def invalid_item(item: BatchItem, field: str, message: str) -> ItemValidationError:
+    """An item a codec cannot express, the message naming the item and the field at fault."""
+    return ItemValidationError(f"item {item.custom_id!r}: {message}", field=field)
+
+
+def content_parts(
+    item: BatchItem, index: int, message: Message
+) -> Iterator[tuple[str, Any, Mapping[str, Any]]]:
+    """``(field, type, part)`` for each part of a list content (message ``index`` of ``item``);
+    a ``text`` part whose ``text`` is not a string is refused here (:func:`invalid_item`)."""
+    if isinstance(message.content, str):
+        return
+    for j, part in enumerate(message.content):
+        field = f"messages[{index}].content[{j}]"
+        kind = part.get("type")
+        if kind == "text" and not isinstance(part.get("text"), str):
+            raise invalid_item(item, f"{field}.text", "text part needs a string 'text'")
+        yield field, kind, part
+
+
+def image_url(part: Mapping[str, Any]) -> Any:
+    """The URL of an ``image_url`` content part: ``{"image_url": {"url": ...}}`` or the short
+    ``{"image_url": "..."}``."""
+    image = part.get("image_url")
+    return image.get("url") if isinstance(image, Mapping) else image
 
 
 def message_text(content: Any, *, sep: str = "\n") -> str:

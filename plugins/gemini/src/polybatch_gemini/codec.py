@@ -40,6 +40,8 @@ from typing import Any
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, BatchResult, ItemError, Message, Usage
 from polybatch.providers import BatchState
+from polybatch.wire import content_parts, image_url
+from polybatch.wire import invalid_item as _invalid
 
 PROVIDER = "gemini"
 #: the API rejects more stop sequences than this
@@ -166,26 +168,16 @@ FINISH_REASONS: dict[str, str] = {
 
 
 # -- encoding ---------------------------------------------------------------------------------
-def _invalid(item: BatchItem, field: str, message: str) -> ItemValidationError:
-    return ItemValidationError(f"item {item.custom_id!r}: {message}", field=field)
-
-
 def _parts(item: BatchItem, index: int, message: Message) -> list[dict[str, Any]]:
     """A message's content as Gemini parts."""
     if isinstance(message.content, str):
         return [{"text": message.content}]
     parts: list[dict[str, Any]] = []
-    for j, part in enumerate(message.content):
-        field = f"messages[{index}].content[{j}]"
-        kind = part.get("type")
+    for field, kind, part in content_parts(item, index, message):
         if kind == "text":
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise _invalid(item, f"{field}.text", "text part needs a string 'text'")
-            parts.append({"text": text})
+            parts.append({"text": part["text"]})
         elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, Mapping) else image
+            url = image_url(part)
             m = _DATA_URL_RE.match(url) if isinstance(url, str) else None
             if m is None:
                 raise _invalid(

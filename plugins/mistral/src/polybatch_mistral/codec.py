@@ -3,7 +3,9 @@
 Both sides use this module: the adapter encodes :class:`~polybatch.items.BatchItem`s into input lines
 and decodes output/error lines into :class:`~polybatch.items.BatchResult`s; the sandbox decodes input
 lines, validates request bodies and writes output/error lines. Keeping both directions here means the
-emulator cannot drift from what the client sends and expects.
+emulator cannot drift from what the client sends and expects. The OpenAI-shaped part it shares
+(encoding a chat body, decoding result lines, usage) is :mod:`polybatch.formats`; this module
+holds what is Mistral's own: parameter names, finish reasons, error wording and request rules.
 
 Input lines are ``{"custom_id": ..., "body": {...}}`` (Mistral's documented format: no ``method`` or
 ``url``, and ``body.model`` is optional because the job names the model). Output lines follow the
@@ -15,7 +17,6 @@ lenient about which parts are present.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,7 +24,8 @@ from typing import Any, ClassVar
 from polybatch import formats, wire
 from polybatch.errors import ItemValidationError
 from polybatch.formats import INT64_MAX as INT64_MAX
-from polybatch.formats import is_int, is_number
+from polybatch.formats import SCHEMA_NAME_RE, is_int, is_number
+from polybatch.formats import response_line as response_line
 from polybatch.items import BatchItem, BatchResult, ItemError, ResultStatus
 from polybatch.providers import BatchState
 from polybatch.wire import WireError as WireError
@@ -77,8 +79,6 @@ CONTENT_TYPES = frozenset(
 )
 #: content-part types a system turn may hold (the SDK's SystemMessageContentChunks)
 SYSTEM_CONTENT_TYPES = frozenset({"text", "thinking"})
-#: the rule for ``response_format.json_schema.name``
-SCHEMA_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: body fields BatchItem spells itself; setting them through ``extra`` would be ambiguous
 STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
 
@@ -339,16 +339,7 @@ def parse_chat_body(body: Mapping[str, Any], *, job_model: str | None) -> ChatRe
         raise _invalid("n: expected an integer >= 1", "n")
 
     return ChatRequest(
-        model=model,
-        messages=messages,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        stop=stop,
-        response_format=response_format,
-        n=n or 1,
-        extra=rest,
+        model, messages, max_tokens, temperature, top_p, seed, stop, response_format, n or 1, rest
     )
 
 
@@ -431,15 +422,3 @@ def error_body(
 ) -> dict[str, Any]:
     """Mistral's (flat) error envelope."""
     return {"object": "error", "message": message, "type": type, "param": param, "code": code}
-
-
-def response_line(
-    line_id: str, custom_id: str, *, status_code: int, body: Mapping[str, Any]
-) -> dict[str, Any]:
-    """An output/error line carrying an HTTP response."""
-    return {
-        "id": line_id,
-        "custom_id": custom_id,
-        "response": {"status_code": status_code, "body": dict(body)},
-        "error": None,
-    }

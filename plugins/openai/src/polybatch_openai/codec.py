@@ -3,7 +3,8 @@
 Both sides use this module: the adapter encodes :class:`~polybatch.items.BatchItem`s into input lines
 and decodes output/error lines into :class:`~polybatch.items.BatchResult`s; the sandbox decodes input
 lines, validates request bodies and writes output/error lines. Keeping both directions here means the
-emulator cannot drift from what the client sends and expects.
+emulator cannot drift from what the client sends and expects. What this format shares with the
+other OpenAI-shaped ones is :mod:`polybatch.formats`; this module holds what is OpenAI's own.
 
 The request ``url`` is a parameter everywhere because Azure reuses this format with
 ``/chat/completions`` and ``/embeddings`` (and a deployment name as ``body.model``).
@@ -15,7 +16,6 @@ batch holds one endpoint, so the planner keeps chat and embedding items in separ
 from __future__ import annotations
 
 import base64
-import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,8 +25,9 @@ from polybatch import formats
 from polybatch.errors import ItemValidationError
 from polybatch.formats import CHAT_URL as CHAT_URL
 from polybatch.formats import INT64_MAX as INT64_MAX
+from polybatch.formats import SCHEMA_NAME_RE, is_int, is_number
 from polybatch.formats import ChatRequest as ChatRequest
-from polybatch.formats import is_int, is_number
+from polybatch.formats import response_line as response_line
 from polybatch.items import BatchItem, BatchResult, ResultStatus, Usage
 from polybatch.providers import BatchState
 from polybatch.wire import WireError as WireError
@@ -72,8 +73,6 @@ PART_TYPES: dict[str, frozenset[str]] = {
     "assistant": frozenset({"text", "refusal"}),
 }
 MAX_STOP_SEQUENCES = 4
-#: the rule for ``response_format.json_schema.name``
-SCHEMA_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: body fields BatchItem spells itself; setting them through ``extra`` would be ambiguous
 STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
 #: the same for embedding items
@@ -365,16 +364,7 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
         )
 
     return ChatRequest(
-        model=model,
-        messages=messages,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        stop=stop,
-        response_format=response_format,
-        n=n or 1,
-        extra=rest,
+        model, messages, max_tokens, temperature, top_p, seed, stop, response_format, n or 1, rest
     )
 
 
@@ -529,18 +519,6 @@ def error_body(
 ) -> dict[str, Any]:
     """The API's error envelope."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
-
-
-def response_line(
-    line_id: str, custom_id: str, *, status_code: int, request_id: str, body: Mapping[str, Any]
-) -> dict[str, Any]:
-    """An output/error line carrying an HTTP response."""
-    return {
-        "id": line_id,
-        "custom_id": custom_id,
-        "response": {"status_code": status_code, "request_id": request_id, "body": dict(body)},
-        "error": None,
-    }
 
 
 def error_line(line_id: str, custom_id: str, *, code: str, message: str) -> dict[str, Any]:
