@@ -34,7 +34,7 @@ from polybatch import portal, wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.portal import PerLoop
-from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import BatchProvider, BatchStatus, Limits, SubmittedBatch
 
 from . import codec
 
@@ -244,19 +244,14 @@ class AnthropicProvider(BatchProvider):
 def status_of(batch: MessageBatch) -> BatchStatus:
     """A MessageBatch in neutral terms (mapping in the module docstring)."""
     counts = batch.request_counts
-    state: BatchState
+    state = codec.batch_state(
+        batch.processing_status,
+        cancel_initiated=batch.cancel_initiated_at is not None,
+        expired=counts.expired,
+    )
     message = None
-    if batch.processing_status == "in_progress":
-        state = "in_progress"
-    elif batch.processing_status == "canceling":
-        state = "cancelling"
-    elif batch.cancel_initiated_at is not None:
-        state = "cancelled"
-    elif counts.expired:
-        state = "expired"
+    if state == "expired":
         message = f"{counts.expired} request(s) expired before they were processed"
-    else:
-        state = "completed"
     total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
     return BatchStatus(
         batch_id=batch.id,

@@ -60,7 +60,7 @@ from polybatch import portal, wire
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.portal import PerLoop
-from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import BatchProvider, BatchStatus, Limits, SubmittedBatch
 
 from . import codec
 
@@ -79,21 +79,6 @@ DEFAULT_API_VERSION = "v1"
 #: chunks of a results download held between the network and the reader; the SDK reads 1 MiB
 #: chunks, so a few MiB at most, whatever the file's size
 DOWNLOAD_BUFFER = 4
-
-_STATES: dict[str, BatchState] = {
-    "JOB_STATE_UNSPECIFIED": "validating",
-    "JOB_STATE_QUEUED": "validating",
-    "JOB_STATE_PENDING": "validating",
-    "JOB_STATE_RUNNING": "in_progress",
-    "JOB_STATE_UPDATING": "in_progress",
-    "JOB_STATE_PAUSED": "in_progress",
-    "JOB_STATE_CANCELLING": "cancelling",
-    "JOB_STATE_SUCCEEDED": "completed",
-    "JOB_STATE_PARTIALLY_SUCCEEDED": "completed",
-    "JOB_STATE_FAILED": "failed",
-    "JOB_STATE_CANCELLED": "cancelled",
-    "JOB_STATE_EXPIRED": "expired",
-}
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -120,11 +105,8 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 _TRANSPORT_ERRORS = _transport_errors()
 
 
-def neutral_state(state: Any) -> BatchState:
-    """A ``JOB_STATE_*`` / ``BATCH_STATE_*`` value in neutral terms (unknown: ``in_progress``)."""
-    name = str(getattr(state, "value", state) or "JOB_STATE_UNSPECIFIED")
-    name = name.replace("BATCH_STATE_", "JOB_STATE_")
-    return _STATES.get(name, "in_progress")
+#: a ``JOB_STATE_*`` / ``BATCH_STATE_*`` value in neutral terms (the table is the codec's)
+neutral_state = codec.batch_state
 
 
 class GeminiProvider(BatchProvider):

@@ -15,33 +15,19 @@ from mistralai.client.errors import MistralError, NoResponseError
 from mistralai.client.utils import BackoffStrategy, RetryConfig
 
 from polybatch import wire
-from polybatch.errors import ItemValidationError, ProviderError
+from polybatch.errors import ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.portal import PerLoop
-from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import BatchProvider, BatchStatus, Limits, SubmittedBatch
 
 from . import codec
+from .codec import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from polybatch.sandbox.engine import SandboxEngine
 
-#: Mistral job statuses -> neutral states. QUEUED has not started, which is what "validating"
-#: means to the runner; a status newer than this table reads as in progress.
-STATES: dict[str, BatchState] = {
-    "QUEUED": "validating",
-    "RUNNING": "in_progress",
-    "SUCCESS": "completed",
-    "FAILED": "failed",
-    "TIMEOUT_EXCEEDED": "expired",
-    "CANCELLATION_REQUESTED": "cancelling",
-    "CANCELLED": "cancelled",
-}
-TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
-#: body fields BatchItem spells itself; setting them through ``extra`` would be ambiguous
-_STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: a ``Bearer <key>`` echoed back in an error body, masked before it reaches a message
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 #: Mistral's documented ``timeout_hours`` default; the upper bound is not documented (UNVERIFIED)
@@ -154,56 +140,9 @@ class MistralProvider(BatchProvider):
 
     # -- items -----------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
-        """Reject what Mistral's chat-completions API would refuse for every model."""
-
-        def bad(message: str, field: str) -> ItemValidationError:
-            return ItemValidationError(message, field=field)
-
-        if item.kind == "embedding":
-            # Mistral's batch API has /v1/embeddings, but this adapter only speaks chat
-            # completions (codec, sandbox): refuse before anything is uploaded, never mis-encode
-            raise bad(
-                "polybatch's Mistral adapter does not offer embedding batches "
-                "(use openai or azure for embeddings)",
-                "kind",
-            )
-        if not (item.model or model):
-            raise bad("a model is required", "model")
-        clash = _STRUCTURAL_EXTRA & item.extra.keys()
-        if clash:
-            name = sorted(clash)[0]
-            raise bad(
-                f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
-            )
-        for neutral, body_key in codec.PARAM_TO_BODY.items():
-            if getattr(item, neutral) is not None and body_key in item.extra:
-                raise bad(f"{neutral} is set both on the item and as extra.{body_key}", "extra")
-        if "seed" in item.extra:
-            raise bad("Mistral calls the seed 'random_seed'; use the item's seed field", "extra")
-        for i, message in enumerate(item.messages):
-            if isinstance(message.content, list):
-                allowed = (
-                    codec.SYSTEM_CONTENT_TYPES if message.role == "system" else codec.CONTENT_TYPES
-                )
-                for j, part in enumerate(message.content):
-                    kind = part.get("type")
-                    if kind not in allowed:
-                        raise bad(
-                            f"Mistral {message.role} messages cannot hold {kind!r} parts",
-                            f"messages[{i}].content[{j}]",
-                        )
-        if item.seed is not None and not 0 <= item.seed <= codec.INT64_MAX:
-            raise bad("Mistral's random_seed is a non-negative integer", "seed")
-        rf = item.response_format
-        if rf is not None and rf.get("type") == "json_schema":
-            js = rf.get("json_schema")
-            if not isinstance(js, dict) or not _NAME_RE.match(str(js.get("name", ""))):
-                raise bad(
-                    "json_schema needs a 'name' of letters, digits, '_' or '-' (at most 64)",
-                    "response_format.json_schema.name",
-                )
-            if not isinstance(js.get("schema"), dict):
-                raise bad("json_schema needs a 'schema' object", "response_format.json_schema")
+        """Reject what Mistral's chat-completions API would refuse for every model:
+        :func:`codec.check_item`, the rules the sandbox answers with."""
+        codec.check_item(item, model)
 
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One JSONL input line for ``item`` (the model goes on the job, not on the line)."""
@@ -265,7 +204,7 @@ class MistralProvider(BatchProvider):
             message = "batch job failed (no reason given)"
         return BatchStatus(
             batch_id=job.id,
-            state=STATES.get(status, "in_progress"),
+            state=codec.batch_state(status),
             total=job.total_requests,
             completed=job.succeeded_requests,
             failed=job.failed_requests,

@@ -14,13 +14,12 @@ import httpx2
 import openai
 
 from polybatch import wire
-from polybatch.errors import ItemValidationError, ProviderError
+from polybatch.errors import ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.portal import PerLoop
 from polybatch.providers import (
     TERMINAL_STATES,
     BatchProvider,
-    BatchState,
     BatchStatus,
     Limits,
     SubmittedBatch,
@@ -35,14 +34,6 @@ if TYPE_CHECKING:
 
 #: anything shaped like an OpenAI secret key, masked in error messages we pass on
 _KEY_RE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{4,}")
-#: body fields that BatchItem spells itself; setting them through ``extra`` would be ambiguous
-_STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
-#: the same for embedding items
-_STRUCTURAL_EMBEDDING_EXTRA = frozenset({"model", "input", "dimensions"})
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_STATES: frozenset[str] = frozenset(
-    {"validating", "in_progress", "finalizing", "cancelling", *TERMINAL_STATES}
-)
 
 
 class OpenAILimits(Limits):
@@ -164,67 +155,9 @@ class OpenAIProvider(BatchProvider):
 
     # -- items -----------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
-        """Reject what the chat-completions API would refuse for every model."""
-
-        def bad(message: str, field: str) -> ItemValidationError:
-            return ItemValidationError(message, line=None, field=field)
-
-        if not (item.model or model):
-            raise bad("a model is required", "model")
-        if item.kind == "embedding":
-            self._validate_embedding(item, bad)
-            return
-        clash = _STRUCTURAL_EXTRA & item.extra.keys()
-        if clash:
-            name = sorted(clash)[0]
-            raise bad(
-                f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
-            )
-        if (
-            item.max_tokens is not None
-            and {"max_tokens", "max_completion_tokens"} & item.extra.keys()
-        ):
-            raise bad("max_tokens is set both on the item and in extra", "extra")
-        for i, message in enumerate(item.messages):
-            if isinstance(message.content, list):
-                for j, part in enumerate(message.content):
-                    kind = part.get("type")
-                    if not isinstance(kind, str):
-                        raise bad("a content part needs a 'type'", f"messages[{i}].content[{j}]")
-                    # only user turns take images/audio/files; system and assistant turns are text
-                    allowed = {"system": {"text"}, "assistant": {"text", "refusal"}}.get(
-                        message.role
-                    )
-                    if allowed is not None and kind not in allowed:
-                        raise bad(
-                            f"{message.role} messages cannot hold '{kind}' parts",
-                            f"messages[{i}].content[{j}]",
-                        )
-        if isinstance(item.stop, list) and len(item.stop) > codec.MAX_STOP_SEQUENCES:
-            raise bad(f"OpenAI takes at most {codec.MAX_STOP_SEQUENCES} stop sequences", "stop")
-        if item.seed is not None and abs(item.seed) > codec.INT64_MAX:
-            raise bad("seed must fit in 64 bits", "seed")
-        rf = item.response_format
-        if rf is not None and rf.get("type") == "json_schema":
-            js = rf.get("json_schema")
-            if not isinstance(js, dict) or not _NAME_RE.match(str(js.get("name", ""))):
-                raise bad(
-                    "json_schema needs a 'name' of letters, digits, '_' or '-' (at most 64)",
-                    "response_format.json_schema.name",
-                )
-
-    @staticmethod
-    def _validate_embedding(item: BatchItem, bad: Any) -> None:
-        """An embedding item: only embeddings-body fields may go through extra."""
-        clash = _STRUCTURAL_EMBEDDING_EXTRA & item.extra.keys()
-        if clash:
-            name = sorted(clash)[0]
-            raise bad(
-                f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
-            )
-        encoding = item.extra.get("encoding_format", "float")
-        if encoding not in ("float", "base64"):
-            raise bad("encoding_format must be 'float' or 'base64'", "extra.encoding_format")
+        """Reject what the API would refuse for every model: :func:`codec.check_item`, the rules
+        the sandbox answers with."""
+        codec.check_item(item, model)
 
     def url_for(self, item: BatchItem) -> str:
         """The line ``url`` of ``item``: chat completions or embeddings."""
@@ -328,10 +261,9 @@ class OpenAIProvider(BatchProvider):
         elif batch.status == "failed":
             message = "batch failed (no reason given)"
         # a status newer than this SDK (non-strict parsing lets it through) reads as in progress
-        state: BatchState = batch.status if batch.status in _STATES else "in_progress"
         return BatchStatus(
             batch_id=batch.id,
-            state=state,
+            state=codec.batch_state(batch.status),
             total=counts.total if counts else 0,
             completed=(counts.completed or 0) if counts else 0,
             failed=(counts.failed or 0) if counts else 0,
