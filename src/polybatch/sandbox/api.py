@@ -47,6 +47,7 @@ __all__ = [
     "cursor_list",
     "cursor_page",
     "number_page",
+    "refusal",
 ]
 
 
@@ -284,8 +285,38 @@ class ProviderApi:
         f.fault_key = (self.ns, batch.serial, suffix)
         return f
 
+    def write_outputs(
+        self, batch: SandboxBatch, outputs: Sequence[tuple[str, str, list[bytes]]], **options: Any
+    ) -> dict[str, SandboxFile]:
+        """The output files of an ended batch: ``outputs`` are ``(key, suffix, lines)``, the
+        successes first, each written as ``{batch id}_{suffix}.jsonl`` (see
+        :meth:`write_output`); returns the files written, by key."""
+        written: dict[str, SandboxFile] = {}
+        for n, (key, suffix, lines) in enumerate(outputs):
+            f = self.write_output(
+                batch,
+                suffix,
+                lines,
+                successes=n == 0,
+                filename=f"{batch.id}_{suffix}.jsonl",
+                **options,
+            )
+            if f is not None:
+                written[key] = f
+        return written
+
 
 # -- helpers -------------------------------------------------------------------------------
+def refusal(parse: Callable[[], object], error: type[Exception]) -> str | None:
+    """The message of the ``error`` that ``parse()`` raises (its ``message``, else its text), or
+    None when it parses: a plugin's ``check_request_body`` on top of its codec's parser."""
+    try:
+        parse()
+    except error as exc:
+        return str(getattr(exc, "message", exc))
+    return None
+
+
 def bearer(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer TOKEN`` header, or None."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -235,7 +235,7 @@ class BatchFaultPlan:
 # -- route kinds, keys ----------------------------------------------------------------------
 class RouteKind(enum.Flag):
     """What a provider's route does, as far as faults care. Routes declare it (a create that also
-    carries the batch's input, as Anthropic's, is ``UPLOAD | CREATE``)."""
+    carries the batch's input inline is ``UPLOAD | CREATE``)."""
 
     OTHER = enum.auto()
     UPLOAD = enum.auto()

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute
 
 from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
-from polybatch.sandbox.api import BatchRequest, Outcome, RouteKind, number_page
+from polybatch.sandbox.api import BatchRequest, Outcome, RouteKind, number_page, refusal
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.sandbox.files_api import FilesApi
 
@@ -78,11 +78,7 @@ def parse_request_body(body: Mapping[str, Any], job_model: str | None = None) ->
 
 def check_request_body(body: Mapping[str, Any], job_model: str | None = None) -> str | None:
     """Why a request's ``body`` would be refused (its error line's message), or None."""
-    try:
-        parse_request_body(body, job_model)
-    except codec.WireError as exc:
-        return exc.message
-    return None
+    return refusal(lambda: parse_request_body(body, job_model), codec.WireError)
 
 
 class MistralApi(FilesApi):
@@ -345,22 +341,18 @@ class MistralApi(FilesApi):
                     body=outcome.body,
                 )
                 (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
-            result: dict[str, Any] = {}
-            for key, lines, suffix in (
-                ("output_file", ok_lines, "result"),
-                ("error_file", err_lines, "error"),
+            files = self.write_outputs(
+                job,
+                [("output_file", "result", ok_lines), ("error_file", "error", err_lines)],
+                purpose="batch",
+            )
+            for suffix, f in (
+                ("result", files.get("output_file")),
+                ("error", files.get("error_file")),
             ):
-                f = self.write_output(
-                    job,
-                    suffix,
-                    lines,
-                    successes=suffix == "result",
-                    filename=f"{job.id}_{suffix}.jsonl",
-                    purpose="batch",
-                )
                 if f is not None:
                     self.file_kinds[f.id] = (f"batch_{suffix}", "mistral")
-                    result[key] = f.id
+            result: dict[str, Any] = {key: f.id for key, f in files.items()}
             job.output = result
             return result
 

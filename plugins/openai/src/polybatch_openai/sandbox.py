@@ -27,7 +27,14 @@ from starlette.routing import BaseRoute
 
 from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
-from polybatch.sandbox.api import BatchRequest, Outcome, RouteKind, cursor_list, cursor_page
+from polybatch.sandbox.api import (
+    BatchRequest,
+    Outcome,
+    RouteKind,
+    cursor_list,
+    cursor_page,
+    refusal,
+)
 from polybatch.sandbox.engine import DAY, SandboxBatch, SandboxEngine
 from polybatch.sandbox.files_api import FilesApi
 from polybatch.sandbox.model import SYNTHETIC_MODELS
@@ -58,11 +65,7 @@ def parse_request_body(
 
 def check_request_body(body: Mapping[str, Any], endpoint: str = codec.CHAT_URL) -> str | None:
     """Why a request line's ``body`` would be refused (its error line's message), or None."""
-    try:
-        parse_request_body(body, endpoint)
-    except codec.WireError as exc:
-        return exc.message
-    return None
+    return refusal(lambda: parse_request_body(body, endpoint), codec.WireError)
 
 
 class OpenAIApi(FilesApi):
@@ -352,22 +355,13 @@ class OpenAIApi(FilesApi):
                     )
             expiry = batch.extra.get("output_expires_after") or {}
             expires_after = expiry.get("seconds") if isinstance(expiry, dict) else None
-            result: dict[str, Any] = {}
-            for key, lines, suffix in (
-                ("output_file_id", ok_lines, "output"),
-                ("error_file_id", err_lines, "error"),
-            ):
-                f = self.write_output(
-                    batch,
-                    suffix,
-                    lines,
-                    successes=suffix == "output",
-                    filename=f"{batch.id}_{suffix}.jsonl",
-                    purpose="batch_output",
-                    expires_after=int(expires_after) if expires_after else BATCH_FILE_EXPIRY,
-                )
-                if f is not None:
-                    result[key] = f.id
+            files = self.write_outputs(
+                batch,
+                [("output_file_id", "output", ok_lines), ("error_file_id", "error", err_lines)],
+                purpose="batch_output",
+                expires_after=int(expires_after) if expires_after else BATCH_FILE_EXPIRY,
+            )
+            result: dict[str, Any] = {key: f.id for key, f in files.items()}
             batch.output = result
             return result
 
