@@ -264,6 +264,22 @@ class ProviderApi:
         """``data`` as one download delivers it (an injected truncation may cut it short)."""
         return self.engine.download(fault_key, data)
 
+    def output_once(
+        self,
+        batch: SandboxBatch,
+        compute: Callable[[], dict[str, Any]],
+        *,
+        none_if_failed: bool = False,
+    ) -> dict[str, Any]:
+        """``batch.output``: what ``compute()`` makes of an ended batch (its files, its result
+        lines), made once, the first time it is asked for; ``{}`` for a batch that failed
+        validation when ``none_if_failed`` (nothing ran: no files)."""
+        with self.engine.lock:
+            if batch.output is None:
+                failed = none_if_failed and batch.errors is not None
+                batch.output = {} if failed else compute()
+            return batch.output
+
     def write_output(
         self,
         batch: SandboxBatch,

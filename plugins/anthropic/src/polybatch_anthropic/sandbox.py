@@ -86,27 +86,27 @@ class AnthropicSandbox(ProviderApi):
 
     def _outcomes(self, batch: SandboxBatch) -> list[dict[str, Any]]:
         """Every request's result line, computed once when the batch has ended."""
-        with self.engine.lock:
-            if batch.output is None:
-                now = self.engine.now()
-                state = batch.state(now)
-                done = batch.processed(now)
-                leftover = "expired" if state == "expired" else "canceled"
-                lines = []
-                for i, entry in enumerate(batch.requests):
-                    if state == "failed":
-                        result = {
-                            "type": "errored",
-                            "error": self.error_body(500, "the batch failed", type="api_error"),
-                        }
-                    elif i < done:
-                        result = batch.outcome(i)
-                    else:
-                        result = {"type": leftover}
-                    lines.append({"custom_id": entry["custom_id"], "result": result})
-                batch.output = {"lines": lines}
-            lines_out: list[dict[str, Any]] = batch.output["lines"]
-            return lines_out
+        lines: list[dict[str, Any]] = self.output_once(batch, lambda: self._lines(batch))["lines"]
+        return lines
+
+    def _lines(self, batch: SandboxBatch) -> dict[str, Any]:
+        now = self.engine.now()
+        state = batch.state(now)
+        done = batch.processed(now)
+        leftover = "expired" if state == "expired" else "canceled"
+        lines = []
+        for i, entry in enumerate(batch.requests):
+            if state == "failed":
+                result = {
+                    "type": "errored",
+                    "error": self.error_body(500, "the batch failed", type="api_error"),
+                }
+            elif i < done:
+                result = batch.outcome(i)
+            else:
+                result = {"type": leftover}
+            lines.append({"custom_id": entry["custom_id"], "result": result})
+        return {"lines": lines}
 
     def batch_view(self, batch: SandboxBatch, request: Request) -> dict[str, Any]:
         """The MessageBatch object as the API returns it."""

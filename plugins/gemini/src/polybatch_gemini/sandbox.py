@@ -238,34 +238,36 @@ class GeminiSandbox(ProviderApi):
 
     def _outcomes(self, batch: SandboxBatch) -> list[dict[str, Any]]:
         """Output entries of an ended batch (``{key, response|error}``), computed once."""
-        with self.engine.lock:
-            if batch.output is None:
-                now = self.engine.now()
-                state = batch.state(now)
-                lines: list[dict[str, Any]] = []
-                if state in _WITH_OUTPUT:
-                    done = batch.processed(now)
-                    leftover = _LEFTOVER.get(state)
-                    for i, entry in enumerate(batch.requests):
-                        outcome = batch.outcome(i) if i < done else {"error": leftover}
-                        lines.append({"key": entry["key"], **outcome})
-                batch.output = {"lines": lines}
-                f = None
-                if batch.extra.get("input_file") and state in _WITH_OUTPUT:
-                    f = self.write_output(
-                        batch,
-                        "responses",
-                        [wire.dumps(line) for line in lines],
-                        successes=False,  # Gemini's output is never missing: no fault applies
-                        filename=f"batch-{batch.id}-responses",
-                        purpose="application/jsonl",
-                        prefix="batch-",
-                        expires_after=FILE_TTL,
-                    )
-                if f is not None:
-                    batch.output["file"] = f.id
-            out: list[dict[str, Any]] = batch.output["lines"]
-            return out
+        out: list[dict[str, Any]] = self.output_once(batch, lambda: self._output(batch))["lines"]
+        return out
+
+    def _output(self, batch: SandboxBatch) -> dict[str, Any]:
+        """The entries of an ended batch, and the responses file of a file-input job."""
+        now = self.engine.now()
+        state = batch.state(now)
+        if state not in _WITH_OUTPUT:
+            return {"lines": []}
+        done = batch.processed(now)
+        leftover = _LEFTOVER.get(state)
+        lines = [
+            {"key": entry["key"], **(batch.outcome(i) if i < done else {"error": leftover})}
+            for i, entry in enumerate(batch.requests)
+        ]
+        output: dict[str, Any] = {"lines": lines}
+        if batch.extra.get("input_file"):
+            f = self.write_output(
+                batch,
+                "responses",
+                [wire.dumps(line) for line in lines],
+                successes=False,  # Gemini's output is never missing: no fault applies
+                filename=f"batch-{batch.id}-responses",
+                purpose="application/jsonl",
+                prefix="batch-",
+                expires_after=FILE_TTL,
+            )
+            if f is not None:
+                output["file"] = f.id
+        return output
 
     def _counts(self, batch: SandboxBatch, now: float) -> dict[str, str]:
         n = len(batch.requests)

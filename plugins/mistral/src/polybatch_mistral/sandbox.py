@@ -322,39 +322,36 @@ class MistralApi(FilesApi):
 
     def outputs(self, job: SandboxBatch, now: float) -> dict[str, Any]:
         """The output and error files, written once when the job is first seen terminal."""
-        with self.engine.lock:
-            if job.output is not None:
-                return job.output
-            if job.errors is not None:
-                job.output = {}  # failed validation: nothing ran, no files
-                return job.output
-            ok_lines: list[bytes] = []
-            err_lines: list[bytes] = []
-            # requests a cancelled or timed-out job never ran get no line at all
-            for i in range(job.processed(now)):
-                req: BatchRequest = job.requests[i]
-                outcome: Outcome = job.outcome(i)
-                line = codec.response_line(
-                    codec.short_hash(job.id, i, "line"),
-                    req.custom_id,
-                    status_code=outcome.status_code,
-                    body=outcome.body,
-                )
-                (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
-            files = self.write_outputs(
-                job,
-                [("output_file", "result", ok_lines), ("error_file", "error", err_lines)],
-                purpose="batch",
+        return self.output_once(job, lambda: self.write_files(job, now), none_if_failed=True)
+
+    def write_files(self, job: SandboxBatch, now: float) -> dict[str, Any]:
+        """Write an ended job's output and error files; their ids by job-object key."""
+        ok_lines: list[bytes] = []
+        err_lines: list[bytes] = []
+        # requests a cancelled or timed-out job never ran get no line at all
+        for i in range(job.processed(now)):
+            req: BatchRequest = job.requests[i]
+            outcome: Outcome = job.outcome(i)
+            line = codec.response_line(
+                codec.short_hash(job.id, i, "line"),
+                req.custom_id,
+                status_code=outcome.status_code,
+                body=outcome.body,
             )
-            for suffix, f in (
-                ("result", files.get("output_file")),
-                ("error", files.get("error_file")),
-            ):
-                if f is not None:
-                    self.file_kinds[f.id] = (f"batch_{suffix}", "mistral")
-            result: dict[str, Any] = {key: f.id for key, f in files.items()}
-            job.output = result
-            return result
+            (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
+        files = self.write_outputs(
+            job,
+            [("output_file", "result", ok_lines), ("error_file", "error", err_lines)],
+            purpose="batch",
+        )
+        for suffix, f in (
+            ("result", files.get("output_file")),
+            ("error", files.get("error_file")),
+        ):
+            if f is not None:
+                self.file_kinds[f.id] = (f"batch_{suffix}", "mistral")
+        result: dict[str, Any] = {key: f.id for key, f in files.items()}
+        return result
 
     # -- jobs: endpoints -------------------------------------------------------------------
     async def delete_job(self, request: Request) -> Response:

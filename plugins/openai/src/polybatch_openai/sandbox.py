@@ -317,53 +317,50 @@ class OpenAIApi(FilesApi):
 
     def outputs(self, batch: SandboxBatch, now: float) -> dict[str, Any]:
         """The output and error files, written once when the batch is first seen terminal."""
-        with self.engine.lock:
-            if batch.output is not None:
-                return batch.output
-            if batch.errors is not None:
-                batch.output = {}  # failed validation: nothing ran, no files
-                return batch.output
-            state = batch.state(now)
-            leftover_code = {"cancelled": "batch_cancelled", "expired": "batch_expired"}.get(state)
-            ok_lines: list[bytes] = []
-            err_lines: list[bytes] = []
-            processed = batch.processed(now)
-            for i, req in enumerate(batch.requests):
-                line_id = "batch_req_" + codec.short_hash(batch.id, i)
-                if i < processed:
-                    outcome: Outcome = batch.outcome(i)
-                    line = codec.response_line(
-                        line_id,
-                        req.custom_id,
-                        status_code=outcome.status_code,
-                        request_id="req_" + codec.short_hash(batch.id, i, "req", length=32),
-                        body=outcome.body,
-                    )
-                    (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
-                elif leftover_code:
-                    message = (
-                        "This request could not be executed before the completion window expired."
-                        if leftover_code == "batch_expired"
-                        else "This request was not executed because the batch was cancelled."
-                    )
-                    err_lines.append(
-                        wire.dumps(
-                            codec.error_line(
-                                line_id, req.custom_id, code=leftover_code, message=message
-                            )
+        return self.output_once(batch, lambda: self.write_files(batch, now), none_if_failed=True)
+
+    def write_files(self, batch: SandboxBatch, now: float) -> dict[str, Any]:
+        """Write an ended batch's output and error files; their ids by batch-object key."""
+        state = batch.state(now)
+        leftover_code = {"cancelled": "batch_cancelled", "expired": "batch_expired"}.get(state)
+        ok_lines: list[bytes] = []
+        err_lines: list[bytes] = []
+        processed = batch.processed(now)
+        for i, req in enumerate(batch.requests):
+            line_id = "batch_req_" + codec.short_hash(batch.id, i)
+            if i < processed:
+                outcome: Outcome = batch.outcome(i)
+                line = codec.response_line(
+                    line_id,
+                    req.custom_id,
+                    status_code=outcome.status_code,
+                    request_id="req_" + codec.short_hash(batch.id, i, "req", length=32),
+                    body=outcome.body,
+                )
+                (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
+            elif leftover_code:
+                message = (
+                    "This request could not be executed before the completion window expired."
+                    if leftover_code == "batch_expired"
+                    else "This request was not executed because the batch was cancelled."
+                )
+                err_lines.append(
+                    wire.dumps(
+                        codec.error_line(
+                            line_id, req.custom_id, code=leftover_code, message=message
                         )
                     )
-            expiry = batch.extra.get("output_expires_after") or {}
-            expires_after = expiry.get("seconds") if isinstance(expiry, dict) else None
-            files = self.write_outputs(
-                batch,
-                [("output_file_id", "output", ok_lines), ("error_file_id", "error", err_lines)],
-                purpose="batch_output",
-                expires_after=int(expires_after) if expires_after else BATCH_FILE_EXPIRY,
-            )
-            result: dict[str, Any] = {key: f.id for key, f in files.items()}
-            batch.output = result
-            return result
+                )
+        expiry = batch.extra.get("output_expires_after") or {}
+        expires_after = expiry.get("seconds") if isinstance(expiry, dict) else None
+        files = self.write_outputs(
+            batch,
+            [("output_file_id", "output", ok_lines), ("error_file_id", "error", err_lines)],
+            purpose="batch_output",
+            expires_after=int(expires_after) if expires_after else BATCH_FILE_EXPIRY,
+        )
+        result: dict[str, Any] = {key: f.id for key, f in files.items()}
+        return result
 
     # -- batches: endpoints ----------------------------------------------------------------
     async def list_batches(self, request: Request) -> Response:
