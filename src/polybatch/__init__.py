@@ -8,6 +8,7 @@ Plain strings in, results out::
 
 from .accounting import usage_table
 from .errors import (
+    BatchFailedError,
     BudgetExceededError,
     ConfigError,
     CredentialsError,
@@ -18,7 +19,9 @@ from .errors import (
     PolybatchError,
     PriceNotFoundError,
     PricingError,
+    ProviderConnectionError,
     ProviderError,
+    ProviderHTTPError,
     UnknownProviderError,
 )
 from .hookspecs import hookimpl
@@ -28,6 +31,7 @@ from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse
 from .runner import Job, JobStatus, arun, asubmit, jobs, run, submit
 
 __all__ = [
+    "BatchFailedError",
     "BatchItem",
     "BatchProvider",
     "BatchResult",
@@ -47,7 +51,9 @@ __all__ = [
     "PolybatchError",
     "PriceNotFoundError",
     "PricingError",
+    "ProviderConnectionError",
     "ProviderError",
+    "ProviderHTTPError",
     "SubmittedBatch",
     "UnknownProviderError",
     "Usage",

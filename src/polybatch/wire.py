@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from .errors import ProviderError
+from .errors import ProviderConnectionError
 
 T = TypeVar("T")
 
@@ -77,5 +77,7 @@ async def adecode_lines(
         try:
             result = decode(line)
         except (ValueError, TypeError) as exc:
-            raise ProviderError(f"file {file} line {number}: {exc}", provider=provider) from exc
+            raise ProviderConnectionError(
+                f"file {file} line {number}: {exc}", provider=provider
+            ) from exc
         yield result
