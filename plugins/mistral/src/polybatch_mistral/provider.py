@@ -283,7 +283,7 @@ class MistralProvider(SDKProvider[Mistral]):
             lines = wire.aiter_jsonl(response.aiter_bytes())
             while True:
                 # only the SDK's step is translated: a transport error mid-body becomes a
-                # transient ProviderError, and the runner downloads again
+                # ProviderConnectionError, and the runner downloads again
                 with self.sdk_errors(action):
                     line = await anext(lines, None)
                 if line is None:
