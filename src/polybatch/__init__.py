@@ -8,6 +8,7 @@ Plain strings in, results out::
 
 from .config import JobOptions, RequestDefaults
 from .errors import (
+    BatchFailedError,
     BudgetExceededError,
     ConfigError,
     CredentialsError,
@@ -18,7 +19,9 @@ from .errors import (
     PolybatchError,
     PriceNotFoundError,
     PricingError,
+    ProviderConnectionError,
     ProviderError,
+    ProviderHTTPError,
     UnknownProviderError,
 )
 from .hookspecs import hookimpl
@@ -28,6 +31,7 @@ from .jobs import Job, JobStatus, arun, asubmit, jobs, run, submit, usage_table
 from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
 
 __all__ = [
+    "BatchFailedError",
     "BatchItem",
     "BatchProvider",
     "BatchResult",
@@ -48,7 +52,9 @@ __all__ = [
     "PolybatchError",
     "PriceNotFoundError",
     "PricingError",
+    "ProviderConnectionError",
     "ProviderError",
+    "ProviderHTTPError",
     "RequestDefaults",
     "SubmittedBatch",
     "UnknownProviderError",

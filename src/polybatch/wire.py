@@ -17,14 +17,18 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from .errors import ItemValidationError, PolybatchError, ProviderError
+from .errors import (
+    RETRYABLE_STATUSES,
+    ItemValidationError,
+    PolybatchError,
+    ProviderConnectionError,
+)
 from .items import BatchItem, Message
 
 T = TypeVar("T")
 
 #: HTTP statuses besides 5xx worth sending again: timeout, conflict, rate limit (the same set as
 #: the official SDKs' own retry rule)
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 class WireError(PolybatchError, ValueError):
@@ -44,7 +48,7 @@ class WireError(PolybatchError, ValueError):
 
 def retryable_status(status: int) -> bool:
     """Whether a request that got this HTTP status may succeed when sent again."""
-    return status in RETRYABLE_STATUS or status >= 500
+    return status in RETRYABLE_STATUSES or status >= 500
 
 
 def short_hash(*parts: Any, length: int = 24) -> str:
@@ -175,5 +179,7 @@ async def adecode_lines(
         try:
             result = decode(line)
         except (ValueError, TypeError) as exc:
-            raise ProviderError(f"file {file} line {number}: {exc}", provider=provider) from exc
+            raise ProviderConnectionError(
+                f"file {file} line {number}: {exc}", provider=provider
+            ) from exc
         yield result
