@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..providers import BatchState
 from .faults import (
     BATCH_EXPIRE,
     BATCH_FAIL,
@@ -115,8 +116,8 @@ class SandboxBatch:
             return cap
         return min(cap, math.floor((stop - self.started_at) * self.rate + 1e-9))
 
-    def state(self, now: float) -> str:
-        """OpenAI-style state names; other providers map them onto their own."""
+    def state(self, now: float) -> BatchState:
+        """The neutral (OpenAI-style) state names; other providers map them onto their own."""
         if self.errors is not None:
             return "validating" if now < self.started_at else "failed"
         if now < self.started_at and self.cancel_requested_at is None:

@@ -33,7 +33,6 @@ from . import codec
 NAMESPACE = "anthropic"
 MAX_REQUESTS = 100_000
 MAX_BODY_BYTES = 256 * 1024 * 1024
-_ENDED = frozenset({"completed", "cancelled", "expired", "failed"})
 
 
 def check_request_body(params: Any) -> str | None:
@@ -80,9 +79,9 @@ class AnthropicSandbox(ProviderApi):
         return self.error(401, "invalid x-api-key", type="authentication_error")
 
     def _status(self, batch: SandboxBatch, now: float) -> str:
-        if batch.state(now) in _ENDED:
-            return "ended"
-        return "in_progress" if batch.cancel_requested_at is None else "canceling"
+        return codec.processing_status(
+            batch.state(now), cancel_requested=batch.cancel_requested_at is not None
+        )
 
     def _outcomes(self, batch: SandboxBatch) -> list[dict[str, Any]]:
         """Every request's result line, computed once when the batch has ended."""

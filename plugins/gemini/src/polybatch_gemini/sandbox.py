@@ -41,6 +41,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from polybatch import wire
+from polybatch.providers import TERMINAL_STATES
 from polybatch.sandbox.api import ProviderApi, RouteKind
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.tokens import count_tokens
@@ -58,17 +59,7 @@ MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
 EXPIRY_SECONDS = 48 * 3600
 #: uploaded files are deleted after 48 h
 FILE_TTL = 48 * 3600
-_STATES = {
-    "validating": "BATCH_STATE_PENDING",
-    "in_progress": "BATCH_STATE_RUNNING",
-    "finalizing": "BATCH_STATE_RUNNING",
-    "cancelling": "BATCH_STATE_RUNNING",
-    "completed": "BATCH_STATE_SUCCEEDED",
-    "failed": "BATCH_STATE_FAILED",
-    "cancelled": "BATCH_STATE_CANCELLED",
-    "expired": "BATCH_STATE_EXPIRED",
-}
-_TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
+_TERMINAL = TERMINAL_STATES
 #: ended states whose jobs carry output: one entry per request, run or not
 _WITH_OUTPUT = frozenset({"completed", "cancelled", "expired"})
 #: the status object given to requests a cancel or the expiry stopped before they ran
@@ -297,7 +288,7 @@ class GeminiSandbox(ProviderApi):
             "model": batch.extra["model"],
             "displayName": batch.metadata.get("displayName", ""),
             "inputConfig": batch.extra["input_config"],
-            "state": _STATES[state],
+            "state": codec.REPORTED_STATES[state],
             "createTime": _rfc3339(batch.created_at),
             "updateTime": _rfc3339(batch.ended_at(now) or now),
             "batchStats": self._counts(batch, now),

@@ -57,28 +57,12 @@ API_ENDPOINTS = frozenset(
 )
 #: bounds of ``timeout_hours``; Mistral documents the default (24), not the range (UNVERIFIED)
 TIMEOUT_HOURS_RANGE = (1, 168)
-#: engine (OpenAI-style) states -> Mistral job statuses
-STATUS: dict[str, str] = {
-    "validating": "QUEUED",
-    "in_progress": "RUNNING",
-    "finalizing": "RUNNING",
-    "cancelling": "CANCELLATION_REQUESTED",
-    "completed": "SUCCESS",
-    "failed": "FAILED",
-    "expired": "TIMEOUT_EXCEEDED",
-    "cancelled": "CANCELLED",
-}
-
-
-def parse_request_body(body: Mapping[str, Any], job_model: str | None = None) -> codec.ChatRequest:
-    """One request's ``body`` (the job's ``model`` fills a missing one), validated; WireError
-    says what is wrong."""
-    return codec.parse_chat_body(body, job_model=job_model)
 
 
 def check_request_body(body: Mapping[str, Any], job_model: str | None = None) -> str | None:
-    """Why a request's ``body`` would be refused (its error line's message), or None."""
-    return refusal(lambda: parse_request_body(body, job_model), codec.WireError)
+    """Why a request's ``body`` would be refused (its error line's message), or None: the
+    codec's :func:`~polybatch_mistral.codec.check_body`, the rules the adapter validates with."""
+    return refusal(lambda: codec.check_body(body, job_model=job_model), codec.WireError)
 
 
 class MistralApi(FilesApi):
@@ -254,7 +238,7 @@ class MistralApi(FilesApi):
     def run(self, req: BatchRequest, job: SandboxBatch) -> Outcome:
         """Answer one request: a 400 for invalid params, an injected 500, or a completion."""
         try:
-            chat = parse_request_body(req.body, job.extra.get("model"))
+            chat = codec.check_body(req.body, job_model=job.extra.get("model"))
         except codec.WireError as exc:
             return Outcome(400, codec.error_body(exc.message, code=exc.code, param=exc.param))
         if self.item_fails(req.custom_id, req.attempt):
@@ -310,7 +294,7 @@ class MistralApi(FilesApi):
                 for e in job.errors or []
             ],
             "outputs": None,
-            "status": STATUS[state],
+            "status": codec.STATUS[state],
             "created_at": int(job.created_at),
             "total_requests": len(job.requests),
             "completed_requests": t["ok"] + t["failed"],

@@ -54,18 +54,10 @@ BATCH_FILE_EXPIRY = 30 * DAY
 MODELS_CREATED = 1_700_000_000
 
 
-def parse_request_body(
-    body: Mapping[str, Any], endpoint: str = codec.CHAT_URL
-) -> codec.ChatRequest | codec.EmbeddingRequest:
-    """One request line's ``body`` for ``endpoint``, validated; WireError says what is wrong."""
-    if codec.is_embeddings_url(endpoint):
-        return codec.parse_embeddings_body(body)
-    return codec.parse_chat_body(body)
-
-
 def check_request_body(body: Mapping[str, Any], endpoint: str = codec.CHAT_URL) -> str | None:
-    """Why a request line's ``body`` would be refused (its error line's message), or None."""
-    return refusal(lambda: parse_request_body(body, endpoint), codec.WireError)
+    """Why a request line's ``body`` would be refused (its error line's message), or None: the
+    codec's :func:`~polybatch_openai.codec.check_body`, the rules the adapter validates with."""
+    return refusal(lambda: codec.check_body(body, url=endpoint), codec.WireError)
 
 
 class OpenAIApi(FilesApi):
@@ -209,7 +201,7 @@ class OpenAIApi(FilesApi):
     def run(self, req: BatchRequest, batch: SandboxBatch) -> Outcome:
         """Answer one request: a 400 for invalid params, an injected 500, or a completion."""
         try:
-            parsed = parse_request_body(req.body, str(batch.extra.get("endpoint", "")))
+            parsed = codec.check_body(req.body, url=str(batch.extra.get("endpoint", "")))
         except codec.WireError as exc:
             body = codec.error_body(
                 exc.message, type="invalid_request_error", code=exc.code, param=exc.param
