@@ -13,6 +13,7 @@ What the same items would cost on several providers, cheapest first, without sen
 from .compare import Comparison, Refusal, estimate
 from .config import JobOptions, RequestDefaults
 from .errors import (
+    BatchFailedError,
     BudgetExceededError,
     ConfigError,
     CredentialsError,
@@ -23,7 +24,9 @@ from .errors import (
     PolybatchError,
     PriceNotFoundError,
     PricingError,
+    ProviderConnectionError,
     ProviderError,
+    ProviderHTTPError,
     UnknownProviderError,
 )
 from .hookspecs import hookimpl
@@ -33,6 +36,7 @@ from .jobs import Job, JobStatus, arun, asubmit, jobs, run, submit, usage_table
 from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
 
 __all__ = [
+    "BatchFailedError",
     "BatchItem",
     "BatchProvider",
     "BatchResult",
@@ -54,7 +58,9 @@ __all__ = [
     "PolybatchError",
     "PriceNotFoundError",
     "PricingError",
+    "ProviderConnectionError",
     "ProviderError",
+    "ProviderHTTPError",
     "Refusal",
     "RequestDefaults",
     "SubmittedBatch",

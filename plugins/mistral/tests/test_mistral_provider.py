@@ -382,7 +382,7 @@ def test_a_lost_create_answer_makes_no_duplicate_job(
 ) -> None:
     # the job is created, then a gateway answers 502: the SDK would retry a 502 (SDK retries
     # are on here, the default), and a retried create is a second job nobody tracks
-    real = mistral_sandbox._Api.create_job
+    real = mistral_sandbox.MistralApi.create_job
     creates: list[int] = []
 
     async def create_then_502(self: Any, request: Request) -> Response:
@@ -390,7 +390,7 @@ def test_a_lost_create_answer_makes_no_duplicate_job(
         creates.append(response.status_code)
         return JSONResponse({"message": "bad gateway"}, 502) if len(creates) == 1 else response
 
-    monkeypatch.setattr(mistral_sandbox._Api, "create_job", create_then_502)
+    monkeypatch.setattr(mistral_sandbox.MistralApi, "create_job", create_then_502)
     server = make_server()  # after the patch: routes bind the handler when the server starts
     batch_items = items(4)
     job = polybatch.submit(batch_items, f"mistral:{MODEL}", sandbox=server)
