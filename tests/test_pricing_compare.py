@@ -180,3 +180,40 @@ def test_usage_by_an_unknown_key_is_one_line_and_exit_2() -> None:
     assert out.stderr.strip() == (
         "error: --by: cannot group by 'colour'; choose from provider, model, job, date"
     )
+
+
+def test_compare_with_a_budget_marks_who_would_be_refused() -> None:
+    # high ends: gpt-4o-mini 9 x 0.075 + 10 x 0.3 = 0.000003675 (under the cap);
+    # Haiku 4.5 9 x 0.5 + 10 x 2.5 = 0.0000295 (over)
+    rows = polybatch.estimate(
+        _items()[:1],
+        models=["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"],
+        limits=polybatch.JobOptions(max_cost=Decimal("0.00001")),
+    )
+    assert [(r.spec, r.over_budget) for r in rows] == [
+        ("openai:gpt-4o-mini", False),
+        ("anthropic:claude-haiku-4-5", True),
+    ]
+    out = cli(
+        "estimate",
+        str(EXAMPLES),
+        "--compare",
+        "openai:gpt-4o-mini,anthropic:claude-haiku-4-5",
+        "--max-cost",
+        "0.001",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "anthropic:claude-haiku-4-5: up to $0.003408 exceeds --max-cost $0.001" in out.stdout
+
+
+def test_prices_all_marks_the_rows_in_force() -> None:
+    rows = json.loads(
+        cli("prices", "o3", "--provider", "openai", "--all", "--format", "json").stdout
+    )
+    in_force = {(r["mode"], r["effective"]): r["in_force"] for r in rows}
+    assert in_force == {
+        ("batch", "2025-04-16"): False,
+        ("batch", "2025-06-10"): True,
+        ("standard", "2025-04-16"): False,
+        ("standard", "2025-06-10"): True,
+    }

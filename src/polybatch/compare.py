@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config as _config
-from .config import RequestDefaults
+from .config import JobLimits, RequestDefaults
 from .errors import ItemValidationError, PricingError
 from .inputs import coerce_items, read_items
 from .items import BatchItem
@@ -58,6 +58,15 @@ class Comparison:
     refused: list[Refusal] = field(default_factory=list)
     unpriced: str | None = None
     profile: str | None = None
+    #: the budget this provider's job would have (``max_cost``), if any
+    max_cost: Decimal | None = None
+
+    @property
+    def over_budget(self) -> bool:
+        """Whether a job would be refused by its ``max_cost`` (unpriced counts as over)."""
+        if self.max_cost is None:
+            return False
+        return self.batch is None or self.batch.high > self.max_cost
 
     @property
     def spec(self) -> str:
@@ -88,6 +97,7 @@ def estimate(
     models: Sequence[str],
     *,
     defaults: RequestDefaults | None = None,
+    limits: JobLimits | None = None,
     on: date | None = None,
     registry: PriceRegistry | None = None,
     **request_fields: Any,
@@ -97,14 +107,19 @@ def estimate(
     ``models`` are ``"provider:model"`` strings or profile names from polybatch.toml (the
     profile's model, defaults and provider settings apply). ``defaults`` (a
     :class:`~polybatch.config.RequestDefaults`) or ``request_fields`` (``max_tokens=256``,
-    ``system_prompt=...``) are request fields items lack, as for :func:`submit`.
+    ``system_prompt=...``) are request fields items lack, as for :func:`submit`; ``limits``
+    (``chunk_size``, ``max_cost``) as a job would have them. A row whose batch high end is above
+    ``max_cost`` says so in ``over_budget``; nothing is refused.
     ``items`` is a JSONL path or an iterable of items, dicts or prompt strings; it is read once.
     Unpriced models come last with ``unpriced`` set. Nothing is submitted; no key is needed.
     """
     if not models:
         raise ValueError("estimate() needs at least one model to compare")
     listed = list(read_items(items) if isinstance(items, str | Path) else coerce_items(items))
-    rows = [_compare_one(listed, spec, on, registry, defaults, request_fields) for spec in models]
+    rows = [
+        _compare_one(listed, spec, on, registry, defaults, limits, request_fields)
+        for spec in models
+    ]
     return sorted(rows, key=_sort_key)
 
 
@@ -114,12 +129,13 @@ def _compare_one(
     on: date | None,
     registry: PriceRegistry | None,
     defaults: RequestDefaults | None,
+    limits: JobLimits | None,
     fields: dict[str, Any],
 ) -> Comparison:
     if ":" in spec:
-        resolved = _config.resolve(model=spec, defaults=defaults, **fields)
+        resolved = _config.resolve(model=spec, defaults=defaults, limits=limits, **fields)
     else:
-        resolved = _config.resolve(profile=spec, defaults=defaults, **fields)
+        resolved = _config.resolve(profile=spec, defaults=defaults, limits=limits, **fields)
     provider = make_provider(resolved.provider, resolved.provider_settings)  # no key needed
     row = Comparison(resolved.provider, resolved.model, profile=None if ":" in spec else spec)
     reg = registry or price_registry(providers=[provider.name])
@@ -163,6 +179,7 @@ def _compare_one(
                 except PricingError as exc:
                     problems[mode] = str(exc)
     row.chunks = len(chunker.chunks)
+    row.max_cost = resolved.max_cost
     row.unpriced = problems.get("batch")
     if row.requests and "batch" not in problems:
         row.batch = batch.result()

@@ -161,8 +161,9 @@ def estimate(input_path: Path, profile: str | None, compare: str | None, **kw: A
     """Estimate what INPUT would cost at batch prices, without submitting anything."""
     if compare:
         specs = [s.strip() for s in compare.split(",") if s.strip()]
-        defaults = request_defaults(kw)
-        rows = compare_estimates(input_path, specs, defaults=defaults)
+        rows = compare_estimates(
+            input_path, specs, defaults=request_defaults(kw), limits=job_options_from(kw)
+        )
         click.echo(render_comparison(rows))
         return
     resolved = _config.resolve(
@@ -226,11 +227,12 @@ PRICE_COLUMNS: tuple[str, ...] = (
     "source",
     "checked_on",
     "origin",
+    "in_force",
 )
 UNIT = "per 1M tokens"
 
 
-def price_record(row: PriceRow, bundled: set[str]) -> dict[str, Any]:
+def price_record(row: PriceRow, bundled: set[str], in_force: bool = True) -> dict[str, Any]:
     """One price row as a flat record (rates as exact decimal strings, "" where none)."""
     rates = row.rates
     return {
@@ -257,6 +259,7 @@ def price_record(row: PriceRow, bundled: set[str]) -> dict[str, Any]:
         "source": row.source,
         "checked_on": row.checked_on.isoformat() if row.checked_on else "",
         "origin": ("bundled " if row.origin in bundled and not row.user else "user ") + row.origin,
+        "in_force": in_force,
     }
 
 
@@ -296,7 +299,8 @@ def prices(model: str | None, provider: str | None, at: Any, show_all: bool, fmt
             + ("" if show_all else f" on {day.isoformat()}")
         )
     bundled = {str(p) for p in get_registry().price_files()}
-    records = [price_record(r, bundled) for r in rows]
+    current = {id(r) for r in reg.in_force(day)}
+    records = [price_record(r, bundled, id(r) in current) for r in rows]
     if fmt == "json":
         click.echo(json.dumps(records, indent=2))
         return
@@ -304,10 +308,14 @@ def prices(model: str | None, provider: str | None, at: Any, show_all: bool, fmt
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=PRICE_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({**r, "derived": str(r["derived"]).lower()} for r in records)
+        writer.writerows(
+            {**r, "derived": str(r["derived"]).lower(), "in_force": str(r["in_force"]).lower()}
+            for r in records
+        )
         click.echo(buffer.getvalue(), nl=False)
         return
-    shown = [c for c in PRICE_COLUMNS if c not in ("unit", "source")]
+    hidden = {"unit", "source"} | (set() if show_all else {"in_force"})
+    shown = [c for c in PRICE_COLUMNS if c not in hidden]
     headers = {k: k.replace("_", " ") for k in shown}
     headers.update({k: f"{k.replace('_', ' ')} $/1M" for k in RATE_KEYS})
     t = PrettyTable([headers[c] for c in shown])
@@ -315,13 +323,9 @@ def prices(model: str | None, provider: str | None, at: Any, show_all: bool, fmt
         # the table names a bundled file by its package; CSV and JSON keep the full path
         kind, _, path = rec["origin"].partition(" ")
         short = "/".join(Path(path).parts[-2:]) if kind == "bundled" else path
+        cells = {**rec, "origin": f"{kind} {short}"}
         t.add_row(
-            [
-                "yes" if rec[c] is True else "" if rec[c] is False else rec[c]
-                for c in shown
-                if c != "origin"
-            ]
-            + [f"{kind} {short}"]
+            ["yes" if cells[c] is True else "" if cells[c] is False else cells[c] for c in shown]
         )
     in_force = "every period" if show_all else f"in force on {day.isoformat()}"
     click.echo(
@@ -378,6 +382,11 @@ def render_comparison(rows: list[Comparison]) -> str:
             lines.append(f"{row.spec} refuses {refusal.custom_id}: {refusal.reason}")
         if len(row.refused) > 5:
             lines.append(f"{row.spec} refuses {len(row.refused) - 5} more item(s)")
+        if row.over_budget and row.batch is not None:
+            lines.append(
+                f"{row.spec}: up to {usd(row.batch.high, row.batch.currency)} exceeds "
+                f"--max-cost ${row.max_cost}: a job would be refused"
+            )
     cheapest = next((r for r in rows if r.batch), None)
     if cheapest and cheapest.batch:
         lines.append(
