@@ -736,3 +736,14 @@ def test_config_rows_name_the_config_file_and_key(tmp_path: Path) -> None:
             config_file=config,
             known_providers=["anthropic"],
         )
+
+
+def test_an_explicit_cache_read_lowers_the_low_end_at_any_length(bundled: PriceRegistry) -> None:
+    item = BatchItem(
+        messages=[Message(role="user", content="Hello world")],
+        max_tokens=10,
+        extra={"cachedContent": "cachedContents/abc"},
+    )
+    est = estimate_cost([item], "gemini", "gemini-2.5-flash", bundled, default_max_tokens=1)
+    # low: 9 tokens x 0.03 (cache read) = 0.00000027; high: 9 x 0.15 + 10 x 1.25 = 0.00001385
+    assert (est.low, est.high) == (D("0.00000027"), D("0.00001385"))

@@ -15,7 +15,8 @@ least. Per request:
   thinking budget set outside it (Gemini's ``thinkingBudget``) is added;
 - **low** prices no output, and input at the cache-read rate where a cache hit is possible (a
   prompt of at least :data:`MIN_CACHEABLE_TOKENS` tokens with ``cache_control`` or on a model
-  whose provider caches by itself), else at the input rate;
+  whose provider caches by itself, or any prompt reading an explicit cache such as Gemini's
+  ``cachedContent``), else at the input rate;
 - each request is priced on its own, so a long-context tier applies to that request only.
 """
 
@@ -38,6 +39,8 @@ from .registry import Mode, PriceRegistry, PriceRow
 MIN_CACHEABLE_TOKENS = 1024
 #: keys of a thinking budget that is spent outside max_tokens (Gemini's thinkingConfig)
 _THINKING_BUDGET_KEYS = ("thinkingBudget", "thinking_budget")
+#: keys naming an explicit cache to read from (Gemini's cached content): a hit at any length
+_CACHED_CONTENT_KEYS = ("cachedContent", "cached_content")
 
 METHOD = (
     "input tokens estimated with polybatch.tokens.prompt_tokens over each item's message texts "
@@ -65,8 +68,9 @@ class Estimate:
 
 
 def cache_marks(item: BatchItem) -> set[str]:
-    """The cache TTLs an item asks for with ``cache_control`` (``"5m"``, ``"1h"``), anywhere in
-    its message parts or its ``extra`` fields."""
+    """How an item asks for caching: the TTLs of its ``cache_control`` markers (``"5m"``,
+    ``"1h"``) anywhere in its message parts or ``extra``, and ``"read"`` where ``extra`` names an
+    explicit cache to read from (Gemini's ``cachedContent``)."""
     found: set[str] = set()
     for node in _walk([*(m.content for m in item.messages), item.extra]):
         mark = node.get("cache_control")
@@ -74,6 +78,8 @@ def cache_marks(item: BatchItem) -> set[str]:
             found.add("1h" if mark.get("ttl") == "1h" else "5m")
         elif mark is not None:
             found.add("5m")
+    if any(node.get(key) for node in _walk([item.extra]) for key in _CACHED_CONTENT_KEYS):
+        found.add("read")
     return found
 
 
@@ -138,7 +144,7 @@ def request_bounds(
     if "1h" in marks and rates.cache_write_1h_rate > dearest:
         high = Usage(cache_write_1h_tokens=n_in, output_tokens=n_out)
     low = Usage(input_tokens=n_in)
-    cacheable = (marks or automatic) and n_in >= MIN_CACHEABLE_TOKENS
+    cacheable = "read" in marks or ((marks or automatic) and n_in >= MIN_CACHEABLE_TOKENS)
     if cacheable and rates.cached_input_rate < rates.input:
         low = Usage(cached_input_tokens=n_in)
     return Bounds(n_in, n_out, low, high)
