@@ -747,3 +747,23 @@ def test_an_explicit_cache_read_lowers_the_low_end_at_any_length(bundled: PriceR
     est = estimate_cost([item], "gemini", "gemini-2.5-flash", bundled, default_max_tokens=1)
     # low: 9 tokens x 0.03 (cache read) = 0.00000027; high: 9 x 0.15 + 10 x 1.25 = 0.00001385
     assert (est.low, est.high) == (D("0.00000027"), D("0.00001385"))
+
+
+def test_submit_refuses_a_config_that_prices_an_unknown_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polybatch import submit
+    from polybatch.pricing import price_registry
+
+    config = tmp_path / "polybatch.toml"
+    config.write_text(
+        '[[prices.model]]\nprovider = "OpenAI"\nname = "gpt-4o-mini"\n'
+        'batch = { input = "0.01", output = "0.02" }\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    try:
+        with pytest.raises(ConfigError, match=r"polybatch.toml \[prices\]: key 'prices.model\[1\]"):
+            submit(["Hello"], "openai:gpt-4o-mini", start=False, api_key="sk-test")
+    finally:
+        config.unlink()
+        price_registry(reload=True)

@@ -57,9 +57,13 @@ __all__ = [
 _FAMILY = re.compile(r"^[A-Za-z]+")
 
 
-class PriceTargetError(ConfigError, PricingError):
+class PriceTargetError(ConfigError):
     """A user's price row names a provider or model family polybatch does not know (a typo such
-    as ``"OpenAI"`` for ``"openai"`` would otherwise never take effect)."""
+    as ``"OpenAI"`` for ``"openai"`` would otherwise never take effect).
+
+    A ConfigError, not a PricingError: submitting refuses to start (exit code 2) rather than
+    running without an estimate, as it does when a model merely has no price.
+    """
 
 
 def model_family(model: str) -> str:
