@@ -767,3 +767,79 @@ def test_submit_refuses_a_config_that_prices_an_unknown_provider(
     finally:
         config.unlink()
         price_registry(reload=True)
+
+
+# -- figures a person can read ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown", "dollars"),
+    [
+        ("0.000047", "0.000047", "$0.000047"),  # not 0.0000
+        ("0.0000375", "0.0000375", "$0.0000375"),
+        ("0.0307125", "0.03071", "$0.030713"),  # 4 significant digits; $ keeps 6 decimals
+        ("1234.5678", "1234.57", "$1234.5678"),  # whole digits are never rounded away
+        ("0", "0.00", "$0.000000"),
+    ],
+)
+def test_money_keeps_enough_significant_digits(amount: str, shown: str, dollars: str) -> None:
+    from polybatch.pricing import show_money, usd
+
+    assert show_money(D(amount)) == shown
+    assert usd(D(amount)) == dollars
+
+
+def test_usage_tables_show_small_costs_and_name_the_currency(bundled: PriceRegistry) -> None:
+    import json
+
+    from polybatch.items import BatchResult
+    from polybatch.pricing import render_table, usage_rows
+
+    result = BatchResult(
+        custom_id="x",
+        status="succeeded",
+        provider="openai",
+        model="gpt-4o-mini",
+        usage=Usage(input_tokens=100, output_tokens=100),
+    )
+    rows = usage_rows([(result, "job-1", TODAY)], bundled)
+    # 100 x 0.075 + 100 x 0.3 = 0.0000375 batch; 100 x 0.15 + 100 x 0.6 = 0.000075 standard
+    table = render_table(rows)
+    line = next(line for line in table.splitlines() if "gpt-4o-mini" in line)
+    assert "0.0000375" in line and "0.000075" in line and "USD" in line
+    assert "Currency" in table.splitlines()[1]
+    data = json.loads(render_table(rows, "json"))
+    assert (data[0]["batch_cost_usd"], data[0]["currency"]) == ("0.0000375", "USD")
+    assert data[-1]["saving_usd"] == "0.0000375"  # exact, no rounding unless asked
+
+
+def test_a_price_row_may_name_its_currency(tmp_path: Path) -> None:
+    from polybatch.errors import PricingError
+    from polybatch.items import BatchResult
+    from polybatch.pricing import describe_estimate, usage_rows
+
+    reg = _with_user(
+        tmp_path,
+        '[[model]]\nprovider = "mistral"\nname = "mistral-small-latest"\ncurrency = "EUR"\n'
+        'batch = { input = "0.04", output = "0.12" }\n',
+    )
+    price = reg.price("mistral", "mistral-small-latest", "batch", TODAY)
+    assert price.currency == "EUR"
+    item = BatchItem(messages=[Message(role="user", content="Hello world")], max_tokens=10)
+    est = estimate_cost([item], "mistral", "mistral-small-latest", reg, default_max_tokens=1)
+    # 9 x 0.04 + 10 x 0.12 = 0.00000156 EUR
+    assert (est.high, est.currency) == (D("0.00000156"), "EUR")
+    assert "0.00000156 EUR" in describe_estimate(est)
+    # one table cannot add euros to dollars
+    records = [
+        (
+            BatchResult(
+                custom_id=p, status="succeeded", provider=p, model=m, usage=Usage(input_tokens=10)
+            ),
+            "job",
+            TODAY,
+        )
+        for p, m in (("mistral", "mistral-small-latest"), ("openai", "gpt-4o-mini"))
+    ]
+    with pytest.raises(PricingError, match=r"different currencies: EUR .* USD"):
+        usage_rows(records, reg)
