@@ -110,21 +110,32 @@ def estimate(
     ``system_prompt=...``) are request fields items lack, as for :func:`submit`; ``limits``
     (``chunk_size``, ``max_cost``) as a job would have them. A row whose batch high end is above
     ``max_cost`` says so in ``over_budget``; nothing is refused.
-    ``items`` is a JSONL path or an iterable of items, dicts or prompt strings; it is read once.
+    ``items`` is a JSONL path (streamed again for each model, so a large file is never held in
+    memory) or an iterable of items, dicts or prompt strings (kept in a list).
     Unpriced models come last with ``unpriced`` set. Nothing is submitted; no key is needed.
     """
     if not models:
         raise ValueError("estimate() needs at least one model to compare")
-    listed = list(read_items(items) if isinstance(items, str | Path) else coerce_items(items))
+    if isinstance(items, str | Path):
+        path = items
+
+        def stream() -> Iterable[BatchItem]:
+            return read_items(path)
+    else:
+        listed = list(coerce_items(items))
+
+        def stream() -> Iterable[BatchItem]:
+            return listed
+
     rows = [
-        _compare_one(listed, spec, on, registry, defaults, limits, request_fields)
+        _compare_one(stream(), spec, on, registry, defaults, limits, request_fields)
         for spec in models
     ]
     return sorted(rows, key=_sort_key)
 
 
 def _compare_one(
-    items: list[BatchItem],
+    items: Iterable[BatchItem],
     spec: str,
     on: date | None,
     registry: PriceRegistry | None,
