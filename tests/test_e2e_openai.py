@@ -18,7 +18,7 @@ import pytest
 
 import polybatch
 from polybatch import Job, submit
-from polybatch.errors import CredentialsError, InputError
+from polybatch.errors import CredentialsError, InputError, ItemValidationError
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch.testing import SANDBOX_KEY
 
@@ -101,20 +101,20 @@ def test_failed_lines_come_back_as_errored_results(
     assert [r.custom_id for r in job.results("failed")] == [r.custom_id for r in errored]
 
 
-def test_invalid_params_passed_through_extra_are_permanent_errors(
+def test_invalid_params_passed_through_extra_are_refused_before_upload(
     sandbox_server: SandboxServer,
 ) -> None:
+    """The adapter validates with the very rules the API (and the sandbox) answer with, so a
+    body the provider would refuse with a 400 is refused while planning, naming the field,
+    and nothing is uploaded (before 0.2 it went out and came back as a permanent item error)."""
     items = [
         {"custom_id": "ok", "prompt": "fine"},
         {"custom_id": "bad", "prompt": "x", "extra": {"max_completion_tokens": -5}},
     ]
-    results = {
-        r.custom_id: r for r in polybatch.run(items, MODEL, sandbox=sandbox_server, poll_min=0.02)
-    }
-    assert results["ok"].ok
-    bad = results["bad"]
-    assert bad.status == "errored" and bad.error is not None
-    assert bad.error.status_code == 400 and not bad.error.retryable
+    with pytest.raises(ItemValidationError) as info:
+        polybatch.run(items, MODEL, sandbox=sandbox_server, poll_min=0.02)
+    assert info.value.field == "extra.max_completion_tokens"
+    assert not sandbox_server.engine.batches and not sandbox_server.engine.files
 
 
 def test_multi_chunk_job_with_bounded_in_flight(
