@@ -38,14 +38,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from .errors import ConfigError, InputError, ItemValidationError, ProviderError
-from .hookspecs import hookimpl
-from .items import BatchItem, BatchResult, ItemError, Message
-from .plugins import PluginRegistry, get_registry, reset_registry
-from .providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, Limits, SubmittedBatch
-from .sandbox import SandboxEngine, SandboxServer
-from .sandbox.engine import DAY
-from .tokens import count_tokens, prompt_tokens
+from ..errors import ConfigError, InputError, ItemValidationError, ProviderError
+from ..hookspecs import hookimpl
+from ..items import BatchItem, BatchResult, ItemError, Message
+from ..plugins import PluginRegistry, get_registry, reset_registry
+from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, Limits, SubmittedBatch
+from ..sandbox import SandboxEngine, SandboxServer
+from ..sandbox.engine import DAY
+from ..tokens import count_tokens, prompt_tokens
 
 #: the key every conformance sandbox requires
 CONFORMANCE_KEY = "sk-polybatch-conformance-0123456789"
@@ -325,7 +325,7 @@ class ProviderConformance:
 
     def test_item_errors(self, tmp_path: Path) -> None:
         """Per-request server errors are ``errored`` results with a retryable ItemError."""
-        from .sandbox import Faults
+        from ..sandbox import Faults
 
         items = self.make_items(self.batch_size)
         with self.serve(faults=Faults(item_error_rate=1.0)) as server:
@@ -502,7 +502,7 @@ class ProviderConformance:
         provider = self.provider_class(api_key="unused", settings=dict(self.provider_settings))
         with pytest.raises(ItemValidationError):
             provider.validate_item(bad, bad.model or self.model)
-        from . import runner
+        from polybatch import runner
 
         with self.serve() as server, self.registered():
             with pytest.raises(InputError):
@@ -517,7 +517,7 @@ class ProviderConformance:
     # -- through the real runner ---------------------------------------------------------------
     def test_split_through_the_runner(self) -> None:
         """chunk_size k over n items: ceil(n/k) provider batches, every result in input order."""
-        from . import runner
+        from polybatch import runner
 
         n, k = 7, 3
         items = self.make_items(n)
