@@ -180,6 +180,7 @@ def test_forgets_isolation():
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("isolation", [False, True])
 def test_the_guard_fails_a_run_that_wrote_into_the_real_home(
     pytester: pytest.Pytester, polybatch_home: Path, isolation: bool

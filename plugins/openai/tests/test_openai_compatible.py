@@ -135,6 +135,7 @@ def test_factory_validation() -> None:
         compatible_provider("x", {**ok, "completion_windows": []})
 
 
+@pytest.mark.slow
 def test_cli_lists_and_runs_a_configured_provider(tmp_path: Path, polybatch_home: Path) -> None:
     (polybatch_home.parent / "polybatch.toml").write_text(MYLAB)
     env = {**os.environ, "MYLAB_API_KEY": "k"}
