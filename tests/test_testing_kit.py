@@ -49,8 +49,8 @@ def test_fake_arrives_through_the_cores_own_entry_point() -> None:
 def test_fake_replies_are_deterministic_and_counted(tmp_path: Path) -> None:
     items = make_items(4, max_tokens=30)
     first, second = fake(), fake()
-    a = submit_items(first, items, tmp_path / "a.jsonl", model="echo")
-    b = submit_items(second, items, tmp_path / "b.jsonl", model="echo")
+    a = submit_items(first, items, tmp_path, model="echo", name="a.jsonl")
+    b = submit_items(second, items, tmp_path, model="echo", name="b.jsonl")
     assert first.poll(a.batch_id).state == "completed"
     got_a, got_b = by_id(first.results(a.batch_id)), by_id(second.results(b.batch_id))
     assert set(got_a) == {"c0", "c1", "c2", "c3"}
@@ -72,7 +72,7 @@ def test_fake_outcomes_are_scripted_by_argument_setting_or_marker(tmp_path: Path
     seen: dict[str, dict[str, str]] = {}
     states: dict[str, str] = {}
     for label, provider in (("arg", by_arg), ("setting", by_setting), ("call", by_callable)):
-        sub = submit_items(provider, items, tmp_path / f"{label}.jsonl", model="echo")
+        sub = submit_items(provider, items, tmp_path, model="echo", name=f"{label}.jsonl")
         states[label] = provider.poll(sub.batch_id).state
         seen[label] = {r.custom_id: r.status for r in provider.results(sub.batch_id)}
     marked = {"q-fake-error-0": "errored", "q-fake-expire-0": "expired"}
@@ -86,9 +86,7 @@ def test_fake_outcomes_are_scripted_by_argument_setting_or_marker(tmp_path: Path
 
 def test_fake_polls_cancel_and_find_batch(tmp_path: Path) -> None:
     provider = fake(polls=2)
-    sub = submit_items(
-        provider, make_items(3), tmp_path / "a.jsonl", model="echo", metadata={"job": "j1"}
-    )
+    sub = submit_items(provider, make_items(3), tmp_path, model="echo", metadata={"job": "j1"})
     assert provider.find_batch({"job": "j1"}) == sub.batch_id
     assert provider.find_batch({"job": "j2"}) is None
     assert provider.poll(sub.batch_id).state == "in_progress"
@@ -143,7 +141,7 @@ def test_polybatch_sandbox_serves_named_providers(
     assert sandbox.providers == ("openai",) and sandbox.engine.rate == 1000.0
     provider = sandbox.provider("openai", max_retries=0)
     assert provider.settings["max_retries"] == 0
-    sub = submit_items(provider, make_items(2), tmp_path / "in.jsonl", model="gpt-4o-mini")
+    sub = submit_items(provider, make_items(2), tmp_path, model="gpt-4o-mini")
     assert provider.poll(sub.batch_id).state == "completed"
     assert sorted(by_id(provider.results(sub.batch_id))) == ["c0", "c1"]
 

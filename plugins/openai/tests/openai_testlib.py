@@ -3,52 +3,33 @@ provider and an SDK client pointed at a sandbox (a uniquely named module, not a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
+from functools import partial
 
 import openai
 
-from polybatch.items import BatchItem
-from polybatch.providers import BatchProvider, SubmittedBatch
 from polybatch.sandbox import SandboxServer
-from polybatch.testing import by_id, make_items, wait_terminal, write_lines
-from polybatch.testing import submit_items as _submit
+from polybatch.testing import by_id as by_id
+from polybatch.testing import make_items
+from polybatch.testing import submit_items as _submit_items
+from polybatch.testing import wait_terminal as wait_terminal
+from polybatch.testing import write_lines as write_lines
 from polybatch_openai.provider import OpenAIProvider
 
 KEY = "sk-sandbox-test-key-0123456789"
 MODEL = "gpt-4o-mini"
 
 ServerFactory = Callable[..., SandboxServer]
-#: the generic helpers under the names this plugin's tests use
+#: ``submit_items(provider, items, tmp_path, metadata=..., name=...)`` on this plugin's model
+submit_items = partial(_submit_items, model=MODEL)
+#: the generic items helper under the name these tests use
 items = make_items
-__all__ = [
-    "KEY",
-    "MODEL",
-    "ServerFactory",
-    "by_id",
-    "items",
-    "submit_items",
-    "wait_terminal",
-    "write_lines",
-]
 
 
 def provider_for(server: SandboxServer, *, api_key: str = KEY) -> OpenAIProvider:
     """The provider pointed at ``server`` (no SDK retries: tests want the first answer)."""
     settings = OpenAIProvider.sandbox_settings(server.url, api_key)
     return OpenAIProvider(**settings, settings={"max_retries": 0})
-
-
-def submit_items(
-    provider: BatchProvider,
-    batch_items: Sequence[BatchItem],
-    tmp_path: Path,
-    *,
-    metadata: dict[str, str] | None = None,
-    name: str = "chunk.jsonl",
-) -> SubmittedBatch:
-    """encode -> write ``tmp_path / name`` -> submit, on this plugin's test model."""
-    return _submit(provider, batch_items, tmp_path / name, model=MODEL, metadata=metadata)
 
 
 def inspector(provider: OpenAIProvider) -> openai.OpenAI:

@@ -220,6 +220,18 @@ class ProviderConformance:
             out[user_id] = r
         return out
 
+    def round_trip_ids(self, ids: Sequence[str], tmp_path: Path) -> dict[str, BatchResult]:
+        """One batch of items with these ids, through a sandbox: the results by user id."""
+        items = [
+            item.model_copy(update={"custom_id": cid})
+            for item, cid in zip(self.make_items(len(ids)), ids, strict=True)
+        ]
+        with self.serve() as server:
+            provider = self.connect(server)
+            submitted = self.submit_items(provider, items, tmp_path)
+            self.wait_terminal(provider, server.engine, submitted.batch_id)
+            return self.collect(provider, submitted.batch_id, items)
+
     def refuse_sync_sdk(
         self, monkeypatch: pytest.MonkeyPatch, *, blocking_api: bool = False
     ) -> None:
@@ -491,15 +503,7 @@ class ProviderConformance:
 
     def test_awkward_ids_round_trip(self, tmp_path: Path) -> None:
         """Ids outside the provider's id rules come back, through wire_custom_id, as sent."""
-        items = [
-            item.model_copy(update={"custom_id": cid})
-            for item, cid in zip(self.make_items(len(AWKWARD_IDS)), AWKWARD_IDS, strict=True)
-        ]
-        with self.serve() as server:
-            provider = self.connect(server)
-            submitted = self.submit_items(provider, items, tmp_path)
-            self.wait_terminal(provider, server.engine, submitted.batch_id)
-            results = self.collect(provider, submitted.batch_id, items)
+        results = self.round_trip_ids(AWKWARD_IDS, tmp_path)
         assert set(results) == set(AWKWARD_IDS)
         assert all(r.ok for r in results.values())
 
@@ -691,15 +695,7 @@ class ProviderConformance:
         """U+2028 and U+0085 are line breaks to str.splitlines (and httpx's iter_lines), not to
         JSONL: ids holding them come back whole."""
         weird = ["a\u2028b", "c\x85d", "ünï"]
-        items = [
-            item.model_copy(update={"custom_id": cid})
-            for item, cid in zip(self.make_items(len(weird)), weird, strict=True)
-        ]
-        with self.serve() as server:
-            provider = self.connect(server)
-            submitted = self.submit_items(provider, items, tmp_path)
-            self.wait_terminal(provider, server.engine, submitted.batch_id)
-            assert sorted(self.collect(provider, submitted.batch_id, items)) == sorted(weird)
+        assert sorted(self.round_trip_ids(weird, tmp_path)) == sorted(weird)
 
     def test_faults_are_reproducible_and_retries_redraw(self, tmp_path: Path) -> None:
         """Same seed, same requests: same failures; resubmitting the failures is a new draw."""

@@ -32,14 +32,16 @@ def write_lines(path: Path, lines: Iterable[bytes]) -> Path:
 def submit_items(
     provider: BatchProvider,
     items: Sequence[BatchItem],
-    path: Path,
+    directory: Path,
     *,
     model: str,
     metadata: dict[str, str] | None = None,
+    name: str = "chunk.jsonl",
 ) -> SubmittedBatch:
-    """encode -> a lines file at ``path`` -> submit."""
+    """encode -> a lines file ``directory / name`` -> submit."""
     lines = [provider.encode(item, item.model or model) for item in items]
-    return provider.submit(write_lines(path, lines), model=model, metadata=metadata or {})
+    path = write_lines(directory / name, lines)
+    return provider.submit(path, model=model, metadata=metadata or {})
 
 
 def wait_terminal(
