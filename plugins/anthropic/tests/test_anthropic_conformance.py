@@ -22,3 +22,5 @@ class TestAnthropicConformance(ProviderConformance):
     # it uploads no files: nothing to clean up
     lifecycle_defaults = ("cleanup",)
     sync_sdk_seams = ((anthropic.Anthropic, "__init__"),)
+    client_attribute = "aclient"
+    client_class = anthropic.AsyncAnthropic

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from google.genai import _api_client
+from google.genai.client import AsyncClient
 
 from polybatch.items import BatchItem
 from polybatch_gemini.provider import GeminiProvider
@@ -47,3 +48,5 @@ class TestGeminiConformance(ProviderConformance):  # type: ignore[misc, valid-ty
     missing_batch_id = "batches/missing"
     # its sandbox keys item faults by the batch name, which is random: not the same on two runs
     faults_reproducible = False
+    client_attribute = "client"
+    client_class = AsyncClient

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mistralai.client import Mistral
 from mistralai.client.basesdk import BaseSDK
 
 from polybatch.items import BatchItem
@@ -28,3 +29,5 @@ class TestMistralConformance(ProviderConformance):
     missing_batch_id = "job-missing"
     # the SDK reads the key from MISTRAL_API_KEY but no base URL from the environment
     base_url_from_env = False
+    client_attribute = "aclient"
+    client_class = Mistral

@@ -21,3 +21,5 @@ class TestAzureConformance(ProviderConformance):
     lifecycle = "async"
     sync_sdk_seams = ((openai.OpenAI, "__init__"), (openai.AzureOpenAI, "__init__"))
     missing_batch_id = "batch_missing"
+    client_attribute = "client"
+    client_class = openai.AsyncOpenAI

@@ -14,20 +14,6 @@ from polybatch_openai.azure import AzureProvider
 from polybatch_openai.provider import OpenAIProvider
 
 
-def test_one_async_client_per_event_loop(server: SandboxServer) -> None:
-    provider = provider_for(server)
-
-    async def client_used() -> openai.AsyncOpenAI:
-        await asyncio.sleep(0)
-        client = provider.client
-        assert provider.client is client, "the same loop reuses its client"
-        return client
-
-    first = asyncio.run(client_used())
-    second = asyncio.run(client_used())
-    assert isinstance(first, openai.AsyncOpenAI) and first is not second
-
-
 def test_aclose_closes_the_loops_client(server: SandboxServer) -> None:
     provider = provider_for(server)
 

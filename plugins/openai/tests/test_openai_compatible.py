@@ -193,3 +193,5 @@ class TestGroqConformance(ProviderConformance):
     # docstring says <NAME>_BASE_URL overrides, but base_url_env is None so it is never read;
     # set this back to True once OpenAICompatibleProvider reads it
     base_url_from_env = False
+    client_attribute = "client"
+    client_class = openai.AsyncOpenAI

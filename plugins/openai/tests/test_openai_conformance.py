@@ -25,3 +25,5 @@ class TestOpenAIConformance(ProviderConformance):
     lifecycle = "async"
     sync_sdk_seams = ((openai.OpenAI, "__init__"),)
     missing_batch_id = "batch_missing"
+    client_attribute = "client"
+    client_class = openai.AsyncOpenAI

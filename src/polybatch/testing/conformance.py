@@ -126,6 +126,11 @@ class ProviderConformance:
     #: whether the sandbox draws item faults from the seed and the request sequence only (the
     #: same failures on two sandboxes); False: only the redraw on resubmission is checked
     faults_reproducible: ClassVar[bool] = True
+    #: the attribute handing out the SDK client of the running event loop (e.g. ``"client"``);
+    #: None: the per-loop client test skips
+    client_attribute: ClassVar[str | None] = None
+    #: the class that client is (checked when given)
+    client_class: ClassVar[type[Any] | None] = None
     #: a batch id of the provider's shape that the sandbox does not hold
     missing_batch_id: ClassVar[str] = "batch-that-does-not-exist"
 
@@ -650,6 +655,42 @@ class ProviderConformance:
         assert [r.custom_id for r in results] == ["item-1", "item-2", "item-3"]
         assert all(r.ok and r.text for r in results), results
         assert ticks > 0, "the loop stayed free while the job ran"
+
+    def test_one_client_per_event_loop(self) -> None:
+        """Each loop gets its own SDK client (a connection pool is bound to its loop), reused on
+        that loop; after ``aclose`` a new one is built, and works."""
+        attribute = self.client_attribute
+        if attribute is None:
+            pytest.skip("client_attribute not given")
+
+        with self.serve() as server:
+            provider = self.connect(server)
+
+            async def client_used() -> Any:
+                await asyncio.sleep(0)
+                client = getattr(provider, attribute)
+                assert getattr(provider, attribute) is client, "the same loop reuses its client"
+                return client
+
+            first, second = asyncio.run(client_used()), asyncio.run(client_used())
+            assert first is not second, "another loop, another client"
+            if self.client_class is not None:
+                assert isinstance(first, self.client_class), type(first)
+
+            async def close_and_rebuild() -> None:
+                await provider.aclose()  # nothing built on this loop yet: nothing to do
+                client = getattr(provider, attribute)
+                await provider.aclose()
+                assert getattr(provider, attribute) is not client, (
+                    "a closed client is not handed out again"
+                )
+                with pytest.raises(ProviderError) as info:
+                    await provider.apoll(self.missing_batch_id)
+                assert info.value.status_code == 404, info.value
+                await provider.aclose()
+                await provider.aclose()  # twice: harmless
+
+            asyncio.run(close_and_rebuild())
 
     def test_missing_key_is_a_credentials_error(self) -> None:
         """No key anywhere: the first call names the variable to set."""
