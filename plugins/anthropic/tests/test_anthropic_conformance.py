@@ -24,3 +24,4 @@ class TestAnthropicConformance(ProviderConformance):
     sync_sdk_seams = ((anthropic.Anthropic, "__init__"),)
     client_attribute = "aclient"
     client_class = anthropic.AsyncAnthropic
+    faults_reproducible = True

@@ -46,7 +46,5 @@ class TestGeminiConformance(ProviderConformance):  # type: ignore[misc, valid-ty
         )
     )
     missing_batch_id = "batches/missing"
-    # its sandbox keys item faults by the batch name, which is random: not the same on two runs
-    faults_reproducible = False
     client_attribute = "client"
     client_class = AsyncClient

@@ -27,7 +27,6 @@ class TestMistralConformance(ProviderConformance):
     # every sync SDK method sends through BaseSDK.do_request; the *_async ones do not
     sync_sdk_seams = ((BaseSDK, "do_request"),)
     missing_batch_id = "job-missing"
-    # the SDK reads the key from MISTRAL_API_KEY but no base URL from the environment
-    base_url_from_env = False
     client_attribute = "aclient"
     client_class = Mistral
+    faults_reproducible = True

@@ -23,3 +23,4 @@ class TestAzureConformance(ProviderConformance):
     missing_batch_id = "batch_missing"
     client_attribute = "client"
     client_class = openai.AsyncOpenAI
+    faults_reproducible = True

@@ -195,3 +195,4 @@ class TestGroqConformance(ProviderConformance):
     base_url_from_env = False
     client_attribute = "client"
     client_class = openai.AsyncOpenAI
+    faults_reproducible = True

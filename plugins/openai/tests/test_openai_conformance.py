@@ -27,3 +27,4 @@ class TestOpenAIConformance(ProviderConformance):
     missing_batch_id = "batch_missing"
     client_attribute = "client"
     client_class = openai.AsyncOpenAI
+    faults_reproducible = True
