@@ -33,7 +33,7 @@ KEY = "bench-key"
 POLYBATCH = """
 import resource, sys, time
 from pathlib import Path
-from polybatch.runner import submit
+from polybatch import submit
 start = time.perf_counter()
 job = submit(Path(sys.argv[1]), "openai:gpt-4o-mini", new=True)
 job.wait(poll_min=0.2, poll_max=0.5)
@@ -45,7 +45,7 @@ print(n, f"{time.perf_counter() - start:.2f}", resource.getrusage(resource.RUSAG
 POLYBATCH_ASYNC = """
 import asyncio, resource, sys, time
 from pathlib import Path
-from polybatch.runner import asubmit
+from polybatch import asubmit
 
 async def main():
     job = await asubmit(Path(sys.argv[1]), "openai:gpt-4o-mini", new=True)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from polybatch.accounting import usage_table
+from polybatch import Job, submit, usage_table
 from polybatch.errors import BudgetExceededError
 from polybatch.pricing import UnpricedWarning
-from polybatch.runner import Job, submit
 from polybatch.sandbox import SandboxServer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "requests.jsonl"
@@ -79,7 +78,7 @@ source = "test override"
 """
     )
     monkeypatch.chdir(tmp_path)
-    from polybatch.accounting import price_registry
+    from polybatch.pricing import price_registry
 
     price_registry(reload=True)
     try:

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import pytest
 
 import polybatch
-from polybatch import portal
+from polybatch import portal, sdk
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import (
     LIFECYCLE_PAIRS,
@@ -257,7 +257,7 @@ def test_an_adapter_with_neither_side_is_refused_when_defined() -> None:
 
 def test_per_loop_objects_are_kept_per_loop() -> None:
     made: list[object] = []
-    per_loop: portal.PerLoop[object] = portal.PerLoop(lambda: made.append(object()) or made[-1])
+    per_loop: sdk.PerLoop[object] = sdk.PerLoop(lambda: made.append(object()) or made[-1])
 
     async def get_twice() -> object:
         first = per_loop.get()
@@ -287,9 +287,9 @@ def test_per_loop_closes_what_it_built() -> None:
         built.append(_Resource())
         return built[-1]
 
-    per_loop: portal.PerLoop[_Resource] = portal.PerLoop(make, close=lambda r: r.close())
+    per_loop: sdk.PerLoop[_Resource] = sdk.PerLoop(make, close=lambda r: r.close())
 
-    async def use_and_close(pl: portal.PerLoop[_Resource]) -> None:
+    async def use_and_close(pl: sdk.PerLoop[_Resource]) -> None:
         pl.get()
         await pl.aclose()
         await pl.aclose()  # nothing left: harmless
@@ -297,7 +297,7 @@ def test_per_loop_closes_what_it_built() -> None:
     asyncio.run(use_and_close(per_loop))
     assert built[0].closed_on == threading.main_thread().name
 
-    async def use(pl: portal.PerLoop[_Resource]) -> _Resource:
+    async def use(pl: sdk.PerLoop[_Resource]) -> _Resource:
         return pl.get()
 
     left_open = asyncio.run(use(per_loop))  # a user loop that never closed its client

@@ -14,7 +14,7 @@ import pytest
 from polybatch import config
 from polybatch.errors import ConfigError, UnknownProviderError
 from polybatch.items import BatchItem
-from polybatch.planner import apply_defaults
+from polybatch.jobs.planner import apply_defaults
 
 TOML = """
 default_profile = "cheap"

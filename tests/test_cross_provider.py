@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from polybatch.accounting import usage_table
-from polybatch.runner import Job, submit
+from polybatch import Job, submit, usage_table
 from polybatch.sandbox import SandboxServer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "requests.jsonl"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import polybatch
+from polybatch import Job, submit
 from polybatch.errors import CredentialsError, InputError
-from polybatch.runner import Job, submit
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch.testing import SANDBOX_KEY
 

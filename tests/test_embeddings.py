@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from polybatch.accounting import job_cost, price_registry
+from polybatch import Job, submit
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, Message
-from polybatch.runner import Job, submit
+from polybatch.jobs.costs import job_cost
+from polybatch.pricing import price_registry
 from polybatch.sandbox import SandboxServer
 from polybatch.sandbox.model import SyntheticModel
 from polybatch.tokens import count_tokens

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
+from polybatch import submit
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, Message
 from polybatch.plugins import get_registry
-from polybatch.runner import submit
 from polybatch.sandbox import SandboxServer
 
 EMBED = "text-embedding-3-small"

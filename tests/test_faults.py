@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from polybatch import Job, submit
 from polybatch.cli import cli
 from polybatch.items import BatchResult
-from polybatch.runner import Job, submit
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch.sandbox.faults import route_key, truncate_mid_line
 

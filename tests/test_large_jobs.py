@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from polybatch.runner import Job, submit
+from polybatch import Job, submit
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch.testing import SANDBOX_KEY
 
@@ -211,7 +211,7 @@ def test_resume_command_continues_a_submitted_job(
 _MEASURE = """
 import resource, sys
 from pathlib import Path
-from polybatch.runner import submit
+from polybatch import submit
 job = submit(Path(sys.argv[1]), "openai:gpt-4o-mini", chunk_size=int(sys.argv[2]))
 job.wait(poll_min=0.02, poll_max=0.2, timeout=600)
 n = sum(1 for _ in job.results())

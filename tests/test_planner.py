@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from polybatch.errors import InputError
 from polybatch.items import BatchItem
-from polybatch.planner import apply_defaults, iter_chunk_items, plan_job
+from polybatch.jobs.planner import apply_defaults, iter_chunk_items, plan_job
 from polybatch.providers import Limits
 
 from .test_plugins import make_provider_class

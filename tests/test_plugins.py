@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from polybatch import hookimpl
+from polybatch import hookimpl, hookspecs
 from polybatch.errors import PluginError, UnknownProviderError
 from polybatch.items import BatchItem, BatchResult
-from polybatch.plugins import PluginRegistry, get_registry
+from polybatch.plugins import PluginRegistry, ProviderInfo, get_registry
 from polybatch.providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
 
 
@@ -55,7 +55,7 @@ def plugin_module(*classes: type[BatchProvider]) -> types.ModuleType:
 def test_installed_plugins_load_through_entry_points() -> None:
     providers = get_registry().providers()
     assert "openai" in providers
-    assert providers["openai"].plugin_dist == "polybatch-openai"
+    assert get_registry().info("openai").distribution == "polybatch-openai"
 
 
 def test_duplicate_provider_names_are_an_error_naming_both() -> None:
@@ -65,7 +65,71 @@ def test_duplicate_provider_names_are_an_error_naming_both() -> None:
         PluginError, match=r"'dup' is registered twice: by dist-one and by dist-two"
     ):
         reg.add_plugin(plugin_module(make_provider_class("dup")), name="second", dist="dist-two")
-    assert reg.providers()["dup"].plugin_dist == "dist-one"
+    assert reg.info("dup").distribution == "dist-one"
+
+
+def test_registrations_are_records_and_the_class_is_left_alone() -> None:
+    cls = make_provider_class("shared")
+    one, two = PluginRegistry(load_entry_points=False), PluginRegistry(load_entry_points=False)
+    one.add_plugin(plugin_module(cls), name="first", dist="dist-one")
+    two.add_plugin(plugin_module(cls), name="second")
+    assert one.info("shared") == ProviderInfo(
+        "shared", cls, plugin="first", distribution="dist-one"
+    )
+    assert two.info("shared") == ProviderInfo("shared", cls, plugin="second")
+    assert (one.info("shared").origin, two.info("shared").origin) == ("dist-one", "second")
+    assert one.infos() == {"shared": one.info("shared")}
+    assert one.provider_class("shared") is cls
+    assert not {"plugin_dist", "plugin_name"} & set(vars(cls)), "nothing is stamped on the class"
+
+
+def _all_hooks_plugin() -> types.ModuleType:
+    mod = plugin_module(make_provider_class("everyhook"))
+
+    @hookimpl
+    def register_prices(register: Callable[[Path], None]) -> None:
+        register(Path("prices.toml"))
+
+    @hookimpl
+    def register_provider_kinds(register: Callable[[str, Callable[..., Any]], None]) -> None:
+        register("a-kind", lambda name, settings: make_provider_class(name))
+
+    mod.register_prices = register_prices  # type: ignore[attr-defined]
+    mod.register_provider_kinds = register_provider_kinds  # type: ignore[attr-defined]
+    return mod
+
+
+def test_every_hookspec_is_called_through_pluggy() -> None:
+    specs = {n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "polybatch_spec")}
+    assert specs, "hookspecs are found by pluggy's marker"
+    reg = PluginRegistry(load_entry_points=False)
+    reg.add_plugin(plugin_module(make_provider_class("other")), name="other")
+    called: list[tuple[str, list[object]]] = []
+    reg.pm.add_hookcall_monitoring(
+        lambda hook, impls, kwargs: called.append((hook, [i.plugin_name for i in impls])),
+        lambda outcome, hook, impls, kwargs: None,
+    )
+    reg.add_plugin(_all_hooks_plugin(), name="all")
+    assert {hook for hook, _ in called} == specs
+    # each call reached only the plugin being added
+    assert all(plugins == ["all"] for _, plugins in called)
+    assert reg.price_files(["everyhook"]) == [Path("prices.toml")]
+    assert reg.price_files(["other"]) == []
+
+
+def test_a_plugin_whose_hook_fails_leaves_nothing_behind() -> None:
+    mod = _all_hooks_plugin()
+
+    @hookimpl
+    def register_provider_kinds(register: Callable[..., None]) -> None:
+        raise RuntimeError("boom")
+
+    mod.register_provider_kinds = register_provider_kinds  # type: ignore[attr-defined]
+    reg = PluginRegistry(load_entry_points=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        reg.add_plugin(mod, name="all")
+    assert reg.infos() == {} and reg.price_files() == []
+    assert not reg.pm.is_registered(mod)
 
 
 def test_registering_a_non_provider_is_an_error() -> None:

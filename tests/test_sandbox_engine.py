@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from polybatch.ledger import Ledger
+from polybatch.jobs.ledger import Ledger
 from polybatch.sandbox import Faults, SandboxEngine, SyntheticModel
 from polybatch.tokens import count_tokens
 

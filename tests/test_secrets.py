@@ -33,8 +33,8 @@ from click.testing import CliRunner
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import polybatch.cli as pcli
+from polybatch import submit
 from polybatch.errors import ProviderError
-from polybatch.runner import submit
 from polybatch.sandbox import SandboxEngine, SandboxServer
 
 OPENAI = "openai:gpt-4o-mini"
@@ -587,7 +587,7 @@ def test_verbose_keeps_the_http_transport_loggers_quiet() -> None:
     # take them off for the call, as in a fresh process
     root.handlers[:] = []
     try:
-        pcli._setup_logging(True)
+        pcli.setup_logging(True)
         assert root.getEffectiveLevel() == logging.DEBUG  # polybatch's own logs are verbose
         loud = [n for n in names if logging.getLogger(n).getEffectiveLevel() < logging.WARNING]
         assert loud == []
@@ -603,7 +603,7 @@ def test_verbose_keeps_the_http_transport_loggers_quiet() -> None:
 def test_a_provider_masks_every_key_it_has_handed_to_a_client(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from polybatch.runner import make_provider
+    from polybatch.jobs.clients import make_provider
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-first-key-from-env-000")
     provider = make_provider("openai")

@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
+from polybatch import Job, submit
 from polybatch.inputs import item_from_dict
 from polybatch.items import (
     BatchItem,
@@ -26,8 +27,8 @@ from polybatch.items import (
     model_ref,
     strict_json_schema,
 )
+from polybatch.jobs.clients import make_provider
 from polybatch.providers import BatchProvider
-from polybatch.runner import Job, make_provider, submit
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch.sandbox.model import SyntheticModel
 
@@ -250,7 +251,7 @@ def test_the_synthetic_model_answers_schemas_with_valid_json() -> None:
 
 # -- end to end ---------------------------------------------------------------------------------
 def provider_for(spec: str, server: SandboxServer) -> BatchProvider:
-    """The provider of ``spec`` pointed at the sandbox, as runner.submit builds it."""
+    """The provider of ``spec`` pointed at the sandbox, as polybatch.submit builds it."""
     from polybatch.plugins import get_registry
 
     name = spec.partition(":")[0]

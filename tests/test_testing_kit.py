@@ -41,7 +41,8 @@ def test_fake_arrives_through_the_cores_own_entry_point() -> None:
     registry = PluginRegistry()
     cls = registry.provider_class("fake")
     assert cls is FakeProvider
-    assert cls.plugin_dist == "polybatch" and cls.plugin_name == "fake"
+    info = registry.info("fake")
+    assert (info.distribution, info.plugin) == ("polybatch", "fake")
     assert registry.price_files(["fake"]) == [PRICES]
     assert "FAKE PRICES" in PRICES.read_text()
 

@@ -60,7 +60,7 @@ def test_the_entry_point_registers_the_provider() -> None:
     registry.add_plugin(importlib.import_module(target), name=name, dist="polybatch-echo")
     cls = registry.provider_class("echo")
     assert issubclass(cls, BatchProvider)
-    assert cls.plugin_dist == "polybatch-echo"
+    assert registry.info("echo").distribution == "polybatch-echo"
     from polybatch_echo import EchoProvider
 
     assert cls is EchoProvider

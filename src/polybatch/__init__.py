@@ -6,8 +6,9 @@ Plain strings in, results out::
     results = polybatch.run(["Hello?", "Goodbye?"], "openai:gpt-4o-mini")
 """
 
-from .accounting import usage_table
+from .config import JobOptions, RequestDefaults
 from .errors import (
+    BatchFailedError,
     BudgetExceededError,
     ConfigError,
     CredentialsError,
@@ -18,16 +19,19 @@ from .errors import (
     PolybatchError,
     PriceNotFoundError,
     PricingError,
+    ProviderConnectionError,
     ProviderError,
+    ProviderHTTPError,
     UnknownProviderError,
 )
 from .hookspecs import hookimpl
 from .inputs import read_items
 from .items import BatchItem, BatchResult, ItemError, Message, Usage
+from .jobs import Job, JobStatus, arun, asubmit, jobs, run, submit, usage_table
 from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
-from .runner import Job, JobStatus, arun, asubmit, jobs, run, submit
 
 __all__ = [
+    "BatchFailedError",
     "BatchItem",
     "BatchProvider",
     "BatchResult",
@@ -40,6 +44,7 @@ __all__ = [
     "ItemValidationError",
     "Job",
     "JobError",
+    "JobOptions",
     "JobStatus",
     "Limits",
     "Message",
@@ -47,7 +52,10 @@ __all__ = [
     "PolybatchError",
     "PriceNotFoundError",
     "PricingError",
+    "ProviderConnectionError",
     "ProviderError",
+    "ProviderHTTPError",
+    "RequestDefaults",
     "SubmittedBatch",
     "UnknownProviderError",
     "Usage",

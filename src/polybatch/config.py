@@ -29,15 +29,20 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
-from .items import PARAM_FIELDS
+from .items import PARAM_FIELDS, BatchItem
+from .providers import parse_model
+
+_M = TypeVar("_M", bound=BaseModel)
 
 #: keys whose values are secrets wherever they appear; masked in ``config show``
 SECRET_KEYS = ("api_key", "key", "token", "secret", "password", "ad_token")
@@ -65,21 +70,99 @@ def home() -> Path:
     return Path(env) if env else Path(platformdirs.user_data_dir("polybatch"))
 
 
-class Profile(BaseModel):
+def _item_field(name: str, description: str) -> Any:
+    """``BatchItem``'s field ``name`` (its type and bounds are declared there, once), described."""
+    return FieldInfo.merge_field_infos(BatchItem.model_fields[name], description=description)
+
+
+class RequestDefaults(BaseModel):
+    """Request parameters for a job's items, declared once.
+
+    Profiles (``[profiles.NAME]``), :func:`polybatch.submit` / :func:`polybatch.run`
+    (``defaults=RequestDefaults(...)``, or the same names as keyword arguments) and the CLI's options
+    (``--max-tokens``, ...: generated from these fields) all take them. Items' own values win; None
+    means "not set". The bounds are :class:`~polybatch.items.BatchItem`'s.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        default=None, description="provider:model, e.g. openai:gpt-4o-mini (or POLYBATCH_MODEL)."
+    )
+    system_prompt: str | None = Field(
+        default=None, description="A system prompt for items that have none."
+    )
+    max_tokens: int | None = _item_field("max_tokens", "Default max output tokens.")
+    temperature: float | None = _item_field("temperature", "Default temperature.")
+    top_p: float | None = _item_field("top_p", "Default nucleus sampling (top_p).")
+    seed: int | None = _item_field("seed", "Default sampling seed.")
+    stop: str | list[str] | None = _item_field("stop", "Default stop sequence(s).")
+    response_format: dict[str, Any] | None = _item_field(
+        "response_format", "Default response_format (OpenAI style)."
+    )
+
+
+class JobLimits(BaseModel):
+    """The job options a profile may set too: budget, chunking, concurrency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="Refuse to submit if the upper cost estimate (USD) is above this.",
+    )
+    chunk_size: int | None = Field(
+        default=None, ge=1, description="At most this many requests per provider batch."
+    )
+    max_in_flight: int | None = Field(
+        default=None, ge=1, description="Provider batches running at once."
+    )
+
+    @field_validator("max_cost", mode="before")
+    @classmethod
+    def _money_from_float(cls, value: Any) -> Any:
+        # 0.1 means ten cents, not the binary fraction nearest to it
+        return Decimal(str(value)) if isinstance(value, float) else value
+
+
+class JobOptions(JobLimits):
+    """How a job runs (not what it asks): :func:`polybatch.submit`'s ``options``, the CLI's flags."""
+
+    retry_failed: int = Field(
+        default=0,
+        ge=0,
+        description="Rounds of resubmitting expired, cancelled and transiently failed requests.",
+    )
+    keep_files: bool = Field(
+        default=False, description="Keep uploaded input files at the provider."
+    )
+    new: bool = Field(
+        default=False, description="Start a new job even if this input was submitted before."
+    )
+    #: where the ledger and job files live (default: :func:`home`)
+    home: Path | None = None
+    #: bounds of the adaptive poll interval, seconds (default: 1 and 60)
+    poll_min: float | None = Field(default=None, gt=0)
+    poll_max: float | None = Field(default=None, gt=0)
+
+
+def validated(model: type[_M], values: Mapping[str, Any], what: str) -> _M:
+    """``model`` built from ``values``, a bad value a ConfigError naming the field."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"][:1])
+        msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(f"{what} {key!r}: {msg}") from None
+
+
+class Profile(RequestDefaults, JobLimits):
     """A named set of defaults: model, request options, budget and provider settings."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = None
-    system_prompt: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    max_cost: Decimal | None = Field(default=None, ge=0)
-    chunk_size: int | None = Field(default=None, ge=1)
-    max_in_flight: int | None = Field(default=None, ge=1)
     #: provider settings that override ``[providers.NAME]`` for this profile
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -174,15 +257,19 @@ def resolve(
     profile: str | None = None,
     config: ConfigFile | None = None,
     config_file: Path | None = None,
+    defaults: RequestDefaults | None = None,
+    limits: JobLimits | None = None,
+    provider_settings: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> Resolved:
     """Resolve the model, defaults and provider settings for one job.
 
-    ``overrides`` are CLI flags / Python arguments (``max_tokens``, ``temperature``,
-    ``system_prompt``, ``max_cost``, ...); None means "not given".
+    ``defaults`` and ``limits`` are what CLI flags / Python arguments set; ``overrides`` may give
+    the same fields by name (``max_tokens=...``, ``max_cost=...``) and win over them. None means
+    "not given": the environment, then the profile, decide.
     """
-    from .providers import parse_model
-
+    given = _given(defaults, limits, overrides)
+    model = model or given.get("model")
     if config is None:
         config, config_file = load_config(config_file)
     sources: dict[str, str] = {}
@@ -228,7 +315,7 @@ def resolve(
         raise type(exc)(f"{where}: {exc}") from None
 
     def pick(name: str) -> Any:
-        value = overrides.get(name)
+        value = given.get(name)
         if value is not None:
             sources[name] = "flag"
             return value
@@ -237,12 +324,12 @@ def resolve(
             sources[name] = f"profile {profile_name}"
         return value
 
-    defaults = {k: v for k in PARAM_FIELDS if (v := pick(k)) is not None}
+    item_defaults = {k: v for k in PARAM_FIELDS if (v := pick(k)) is not None}
     settings: dict[str, Any] = {}
     for origin, layer in (
         (f"providers.{provider}", config.providers.get(provider, {})),
         (f"profile {profile_name}", prof.providers.get(provider, {})),
-        ("argument", overrides.get("provider_settings") or {}),
+        ("argument", provider_settings or {}),
     ):
         for key, value in layer.items():
             settings[key] = value
@@ -252,7 +339,7 @@ def resolve(
         model=model_name,
         profile=profile_name,
         config_file=str(config_file) if config_file else None,
-        defaults=defaults,
+        defaults=item_defaults,
         system_prompt=pick("system_prompt"),
         max_cost=pick("max_cost"),
         chunk_size=pick("chunk_size"),
@@ -260,6 +347,29 @@ def resolve(
         provider_settings=settings,
         sources=sources,
     )
+
+
+def _given(
+    defaults: RequestDefaults | None, limits: JobLimits | None, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values the caller set (None dropped), checked against the models' fields and bounds."""
+    unknown = sorted(
+        set(overrides) - set(RequestDefaults.model_fields) - set(JobLimits.model_fields)
+    )
+    if unknown:
+        raise TypeError(f"unexpected option(s): {', '.join(unknown)}")
+    picked: dict[str, Any] = {}
+    for cls, base in ((RequestDefaults, defaults), (JobLimits, limits)):
+        values: dict[str, Any] = (
+            base.model_dump(exclude_none=True, include=set(cls.model_fields))
+            if base is not None
+            else {}
+        )
+        values.update(
+            {k: v for k, v in overrides.items() if k in cls.model_fields and v is not None}
+        )
+        picked.update(validated(cls, values, "option").model_dump(exclude_none=True))
+    return picked
 
 
 def is_secret_key(key: str) -> bool:

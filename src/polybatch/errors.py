@@ -9,14 +9,25 @@
     |   +-- InputError              an input file is malformed (file, line, field)
     |   +-- ItemValidationError     an item cannot be expressed for the chosen provider
     |   +-- BudgetExceededError     the cost estimate is above --max-cost
-    +-- ProviderError               the provider's API failed (HTTP, batch failed)
+    +-- ProviderError               a provider call failed (retryable only if it says so)
+    |   +-- ProviderConnectionError transport: connect, read, timeouts, a download cut midway
+    |   +-- ProviderHTTPError       the API answered with an error status (``status_code``)
+    |   +-- BatchFailedError        a provider batch failed as a whole
     +-- PricingError
     |   +-- PriceNotFoundError
     +-- PluginError                 a plugin is broken or two plugins clash
     +-- JobError                    a job cannot be found or continued
 
-Provider SDK exceptions are translated once, at the adapter boundary, with ``raise ... from``.
-Per-item failures are data on :class:`~polybatch.items.BatchResult`, never exceptions.
+Provider SDK exceptions are translated once, at the adapter boundary, with ``raise ... from``
+(:class:`polybatch.sdk.SDKProvider` holds the table). Per-item failures are data on
+:class:`~polybatch.items.BatchResult`, never exceptions.
+
+Whether a ProviderError is worth retrying (:attr:`ProviderError.retryable`) is decided by its class
+and status, unless the raiser says so with ``retryable=``:
+
+- ProviderConnectionError: yes (nothing was answered; the next try may get through);
+- ProviderHTTPError: yes for :data:`RETRYABLE_STATUSES` and every 5xx, no for other statuses;
+- ProviderError itself and BatchFailedError: no.
 """
 
 from __future__ import annotations
@@ -72,24 +83,78 @@ class BudgetExceededError(ConfigError):
     """The upper cost estimate exceeds the budget the user set."""
 
 
+#: HTTP statuses worth retrying besides 5xx: 408 Request Timeout; 409 Conflict, which these APIs
+#: answer for a lock held by a concurrent request (the openai and anthropic SDKs retry it too; a
+#: create is never blindly repeated, the runner looks the batch up first); 425 Too Early; 429 Too
+#: Many Requests
+RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 409, 425, 429})
+
+
 class ProviderError(PolybatchError):
-    """A provider call failed, or a provider batch failed as a whole."""
+    """A provider call failed. Retryable only when raised with ``retryable=True``; the
+    subclasses decide by their kind (transport, HTTP status)."""
 
     def __init__(
-        self, message: str, *, provider: str | None = None, status_code: int | None = None
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        retryable: bool | None = None,
     ):
         self.provider = provider
         self.status_code = status_code
+        self._retryable = retryable
         super().__init__(f"{provider}: {message}" if provider else message)
 
     @property
     def retryable(self) -> bool:
-        """True for failures worth retrying later (rate limits, server errors, timeouts)."""
-        return (
-            self.status_code is None
-            or self.status_code in (408, 409, 429)
-            or self.status_code >= 500
-        )
+        """True for failures worth retrying later (see the module docstring)."""
+        return self._retryable if self._retryable is not None else self._default_retryable()
+
+    def _default_retryable(self) -> bool:
+        return False
+
+
+class ProviderConnectionError(ProviderError):
+    """No complete answer came: connection refused or reset, a timeout, a download cut midway."""
+
+    def _default_retryable(self) -> bool:
+        return True
+
+
+class ProviderHTTPError(ProviderError):
+    """The provider answered with an error status, kept in ``status_code``."""
+
+    status_code: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        provider: str | None = None,
+        retryable: bool | None = None,
+    ):
+        super().__init__(message, provider=provider, status_code=status_code, retryable=retryable)
+
+    def _default_retryable(self) -> bool:
+        return self.status_code in RETRYABLE_STATUSES or self.status_code >= 500
+
+
+class BatchFailedError(ProviderError):
+    """A provider batch failed as a whole (its input was refused, say); ``batch_id`` names it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        batch_id: str | None = None,
+        provider: str | None = None,
+        retryable: bool | None = None,
+    ):
+        self.batch_id = batch_id
+        super().__init__(message, provider=provider, retryable=retryable)
 
 
 class PricingError(PolybatchError):

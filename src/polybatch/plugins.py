@@ -3,6 +3,11 @@
 A plugin that fails to import or to register is skipped with a warning, so one broken plugin does
 not take the others down; ``POLYBATCH_STRICT_PLUGINS=1`` re-raises instead (for plugin authors).
 ``POLYBATCH_DISABLE_PLUGINS`` is a comma-separated list of entry-point names to skip (``*``: all).
+
+Every hook (:mod:`polybatch.hookspecs`, documented in ``docs/plugin-hooks.md``) is called through
+pluggy, one plugin at a time, with a ``register`` closure that collects what the plugin offers
+into records: a :class:`ProviderInfo` per provider (its class, the plugin and distribution that
+registered it). Nothing is written onto the provider classes.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -26,6 +32,34 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "polybatch"
 
 
+@dataclass(frozen=True)
+class ProviderInfo:
+    """The registry's record of one provider: its class and where it comes from.
+
+    Kept by the registry, not stamped on the class, so a class registered by several registries
+    (the process-wide one, a test's, the conformance suite's) carries no trace of any of them.
+    """
+
+    #: the provider's one name (``BatchProvider.name``, the prefix of ``"name:model"``)
+    name: str
+    provider_class: type[BatchProvider]
+    #: the plugin (entry point) name that registered it; price files are looked up by plugin
+    plugin: str
+    #: the installed distribution of that plugin, when it came from an entry point
+    distribution: str | None = None
+    #: for a provider the config defines (``[providers.NAME]`` with ``kind``): the kind...
+    kind: str | None = None
+    #: ...and the config file that defines it
+    config: Path | None = None
+
+    @property
+    def origin(self) -> str:
+        """Where it comes from, for people: the distribution, the plugin, or the config's kind."""
+        if self.kind is not None:
+            return f"{self.kind} (from {self.config})"
+        return self.distribution or self.plugin
+
+
 class PluginRegistry:
     """The providers and price files that the installed plugins register."""
 
@@ -35,15 +69,15 @@ class PluginRegistry:
         self._lock = threading.RLock()
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
-        self._providers: dict[str, type[BatchProvider]] = {}
+        self._providers: dict[str, ProviderInfo] = {}
         #: (plugin name, price file) in load order
         self._price_files: list[tuple[str, Path]] = []
         #: plugin name -> why it was skipped
         self.skipped: dict[str, str] = {}
         #: entry point names already loaded (or skipped)
         self._tried: set[str] = set()
-        #: provider kinds (families configured by data) -> (plugin name, factory)
-        self._kinds: dict[str, tuple[str, Callable[..., type[BatchProvider]]]] = {}
+        #: provider kinds (families configured by data) -> (plugin name, its distribution, factory)
+        self._kinds: dict[str, tuple[str, str | None, Callable[..., type[BatchProvider]]]] = {}
 
     # -- loading ---------------------------------------------------------------------------
     def _ensure_loaded(self) -> None:
@@ -93,9 +127,14 @@ class PluginRegistry:
             )
 
     def add_plugin(self, plugin: Any, *, name: str, dist: str | None = None) -> None:
-        """Register a plugin object (a module or instance with hookimpls) and collect what it offers."""
+        """Register a plugin object (a module or instance with hookimpls) and collect what it offers.
+
+        Each hook is called through pluggy for this plugin alone, so everything it registers is
+        recorded as coming from ``name`` (and ``dist``); a plugin whose hooks fail is unregistered
+        and nothing it offered is kept.
+        """
         with self._lock:
-            new: dict[str, type[BatchProvider]] = {}
+            new: dict[str, ProviderInfo] = {}
             prices: list[Path] = []
             kinds: dict[str, Callable[..., type[BatchProvider]]] = {}
 
@@ -103,41 +142,44 @@ class PluginRegistry:
                 if not (isinstance(cls, type) and issubclass(cls, BatchProvider)):
                     raise PluginError(f"plugin {name!r} registered {cls!r}, not a BatchProvider")
                 if cls.name in new or cls.name in self._providers:
-                    other = (new.get(cls.name) or self._providers[cls.name]).plugin_dist
+                    other = (new.get(cls.name) or self._providers[cls.name]).origin
                     raise PluginError(
-                        f"provider name {cls.name!r} is registered twice: by {other or '?'} "
+                        f"provider name {cls.name!r} is registered twice: by {other} "
                         f"and by {dist or name}"
                     )
-                new[cls.name] = cls
+                new[cls.name] = ProviderInfo(cls.name, cls, plugin=name, distribution=dist)
+
+            def register_prices(path: Path | str) -> None:
+                prices.append(Path(path))
+
+            def register_kind(kind: str, factory: Callable[..., type[BatchProvider]]) -> None:
+                kinds[kind] = factory
 
             self.pm.register(plugin, name=name)
             try:
-                # call only this plugin's hooks, so each registration is attributed to it
-                for impl in self.pm.hook.register_providers.get_hookimpls():
-                    if impl.plugin is plugin:
-                        impl.function(register=register_provider)
-                for impl in self.pm.hook.register_prices.get_hookimpls():
-                    if impl.plugin is plugin:
-                        impl.function(register=lambda p: prices.append(Path(p)))
-                for impl in self.pm.hook.register_provider_kinds.get_hookimpls():
-                    if impl.plugin is plugin:
-                        impl.function(
-                            register=lambda kind, factory: kinds.__setitem__(kind, factory)
-                        )
+                self._call(plugin, "register_providers", register_provider)
+                self._call(plugin, "register_prices", register_prices)
+                self._call(plugin, "register_provider_kinds", register_kind)
             except BaseException:
                 self.pm.unregister(plugin)
                 raise
-            for cls in new.values():
-                cls.plugin_dist = dist or name
-                cls.plugin_name = name
             self._providers.update(new)
             self._price_files.extend((name, p) for p in prices)
             for kind, factory in kinds.items():
-                self._kinds[kind] = (name, factory)
+                self._kinds[kind] = (name, dist, factory)
+
+    def _call(self, plugin: object, hook: str, register: Callable[..., None]) -> None:
+        """Call ``hook`` through pluggy for ``plugin`` alone, handing it ``register``."""
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
+        self.pm.subset_hook_caller(hook, remove_plugins=others)(register=register)
 
     # -- queries ---------------------------------------------------------------------------
     def providers(self) -> dict[str, type[BatchProvider]]:
         """Every registered provider class by name, with those the user's config defines."""
+        return {name: info.provider_class for name, info in self.infos().items()}
+
+    def infos(self) -> dict[str, ProviderInfo]:
+        """The record of every registered provider by name, with those the user's config defines."""
         self._ensure_loaded()
         try:
             self._configured_providers()
@@ -160,28 +202,32 @@ class PluginRegistry:
                 raise ConfigError(
                     f"{path}: key 'providers.{name}.kind': unknown kind {kind!r}; kinds: {known}"
                 )
-            plugin, factory = self._kinds[kind]
+            plugin, dist, factory = self._kinds[kind]
             cls = factory(name, {k: v for k, v in settings.items() if k != "kind"})
-            cls.plugin_dist = f"{kind} (from {path})"
-            cls.plugin_name = plugin
-            self._providers[name] = cls
+            self._providers[name] = ProviderInfo(
+                name, cls, plugin=plugin, distribution=dist, kind=kind, config=path
+            )
 
     def provider_class(self, name: str) -> type[BatchProvider]:
         """The class registered under ``name``, or an error listing the installed ones."""
+        return self.info(name).provider_class
+
+    def info(self, name: str) -> ProviderInfo:
+        """The record of the provider registered under ``name``, or an error listing the others."""
         self._load_named(name)
         if name in self._providers:
             return self._providers[name]
         self._configured_providers(only=name)
-        providers = self.providers()
-        if name not in providers:
-            installed = ", ".join(sorted(providers)) or "none"
+        infos = self.infos()
+        if name not in infos:
+            installed = ", ".join(sorted(infos)) or "none"
             hint = ""
             if name in self.skipped:
                 hint = f" (its plugin was skipped: {self.skipped[name]})"
             raise UnknownProviderError(
                 f"unknown provider {name!r}{hint}; installed providers: {installed}"
             )
-        return providers[name]
+        return infos[name]
 
     def price_files(self, providers: Iterable[str] | None = None) -> list[Path]:
         """The price files registered by plugins, in load order.
@@ -192,7 +238,7 @@ class PluginRegistry:
         if providers is None:
             self._ensure_loaded()
             return [p for _, p in self._price_files]
-        plugins = {self.provider_class(name).plugin_name for name in providers}
+        plugins = {self.info(name).plugin for name in providers}
         return [p for plugin, p in self._price_files if plugin in plugins]
 
 

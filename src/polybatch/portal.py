@@ -13,9 +13,8 @@ import asyncio
 import concurrent.futures
 import os
 import threading
-import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -128,71 +127,3 @@ async def iterate_in_thread(it: Iterator[T], batch: int = STREAM_BATCH) -> Async
             yield item
         if len(chunk) < batch:
             return
-
-
-class PerLoop(Generic[T]):
-    """One object (an async SDK client) per running event loop, built on first use in that loop.
-
-    Async SDK clients hold connection pools bound to the loop they were first used on, so a
-    provider used both from the portal (blocking API) and from a user's loop needs one each.
-    With ``close``, :meth:`aclose` closes the running loop's object, and when this PerLoop is
-    garbage-collected the objects of loops still running (the portal's) are closed on them: an
-    async client cannot close its sockets from another thread, and blocking users never call
-    ``aclose``. Objects of loops that have been closed are dropped on the next :meth:`get`.
-    """
-
-    def __init__(
-        self,
-        factory: Callable[[], T],
-        close: Callable[[T], Coroutine[Any, Any, Any]] | None = None,
-    ) -> None:
-        self._factory = factory
-        self._close = close
-        self._lock = threading.Lock()
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
-            weakref.WeakKeyDictionary()
-        )
-        if close is not None:
-            # not at exit: the portal thread is a daemon and may already be gone
-            weakref.finalize(self, _close_on_their_loops, self._by_loop, close).atexit = False
-
-    def get(self) -> T:
-        """The object for the running loop (call from async code)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            for done in [other for other in self._by_loop if other.is_closed()]:
-                del self._by_loop[done]
-            obj = self._by_loop.get(loop)
-            if obj is None:
-                obj = self._by_loop[loop] = self._factory()
-            return obj
-
-    def pop(self) -> T | None:
-        """Forget the running loop's object and return it, if one was built."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            return self._by_loop.pop(loop, None)
-
-    async def aclose(self) -> None:
-        """Close the running loop's object, if one was built; the next :meth:`get` builds anew."""
-        obj = self.pop()
-        if obj is not None and self._close is not None:
-            await self._close(obj)
-
-    def peek(self) -> list[T]:
-        """The objects built so far (for scrubbing secrets)."""
-        with self._lock:
-            return list(self._by_loop.values())
-
-
-def _close_on_their_loops(
-    by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any],
-    close: Callable[[Any], Coroutine[Any, Any, Any]],
-) -> None:
-    for loop, obj in list(by_loop.items()):
-        if loop.is_running() and not loop.is_closed():
-            closing = close(obj)
-            try:
-                asyncio.run_coroutine_threadsafe(closing, loop)
-            except RuntimeError:  # the loop closed in the meantime
-                closing.close()

@@ -97,10 +97,6 @@ class BatchProvider(ABC):
     limits: ClassVar[Limits]
     #: whether ``kind="embedding"`` items can be sent (others are refused while planning)
     supports_embeddings: ClassVar[bool] = False
-    #: the distribution that registered this class (filled in by the plugin manager)
-    plugin_dist: ClassVar[str | None] = None
-    #: the entry point (plugin) name that registered this class
-    plugin_name: ClassVar[str | None] = None
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
 """Plain views of results: counts by status, and OpenAI batch-output lines for export.
 
 Usage and cost tables live in :mod:`polybatch.pricing.tables` (rows) and
-:mod:`polybatch.accounting` (over jobs).
+:mod:`polybatch.jobs.costs` (over jobs).
 """
 
 from __future__ import annotations

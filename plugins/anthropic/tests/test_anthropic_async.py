@@ -69,7 +69,7 @@ def built(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, asyncio.A
 
 async def _client_of(provider: AnthropicProvider) -> anthropic.AsyncAnthropic:
     """The provider's client for the running loop."""
-    return provider.aclient
+    return provider.client
 
 
 async def _running_loop() -> asyncio.AbstractEventLoop:
@@ -147,9 +147,9 @@ def test_async_lifecycle_on_a_user_loop_has_its_own_client(
         ]
 
         async def lifecycle() -> tuple[anthropic.AsyncAnthropic, asyncio.AbstractEventLoop]:
-            client = p.aclient
+            client = p.client
             assert client is not portal_client, "a client per loop"
-            assert p.aclient is client, "built once per loop"
+            assert p.client is client, "built once per loop"
             a, b = await asyncio.gather(
                 *(p.asubmit(path, model=MODEL, metadata={}) for path in paths)
             )
@@ -167,7 +167,7 @@ def test_async_lifecycle_on_a_user_loop_has_its_own_client(
             with pytest.raises(ProviderError) as exc:
                 await p.apoll("msgbatch_unknown")
             assert exc.value.status_code == 404 and not exc.value.retryable
-            assert p.aclient is client, "the same client all along"
+            assert p.client is client, "the same client all along"
             await p.aclose()
             assert client.is_closed()
             return client, asyncio.get_running_loop()
@@ -192,10 +192,10 @@ def test_aclose_then_use_builds_a_new_client(server: SandboxServer) -> None:
 
     async def main() -> None:
         await p.aclose()  # nothing built yet: nothing to do
-        first = p.aclient
+        first = p.client
         await p.aclose()
         assert first.is_closed()
-        second = p.aclient
+        second = p.client
         assert second is not first and not second.is_closed()
         with pytest.raises(ProviderError) as exc:
             await p.apoll("msgbatch_unknown")

@@ -361,3 +361,19 @@ def test_decode_canceled_and_expired(kind: str) -> None:
     r = codec.decode_result({"custom_id": "c", "result": {"type": kind}})
     assert r.status == kind and r.error is not None and r.error.retryable
     assert r.error.code == kind
+
+
+@pytest.mark.parametrize(
+    ("status", "cancel", "expired", "state"),
+    [
+        ("in_progress", False, 0, "in_progress"),
+        ("canceling", True, 0, "cancelling"),
+        ("ended", True, 3, "cancelled"),
+        ("ended", False, 3, "expired"),
+        ("ended", False, 0, "completed"),
+    ],
+)
+def test_batch_state(status: str, cancel: bool, expired: int, state: str) -> None:
+    assert codec.batch_state(status, cancel_initiated=cancel, expired=expired) == state
+    # and back: what a batch in that state reports
+    assert codec.processing_status(state, cancel_requested=cancel) == status

@@ -22,6 +22,7 @@ class TestAnthropicConformance(ProviderConformance):
     # it uploads no files: nothing to clean up
     lifecycle_defaults = ("cleanup",)
     sync_sdk_seams = ((anthropic.Anthropic, "__init__"),)
-    client_attribute = "aclient"
+    client_attribute = "client"
     client_class = anthropic.AsyncAnthropic
     faults_reproducible = True
+    connection_errors_retryable = True

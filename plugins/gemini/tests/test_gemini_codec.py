@@ -218,3 +218,11 @@ def test_check_request_accepts_snake_case_and_rejects_unknowns() -> None:
         codec.check_request({**ok, "generationConfig": {"temperature": 3}}) or ""
     )
     assert "contents" in (codec.check_request({"contents": []}) or "")
+
+
+def test_state_tables_both_ways() -> None:
+    assert codec.batch_state("BATCH_STATE_RUNNING") == "in_progress"
+    assert codec.batch_state(None) == "validating" and codec.batch_state("NEW") == "in_progress"
+    for state, reported in codec.REPORTED_STATES.items():
+        if state not in ("finalizing", "cancelling"):  # Gemini has no such phase to report
+            assert codec.batch_state(reported) == state

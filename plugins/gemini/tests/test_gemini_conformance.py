@@ -48,3 +48,4 @@ class TestGeminiConformance(ProviderConformance):  # type: ignore[misc, valid-ty
     missing_batch_id = "batches/missing"
     client_attribute = "client"
     client_class = AsyncClient
+    connection_errors_retryable = True

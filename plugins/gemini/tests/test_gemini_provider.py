@@ -241,8 +241,8 @@ def test_plugin_registers_provider_and_prices() -> None:
 
 
 def test_a_whole_job_through_the_runner(server: SandboxServer, polybatch_home: Path) -> None:
-    from polybatch.accounting import price_registry
-    from polybatch.runner import submit
+    from polybatch import submit
+    from polybatch.pricing import price_registry
 
     # the price registry is cached per process: drop one an earlier test built without our file
     price_registry(providers=["gemini"], reload=True)

@@ -59,7 +59,7 @@ def no_sync_sdk(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def _client_of(provider: MistralProvider) -> Mistral:
-    return provider.aclient
+    return provider.client
 
 
 async def _collect(provider: MistralProvider, batch_id: str) -> list[BatchResult]:
@@ -128,7 +128,7 @@ def test_async_lifecycle_on_a_user_loop_with_its_own_client(
     path_b = _lines_file(provider, tmp_path / "b.jsonl", 50, "b")
 
     async def main() -> dict[str, Any]:
-        out: dict[str, Any] = {"client": provider.aclient}
+        out: dict[str, Any] = {"client": provider.client}
         a, b = await asyncio.gather(
             provider.asubmit(path_a, model=MODEL, metadata={META_JOB: "a"}),
             provider.asubmit(path_b, model=MODEL, metadata={META_JOB: "b"}),
@@ -148,9 +148,9 @@ def test_async_lifecycle_on_a_user_loop_with_its_own_client(
         out["found"] = await provider.afind_batch({META_JOB: "a"})
         await provider.acleanup(a)
         out["a_sub"], out["b_sub"] = a, b
-        assert provider.aclient is out["client"], "one client per loop, reused"
+        assert provider.client is out["client"], "one client per loop, reused"
         await provider.aclose()
-        out["rebuilt"] = provider.aclient  # a later call on the same loop builds another
+        out["rebuilt"] = provider.client  # a later call on the same loop builds another
         await provider.aclose()
         return out
 
@@ -311,7 +311,7 @@ def test_keys_of_every_loops_client_are_scrubbed(
     async def main() -> str:
         await _client_of(provider)
         try:
-            return provider._scrub(f"sent {portal_key}, then Bearer {user_key}")
+            return provider.scrub(f"sent {portal_key}, then Bearer {user_key}")
         finally:
             await provider.aclose()
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from polybatch import wire
+from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem
 from polybatch_mistral import codec
 
@@ -163,3 +164,49 @@ def test_synthetic_results() -> None:
     assert r.error and r.error.code == "batch_expired" and r.error.retryable
     r = codec.synthetic_result("c", "canceled", provider="mistral", batch_id="b")
     assert r.error and r.error.code == "batch_cancelled"
+
+
+def test_check_item_uses_the_sandboxs_rules() -> None:
+    user = [{"role": "user", "content": "x"}]
+    for item, field in (
+        (BatchItem(messages=user), "model"),
+        (BatchItem(model="m", messages=user, seed=-1), "seed"),
+        (BatchItem(model="m", messages=user, extra={"top_p": 3}), "extra.top_p"),
+        (BatchItem(model="m", messages=user, extra={"random_seed": -1}), "extra.random_seed"),
+    ):
+        with pytest.raises(ItemValidationError) as info:
+            codec.check_item(item, "")
+        assert info.value.field == field, item
+    codec.check_item(BatchItem(messages=user, seed=3), "mistral-small-latest")
+
+
+def test_parsed_requests_keep_sampling_fields_apart() -> None:
+    req = codec.check_body(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                }
+            ],
+            "temperature": 0.5,
+            "random_seed": 4,
+            "safe_prompt": True,
+        },
+        job_model="m",
+    )
+    assert (req.model, req.temperature, req.seed, req.extra) == ("m", 0.5, 4, {"safe_prompt": True})
+    assert req.transcript() == [("user", "ab")]  # Mistral's parts join unseparated
+
+
+def test_state_tables_both_ways() -> None:
+    assert (
+        codec.batch_state("RUNNING") == "in_progress" and codec.batch_state("NEW") == "in_progress"
+    )
+    assert codec.STATES["QUEUED"] == "validating" and codec.STATUS["finalizing"] == "RUNNING"
+    assert {codec.STATES[codec.STATUS[s]] for s in ("completed", "expired", "cancelled")} == {
+        "completed",
+        "expired",
+        "cancelled",
+    }
+    assert {"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"} == codec.TERMINAL_STATUSES

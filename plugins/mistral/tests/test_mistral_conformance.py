@@ -27,6 +27,7 @@ class TestMistralConformance(ProviderConformance):
     # every sync SDK method sends through BaseSDK.do_request; the *_async ones do not
     sync_sdk_seams = ((BaseSDK, "do_request"),)
     missing_batch_id = "job-missing"
-    client_attribute = "aclient"
+    client_attribute = "client"
     client_class = Mistral
     faults_reproducible = True
+    connection_errors_retryable = True

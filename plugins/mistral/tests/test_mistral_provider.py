@@ -22,7 +22,7 @@ from mistral_testlib import (
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from polybatch import runner
+import polybatch
 from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem
 from polybatch.providers import META_JOB
@@ -295,7 +295,7 @@ def test_a_lost_create_answer_makes_no_duplicate_job(
 ) -> None:
     # the job is created, then a gateway answers 502: the SDK would retry a 502 (SDK retries
     # are on here, the default), and a retried create is a second job nobody tracks
-    real = mistral_sandbox._Api.create_job
+    real = mistral_sandbox.MistralApi.create_job
     creates: list[int] = []
 
     async def create_then_502(self: Any, request: Request) -> Response:
@@ -303,10 +303,10 @@ def test_a_lost_create_answer_makes_no_duplicate_job(
         creates.append(response.status_code)
         return JSONResponse({"message": "bad gateway"}, 502) if len(creates) == 1 else response
 
-    monkeypatch.setattr(mistral_sandbox._Api, "create_job", create_then_502)
+    monkeypatch.setattr(mistral_sandbox.MistralApi, "create_job", create_then_502)
     server = make_server()  # after the patch: routes bind the handler when the server starts
     batch_items = items(4)
-    job = runner.submit(batch_items, f"mistral:{MODEL}", sandbox=server)
+    job = polybatch.submit(batch_items, f"mistral:{MODEL}", sandbox=server)
     job.wait(poll_min=0.01, poll_max=0.05, timeout=60)
     # the runner found the first job by its metadata (afind_batch) instead of creating another
     assert creates == [200] and len(server.engine.batches) == 1

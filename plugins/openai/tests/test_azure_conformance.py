@@ -24,3 +24,4 @@ class TestAzureConformance(ProviderConformance):
     client_attribute = "client"
     client_class = openai.AsyncOpenAI
     faults_reproducible = True
+    connection_errors_retryable = True

@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polybatch import wire
+from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, Usage
 from polybatch.plugins import PluginRegistry
+from polybatch.providers import TERMINAL_STATES
 from polybatch_openai import codec, plugin
 from polybatch_openai.azure import AzureProvider
 from polybatch_openai.compatible import GroqProvider
@@ -374,3 +376,70 @@ def test_plugin_registers_provider() -> None:
         "groq": GroqProvider,
     }
     assert registry.price_files() == ([plugin.PRICES] if plugin.PRICES.exists() else [])
+
+
+# -- one set of request rules for adapter and sandbox -------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (
+            {
+                "model": MODEL,
+                "messages": [{"role": "system", "content": [{"type": "image_url"}]}],
+            },
+            "messages[0].content[0]",
+        ),
+        (
+            {
+                "model": MODEL,
+                "messages": [{"role": "assistant", "content": [{"type": "input_audio"}]}],
+            },
+            "messages[0].content[0]",
+        ),
+        (
+            {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": "x"}],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "a b"}},
+            },
+            "response_format.json_schema.name",
+        ),
+    ],
+)
+def test_check_body_rejects_what_the_adapter_used_to_check_alone(
+    body: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(codec.WireError) as info:
+        codec.check_body(body)
+    assert info.value.param == param
+
+
+def test_check_body_picks_the_endpoints_rules() -> None:
+    chat = codec.check_body({"model": MODEL, "messages": [{"role": "user", "content": "x"}]})
+    assert isinstance(chat, codec.ChatRequest)
+    emb = codec.check_body({"model": MODEL, "input": "x"}, url="/embeddings")
+    assert isinstance(emb, codec.EmbeddingRequest) and emb.inputs == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        (BatchItem(messages=[{"role": "user", "content": "x"}]), "model"),
+        (BatchItem(model="m", messages=[{"role": "user", "content": "x"}], seed=2**70), "seed"),
+        (
+            BatchItem(model="m", messages=[{"role": "user", "content": "x"}], extra={"n": 0}),
+            "extra.n",
+        ),
+        (BatchItem(model="m", kind="embedding", input="x", extra={"foo": 1}), "extra.foo"),
+    ],
+)
+def test_check_item_names_the_items_field(item: BatchItem, field: str) -> None:
+    with pytest.raises(ItemValidationError) as info:
+        codec.check_item(item, "")
+    assert info.value.field == field
+
+
+def test_batch_states() -> None:
+    assert codec.batch_state("finalizing") == "finalizing"
+    assert codec.batch_state("something_new") == "in_progress"
+    assert {s for s in codec.STATES if s in TERMINAL_STATES} == codec.TERMINAL_STATUSES

@@ -17,9 +17,9 @@ from pathlib import Path
 import openai
 import pytest
 
+from polybatch import submit
 from polybatch.errors import ConfigError, UnknownProviderError
 from polybatch.plugins import PluginRegistry, reset_registry
-from polybatch.runner import submit
 from polybatch.sandbox import SandboxServer
 from polybatch.testing import ProviderConformance
 from polybatch_openai.compatible import GroqProvider, compatible_provider
@@ -196,3 +196,4 @@ class TestGroqConformance(ProviderConformance):
     client_attribute = "client"
     client_class = openai.AsyncOpenAI
     faults_reproducible = True
+    connection_errors_retryable = True

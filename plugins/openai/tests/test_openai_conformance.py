@@ -28,3 +28,4 @@ class TestOpenAIConformance(ProviderConformance):
     client_attribute = "client"
     client_class = openai.AsyncOpenAI
     faults_reproducible = True
+    connection_errors_retryable = True

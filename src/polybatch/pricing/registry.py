@@ -1,292 +1,51 @@
-"""Price rows, price files and the registry that looks prices up by (provider, model, mode, date).
+"""The registry that looks prices up by (provider, model, mode, date), with dated periods and aliases.
 
-A price file is TOML with one ``[[price]]`` table per row::
-
-    [[price]]
-    provider = "openai"
-    model = "gpt-4o-mini"
-    aliases = ["gpt-4o-mini-2024-07-18"]   # optional: other names of the same model
-    mode = "batch"                         # "batch" or "standard", always explicit
-    effective = 2024-07-18                 # optional: first day the row applies (default: always)
-    input = "0.075"                        # USD per million tokens, decimal strings (or integers)
-    cached_input = "0.075"                 # optional, cache reads
-    cache_write_5m = "0.09375"             # optional, Usage.cache_write_tokens
-    cache_write_1h = "0.15"                # optional, Usage.cache_write_1h_tokens
-    output = "0.30"
-    source = "https://..."                 # optional but expected in bundled files
-    checked_on = 2026-11-24                # optional
-
-    [[price.tiers]]                        # optional long-context tiers, applied per request
-    above_input_tokens = 200000            # when total input > this, all tokens use these rates
-    input = "6"
-    output = "22.5"                        # (same rate keys as the row; input and output required)
-
-Floats are refused: ``0.1`` in TOML is a binary float, and money must stay exact.
+The rows come from price files (:mod:`polybatch.pricing.files`: the format, its schema and the
+loader, whose names are re-exported here): the plugins' bundled files, then the user's.
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 from ..errors import PriceNotFoundError, PricingError
-
-Mode = Literal["batch", "standard"]
-MODES: tuple[Mode, ...] = ("batch", "standard")
-
-#: the rate keys of a row or tier, in display order; the first and last are required
-RATE_KEYS: tuple[str, ...] = ("input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
-_REQUIRED_RATES = ("input", "output")
-_ROW_KEYS = frozenset(
-    {
-        "provider",
-        "model",
-        "aliases",
-        "mode",
-        "effective",
-        "source",
-        "checked_on",
-        "tiers",
-        *RATE_KEYS,
-    }
+from .files import (
+    ALWAYS,
+    MODES,
+    RATE_KEYS,
+    SCHEMA_FILE,
+    Mode,
+    PriceRow,
+    Rates,
+    Tier,
+    _show_date,
+    load_price_file,
+    parse_model,
+    parse_row,
+    parse_rows,
+    strip_date_suffix,
 )
-_TIER_KEYS = frozenset({"above_input_tokens", *RATE_KEYS})
-#: a date suffix a provider appends to a model name: -2024-07-18 or -20240718
-_DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
-#: rows without ``effective`` apply from the start of time
-ALWAYS = date.min
 
-
-@dataclass(frozen=True)
-class Rates:
-    """USD per million tokens for each usage bucket.
-
-    A missing optional rate is billed at ``input``: a cache read or write the price data does not
-    discount is still input, and pricing it at zero would hide cost.
-    """
-
-    input: Decimal
-    output: Decimal
-    cached_input: Decimal | None = None
-    cache_write_5m: Decimal | None = None
-    cache_write_1h: Decimal | None = None
-
-    @property
-    def cached_input_rate(self) -> Decimal:
-        """The rate applied to cache reads."""
-        return self.input if self.cached_input is None else self.cached_input
-
-    @property
-    def cache_write_5m_rate(self) -> Decimal:
-        """The rate applied to 5-minute (default) cache writes."""
-        return self.input if self.cache_write_5m is None else self.cache_write_5m
-
-    @property
-    def cache_write_1h_rate(self) -> Decimal:
-        """The rate applied to 1-hour cache writes."""
-        return self.input if self.cache_write_1h is None else self.cache_write_1h
-
-
-@dataclass(frozen=True)
-class Tier:
-    """Rates that replace a row's base rates for requests whose total input is above a threshold."""
-
-    above_input_tokens: int
-    rates: Rates
-
-
-@dataclass(frozen=True)
-class PriceRow:
-    """One price period of one model in one mode."""
-
-    provider: str
-    model: str
-    mode: Mode
-    rates: Rates
-    effective: date = ALWAYS
-    aliases: tuple[str, ...] = ()
-    tiers: tuple[Tier, ...] = ()
-    source: str = ""
-    checked_on: date | None = None
-    #: where the row came from (a file path or "config"), for messages
-    origin: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, Mode, date]:
-        """What identifies the row: a later row with the same key replaces it."""
-        return (self.provider, self.model, self.mode, self.effective)
-
-    def rates_for(self, total_input_tokens: int) -> Rates:
-        """The rates of one request with this much input (the highest tier it is above, or base)."""
-        chosen = self.rates
-        for tier in self.tiers:  # sorted ascending by threshold
-            if total_input_tokens > tier.above_input_tokens:
-                chosen = tier.rates
-        return chosen
-
-
-# -- parsing ---------------------------------------------------------------------------------
-
-
-def _money(value: Any, where: str, key: str) -> Decimal:
-    # bool is an int subclass; float is inexact; both are refused
-    if isinstance(value, bool | float):
-        raise PricingError(
-            f"{where}: field '{key}' must be a decimal string such as \"0.15\", "
-            f"not {type(value).__name__} {value!r} (floats are inexact)"
-        )
-    if isinstance(value, int | str):
-        try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise PricingError(f"{where}: field '{key}' is not a number: {value!r}") from None
-        if not amount.is_finite() or amount < 0:
-            raise PricingError(f"{where}: field '{key}' must be a finite, non-negative amount")
-        return amount
-    raise PricingError(
-        f"{where}: field '{key}' must be a decimal string, not {type(value).__name__}"
-    )
-
-
-def _date(value: Any, where: str, key: str) -> date:
-    if isinstance(value, datetime):
-        raise PricingError(f"{where}: field '{key}' must be a date (YYYY-MM-DD), not a date-time")
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise PricingError(f"{where}: field '{key}' must be a date (YYYY-MM-DD), got {value!r}")
-
-
-def _text(value: Any, where: str, key: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise PricingError(f"{where}: field '{key}' must be a non-empty string")
-    return value.strip()
-
-
-def _rates(data: Mapping[str, Any], where: str) -> Rates:
-    for key in _REQUIRED_RATES:
-        if key not in data:
-            raise PricingError(f"{where}: missing field '{key}'")
-    found = {k: _money(data[k], where, k) for k in RATE_KEYS if k in data}
-    return Rates(**found)
-
-
-def parse_row(data: Any, origin: str, index: int) -> PriceRow:
-    """One ``[[price]]`` table as a PriceRow; errors name the origin, the row and the field."""
-    where = f"{origin}: price row {index + 1}"
-    if not isinstance(data, Mapping):
-        raise PricingError(f"{where}: must be a table, not {type(data).__name__}")
-    if "model" in data and isinstance(data["model"], str):
-        where += f" ({data['model']})"
-    unknown = sorted(set(data) - _ROW_KEYS)
-    if unknown:
-        raise PricingError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
-    for key in ("provider", "model", "mode"):
-        if key not in data:
-            raise PricingError(f"{where}: missing field '{key}'")
-    provider = _text(data["provider"], where, "provider")
-    model = _text(data["model"], where, "model")
-    mode = data["mode"]
-    if mode not in MODES:
-        raise PricingError(f"{where}: field 'mode' must be 'batch' or 'standard', got {mode!r}")
-    aliases_raw = data.get("aliases", [])
-    if not isinstance(aliases_raw, list):
-        raise PricingError(f"{where}: field 'aliases' must be a list of strings")
-    aliases = tuple(_text(a, where, "aliases") for a in aliases_raw)
-    tiers_raw = data.get("tiers", [])
-    if not isinstance(tiers_raw, list):
-        raise PricingError(f"{where}: field 'tiers' must be a list of tables ([[price.tiers]])")
-    tiers: list[Tier] = []
-    for t_index, tier in enumerate(tiers_raw):
-        t_where = f"{where}, tier {t_index + 1}"
-        if not isinstance(tier, Mapping):
-            raise PricingError(f"{t_where}: must be a table")
-        t_unknown = sorted(set(tier) - _TIER_KEYS)
-        if t_unknown:
-            raise PricingError(f"{t_where}: unknown field(s) {', '.join(map(repr, t_unknown))}")
-        threshold = tier.get("above_input_tokens")
-        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
-            raise PricingError(f"{t_where}: field 'above_input_tokens' must be an integer >= 0")
-        tiers.append(Tier(threshold, _rates(tier, t_where)))
-    thresholds = [t.above_input_tokens for t in tiers]
-    if len(set(thresholds)) != len(thresholds):
-        raise PricingError(f"{where}: two tiers have the same 'above_input_tokens'")
-    return PriceRow(
-        provider=provider,
-        model=model,
-        mode=cast(Mode, mode),
-        rates=_rates(data, where),
-        effective=_date(data["effective"], where, "effective") if "effective" in data else ALWAYS,
-        aliases=aliases,
-        tiers=tuple(sorted(tiers, key=lambda t: t.above_input_tokens)),
-        source=str(data.get("source", "")),
-        checked_on=_date(data["checked_on"], where, "checked_on") if "checked_on" in data else None,
-        origin=origin,
-    )
-
-
-def parse_rows(data: Any, origin: str) -> list[PriceRow]:
-    """Rows from a parsed price document: ``{"price": [...]}`` or a bare list of row tables.
-
-    Two rows with the same (provider, model, mode, effective) in one document are an error.
-    """
-    if isinstance(data, Mapping):
-        unknown = sorted(set(data) - {"price"})
-        if unknown:
-            raise PricingError(
-                f"{origin}: unknown top-level key(s) {', '.join(map(repr, unknown))}"
-            )
-        raw = data.get("price", [])
-    else:
-        raw = data
-    if not isinstance(raw, list):
-        raise PricingError(f"{origin}: 'price' must be a list of tables ([[price]])")
-    rows = [parse_row(item, origin, i) for i, item in enumerate(raw)]
-    seen: dict[tuple[str, str, Mode, date], int] = {}
-    for i, row in enumerate(rows):
-        if row.key in seen:
-            raise PricingError(
-                f"{origin}: price rows {seen[row.key] + 1} and {i + 1} both price "
-                f"{row.provider}:{row.model} ({row.mode}) from {_show_date(row.effective)}"
-            )
-        seen[row.key] = i
-    return rows
-
-
-def load_price_file(path: str | Path) -> list[PriceRow]:
-    """The rows of one TOML price file."""
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise PricingError(f"{path}: cannot read price file: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise PricingError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_rows(data, str(path))
-
-
-def strip_date_suffix(model: str) -> str:
-    """``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``; ``claude-x-20250929`` -> ``claude-x``."""
-    return _DATE_SUFFIX.sub("", model)
-
-
-def _show_date(day: date) -> str:
-    return "the start" if day == ALWAYS else day.isoformat()
-
-
-# -- the registry ----------------------------------------------------------------------------
+__all__ = [
+    "ALWAYS",
+    "MODES",
+    "RATE_KEYS",
+    "SCHEMA_FILE",
+    "Mode",
+    "PriceRegistry",
+    "PriceRow",
+    "Rates",
+    "Tier",
+    "load_price_file",
+    "parse_model",
+    "parse_row",
+    "parse_rows",
+    "strip_date_suffix",
+]
 
 
 class PriceRegistry:
@@ -347,14 +106,18 @@ class PriceRegistry:
 
             [prices]
             file = "my-prices.toml"     # optional: one more price file (relative: to base_dir)
-            [[prices.price]]            # rows exactly as in a price file
+            [[prices.model]]            # entries exactly as in a price file
             provider = "openai"
-            model = "gpt-4o-mini"
+            name = "gpt-4o-mini"
+            batch = { input = "0.07", output = "0.28" }
+            [[prices.price]]            # rows in the older shape are read too
+            provider = "openai"
+            model = "o3"
             mode = "batch"
-            input = "0.07"
-            output = "0.28"
+            input = "0.9"
+            output = "3.6"
 
-        (a bare list of row tables is accepted too). ``base_dir`` (the config file's directory)
+        (a bare list of older-shape row tables is accepted too). ``base_dir`` (the config file's directory)
         anchors a relative ``file``; without it, the current directory does.
         """
         registry = cls()
@@ -467,7 +230,7 @@ def _config_rows(
 ) -> list[PriceRow]:
     """Rows from the config's ``[prices]`` table (see PriceRegistry.load)."""
     if isinstance(user_prices, Mapping):
-        unknown = sorted(set(user_prices) - {"file", "price"})
+        unknown = sorted(set(user_prices) - {"file", "price", "model"})
         if unknown:
             raise PricingError(f"config [prices]: unknown key(s) {', '.join(map(repr, unknown))}")
         rows: list[PriceRow] = []
@@ -476,6 +239,11 @@ def _config_rows(
             if not isinstance(file, str | Path):
                 raise PricingError("config [prices]: 'file' must be a path string")
             rows.extend(load_price_file(base_dir / Path(file).expanduser()))
-        rows.extend(parse_rows({"price": user_prices.get("price", [])}, "config [prices]"))
+        rows.extend(
+            parse_rows(
+                {key: user_prices[key] for key in ("price", "model") if key in user_prices},
+                "config [prices]",
+            )
+        )
         return rows
     return parse_rows(list(user_prices), "config [prices]")

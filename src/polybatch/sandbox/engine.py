@@ -17,18 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..providers import BatchState
 from .faults import (
-    BATCH_CANCEL,
     BATCH_EXPIRE,
     BATCH_FAIL,
-    BATCH_MISSING_OUTPUT,
     BatchFaultPlan,
     FaultEvent,
+    FaultInjector,
     Faults,
-    is_create,
-    is_upload,
+    RouteKind,
     route_key,
-    truncate_mid_line,
 )
 from .model import SyntheticModel
 
@@ -118,8 +116,8 @@ class SandboxBatch:
             return cap
         return min(cap, math.floor((stop - self.started_at) * self.rate + 1e-9))
 
-    def state(self, now: float) -> str:
-        """OpenAI-style state names; other providers map them onto their own."""
+    def state(self, now: float) -> BatchState:
+        """The neutral (OpenAI-style) state names; other providers map them onto their own."""
         if self.errors is not None:
             return "validating" if now < self.started_at else "failed"
         if now < self.started_at and self.cancel_requested_at is None:
@@ -231,62 +229,40 @@ class SandboxEngine:
         with self.lock:
             self.fault_log.append(FaultEvent(kind, where, detail))
 
-    def decide_http_fault(self, method: str, path: str) -> tuple[str | None, int]:
+    @property
+    def injector(self) -> FaultInjector:
+        """The pure fault decisions for the current ``faults`` spec."""
+        return FaultInjector(self.faults)
+
+    def decide_http_fault(
+        self, method: str, path: str, kind: RouteKind = RouteKind.OTHER
+    ) -> tuple[str | None, int]:
         """The HTTP fault for this request, if any: (kind, status) with kind one of
         ``upload_reject``, ``error``, ``drop``, ``create_timeout``, ``slow`` or None.
 
-        Keyed on the n-th request to this route (ids masked), so a run is reproducible.
+        ``kind`` is what the route serving it declared. Keyed on the n-th request to this route
+        (ids masked), so a run is reproducible.
         """
-        f = self.faults
         route = route_key(path)
         n = self._count("http", method, route)
-        where = f"{method} {path}"
-        kind: str | None = None
-        status = 0
-        if is_upload(method, path) and f.hit(f.upload_reject_rate, "upload", method, route, n):
-            kind, status = "upload_reject", 503
-        elif f.hit(f.http_error_rate, "http", method, route, n):
-            codes = f.http_error_codes or (500,)
-            status = codes[min(int(f.draw("code", method, route, n) * len(codes)), len(codes) - 1)]
-            kind = "error"
-        elif f.hit(f.drop_rate, "drop", method, route, n):
-            kind = "drop"
-        elif is_create(method, path) and f.hit(f.create_timeout_rate, "create", route, n):
-            kind = "create_timeout"
-        elif f.hit(f.slow_rate, "slow", method, route, n):
-            kind = "slow"
-        if kind is not None:
-            self.note_fault(kind, where, str(status) if status else "")
-        return kind, status
+        fault, status = self.injector.http(kind, method, route, n)
+        if fault is not None:
+            self.note_fault(fault, f"{method} {path}", str(status) if status else "")
+        return fault, status
 
     def plan_batch_faults(self, namespace: str, serial: int, n_requests: int) -> BatchFaultPlan:
-        """The batch-level faults of the ``serial``-th batch of ``namespace`` (at most one of
-        fail / expire / cancel, plus possibly a missing output)."""
-        f = self.faults
-        plan = BatchFaultPlan()
-        if f.hit(f.batch_fail_rate, "fail", namespace, serial):
-            plan.faults.add(BATCH_FAIL)
-        elif n_requests and f.hit(f.expire_rate, "expire", namespace, serial):
-            plan.faults.add(BATCH_EXPIRE)
-        elif n_requests and f.hit(f.external_cancel_rate, "cancel", namespace, serial):
-            plan.faults.add(BATCH_CANCEL)
-        if plan.faults & {BATCH_EXPIRE, BATCH_CANCEL}:
-            # some requests ran, at least one did not: partial results and leftovers
-            plan.stop_after = int(f.draw("stop", namespace, serial) * n_requests)
-        if f.hit(f.missing_output_rate, "missing", namespace, serial):
-            plan.faults.add(BATCH_MISSING_OUTPUT)
-        return plan
+        """The batch-level faults of the ``serial``-th batch of ``namespace``."""
+        return self.injector.batch(namespace, serial, n_requests)
 
     def download(self, file_key: tuple[Any, ...] | None, data: bytes) -> bytes:
         """``data`` as one download delivers it: cut short mid-line when the truncate fault
         strikes this attempt (keyed on the file's fault key and the attempt number)."""
-        f = self.faults
-        if file_key is None or f.truncate_output_rate <= 0 or not data:
+        if file_key is None or self.faults.truncate_output_rate <= 0 or not data:
             return data
         attempt = self._count("download", *file_key)
-        if not f.hit(f.truncate_output_rate, "truncate", *file_key, attempt):
+        cut = self.injector.truncation(data, file_key, attempt)
+        if cut is None:
             return data
-        cut = truncate_mid_line(data, f.draw("cut", *file_key, attempt))
         self.note_fault("truncate", "/".join(map(str, file_key)), f"{len(cut)}/{len(data)} bytes")
         return cut
 

@@ -3,11 +3,14 @@
 Three layers, all decided by a hash of the seed and a key that does not depend on wall-clock time
 or on random ids, so the same seed and the same sequence of requests give the same faults:
 
-- **HTTP faults** (:class:`FaultMiddleware`, every route of every provider): an error status with
+- **HTTP faults** (applied by :class:`polybatch.sandbox.middleware.FaultMiddleware` on every
+  route of every provider): an error status with
   ``retry-after`` / ``retry-after-ms`` (429, 500, 502, 503 ...), a dropped connection, a slow
   response, an upload rejected, and a batch create whose response is lost after the server made the
   batch (the client cannot tell whether it exists: the case that breeds duplicates). Keyed on
-  ``(seed, fault, method, path with ids masked, n-th such request)``.
+  ``(seed, fault, method, path with ids masked, n-th such request)``. Which faults a route can
+  suffer follows the :class:`RouteKind` its provider declared for it (an upload can be rejected, a
+  create can lose its answer), never its URL: this module knows no vendor's paths.
 - **Batch faults** (decided in :meth:`SandboxEngine.create_batch`, applied by each provider's
   routes): a batch that fails validation as a whole, one that expires or is cancelled from outside
   after running only some of its requests, one whose output (the successes) is missing. Keyed on
@@ -22,23 +25,19 @@ Spec strings, as ``polybatch sandbox --faults`` takes them::
     seed=3,http=0.1,codes=429/503,drop=0.02,item=0.05,truncate=0.2
 
 Short names and field names are both accepted (see :data:`ALIASES`).
+
+:class:`FaultInjector` makes every decision from ``(seed, fault, key)`` alone; the engine keeps the
+counters that make the keys (the n-th request, the n-th download) and the log of what struck.
 """
 
 from __future__ import annotations
 
-import asyncio
+import enum
 import hashlib
-import json
-import logging
 import math
 import re
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from .engine import SandboxEngine
+from typing import Any
 
 #: short spec names -> Faults field names
 ALIASES: dict[str, str] = {
@@ -90,7 +89,7 @@ class Faults:
     #: share of HTTP requests answered only after ``slow_seconds``
     slow_rate: float = 0.0
     slow_seconds: float = 0.05
-    #: share of uploads (OpenAI ``POST /files``, Anthropic's create with inline requests) rejected
+    #: share of uploads (routes of kind ``UPLOAD``: a file upload, a create with inline requests) rejected
     #: with a 503 that tells the SDK not to retry (``x-should-retry: false``)
     upload_reject_rate: float = 0.0
     #: share of batch creates whose response is lost after the server created the batch
@@ -233,28 +232,27 @@ class BatchFaultPlan:
     stop_after: int | None = None
 
 
-# -- paths and keys ------------------------------------------------------------------------
+# -- route kinds, keys ----------------------------------------------------------------------
+class RouteKind(enum.Flag):
+    """What a provider's route does, as far as faults care. Routes declare it (a create that also
+    carries the batch's input inline is ``UPLOAD | CREATE``)."""
+
+    OTHER = enum.auto()
+    UPLOAD = enum.auto()
+    CREATE = enum.auto()
+    POLL = enum.auto()
+    LIST = enum.auto()
+    CANCEL = enum.auto()
+    DOWNLOAD = enum.auto()
+    DELETE = enum.auto()
+
+
 _ID_SEGMENT = re.compile(r"^(?=.*\d)[A-Za-z0-9_\-]{10,}$")
 
 
 def route_key(path: str) -> str:
     """The path with id-like segments masked: ids are random, fault keys must not be."""
     return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
-
-
-def is_upload(method: str, path: str) -> bool:
-    """A request that carries a batch's input: an OpenAI file upload or an inline Anthropic create."""
-    return method == "POST" and (path.endswith("/files") or path.endswith("/messages/batches"))
-
-
-#: how the emulated APIs spell "create a batch": OpenAI/Azure/Groq/Anthropic ``POST .../batches``,
-#: Mistral ``POST /v1/batch/jobs``, Gemini ``POST .../models/{m}:batchGenerateContent``
-_CREATE_SUFFIXES = ("/batches", "/batch/jobs", ":batchGenerateContent")
-
-
-def is_create(method: str, path: str) -> bool:
-    """A request that creates a provider batch."""
-    return method == "POST" and path.endswith(_CREATE_SUFFIXES)
 
 
 def truncate_mid_line(data: bytes, fraction: float) -> bytes:
@@ -270,106 +268,70 @@ def truncate_mid_line(data: bytes, fraction: float) -> bytes:
     return data[: start + max(1, (end - start) // 2)]
 
 
-# -- the HTTP layer ------------------------------------------------------------------------
-class DroppedConnection(Exception):
-    """Raised after the response has started: the server then closes the connection."""
+# -- decisions -----------------------------------------------------------------------------
+class FaultInjector:
+    """Every fault decision, from the spec's seed and a key only (no clock, no ids, no counters).
 
+    The caller supplies the counts that make a key reproducible (the n-th request to a route, the
+    n-th download of a file, the attempt of a custom_id); the same spec and keys always give the
+    same decisions.
+    """
 
-class _QuietDrops(logging.Filter):
-    """Keep uvicorn from logging a traceback for every connection the sandbox drops on purpose."""
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, DroppedConnection)
+    def http(self, kind: RouteKind, method: str, route: str, n: int) -> tuple[str | None, int]:
+        """The HTTP fault of the ``n``-th ``method`` request to ``route`` (ids masked): (kind,
+        status) with kind one of ``upload_reject``, ``error``, ``drop``, ``create_timeout``,
+        ``slow`` or None."""
+        f = self.faults
+        if RouteKind.UPLOAD in kind and f.hit(f.upload_reject_rate, "upload", method, route, n):
+            return "upload_reject", 503
+        if f.hit(f.http_error_rate, "http", method, route, n):
+            codes = f.http_error_codes or (500,)
+            pick = min(int(f.draw("code", method, route, n) * len(codes)), len(codes) - 1)
+            return "error", codes[pick]
+        if f.hit(f.drop_rate, "drop", method, route, n):
+            return "drop", 0
+        if RouteKind.CREATE in kind and f.hit(f.create_timeout_rate, "create", route, n):
+            return "create_timeout", 0
+        if f.hit(f.slow_rate, "slow", method, route, n):
+            return "slow", 0
+        return None, 0
 
+    def batch(self, namespace: str, serial: int, n_requests: int) -> BatchFaultPlan:
+        """The batch-level faults of the ``serial``-th batch of ``namespace`` (at most one of
+        fail / expire / cancel, plus possibly a missing output)."""
+        f = self.faults
+        plan = BatchFaultPlan()
+        if f.hit(f.batch_fail_rate, "fail", namespace, serial):
+            plan.faults.add(BATCH_FAIL)
+        elif n_requests and f.hit(f.expire_rate, "expire", namespace, serial):
+            plan.faults.add(BATCH_EXPIRE)
+        elif n_requests and f.hit(f.external_cancel_rate, "cancel", namespace, serial):
+            plan.faults.add(BATCH_CANCEL)
+        if plan.faults & {BATCH_EXPIRE, BATCH_CANCEL}:
+            # some requests ran, at least one did not: partial results and leftovers
+            plan.stop_after = int(f.draw("stop", namespace, serial) * n_requests)
+        if f.hit(f.missing_output_rate, "missing", namespace, serial):
+            plan.faults.add(BATCH_MISSING_OUTPUT)
+        return plan
 
-_quiet = _QuietDrops()
-logging.getLogger("uvicorn.error").addFilter(_quiet)
+    def truncation(self, data: bytes, file_key: tuple[Any, ...], attempt: int) -> bytes | None:
+        """``data`` cut short mid-line if the truncate fault strikes this download, else None."""
+        f = self.faults
+        if f.truncate_output_rate <= 0 or not data:
+            return None
+        if not f.hit(f.truncate_output_rate, "truncate", *file_key, attempt):
+            return None
+        return truncate_mid_line(data, f.draw("cut", *file_key, attempt))
 
-_log = logging.getLogger("polybatch.sandbox.faults")
+    def item_error(self, *key: Any) -> bool:
+        """Whether the request named by ``key`` (namespace, custom_id, attempt) ends in an
+        injected server error."""
+        return self.faults.hit(self.faults.item_error_rate, *key)
 
-
-class FaultMiddleware:
-    """ASGI middleware injecting the HTTP-level faults of ``engine.faults`` on every route."""
-
-    def __init__(self, app: ASGIApp, engine: SandboxEngine) -> None:
-        self.app = app
-        self.engine = engine
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        faults = self.engine.faults
-        if scope["type"] != "http" or not faults.http_active:
-            await self.app(scope, receive, send)
-            return
-        method: str = scope["method"]
-        path: str = scope["path"]
-        kind, code = self.engine.decide_http_fault(method, path)
-        if kind is None:
-            await self.app(scope, receive, send)
-        elif kind == "slow":
-            await asyncio.sleep(faults.slow_seconds)
-            await self.app(scope, receive, send)
-        elif kind == "error":
-            await self._error(send, code, faults)
-        elif kind == "upload_reject":
-            await self._error(send, 503, faults, retry=False, message="upload rejected")
-        elif kind == "drop":
-            await _drain(receive)
-            await _start_then_drop(send)
-        else:  # create_timeout: the server does the work, the client never hears of it
-            await self.app(scope, receive, _swallow)
-            await _start_then_drop(send)
-
-    @staticmethod
-    async def _error(
-        send: Send, status: int, faults: Faults, *, retry: bool = True, message: str = ""
-    ) -> None:
-        rate_limited = status == 429
-        kind = "rate_limit_error" if rate_limited else "api_error"
-        text = message or ("Rate limit reached" if rate_limited else "The server had an error")
-        # one body both SDKs read: OpenAI unwraps "error", Anthropic reads error.type
-        body = json.dumps(
-            {
-                "type": "error",
-                "error": {
-                    "type": kind,
-                    "message": f"{text} (injected fault)",
-                    "code": "rate_limit_exceeded" if rate_limited else "server_error",
-                    "param": None,
-                },
-            }
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after-ms", str(max(1, round(faults.retry_after * 1000))).encode()),
-            (b"retry-after", str(max(1, math.ceil(faults.retry_after))).encode()),
-            (b"x-should-retry", b"true" if retry else b"false"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-async def _drain(receive: Receive) -> None:
-    """Read the request body, so the client has finished sending when the connection drops."""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body"):
-            return
-
-
-async def _swallow(message: Message) -> None:
-    """A ``send`` that discards the app's response."""
-
-
-async def _start_then_drop(send: Send) -> None:
-    # promise a body, then abort: uvicorn closes the connection once a started response fails,
-    # and the client sees a truncated response (a transport error it may retry)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"1024")],
-        }
-    )
-    raise DroppedConnection("connection dropped (injected fault)")
+    def invalid_json(self, *key: Any) -> bool:
+        """Whether the structured reply of the request named by ``key`` is broken JSON (its own
+        draw: not the same as :meth:`item_error`'s)."""
+        return self.faults.hit(self.faults.invalid_json_rate, "invalid_json", *key)

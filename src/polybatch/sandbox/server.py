@@ -13,27 +13,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .engine import SandboxEngine
-from .faults import FaultMiddleware
+from .middleware import FaultMiddleware, RecordRequests
 
 if TYPE_CHECKING:
     from ..providers import BatchProvider
-
-
-class _RecordRequests:
-    """ASGI middleware noting every request in ``engine.requests_seen``."""
-
-    def __init__(self, app: ASGIApp, engine: SandboxEngine) -> None:
-        self.app = app
-        self.engine = engine
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            with self.engine.lock:
-                self.engine.requests_seen.append((scope["method"], scope["path"]))
-        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -67,8 +52,8 @@ def create_app(
     app.state.engine = engine
     # faults inside, recording outside: requests_seen holds faulted requests too (what a client
     # sent, including the SDKs' own retries)
-    app.add_middleware(FaultMiddleware, engine=engine)
-    app.add_middleware(_RecordRequests, engine=engine)
+    app.add_middleware(FaultMiddleware, engine=engine, routes=routes)
+    app.add_middleware(RecordRequests, engine=engine)
     return app
 
 

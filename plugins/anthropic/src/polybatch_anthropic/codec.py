@@ -36,8 +36,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from polybatch import wire
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, BatchResult, ItemError, Message, Usage
+from polybatch.providers import TERMINAL_STATES, BatchState
+from polybatch.wire import content_parts, image_url
+from polybatch.wire import invalid_item as _invalid
 
 PROVIDER = "anthropic"
 #: Anthropic requires max_tokens; used when neither the item nor the settings give one
@@ -86,6 +90,28 @@ FINISH_REASONS: dict[str, str] = {
     "pause_turn": "pause_turn",
 }
 
+#: ``processing_status`` values -> neutral states; ``ended`` is decided by :func:`batch_state`
+STATES: dict[str, BatchState] = {"in_progress": "in_progress", "canceling": "cancelling"}
+
+
+def batch_state(processing_status: str, *, cancel_initiated: bool, expired: int) -> BatchState:
+    """A batch's neutral state: Anthropic has no validating or finalizing phase, and an ``ended``
+    batch is ``cancelled`` when a cancel was initiated, else ``expired`` when any request expired
+    (the 24 h window passed, as OpenAI reports it), else ``completed``."""
+    if processing_status in STATES:
+        return STATES[processing_status]
+    if cancel_initiated:
+        return "cancelled"
+    return "expired" if expired else "completed"
+
+
+def processing_status(state: str, *, cancel_requested: bool) -> str:
+    """The ``processing_status`` a batch in the neutral ``state`` reports (what the sandbox
+    answers): ``ended`` once it has ended, ``canceling`` while a cancel is pending."""
+    if state in TERMINAL_STATES:
+        return "ended"
+    return "canceling" if cancel_requested else "in_progress"
+
 
 # -- custom ids -------------------------------------------------------------------------------
 def wire_custom_id(custom_id: str) -> str:
@@ -103,13 +129,8 @@ def wire_custom_id(custom_id: str) -> str:
 
 
 # -- encoding ---------------------------------------------------------------------------------
-def _invalid(item: BatchItem, field: str, message: str) -> ItemValidationError:
-    return ItemValidationError(f"item {item.custom_id!r}: {message}", field=field)
-
-
 def _image_block(item: BatchItem, field: str, part: Mapping[str, Any]) -> dict[str, Any]:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, Mapping) else image
+    url = image_url(part)
     if not isinstance(url, str) or not url:
         raise _invalid(item, f"{field}.image_url", "image_url part needs a url")
     m = _DATA_URL_RE.match(url)
@@ -132,14 +153,9 @@ def _blocks(item: BatchItem, index: int, message: Message) -> list[dict[str, Any
     if isinstance(message.content, str):
         return [{"type": "text", "text": message.content}]
     blocks: list[dict[str, Any]] = []
-    for j, part in enumerate(message.content):
-        field = f"messages[{index}].content[{j}]"
-        kind = part.get("type")
+    for field, kind, part in content_parts(item, index, message):
         if kind == "text":
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise _invalid(item, f"{field}.text", "text part needs a string 'text'")
-            block: dict[str, Any] = {"type": "text", "text": text}
+            block: dict[str, Any] = {"type": "text", "text": part["text"]}
             if "cache_control" in part:
                 block["cache_control"] = part["cache_control"]
             blocks.append(block)
@@ -506,18 +522,12 @@ def check_params(params: Any) -> str | None:
     return None
 
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "\n".join(b.get("text", "") for b in content if b.get("type") == "text")
-
-
 def conversation(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The (role, text) turns of valid ``params``, the system prompt first."""
     turns: list[tuple[str, str]] = []
     if params.get("system"):
-        turns.append(("system", _content_text(params["system"])))
-    turns.extend((m["role"], _content_text(m["content"])) for m in params["messages"])
+        turns.append(("system", wire.message_text(params["system"])))
+    turns.extend((m["role"], wire.message_text(m["content"])) for m in params["messages"])
     return turns
 
 

@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+import re
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import anthropic
-import httpx2
 
 from polybatch import portal, wire
-from polybatch.errors import ItemValidationError, ProviderError
+from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, BatchResult
-from polybatch.portal import PerLoop
-from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import BatchStatus, Limits, SubmittedBatch
+from polybatch.sdk import SDKProvider, connection, failure, http
 
 from . import codec
 
@@ -45,7 +43,7 @@ if TYPE_CHECKING:
     from polybatch.sandbox.engine import SandboxEngine
 
 
-class AnthropicProvider(BatchProvider):
+class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
     """Provider ``anthropic``: Message Batches with inline requests, results as JSONL.
 
     Async-first on ``anthropic.AsyncAnthropic``: it implements ``asubmit``, ``apoll``,
@@ -66,64 +64,25 @@ class AnthropicProvider(BatchProvider):
     )
     sandbox_prefix: ClassVar[str] = "/anthropic"
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        # one client per event loop: an async client's connection pool is bound to the loop it
-        # was first used on, and this object serves both the portal loop (blocking API) and
-        # users' loops (async API)
-        self._aclients: PerLoop[anthropic.AsyncAnthropic] = PerLoop(
-            self._make_client, close=lambda client: client.close()
-        )
+    base_url_env: ClassVar[str | None] = "ANTHROPIC_BASE_URL"
+    key_patterns = (re.compile(r"\b(sk-ant-)[A-Za-z0-9_\-*]{4,}"),)
+    errors = {
+        anthropic.APIStatusError: http(lambda e: e.status_code),
+        # connection, timeout and response-validation errors: the server's words, if any
+        anthropic.APIConnectionError: connection(),
+        anthropic.AnthropicError: failure(),
+        # the SDK's own argument checks (a cut results line is the core's transport entry)
+        ValueError: failure(),
+    }
 
     # -- the client -------------------------------------------------------------------------
-    def _make_client(self) -> anthropic.AsyncAnthropic:
+    def make_client(self) -> anthropic.AsyncAnthropic:
+        """The SDK's async client (one per event loop, built on first use)."""
         return anthropic.AsyncAnthropic(
             api_key=self.require_api_key(),
-            base_url=self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
+            base_url=self.resolved_base_url(),
             max_retries=int(self.settings.get("max_retries", anthropic.DEFAULT_MAX_RETRIES)),
         )
-
-    @property
-    def aclient(self) -> anthropic.AsyncAnthropic:
-        """The running loop's SDK client, built on first use (so listing providers needs no key).
-
-        Call it from async code: the client belongs to the running event loop.
-        """
-        return self._aclients.get()
-
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Translate the SDK's exceptions raised inside the block into ProviderError.
-
-        A plain context manager: it wraps ``await`` expressions in coroutines just as well.
-        """
-        try:
-            yield
-        except (anthropic.AnthropicError, httpx2.HTTPError, ValueError) as exc:
-            self._translate(what, exc)
-
-    def _translate(self, what: str, exc: Exception) -> NoReturn:
-        status: int | None = None
-        if isinstance(exc, anthropic.APIStatusError):
-            status = exc.status_code
-        if isinstance(exc, anthropic.AnthropicError):  # status, connection, timeout errors ...
-            detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        else:
-            # a dropped connection or a results stream cut mid-line (JSONDecodeError is a
-            # ValueError) is transient: no status, so the runner downloads again
-            detail = f"{type(exc).__name__}: {exc}"
-        raise ProviderError(
-            # the SDK's messages carry the server's words; a gateway may echo the key back in them
-            f"{what} failed: {self.scrub(detail)}",
-            provider=self.name,
-            status_code=status,
-        ) from exc
 
     @property
     def default_max_tokens(self) -> int:
@@ -153,10 +112,10 @@ class AnthropicProvider(BatchProvider):
         self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
     ) -> SubmittedBatch:
         """Create a batch with the lines' requests inline (``metadata`` is unused: see module)."""
-        client = self.aclient  # first: a missing key fails before the file is read
+        client = self.client  # first: a missing key fails before the file is read
         # reading and parsing up to 256 MiB would stall every other call on the loop
         requests = await asyncio.to_thread(_read_requests, Path(lines_path))
-        with self._errors("create batch"):
+        with self.sdk_errors("create batch"):
             # no SDK-level retry of the create: without an idempotency key a retry after a lost
             # answer creates a second batch (Anthropic batches carry no metadata to find it by)
             batch = await client.with_options(max_retries=0).messages.batches.create(
@@ -166,16 +125,16 @@ class AnthropicProvider(BatchProvider):
 
     async def apoll(self, batch_id: str) -> BatchStatus:
         """The batch's state and counts (counts other than processing are 0 until it ends)."""
-        client = self.aclient
-        with self._errors(f"retrieve batch {batch_id}"):
+        client = self.client
+        with self.sdk_errors(f"retrieve batch {batch_id}"):
             batch = await client.messages.batches.retrieve(batch_id)
         return status_of(batch)
 
     async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
         """Stream the ended batch's results (custom ids are wire ids), chunk by chunk."""
         what = f"results of batch {batch_id}"
-        client = self.aclient
-        with self._errors(what):
+        client = self.client
+        with self.sdk_errors(what):
             # the SDK retrieves the batch, then opens a streamed GET of its results_url; the
             # AsyncJSONLDecoder it returns has read nothing of the body yet
             stream = await client.messages.batches.results(batch_id)
@@ -188,7 +147,7 @@ class AnthropicProvider(BatchProvider):
             while True:
                 # only the download and parsing are translated, not the consumer's code between
                 # items; a line cut by a dropped connection fails json.loads: transient
-                with self._errors(what):
+                with self.sdk_errors(what):
                     chunk = await anext(chunks, None)
                     lines = splitter.end() if chunk is None else splitter.feed(chunk)
                     entries = [json.loads(line) for line in lines]
@@ -199,20 +158,20 @@ class AnthropicProvider(BatchProvider):
         finally:
             # the response is released by itself only once read to the end; a consumer that
             # stops early (or a cut stream) must not leave the connection checked out
-            with self._errors(what):
+            with self.sdk_errors(what):
                 await chunks.aclose()
                 await stream.close()
 
     async def acancel(self, batch_id: str) -> None:
         """Ask Anthropic to cancel; the batch goes through ``canceling`` to ``ended``."""
-        client = self.aclient
-        with self._errors(f"cancel batch {batch_id}"):
+        client = self.client
+        with self.sdk_errors(f"cancel batch {batch_id}"):
             await client.messages.batches.cancel(batch_id)
 
     async def adelete(self, batch_id: str) -> None:
         """Delete an ended batch and its results (Anthropic refuses while it is processing)."""
-        client = self.aclient
-        with self._errors(f"delete batch {batch_id}"):
+        client = self.client
+        with self.sdk_errors(f"delete batch {batch_id}"):
             await client.messages.batches.delete(batch_id)
 
     def delete(self, batch_id: str) -> None:
@@ -223,10 +182,6 @@ class AnthropicProvider(BatchProvider):
         """Always None: Anthropic batches carry no metadata to search by."""
         return None
 
-    async def aclose(self) -> None:
-        """Close the running loop's client, if one was built (a later call builds another)."""
-        await self._aclients.aclose()
-
     # -- the sandbox ------------------------------------------------------------------------
     @classmethod
     def sandbox_routes(cls, engine: SandboxEngine) -> list[BaseRoute]:
@@ -235,28 +190,18 @@ class AnthropicProvider(BatchProvider):
 
         return routes(engine)
 
-    @classmethod
-    def sandbox_env(cls, server_url: str, api_key: str) -> dict[str, str]:
-        """ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY pointing any client at the sandbox."""
-        return {"ANTHROPIC_BASE_URL": server_url + cls.sandbox_prefix, "ANTHROPIC_API_KEY": api_key}
-
 
 def status_of(batch: MessageBatch) -> BatchStatus:
     """A MessageBatch in neutral terms (mapping in the module docstring)."""
     counts = batch.request_counts
-    state: BatchState
+    state = codec.batch_state(
+        batch.processing_status,
+        cancel_initiated=batch.cancel_initiated_at is not None,
+        expired=counts.expired,
+    )
     message = None
-    if batch.processing_status == "in_progress":
-        state = "in_progress"
-    elif batch.processing_status == "canceling":
-        state = "cancelling"
-    elif batch.cancel_initiated_at is not None:
-        state = "cancelled"
-    elif counts.expired:
-        state = "expired"
+    if state == "expired":
         message = f"{counts.expired} request(s) expired before they were processed"
-    else:
-        state = "completed"
     total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
     return BatchStatus(
         batch_id=batch.id,

@@ -39,6 +39,9 @@ from typing import Any
 
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, BatchResult, ItemError, Message, Usage
+from polybatch.providers import BatchState
+from polybatch.wire import content_parts, image_url
+from polybatch.wire import invalid_item as _invalid
 
 PROVIDER = "gemini"
 #: the API rejects more stop sequences than this
@@ -112,6 +115,42 @@ _STATUS_FOR_HTTP: dict[int, str] = {
 RETRYABLE_STATUSES = frozenset(
     {"UNAVAILABLE", "INTERNAL", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"}
 )
+#: job states (the SDK turns the API's ``BATCH_STATE_*`` into ``JOB_STATE_*``) -> neutral states
+STATES: dict[str, BatchState] = {
+    "JOB_STATE_UNSPECIFIED": "validating",
+    "JOB_STATE_QUEUED": "validating",
+    "JOB_STATE_PENDING": "validating",
+    "JOB_STATE_RUNNING": "in_progress",
+    "JOB_STATE_UPDATING": "in_progress",
+    "JOB_STATE_PAUSED": "in_progress",
+    "JOB_STATE_CANCELLING": "cancelling",
+    "JOB_STATE_SUCCEEDED": "completed",
+    "JOB_STATE_PARTIALLY_SUCCEEDED": "completed",
+    "JOB_STATE_FAILED": "failed",
+    "JOB_STATE_CANCELLED": "cancelled",
+    "JOB_STATE_EXPIRED": "expired",
+}
+#: neutral states -> the ``BATCH_STATE_*`` a batch operation reports (what the sandbox answers;
+#: the API has no finalizing phase, and a job being cancelled still reads as running)
+REPORTED_STATES: dict[BatchState, str] = {
+    "validating": "BATCH_STATE_PENDING",
+    "in_progress": "BATCH_STATE_RUNNING",
+    "finalizing": "BATCH_STATE_RUNNING",
+    "cancelling": "BATCH_STATE_RUNNING",
+    "completed": "BATCH_STATE_SUCCEEDED",
+    "failed": "BATCH_STATE_FAILED",
+    "cancelled": "BATCH_STATE_CANCELLED",
+    "expired": "BATCH_STATE_EXPIRED",
+}
+
+
+def batch_state(state: Any) -> BatchState:
+    """A ``JOB_STATE_*`` / ``BATCH_STATE_*`` value (or the SDK's enum of it) in neutral terms; an
+    unknown one reads as ``in_progress``, a missing one as ``validating``."""
+    name = str(getattr(state, "value", state) or "JOB_STATE_UNSPECIFIED")
+    return STATES.get(name.replace("BATCH_STATE_", "JOB_STATE_"), "in_progress")
+
+
 #: Gemini finishReason -> polybatch's neutral (OpenAI-style) finish_reason
 FINISH_REASONS: dict[str, str] = {
     "STOP": "stop",
@@ -129,26 +168,16 @@ FINISH_REASONS: dict[str, str] = {
 
 
 # -- encoding ---------------------------------------------------------------------------------
-def _invalid(item: BatchItem, field: str, message: str) -> ItemValidationError:
-    return ItemValidationError(f"item {item.custom_id!r}: {message}", field=field)
-
-
 def _parts(item: BatchItem, index: int, message: Message) -> list[dict[str, Any]]:
     """A message's content as Gemini parts."""
     if isinstance(message.content, str):
         return [{"text": message.content}]
     parts: list[dict[str, Any]] = []
-    for j, part in enumerate(message.content):
-        field = f"messages[{index}].content[{j}]"
-        kind = part.get("type")
+    for field, kind, part in content_parts(item, index, message):
         if kind == "text":
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise _invalid(item, f"{field}.text", "text part needs a string 'text'")
-            parts.append({"text": text})
+            parts.append({"text": part["text"]})
         elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, Mapping) else image
+            url = image_url(part)
             m = _DATA_URL_RE.match(url) if isinstance(url, str) else None
             if m is None:
                 raise _invalid(

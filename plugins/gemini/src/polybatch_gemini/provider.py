@@ -1,7 +1,7 @@
 """The Gemini Developer API batch-mode adapter, through the official ``google-genai`` SDK.
 
 Async-first: the lifecycle is written as coroutines on the SDK's async client (``client.aio``),
-one client per event loop (:class:`~polybatch.portal.PerLoop`: its connection pool is bound to
+one client per event loop (:class:`~polybatch.sdk.PerLoop`: its connection pool is bound to
 the loop that opened it). The blocking ``submit``/``poll``/``results``/... come from the base
 class, which runs these coroutines on polybatch's portal loop.
 
@@ -42,13 +42,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import io
 import json
-import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import pydantic
 from google import genai
@@ -57,10 +56,10 @@ from google.genai import types
 from google.genai.client import AsyncClient
 
 from polybatch import portal, wire
-from polybatch.errors import ItemValidationError, ProviderError
+from polybatch.errors import ItemValidationError, ProviderConnectionError, ProviderError
 from polybatch.items import BatchItem, BatchResult
-from polybatch.portal import PerLoop
-from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import BatchStatus, Limits, SubmittedBatch
+from polybatch.sdk import SDKProvider, failure, http
 
 from . import codec
 
@@ -80,54 +79,12 @@ DEFAULT_API_VERSION = "v1"
 #: chunks, so a few MiB at most, whatever the file's size
 DOWNLOAD_BUFFER = 4
 
-_STATES: dict[str, BatchState] = {
-    "JOB_STATE_UNSPECIFIED": "validating",
-    "JOB_STATE_QUEUED": "validating",
-    "JOB_STATE_PENDING": "validating",
-    "JOB_STATE_RUNNING": "in_progress",
-    "JOB_STATE_UPDATING": "in_progress",
-    "JOB_STATE_PAUSED": "in_progress",
-    "JOB_STATE_CANCELLING": "cancelling",
-    "JOB_STATE_SUCCEEDED": "completed",
-    "JOB_STATE_PARTIALLY_SUCCEEDED": "completed",
-    "JOB_STATE_FAILED": "failed",
-    "JOB_STATE_CANCELLED": "cancelled",
-    "JOB_STATE_EXPIRED": "expired",
-}
+
+#: a ``JOB_STATE_*`` / ``BATCH_STATE_*`` value in neutral terms (the table is the codec's)
+neutral_state = codec.batch_state
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """The HTTP stacks' own errors (connection refused, timeouts), which the SDK lets through.
-
-    google-genai runs on httpx or httpx2, whichever is installed, and its async client on aiohttp
-    when that is installed; none of them is our dependency. aiohttp's overall timeout is a plain
-    TimeoutError.
-    """
-    found: list[type[BaseException]] = [TimeoutError]
-    for name, error in (
-        ("httpx2", "HTTPError"),
-        ("httpx", "HTTPError"),
-        ("aiohttp", "ClientError"),
-    ):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        found.append(getattr(module, error))
-    return tuple(found)
-
-
-_TRANSPORT_ERRORS = _transport_errors()
-
-
-def neutral_state(state: Any) -> BatchState:
-    """A ``JOB_STATE_*`` / ``BATCH_STATE_*`` value in neutral terms (unknown: ``in_progress``)."""
-    name = str(getattr(state, "value", state) or "JOB_STATE_UNSPECIFIED")
-    name = name.replace("BATCH_STATE_", "JOB_STATE_")
-    return _STATES.get(name, "in_progress")
-
-
-class GeminiProvider(BatchProvider):
+class GeminiProvider(SDKProvider[AsyncClient]):
     """Provider ``gemini``: Gemini Developer API batch mode, inline or file input.
 
     Async-first: the lifecycle (``asubmit``, ``apoll``, ``aresults``, ...) runs on the SDK's
@@ -155,78 +112,39 @@ class GeminiProvider(BatchProvider):
     )
     sandbox_prefix: ClassVar[str] = "/gemini"
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        # async HTTP pools are bound to the loop that first used them, and this object is used
-        # from the portal loop (blocking API) and from users' loops alike: one client per loop.
-        # Built on first request, so listing providers needs no key.
-        self._clients: PerLoop[AsyncClient] = PerLoop(
-            self._new_client, close=lambda client: client.aclose()
-        )
+    base_url_env: ClassVar[str | None] = "GOOGLE_GEMINI_BASE_URL"
+    #: Google API keys
+    key_patterns = (re.compile(r"\b(AIza)[0-9A-Za-z_\-]{20,}"),)
+    errors = {
+        # the server's message and status name; the key never appears in either
+        genai_errors.APIError: http(
+            lambda e: int(e.code) if e.code else None,
+            lambda e: (
+                (f"{e.status}: " if e.status else "")
+                + (e.message or str(e.status or "") or type(e).__name__)
+            ),
+        ),
+        # the SDK's own checks: bad names, options or requests, an unparsable reply
+        ValueError: failure(),
+        # a reply missing what the SDK expects (an upload URL): the server's fault, try again
+        KeyError: failure(retryable=True),
+    }
 
     # -- the client -------------------------------------------------------------------------
-    def _new_client(self) -> AsyncClient:
+    def make_client(self) -> AsyncClient:
         """A new async SDK client for the running loop."""
         key = self.require_api_key()
         retries = int(self.settings.get("max_retries", 0))
         timeout = self.settings.get("timeout")
         options = types.HttpOptions(
-            base_url=self.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or None,
+            base_url=self.resolved_base_url(),
             api_version=str(self.settings.get("api_version", DEFAULT_API_VERSION)),
             retry_options=types.HttpRetryOptions(attempts=retries + 1) if retries else None,
             # the SDK takes milliseconds
             timeout=int(float(timeout) * 1000) if timeout is not None else None,
         )
-        try:
-            # only ``.aio`` is kept: nothing here can reach the SDK's blocking request path
-            return genai.Client(api_key=key, http_options=options).aio
-        except ValueError as exc:
-            raise ProviderError(
-                f"client setup failed: {self.scrub(str(exc))}", provider=self.name
-            ) from exc
-
-    @property
-    def client(self) -> AsyncClient:
-        """The running event loop's async SDK client, built on first use (call from async code).
-
-        Lazy, so listing providers needs no key.
-        """
-        return self._clients.get()
-
-    async def aclose(self) -> None:
-        """Close the running loop's SDK client, if one was built (the next call builds anew)."""
-        await self._clients.aclose()
-
-    @contextlib.contextmanager
-    def _sdk_errors(self, what: str) -> Iterator[None]:
-        """Translate the SDK's exceptions raised in the block into ProviderError.
-
-        A plain context manager, so it wraps ``await`` and ``async for`` alike.
-        """
-        try:
-            yield
-        except genai_errors.APIError as exc:
-            # the server's message and status name; the key never appears in either
-            detail = exc.message or str(exc.status or "") or type(exc).__name__
-            status = f"{exc.status}: " if exc.status else ""
-            self._raise(
-                f"{what} failed: {status}{detail}", exc, int(exc.code) if exc.code else None
-            )
-        except _TRANSPORT_ERRORS as exc:
-            # no status: ProviderError.retryable treats it as transient
-            self._raise(f"{what} failed: {type(exc).__name__}: {exc}", exc, None)
-        except (ValueError, KeyError, pydantic.ValidationError) as exc:
-            # the SDK's own checks (bad names, a missing upload URL, an unparsable reply)
-            self._raise(f"{what} failed: {exc}", exc, 502 if isinstance(exc, KeyError) else 400)
-
-    def _raise(self, message: str, exc: BaseException, status: int | None) -> NoReturn:
-        raise ProviderError(self.scrub(message), provider=self.name, status_code=status) from exc
+        # only ``.aio`` is kept: nothing here can reach the SDK's blocking request path
+        return genai.Client(api_key=key, http_options=options).aio
 
     @property
     def inline_max_bytes(self) -> int:
@@ -275,10 +193,10 @@ class GeminiProvider(BatchProvider):
             # reading, parsing and validating up to inline_max_bytes is CPU work: off the loop
             inlined = await asyncio.to_thread(self._inline_requests, path)
             if inlined is not None:
-                with self._sdk_errors("create batch"):
+                with self.sdk_errors("create batch"):
                     job = await client.batches.create(model=model, src=inlined, config=config)
                 return SubmittedBatch(batch_id=self._name(job))
-        with self._sdk_errors("upload input file"):
+        with self.sdk_errors("upload input file"):
             uploaded = await client.files.upload(
                 file=str(path),
                 config=types.UploadFileConfig(
@@ -289,10 +207,11 @@ class GeminiProvider(BatchProvider):
         if not file_name:
             raise ProviderError("upload input file failed: no file name", provider=self.name)
         try:
-            with self._sdk_errors("create batch"):
+            with self.sdk_errors("create batch"):
                 job = await client.batches.create(model=model, src=file_name, config=config)
         except ProviderError:
-            await self._delete_file(file_name)  # best effort: nothing will use the input any more
+            # best effort: nothing will use the input any more
+            await self.delete_file(file_name, quiet=True)
             raise
         return SubmittedBatch(batch_id=self._name(job), input_file_id=file_name)
 
@@ -306,9 +225,7 @@ class GeminiProvider(BatchProvider):
             return [codec.to_inlined(line) for line in lines]
         except pydantic.ValidationError as exc:
             raise ProviderError(
-                f"create batch failed: the SDK rejects a request: {exc}",
-                provider=self.name,
-                status_code=400,
+                f"create batch failed: the SDK rejects a request: {exc}", provider=self.name
             ) from exc
 
     def _name(self, job: types.BatchJob) -> str:
@@ -326,9 +243,8 @@ class GeminiProvider(BatchProvider):
             raise ProviderError(
                 f"retrieve batch {batch_id} failed: Gemini batch names look like batches/<id>",
                 provider=self.name,
-                status_code=404,
             )
-        with self._sdk_errors(f"retrieve batch {batch_id}"):
+        with self.sdk_errors(f"retrieve batch {batch_id}"):
             op = await self.client.operations.get(RawBatchOperation(name=batch_id))
         meta: Mapping[str, Any] = op.metadata or {}
         state = neutral_state(meta.get("state"))
@@ -348,7 +264,7 @@ class GeminiProvider(BatchProvider):
 
     async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
         """Stream the ended job's results: inline responses, or the responses file's lines."""
-        with self._sdk_errors(f"retrieve batch {batch_id}"):
+        with self.sdk_errors(f"retrieve batch {batch_id}"):
             job = await self.client.batches.get(name=batch_id)
         model = codec.strip_model(job.model)
         expired = neutral_state(job.state) == "expired"
@@ -379,8 +295,8 @@ class GeminiProvider(BatchProvider):
             lines = wire.aiter_jsonl(chunks)
             n = 0
             while True:
-                # a cut connection surfaces here, as a transient (status-less) ProviderError
-                with self._sdk_errors(what):
+                # a cut connection surfaces here, as a ProviderConnectionError
+                with self.sdk_errors(what):
                     raw = await anext(lines, None)
                 if raw is None:
                     return
@@ -390,8 +306,8 @@ class GeminiProvider(BatchProvider):
                         raw, batch_id=batch_id, model=model, expired=expired
                     )
                 except ValueError as exc:
-                    # a cut or garbled download: retryable (status None), the file is fetched again
-                    raise ProviderError(
+                    # a cut or garbled download: transient, the file is fetched again
+                    raise ProviderConnectionError(
                         f"results of {batch_id}: line {n} of {file_name} is not valid JSON",
                         provider=self.name,
                     ) from exc
@@ -399,12 +315,12 @@ class GeminiProvider(BatchProvider):
 
     async def acancel(self, batch_id: str) -> None:
         """Ask Gemini to cancel; the job goes from RUNNING to CANCELLED."""
-        with self._sdk_errors(f"cancel batch {batch_id}"):
+        with self.sdk_errors(f"cancel batch {batch_id}"):
             await self.client.batches.cancel(name=batch_id)
 
     async def adelete(self, batch_id: str) -> None:
         """Delete the job resource (it does not cancel a running job)."""
-        with self._sdk_errors(f"delete batch {batch_id}"):
+        with self.sdk_errors(f"delete batch {batch_id}"):
             await self.client.batches.delete(name=batch_id)
 
     def delete(self, batch_id: str) -> None:
@@ -415,7 +331,7 @@ class GeminiProvider(BatchProvider):
         """The newest job whose display name carries all of ``metadata``, or None."""
         wanted = dict(metadata)
         best: types.BatchJob | None = None
-        with self._sdk_errors("list batches"):
+        with self.sdk_errors("list batches"):
             # the pager fetches the next page as iteration reaches it
             async for job in await self.client.batches.list(config={"page_size": 100}):
                 tags = codec.parse_display_name(job.display_name)
@@ -425,16 +341,9 @@ class GeminiProvider(BatchProvider):
                     best = job
         return best.name if best is not None else None
 
-    async def acleanup(self, submitted: SubmittedBatch) -> None:
-        """Delete the uploaded input file (inline jobs leave nothing behind)."""
-        if submitted.input_file_id:
-            with self._sdk_errors(f"delete file {submitted.input_file_id}"):
-                await self.client.files.delete(name=submitted.input_file_id)
-
-    async def _delete_file(self, name: str) -> None:
-        # best effort, on an error path that is already being reported
-        with contextlib.suppress(Exception):
-            await self.client.files.delete(name=name)
+    async def sdk_delete_file(self, client: AsyncClient, file_id: str) -> None:
+        """Delete an uploaded input file (inline jobs leave nothing behind)."""
+        await client.files.delete(name=file_id)
 
     # -- the sandbox ------------------------------------------------------------------------
     @classmethod
@@ -443,14 +352,6 @@ class GeminiProvider(BatchProvider):
         from .sandbox import routes
 
         return routes(engine)
-
-    @classmethod
-    def sandbox_env(cls, server_url: str, api_key: str) -> dict[str, str]:
-        """GOOGLE_GEMINI_BASE_URL and GEMINI_API_KEY pointing any google-genai client at it."""
-        return {
-            "GOOGLE_GEMINI_BASE_URL": server_url + cls.sandbox_prefix,
-            "GEMINI_API_KEY": api_key,
-        }
 
 
 class _ChunkSink(io.IOBase):

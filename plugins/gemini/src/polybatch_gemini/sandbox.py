@@ -28,19 +28,21 @@ and ``engine.faults.item_error_rate`` injects per-request INTERNAL errors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from polybatch import wire
+from polybatch.providers import TERMINAL_STATES
+from polybatch.sandbox.api import ProviderApi, RouteKind
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.tokens import count_tokens
 
@@ -57,17 +59,7 @@ MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
 EXPIRY_SECONDS = 48 * 3600
 #: uploaded files are deleted after 48 h
 FILE_TTL = 48 * 3600
-_STATES = {
-    "validating": "BATCH_STATE_PENDING",
-    "in_progress": "BATCH_STATE_RUNNING",
-    "finalizing": "BATCH_STATE_RUNNING",
-    "cancelling": "BATCH_STATE_RUNNING",
-    "completed": "BATCH_STATE_SUCCEEDED",
-    "failed": "BATCH_STATE_FAILED",
-    "cancelled": "BATCH_STATE_CANCELLED",
-    "expired": "BATCH_STATE_EXPIRED",
-}
-_TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
+_TERMINAL = TERMINAL_STATES
 #: ended states whose jobs carry output: one entry per request, run or not
 _WITH_OUTPUT = frozenset({"completed", "cancelled", "expired"})
 #: the status object given to requests a cancel or the expiry stopped before they ran
@@ -91,8 +83,18 @@ def _rfc3339(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _error(code: int, status: str, message: str) -> JSONResponse:
-    return JSONResponse(codec.error_body(code, status, message), status_code=code)
+#: the status word of an error when none is given
+_REASONS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+}
+
+
+def check_request_body(request: Any) -> str | None:
+    """Why the API would reject a GenerateContentRequest (its INVALID_ARGUMENT message), or None."""
+    return codec.check_request(request)
 
 
 def _type_url(version: str, name: str) -> str:
@@ -101,43 +103,43 @@ def _type_url(version: str, name: str) -> str:
     return f"type.googleapis.com/google.ai.generativelanguage.{package}.{name}"
 
 
-class GeminiSandbox:
+class GeminiSandbox(ProviderApi):
     """The route handlers, bound to one engine."""
 
+    namespace = NAMESPACE
+    request_id_header = ""
+
     def __init__(self, engine: SandboxEngine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         #: resumable upload sessions: upload id -> (file metadata, bytes received so far)
         self._uploads: dict[str, tuple[dict[str, Any], bytearray]] = {}
         self._uploads_lock = threading.Lock()
 
     # -- helpers ----------------------------------------------------------------------------
-    def _denied(self, request: Request) -> JSONResponse | None:
-        key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
-        if self.engine.api_key is None or self.engine.check_key(key):
-            return None
-        if not key:
-            return _error(
+    def error_body(self, status: int, message: str, **detail: Any) -> Any:
+        return codec.error_body(status, detail.get("reason") or _REASONS[status], message)
+
+    def not_found(self, what: str, ident: str) -> Response:
+        return self.error(404, f"Batch batches/{ident} not found.")
+
+    def presented_key(self, request: Request) -> str | None:
+        return request.headers.get("x-goog-api-key") or request.query_params.get("key")
+
+    def denied(self, request: Request, presented: str | None) -> Response:
+        if not presented:
+            return self.error(
                 403,
-                "PERMISSION_DENIED",
                 "Method doesn't allow unregistered callers (callers without established identity)."
                 " Please use API Key or other form of API consumer identity to call this API.",
             )
-        return _error(401, "UNAUTHENTICATED", "API key not valid. Please pass a valid API key.")
+        return self.error(401, "API key not valid. Please pass a valid API key.")
 
-    def _batch(self, request: Request) -> SandboxBatch | JSONResponse:
-        batch_id = request.path_params["batch_id"]
-        batch = self.engine.get_batch(NAMESPACE, batch_id)
-        if batch is None:
-            return _error(404, "NOT_FOUND", f"Batch batches/{batch_id} not found.")
-        return batch
-
-    def _file(self, request: Request) -> SandboxFile | JSONResponse:
+    def _file(self, request: Request) -> SandboxFile | Response:
         file_id = request.path_params["file_id"]
         f = self.engine.get_file(NAMESPACE, file_id)
         if f is None or (f.expires_at is not None and f.expires_at <= self.engine.now()):
-            return _error(
+            return self.error(
                 403,
-                "PERMISSION_DENIED",
                 f"You do not have permission to access the File {file_id} or it may not exist.",
             )
         return f
@@ -168,8 +170,7 @@ class GeminiSandbox:
         problem = codec.check_request(request)
         if problem is not None:
             return {"error": {"code": 3, "message": problem, "status": "INVALID_ARGUMENT"}}
-        faults = self.engine.faults
-        if faults.hit(faults.item_error_rate, NAMESPACE, batch_id, entry["key"]):
+        if self.item_fails(batch_id, entry["key"]):
             return {
                 "error": {
                     "code": 13,
@@ -228,31 +229,36 @@ class GeminiSandbox:
 
     def _outcomes(self, batch: SandboxBatch) -> list[dict[str, Any]]:
         """Output entries of an ended batch (``{key, response|error}``), computed once."""
-        with self.engine.lock:
-            if batch.output is None:
-                now = self.engine.now()
-                state = batch.state(now)
-                lines: list[dict[str, Any]] = []
-                if state in _WITH_OUTPUT:
-                    done = batch.processed(now)
-                    leftover = _LEFTOVER.get(state)
-                    for i, entry in enumerate(batch.requests):
-                        outcome = batch.outcome(i) if i < done else {"error": leftover}
-                        lines.append({"key": entry["key"], **outcome})
-                batch.output = {"lines": lines}
-                if batch.extra.get("input_file") and state in _WITH_OUTPUT:
-                    data = b"".join(wire.dumps(line) + b"\n" for line in lines)
-                    f = self.engine.add_file(
-                        NAMESPACE,
-                        data,
-                        filename=f"batch-{batch.id}-responses",
-                        purpose="application/jsonl",
-                        prefix="batch-",
-                        expires_after=FILE_TTL,
-                    )
-                    batch.output["file"] = f.id
-            out: list[dict[str, Any]] = batch.output["lines"]
-            return out
+        out: list[dict[str, Any]] = self.output_once(batch, lambda: self._output(batch))["lines"]
+        return out
+
+    def _output(self, batch: SandboxBatch) -> dict[str, Any]:
+        """The entries of an ended batch, and the responses file of a file-input job."""
+        now = self.engine.now()
+        state = batch.state(now)
+        if state not in _WITH_OUTPUT:
+            return {"lines": []}
+        done = batch.processed(now)
+        leftover = _LEFTOVER.get(state)
+        lines = [
+            {"key": entry["key"], **(batch.outcome(i) if i < done else {"error": leftover})}
+            for i, entry in enumerate(batch.requests)
+        ]
+        output: dict[str, Any] = {"lines": lines}
+        if batch.extra.get("input_file"):
+            f = self.write_output(
+                batch,
+                "responses",
+                [wire.dumps(line) for line in lines],
+                successes=False,  # Gemini's output is never missing: no fault applies
+                filename=f"batch-{batch.id}-responses",
+                purpose="application/jsonl",
+                prefix="batch-",
+                expires_after=FILE_TTL,
+            )
+            if f is not None:
+                output["file"] = f.id
+        return output
 
     def _counts(self, batch: SandboxBatch, now: float) -> dict[str, str]:
         n = len(batch.requests)
@@ -270,6 +276,9 @@ class GeminiSandbox:
             "pendingRequestCount": str(n - done),
         }
 
+    def batch_view(self, batch: SandboxBatch, request: Request) -> dict[str, Any]:
+        return self._view(batch, request.path_params["version"])
+
     def _view(self, batch: SandboxBatch, version: str) -> dict[str, Any]:
         """The batch as the API returns it: an Operation whose metadata is the batch."""
         now = self.engine.now()
@@ -279,7 +288,7 @@ class GeminiSandbox:
             "model": batch.extra["model"],
             "displayName": batch.metadata.get("displayName", ""),
             "inputConfig": batch.extra["input_config"],
-            "state": _STATES[state],
+            "state": codec.REPORTED_STATES[state],
             "createTime": _rfc3339(batch.created_at),
             "updateTime": _rfc3339(batch.ended_at(now) or now),
             "batchStats": self._counts(batch, now),
@@ -327,28 +336,24 @@ class GeminiSandbox:
     # -- batches ----------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:
         """``POST models/{model}:batchGenerateContent``."""
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
         version = request.path_params["version"]
         model = request.path_params["model"]
         body = await request.body()
         if len(body) > MAX_INLINE_BYTES:
-            return _error(
+            return self.error(
                 400,
-                "INVALID_ARGUMENT",
                 f"Request payload size exceeds the limit: {MAX_INLINE_BYTES} bytes.",
             )
         try:
             payload = json.loads(body)
         except ValueError:
-            return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+            return self.error(400, "Invalid JSON payload received.")
         batch_in = payload.get("batch") if isinstance(payload, dict) else None
         if not isinstance(batch_in, dict):
-            return _error(400, "INVALID_ARGUMENT", "* BatchGenerateContentRequest.batch: required")
+            return self.error(400, "* BatchGenerateContentRequest.batch: required")
         config = batch_in.get("inputConfig")
         if not isinstance(config, dict):
-            return _error(400, "INVALID_ARGUMENT", "* batch.input_config: input_config is required")
+            return self.error(400, "* batch.input_config: input_config is required")
         entries: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] | None = None
         input_file: str | None = None
@@ -357,9 +362,7 @@ class GeminiSandbox:
             input_file = name.removeprefix("files/")
             f = self.engine.get_file(NAMESPACE, input_file)
             if f is None:
-                return _error(
-                    400, "INVALID_ARGUMENT", f"* batch.input_config.file_name: {name} not found"
-                )
+                return self.error(400, f"* batch.input_config.file_name: {name} not found")
             # a malformed input file fails the batch as a whole (after creation, as Google does)
             for n, raw in enumerate(f.data.splitlines(), 1):
                 if not raw.strip():
@@ -375,16 +378,14 @@ class GeminiSandbox:
         else:
             requests = (config.get("requests") or {}).get("requests")
             if not isinstance(requests, list) or not requests:
-                return _error(
+                return self.error(
                     400,
-                    "INVALID_ARGUMENT",
                     "* batch.input_config.requests.requests: at least one request is required",
                 )
             for i, r in enumerate(requests):
                 if not isinstance(r, dict) or not isinstance(r.get("request"), dict):
-                    return _error(
+                    return self.error(
                         400,
-                        "INVALID_ARGUMENT",
                         f"* batch.input_config.requests.requests[{i}].request: required",
                     )
                 metadata = r.get("metadata") if isinstance(r.get("metadata"), dict) else None
@@ -393,11 +394,9 @@ class GeminiSandbox:
         if errors is None and not entries:
             errors = [{"message": "the input file holds no requests"}]
         model_name = model.removeprefix("models/")
-        holder: dict[str, str] = {}
-        batch = self.engine.create_batch(
-            NAMESPACE,
+        batch = self.new_batch(
             entries,
-            lambda entry: self._run(entry, holder["id"], model_name),
+            lambda entry, b: self._run(entry, b.id, model_name),
             prefix="b",
             metadata={"displayName": str(batch_in.get("displayName") or "")},
             extra={
@@ -410,19 +409,15 @@ class GeminiSandbox:
             },
             errors=errors,
         )
-        holder["id"] = batch.id
-        return JSONResponse(self._view(batch, version))
+        return self.json(self._view(batch, version))
 
-    async def list(self, request: Request) -> Response:
+    async def list_batches(self, request: Request) -> Response:
         """``GET batches`` (newest first, ``pageSize`` up to 1000, ``pageToken`` from the reply)."""
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
         version = request.path_params["version"]
         try:
             size = int(request.query_params.get("pageSize", "50"))
         except ValueError:
-            return _error(400, "INVALID_ARGUMENT", "pageSize must be an integer")
+            return self.error(400, "pageSize must be an integer")
         size = 50 if size <= 0 else min(size, 1000)
         newest = list(reversed(self.engine.list_batches(NAMESPACE)))
         start = 0
@@ -430,59 +425,48 @@ class GeminiSandbox:
         if token:
             ids = [b.id for b in newest]
             if token not in ids:
-                return _error(400, "INVALID_ARGUMENT", "Invalid page token.")
+                return self.error(400, "Invalid page token.")
             start = ids.index(token)
         page = newest[start : start + size]
         body: dict[str, Any] = {"operations": [self._view(b, version) for b in page]}
         if start + size < len(newest):
             body["nextPageToken"] = newest[start + size].id
-        return JSONResponse(body)
+        return self.json(body)
 
-    async def batch(self, request: Request) -> Response:
-        """``GET`` a batch, or ``DELETE`` it (allowed in any state; it does not cancel)."""
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
-        found = self._batch(request)
+    async def delete_batch(self, request: Request) -> Response:
+        """``DELETE`` a batch (allowed in any state; it does not cancel)."""
+        found = self.batch_or_404(request)
         if isinstance(found, Response):
             return found
-        if request.method == "DELETE":
-            found.deleted = True
-            return JSONResponse({})
-        return JSONResponse(self._view(found, request.path_params["version"]))
+        found.deleted = True
+        return self.json({})
 
-    async def cancel(self, request: Request) -> Response:
+    async def cancel_batch(self, request: Request) -> Response:
         """``POST batches/{id}:cancel``: start cancelling (a no-op once ended)."""
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
-        found = self._batch(request)
-        if isinstance(found, Response):
-            return found
-        self.engine.cancel(found)
-        return JSONResponse({})
+        response = await super().cancel_batch(request)
+        return response if response.status_code != 200 else self.json({})
 
     # -- files ------------------------------------------------------------------------------
     async def upload(self, request: Request) -> Response:
         """Both legs of the resumable upload protocol on ``upload/{v}/files``."""
         upload_id = request.query_params.get("upload_id")
         # the upload URL's id is the session's credential: the SDK sends no key on that leg
-        denied = self._denied(request) if upload_id is None else None
+        denied = self.guard(request) if upload_id is None else None
         if denied is not None:
             return denied
         version = request.path_params["version"]
         command = request.headers.get("x-goog-upload-command", "").lower()
         if upload_id is None:
             if command != "start" or request.headers.get("x-goog-upload-protocol") != "resumable":
-                return _error(400, "INVALID_ARGUMENT", "only resumable uploads are supported")
+                return self.error(400, "only resumable uploads are supported")
             try:
                 payload = json.loads(await request.body() or b"{}")
             except ValueError:
-                return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+                return self.error(400, "Invalid JSON payload received.")
             meta = dict(payload.get("file") or {}) if isinstance(payload, dict) else {}
             size = int(request.headers.get("x-goog-upload-header-content-length", "0") or 0)
             if size > MAX_FILE_BYTES:
-                return _error(400, "INVALID_ARGUMENT", "File size exceeds the 2 GB limit.")
+                return self.error(400, "File size exceeds the 2 GB limit.")
             meta.setdefault(
                 "mimeType", request.headers.get("x-goog-upload-header-content-type", "")
             )
@@ -501,15 +485,15 @@ class GeminiSandbox:
         with self._uploads_lock:
             session = self._uploads.get(upload_id)
         if session is None:
-            return _error(404, "NOT_FOUND", "unknown upload session")
+            return self.error(404, "unknown upload session")
         meta, data = session
         chunk = await request.body()
         offset = int(request.headers.get("x-goog-upload-offset", "0") or 0)
         if offset != len(data):
-            return _error(400, "INVALID_ARGUMENT", f"expected offset {len(data)}, got {offset}")
+            return self.error(400, f"expected offset {len(data)}, got {offset}")
         data.extend(chunk)
         if len(data) > MAX_FILE_BYTES:
-            return _error(400, "INVALID_ARGUMENT", "File size exceeds the 2 GB limit.")
+            return self.error(400, "File size exceeds the 2 GB limit.")
         if "finalize" not in command:
             return Response(b"", headers={"x-goog-upload-status": "active"})
         with self._uploads_lock:
@@ -522,81 +506,69 @@ class GeminiSandbox:
             prefix="f",
             expires_after=FILE_TTL,
         )
-        return JSONResponse(
+        return self.json(
             {"file": self._file_view(f, request, version)},
             headers={"x-goog-upload-status": "final"},
         )
 
     async def file(self, request: Request) -> Response:
-        """``GET`` a file's metadata or ``DELETE`` it."""
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
+        """``GET`` a file's metadata."""
         found = self._file(request)
         if isinstance(found, Response):
             return found
-        if request.method == "DELETE":
-            with self.engine.lock:
-                self.engine.files.pop(found.id, None)
-            return JSONResponse({})
-        return JSONResponse(self._file_view(found, request, request.path_params["version"]))
+        return self.json(self._file_view(found, request, request.path_params["version"]))
+
+    async def delete_file(self, request: Request) -> Response:
+        """``DELETE`` a file."""
+        found = self._file(request)
+        if isinstance(found, Response):
+            return found
+        with self.engine.lock:
+            self.engine.files.pop(found.id, None)
+        return self.json({})
 
     async def download(self, request: Request) -> Response:
         """``files/{id}:download?alt=media``: the bytes of a generated file."""
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
         if request.query_params.get("alt") != "media":
-            return _error(400, "INVALID_ARGUMENT", "download needs alt=media")
+            return self.error(400, "download needs alt=media")
         found = self._file(request)
         if isinstance(found, Response):
             return found
         if not found.filename.startswith("batch-"):
-            return _error(400, "INVALID_ARGUMENT", "Only generated files can be downloaded.")
+            return self.error(400, "Only generated files can be downloaded.")
         return Response(found.data, media_type="application/jsonl")
 
-
-def _versioned(
-    handler: Callable[[Request], Awaitable[Response]], version: str
-) -> Callable[[Request], Awaitable[Response]]:
-    """The handler with ``path_params["version"]`` set: one handler serves both versions."""
-
-    async def endpoint(request: Request) -> Response:
-        request.scope.setdefault("path_params", {})["version"] = version
-        return await handler(request)
-
-    return endpoint
+    def routes(self) -> list[BaseRoute]:
+        K = RouteKind
+        out: list[BaseRoute] = []
+        for v in VERSIONS:
+            # one handler serves both API versions: the route sets path_params["version"]
+            r = functools.partial(self.route, version=v)
+            # ":action" routes first: "{batch_id}" alone would also match "id:cancel"
+            one, f = f"/{v}/batches/{{batch_id}}", f"/{v}/files/{{file_id}}"
+            out += [
+                r(f"/{v}/models/{{model}}:batchGenerateContent", self.create, ["POST"], K.CREATE),
+                r(f"/{v}/batches", self.list_batches, ["GET"], K.LIST),
+                r(one + ":cancel", self.cancel_batch, ["POST"], K.CANCEL),
+                r(one, self.retrieve_batch, ["GET"], K.POLL),
+                r(one, self.delete_batch, ["DELETE"], K.DELETE),
+                # the upload URL's id is the session's credential: upload() guards the first leg
+                r(
+                    f"/upload/{v}/files",
+                    self.upload,
+                    ["POST"],
+                    K.UPLOAD,
+                    name=f"gemini_upload_{v}",
+                    guarded=False,
+                ),
+                r(f + ":download", self.download, ["GET"], K.DOWNLOAD),
+                r(f"/download/{v}/files/{{file_id}}:download", self.download, ["GET"], K.DOWNLOAD),
+                r(f, self.file, ["GET"], K.POLL),
+                r(f, self.delete_file, ["DELETE"], K.DELETE),
+            ]
+        return out
 
 
 def routes(engine: SandboxEngine) -> list[BaseRoute]:
     """Starlette routes of the emulated batch API, under ``/v1`` and ``/v1beta``."""
-    api = GeminiSandbox(engine)
-    out: list[BaseRoute] = []
-    for v in VERSIONS:
-        # ":action" routes first: "{batch_id}" alone would also match "id:cancel"
-        out += [
-            Route(
-                f"/{v}/models/{{model}}:batchGenerateContent",
-                _versioned(api.create, v),
-                methods=["POST"],
-            ),
-            Route(f"/{v}/batches", _versioned(api.list, v), methods=["GET"]),
-            Route(f"/{v}/batches/{{batch_id}}:cancel", _versioned(api.cancel, v), methods=["POST"]),
-            Route(
-                f"/{v}/batches/{{batch_id}}", _versioned(api.batch, v), methods=["GET", "DELETE"]
-            ),
-            Route(
-                f"/upload/{v}/files",
-                _versioned(api.upload, v),
-                methods=["POST"],
-                name=f"gemini_upload_{v}",
-            ),
-            Route(f"/{v}/files/{{file_id}}:download", _versioned(api.download, v), methods=["GET"]),
-            Route(
-                f"/download/{v}/files/{{file_id}}:download",
-                _versioned(api.download, v),
-                methods=["GET"],
-            ),
-            Route(f"/{v}/files/{{file_id}}", _versioned(api.file, v), methods=["GET", "DELETE"]),
-        ]
-    return out
+    return GeminiSandbox(engine).routes()

@@ -3,7 +3,9 @@
 Both sides use this module: the adapter encodes :class:`~polybatch.items.BatchItem`s into input lines
 and decodes output/error lines into :class:`~polybatch.items.BatchResult`s; the sandbox decodes input
 lines, validates request bodies and writes output/error lines. Keeping both directions here means the
-emulator cannot drift from what the client sends and expects.
+emulator cannot drift from what the client sends and expects. The OpenAI-shaped part it shares
+(encoding a chat body, decoding result lines, usage) is :mod:`polybatch.formats`; this module
+holds what is Mistral's own: parameter names, finish reasons, error wording and request rules.
 
 Input lines are ``{"custom_id": ..., "body": {...}}`` (Mistral's documented format: no ``method`` or
 ``url``, and ``body.model`` is optional because the job names the model). Output lines follow the
@@ -14,33 +16,47 @@ lenient about which parts are present.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from polybatch.items import BatchItem, BatchResult, ItemError, ResultStatus, Usage
-from polybatch.wire import dumps
+from polybatch import formats, wire
+from polybatch.errors import ItemValidationError
+from polybatch.formats import INT64_MAX as INT64_MAX
+from polybatch.formats import SCHEMA_NAME_RE, is_int, is_number
+from polybatch.formats import response_line as response_line
+from polybatch.items import BatchItem, BatchResult, ItemError, ResultStatus
+from polybatch.providers import BatchState
+from polybatch.wire import WireError as WireError
+from polybatch.wire import as_mapping, load_object
 
 #: the batch ``endpoint`` of chat-completion jobs
 CHAT_ENDPOINT = "/v1/chat/completions"
 
-#: neutral parameter name -> Mistral body field (the seed is ``random_seed`` at Mistral)
-PARAM_TO_BODY: dict[str, str] = {
-    "max_tokens": "max_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "seed": "random_seed",
-    "stop": "stop",
-    "response_format": "response_format",
+#: neutral states -> Mistral job statuses, as a job reports them (what the sandbox answers)
+STATUS: dict[BatchState, str] = {
+    "validating": "QUEUED",
+    "in_progress": "RUNNING",
+    "finalizing": "RUNNING",
+    "cancelling": "CANCELLATION_REQUESTED",
+    "completed": "SUCCESS",
+    "failed": "FAILED",
+    "expired": "TIMEOUT_EXCEEDED",
+    "cancelled": "CANCELLED",
 }
-#: HTTP statuses worth sending again (the SDK's own retry set is 429 and 5xx)
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
+#: Mistral job statuses -> neutral states: :data:`STATUS` read backwards, the first state
+#: listed winning (RUNNING is ``in_progress``). QUEUED has not started, which is what
+#: "validating" means to the runner; a status newer than this table reads as in progress.
+STATES: dict[str, BatchState] = {status: state for state, status in reversed(STATUS.items())}
+#: the statuses of a job that has ended (its output and error files are final)
+TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
+
+#: neutral parameter name -> Mistral body field (the seed is ``random_seed`` at Mistral)
+PARAM_TO_BODY: dict[str, str] = {**formats.PARAMS, "seed": "random_seed"}
 #: error-only lines (no HTTP response): code -> (result status, retryable)
 LINE_ERRORS: dict[str, tuple[ResultStatus, bool]] = {
-    "batch_cancelled": ("canceled", True),
-    "batch_expired": ("expired", True),
+    **formats.LINE_ERRORS,
     "timeout_exceeded": ("expired", True),
 }
 #: Mistral's finish reasons -> neutral ones ("model_length": the context window ran out)
@@ -63,17 +79,18 @@ CONTENT_TYPES = frozenset(
 )
 #: content-part types a system turn may hold (the SDK's SystemMessageContentChunks)
 SYSTEM_CONTENT_TYPES = frozenset({"text", "thinking"})
-INT64_MAX = 2**63 - 1
+#: body fields BatchItem spells itself; setting them through ``extra`` would be ambiguous
+STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
 
 
-class WireError(ValueError):
-    """A line or request body that breaks the wire format, as Mistral would report it."""
+def batch_state(status: str) -> BatchState:
+    """A job ``status`` in neutral terms (see :data:`STATES`)."""
+    return STATES.get(status, "in_progress")
 
-    def __init__(self, code: str, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.param = param
+
+def short_hash(*parts: Any, length: int = 32) -> str:
+    """A stable hex id derived from ``parts`` (deterministic sandbox ids; Mistral's are 32 long)."""
+    return wire.short_hash(*parts, length=length)
 
 
 # -- client side: encode ------------------------------------------------------------------------
@@ -81,84 +98,56 @@ def encode_body(item: BatchItem, *, model: str | None = None) -> dict[str, Any]:
     """The chat-completions body for ``item``; ``model`` is written only when given.
 
     The adapter leaves the model out: the job names it once, and every line is shorter for it.
+    ``item.extra`` carries Mistral-only fields (safe_prompt, presence_penalty, ...).
     """
-    body: dict[str, Any] = {}
-    if model:
-        body["model"] = model
-    body["messages"] = [{"role": m.role, "content": m.content} for m in item.messages]
-    for name, value in item.params().items():
-        body[PARAM_TO_BODY[name]] = value
-    # extra is the escape hatch for Mistral-only fields (safe_prompt, presence_penalty, ...): passed
-    # through verbatim and last, so what the user spelled out explicitly wins
-    body.update(item.extra)
-    return body
+    return formats.chat_body(item, model or None, PARAM_TO_BODY)
 
 
 def encode_line(
     item: BatchItem, *, custom_id: str | None = None, model: str | None = None
 ) -> bytes:
     """One input line (no newline) for ``item``; ``custom_id`` overrides ``item.custom_id``."""
-    cid = custom_id if custom_id is not None else item.custom_id
-    if not cid:
-        raise ValueError("an item needs a custom_id before it is encoded")
-    return dumps({"custom_id": cid, "body": encode_body(item, model=model)})
+    return formats.encode_line(item, encode_body(item, model=model), custom_id=custom_id)
+
+
+def check_item(item: BatchItem, model: str) -> None:
+    """Reject what Mistral's chat-completions API would refuse for every model
+    (ItemValidationError naming the field).
+
+    The adapter's ``validate_item``. What only the item shows (a body field set both on the item
+    and through ``extra``) is checked here, then :func:`check_body` on the encoded body: the
+    very rules the sandbox answers requests with.
+    """
+
+    def bad(message: str, field: str) -> ItemValidationError:
+        return ItemValidationError(message, field=field)
+
+    if item.kind == "embedding":
+        # Mistral's batch API has /v1/embeddings, but this adapter only speaks chat
+        # completions (codec, sandbox): refuse before anything is uploaded, never mis-encode
+        raise bad(
+            "polybatch's Mistral adapter does not offer embedding batches "
+            "(use openai or azure for embeddings)",
+            "kind",
+        )
+    clash = STRUCTURAL_EXTRA & item.extra.keys()
+    if clash:
+        name = sorted(clash)[0]
+        raise bad(
+            f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
+        )
+    for neutral, body_key in PARAM_TO_BODY.items():
+        if getattr(item, neutral) is not None and body_key in item.extra:
+            raise bad(f"{neutral} is set both on the item and as extra.{body_key}", "extra")
+    if "seed" in item.extra:
+        raise bad("Mistral calls the seed 'random_seed'; use the item's seed field", "extra")
+    try:
+        check_body(encode_body(item), job_model=item.model or model)
+    except WireError as exc:
+        raise formats.item_error(exc, item, PARAM_TO_BODY) from None
 
 
 # -- client side: decode ------------------------------------------------------------------------
-def usage_from_body(usage: Mapping[str, Any] | None) -> Usage:
-    """Map a chat-completion ``usage`` onto disjoint neutral buckets.
-
-    Mistral's ``prompt_tokens`` includes the cached prompt tokens reported in
-    ``prompt_tokens_details.cached_tokens`` (as at OpenAI; genai-prices reads it the same way), so
-    they are subtracted once here. ``reasoning_tokens`` is part of ``completion_tokens``.
-    """
-    if not usage:
-        return Usage()
-    prompt = int(usage.get("prompt_tokens") or 0)
-    cached = int(_mapping(usage.get("prompt_tokens_details")).get("cached_tokens") or 0)
-    reasoning = int(_mapping(usage.get("completion_tokens_details")).get("reasoning_tokens") or 0)
-    return Usage(
-        input_tokens=max(prompt - cached, 0),
-        cached_input_tokens=min(cached, prompt) if prompt else cached,
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        reasoning_tokens=reasoning,
-    )
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def retryable_status(status: int) -> bool:
-    """Whether a request that got this HTTP status may succeed when sent again."""
-    return status in _RETRYABLE_STATUS or status >= 500
-
-
-def message_text(content: Any) -> str | None:
-    """The text of a message content: a string, or the text parts of a list joined."""
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(p.get("text", ""))
-            for p in content
-            if isinstance(p, Mapping) and p.get("type") == "text"
-        )
-    return None
-
-
-def _error_fields(body: Mapping[str, Any], status: int) -> tuple[str, str]:
-    """(code, message) of an error body: Mistral's flat error, an OpenAI-style nested one, or a
-    FastAPI ``detail``."""
-    err = _mapping(body.get("error")) or body
-    code = err.get("code") or err.get("type")
-    message = err.get("message")
-    if message is None and "detail" in body:
-        detail = body["detail"]
-        message = detail if isinstance(detail, str) else json.dumps(detail)
-    return str(code or f"http_{status}"), str(message or f"HTTP {status}")
-
-
 def decode_result(
     line: bytes | str | Mapping[str, Any],
     *,
@@ -167,65 +156,24 @@ def decode_result(
 ) -> BatchResult:
     """Decode one output-file or error-file line into a BatchResult.
 
-    Raises :class:`WireError` for a line that is not a result line at all (no custom_id).
+    Raises :class:`WireError` for a line that is not a result line at all (no custom_id). Error
+    bodies may be Mistral's flat error, an OpenAI-style nested one or a FastAPI ``detail``; a
+    response without a status is worth another try.
     """
-    if isinstance(line, Mapping):
-        obj: Any = line
-    else:
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise WireError("invalid_json_line", f"output line is not JSON: {exc}") from exc
-    if not isinstance(obj, Mapping) or not isinstance(obj.get("custom_id"), str):
-        raise WireError("invalid_output_line", "output line has no custom_id")
-    common: dict[str, Any] = {
-        "custom_id": obj["custom_id"],
-        "provider": provider,
-        "batch_id": batch_id,
-    }
-    response = obj.get("response")
-    if isinstance(response, Mapping):
-        status = int(response.get("status_code") or 0)
-        body = dict(_mapping(response.get("body")))
-        if 200 <= status < 300:
-            return _success(body, common)
-        code, message = _error_fields(body, status)
-        return BatchResult(
-            status="errored",
-            error=ItemError(
-                code=code,
-                message=message,
-                status_code=status or None,
-                retryable=retryable_status(status) if status else True,
-            ),
-            response=body,
-            **common,
-        )
-    error = obj.get("error")
-    if isinstance(error, Mapping | str):
-        err = _mapping(error)
-        code = str(err.get("code") or err.get("type") or "unknown_error")
-        message = error if isinstance(error, str) else str(err.get("message") or code)
-        result_status, retryable = LINE_ERRORS.get(code, ("errored", False))
-        return BatchResult(
-            status=result_status,
-            error=ItemError(code=code, message=message, retryable=retryable),
-            **common,
-        )
-    return BatchResult(
-        status="errored",
-        error=ItemError(
-            code="invalid_output_line", message="output line has neither response nor error"
-        ),
-        **common,
+    return formats.decode_line(
+        line,
+        provider=provider,
+        batch_id=batch_id,
+        line_errors=LINE_ERRORS,
+        success=_success,
+        no_status_retryable=True,
     )
 
 
 def _success(body: dict[str, Any], common: dict[str, Any]) -> BatchResult:
     choices = body.get("choices")
-    choice = _mapping(choices[0]) if isinstance(choices, list) and choices else {}
-    finish = choice.get("finish_reason")
-    if finish == "error":
+    choice = as_mapping(choices[0]) if isinstance(choices, list) and choices else {}
+    if choice.get("finish_reason") == "error":
         # a 200 whose generation broke off: not an answer, and worth another try
         return BatchResult(
             status="errored",
@@ -235,21 +183,12 @@ def _success(body: dict[str, Any], common: dict[str, Any]) -> BatchResult:
                 status_code=200,
                 retryable=True,
             ),
-            usage=usage_from_body(_mapping(body.get("usage"))),
+            usage=formats.usage(as_mapping(body.get("usage"))),
             model=body.get("model"),
             response=body,
             **common,
         )
-    message = _mapping(choice.get("message"))
-    return BatchResult(
-        status="succeeded",
-        text=message_text(message.get("content")),
-        finish_reason=_FINISH_REASONS.get(str(finish), finish) if finish is not None else None,
-        usage=usage_from_body(_mapping(body.get("usage"))),
-        model=body.get("model"),
-        response=body,
-        **common,
-    )
+    return formats.chat_result(body, common, finish_reasons=_FINISH_REASONS)
 
 
 def synthetic_result(
@@ -295,13 +234,7 @@ def decode_input_line(line: bytes | str, *, index: int) -> InputLine:
 
     ``custom_id`` is optional at Mistral; a line without one is named by its position.
     """
-    try:
-        # decode strictly first: json.loads(bytes) would quietly accept a UTF-8 BOM
-        obj = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        raise WireError("invalid_json_line", f"line is not valid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise WireError("invalid_json_line", "line is not a JSON object")
+    obj = load_object(line)
     cid = obj.get("custom_id", str(index))
     if cid is None:
         cid = str(index)
@@ -316,47 +249,24 @@ def decode_input_line(line: bytes | str, *, index: int) -> InputLine:
 
 
 @dataclass
-class ChatRequest:
-    """A validated chat-completions body, in neutral terms."""
+class ChatRequest(formats.ChatRequest):
+    """A validated chat-completions body, in neutral terms (text parts are joined unseparated)."""
 
-    model: str
-    messages: list[dict[str, Any]]
-    max_tokens: int | None = None
-    stop: list[str] | None = None
-    response_format: dict[str, Any] | None = None
-    n: int = 1
-    #: body fields not listed above, untouched
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def transcript(self) -> list[tuple[str, str]]:
-        """(role, text) pairs; text parts of list contents are joined, other parts ignored."""
-        return [(m["role"], message_text(m.get("content")) or "") for m in self.messages]
-
-    def json_schema(self) -> dict[str, Any] | None:
-        """The requested JSON schema, if response_format asks for one."""
-        rf = self.response_format or {}
-        if rf.get("type") == "json_schema":
-            schema = _mapping(rf.get("json_schema")).get("schema")
-            return dict(schema) if isinstance(schema, Mapping) else {"type": "object"}
-        return None
+    text_sep: ClassVar[str] = ""
 
 
 def _invalid(message: str, param: str) -> WireError:
     return WireError("invalid_request_error", message, param=param)
 
 
-def _check_number(body: Mapping[str, Any], name: str, lo: float, hi: float | None) -> None:
-    value = body.get(name)
+def _number(body: dict[str, Any], name: str, lo: float, hi: float | None) -> float | None:
+    value = body.pop(name, None)
     if value is None:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value < lo
-        or (hi is not None and value > hi)
-    ):
+        return None
+    if not is_number(value) or value < lo or (hi is not None and value > hi):
         bound = f"between {lo:g} and {hi:g}" if hi is not None else f">= {lo:g}"
         raise _invalid(f"{name}: expected a number {bound}, got {value!r}", name)
+    return float(value)
 
 
 def _check_message(i: int, m: Any) -> None:
@@ -405,23 +315,19 @@ def parse_chat_body(body: Mapping[str, Any], *, job_model: str | None) -> ChatRe
         raise _invalid("stream: streaming is not available in batch jobs", "stream")
 
     max_tokens = rest.pop("max_tokens", None)
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0
-    ):
+    if max_tokens is not None and (not is_int(max_tokens) or max_tokens < 0):
         raise _invalid(f"max_tokens: expected an integer >= 0, got {max_tokens!r}", "max_tokens")
-    _check_number(rest, "temperature", 0, None)
-    _check_number(rest, "top_p", 0, 1)
-    seed = rest.get("random_seed")
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= INT64_MAX
-    ):
+    temperature = _number(rest, "temperature", 0, None)
+    top_p = _number(rest, "top_p", 0, 1)
+    seed = rest.pop("random_seed", None)
+    if seed is not None and (not is_int(seed) or not 0 <= seed <= INT64_MAX):
         raise _invalid("random_seed: expected a non-negative integer", "random_seed")
 
     stop_raw = rest.pop("stop", None)
     stop: list[str] | None = None
     if stop_raw is not None:
-        stop = [stop_raw] if isinstance(stop_raw, str) else stop_raw
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        stop = formats.stop_list(stop_raw)
+        if stop is None:
             raise _invalid("stop: expected a string or a list of strings", "stop")
 
     response_format = rest.pop("response_format", None)
@@ -429,17 +335,11 @@ def parse_chat_body(body: Mapping[str, Any], *, job_model: str | None) -> ChatRe
         check_response_format(response_format)
 
     n = rest.pop("n", None)
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+    if n is not None and (not is_int(n) or n < 1):
         raise _invalid("n: expected an integer >= 1", "n")
 
     return ChatRequest(
-        model=model,
-        messages=messages,
-        max_tokens=max_tokens,
-        stop=stop,
-        response_format=response_format,
-        n=n or 1,
-        extra=rest,
+        model, messages, max_tokens, temperature, top_p, seed, stop, response_format, n or 1, rest
     )
 
 
@@ -455,10 +355,12 @@ def check_response_format(rf: Any) -> None:
             "response_format.type",
         )
     if rf.get("type") == "json_schema":
-        js = rf.get("json_schema")
-        if not isinstance(js, dict) or not isinstance(js.get("name"), str) or not js["name"]:
+        js = as_mapping(rf.get("json_schema"))
+        name = js.get("name")
+        if not isinstance(name, str) or not SCHEMA_NAME_RE.match(name):
             raise _invalid(
-                "response_format.json_schema.name: a name is required",
+                "response_format.json_schema.name: a name of letters, digits, '_' or '-' "
+                "(at most 64) is required",
                 "response_format.json_schema.name",
             )
         if not isinstance(js.get("schema"), dict):
@@ -468,12 +370,12 @@ def check_response_format(rf: Any) -> None:
             )
 
 
+#: the one validation of a request body: the adapter runs it on what it is about to send
+#: (:func:`check_item`), the sandbox on what it receives
+check_body = parse_chat_body
+
+
 # -- sandbox side: encode output ----------------------------------------------------------------
-def short_hash(*parts: Any, length: int = 32) -> str:
-    """A stable hex id derived from ``parts`` (deterministic sandbox ids)."""
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:length]
-
-
 def chat_completion(
     *,
     completion_id: str,
@@ -520,15 +422,3 @@ def error_body(
 ) -> dict[str, Any]:
     """Mistral's (flat) error envelope."""
     return {"object": "error", "message": message, "type": type, "param": param, "code": code}
-
-
-def response_line(
-    line_id: str, custom_id: str, *, status_code: int, body: Mapping[str, Any]
-) -> dict[str, Any]:
-    """An output/error line carrying an HTTP response."""
-    return {
-        "id": line_id,
-        "custom_id": custom_id,
-        "response": {"status_code": status_code, "body": dict(body)},
-        "error": None,
-    }

@@ -3,52 +3,34 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx2
 from mistralai.client import Mistral, models
-from mistralai.client.errors import MistralError, NoResponseError
+from mistralai.client.errors import MistralError, NoResponseError, ResponseValidationError
 from mistralai.client.utils import BackoffStrategy, RetryConfig
 
 from polybatch import wire
-from polybatch.errors import ItemValidationError, ProviderError
+from polybatch.errors import ProviderError, ProviderHTTPError
 from polybatch.items import BatchItem, BatchResult
-from polybatch.portal import PerLoop
-from polybatch.providers import BatchProvider, BatchState, BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import BatchStatus, Limits, SubmittedBatch
+from polybatch.sdk import SDKProvider, connection, failure, http
 
 from . import codec
+from .codec import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from polybatch.sandbox.engine import SandboxEngine
 
-#: Mistral job statuses -> neutral states. QUEUED has not started, which is what "validating"
-#: means to the runner; a status newer than this table reads as in progress.
-STATES: dict[str, BatchState] = {
-    "QUEUED": "validating",
-    "RUNNING": "in_progress",
-    "SUCCESS": "completed",
-    "FAILED": "failed",
-    "TIMEOUT_EXCEEDED": "expired",
-    "CANCELLATION_REQUESTED": "cancelling",
-    "CANCELLED": "cancelled",
-}
-TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
-#: body fields BatchItem spells itself; setting them through ``extra`` would be ambiguous
-_STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-#: a ``Bearer <key>`` echoed back in an error body, masked before it reaches a message
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 #: Mistral's documented ``timeout_hours`` default; the upper bound is not documented (UNVERIFIED)
 DEFAULT_TIMEOUT_HOURS = 24
 
 
-class MistralProvider(BatchProvider):
+class MistralProvider(SDKProvider[Mistral]):
     """Mistral's batch jobs (chat completions) through the ``mistralai`` SDK.
 
     Async-first on the SDK's ``*_async`` methods: it implements ``asubmit``, ``apoll``,
@@ -77,32 +59,18 @@ class MistralProvider(BatchProvider):
     #: the ``endpoint`` of created jobs
     endpoint: ClassVar[models.APIEndpoint] = "/v1/chat/completions"
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        # one SDK client per event loop: its httpx2.AsyncClient's pool is bound to the loop it is
-        # first used on, and this object serves both the portal loop (blocking API) and users'
-        # loops (async API)
-        self._aclients: PerLoop[Mistral] = PerLoop(
-            lambda: self.make_client(self.require_api_key()), close=_close_sdk
-        )
+    #: the SDK reads no base-URL variable; this one follows the vendors' convention
+    base_url_env: ClassVar[str | None] = "MISTRAL_BASE_URL"
+    errors = {
+        MistralError: http(lambda e: e.status_code, lambda e: _detail(e)),
+        # a 2xx body the SDK cannot read: not a status worth retrying
+        ResponseValidationError: failure(lambda e: f"unexpected response: {e.message}"),
+        NoResponseError: connection(),
+    }
 
     # -- the client ------------------------------------------------------------------------
-    @property
-    def aclient(self) -> Mistral:
-        """The running loop's SDK client, built on first use (so listing providers needs no key).
-
-        Call it from async code: the client belongs to the running event loop.
-        """
-        return self._aclients.get()
-
-    def make_client(self, api_key: str) -> Mistral:
-        """Build an SDK client; ``base_url`` becomes the SDK's ``server_url``.
+    def make_client(self) -> Mistral:
+        """Build an SDK client; the base URL becomes the SDK's ``server_url``.
 
         Only its async methods are used (each ``Mistral`` also builds a sync httpx2 client, idle).
         """
@@ -117,93 +85,26 @@ class MistralProvider(BatchProvider):
                 BackoffStrategy(500, 8_000, 2.0, max_elapsed),
                 retry_connection_errors=True,
             )
-        return Mistral(api_key=api_key, server_url=self.base_url or None, **options)
+        return Mistral(
+            api_key=self.require_api_key(), server_url=self.resolved_base_url(), **options
+        )
 
-    async def aclose(self) -> None:
-        """Close the running loop's SDK client, if one was built (a later call builds another)."""
-        await self._aclients.aclose()
-
-    # -- errors ----------------------------------------------------------------------------
-    def _scrub(self, text: str) -> str:
-        return _BEARER_RE.sub(r"\1***", self.scrub(text))
-
-    @contextmanager
-    def _sdk_errors(self, action: str) -> Iterator[None]:
-        """Translate every SDK (and transport) exception into ProviderError, once, here.
-
-        A plain context manager, so it also wraps ``await`` and ``async for`` in coroutines.
-        """
-        try:
-            yield
-        except MistralError as exc:
-            status = exc.status_code
-            detail = self._scrub(_detail(exc))
-            hint = f" (check {self.credential_env[0]})" if status in (401, 403) else ""
-            raise ProviderError(
-                f"{action} failed: HTTP {status}: {detail}{hint}",
-                provider=self.name,
-                status_code=status,
-            ) from exc
-        except (NoResponseError, httpx2.HTTPError) as exc:
-            # no status: ProviderError.retryable treats it as transient (a download cut
-            # mid-stream lands here too: httpx2.ReadError, RemoteProtocolError ...)
-            raise ProviderError(
-                f"{action} failed: {type(exc).__name__}: {self._scrub(str(exc))}",
-                provider=self.name,
-            ) from exc
+    @staticmethod
+    async def close_client(client: Mistral) -> None:
+        """What ``async with Mistral(...)`` does on exit, for both of the SDK's own HTTP clients
+        (each ``Mistral`` builds a sync one too, idle here); the references stay, so a straggler
+        gets httpx2's "client has been closed", not a None."""
+        config = client.sdk_configuration
+        if config.async_client is not None and not config.async_client_supplied:
+            await config.async_client.aclose()
+        if config.client is not None and not config.client_supplied:
+            config.client.close()
 
     # -- items -----------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
-        """Reject what Mistral's chat-completions API would refuse for every model."""
-
-        def bad(message: str, field: str) -> ItemValidationError:
-            return ItemValidationError(message, field=field)
-
-        if item.kind == "embedding":
-            # Mistral's batch API has /v1/embeddings, but this adapter only speaks chat
-            # completions (codec, sandbox): refuse before anything is uploaded, never mis-encode
-            raise bad(
-                "polybatch's Mistral adapter does not offer embedding batches "
-                "(use openai or azure for embeddings)",
-                "kind",
-            )
-        if not (item.model or model):
-            raise bad("a model is required", "model")
-        clash = _STRUCTURAL_EXTRA & item.extra.keys()
-        if clash:
-            name = sorted(clash)[0]
-            raise bad(
-                f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
-            )
-        for neutral, body_key in codec.PARAM_TO_BODY.items():
-            if getattr(item, neutral) is not None and body_key in item.extra:
-                raise bad(f"{neutral} is set both on the item and as extra.{body_key}", "extra")
-        if "seed" in item.extra:
-            raise bad("Mistral calls the seed 'random_seed'; use the item's seed field", "extra")
-        for i, message in enumerate(item.messages):
-            if isinstance(message.content, list):
-                allowed = (
-                    codec.SYSTEM_CONTENT_TYPES if message.role == "system" else codec.CONTENT_TYPES
-                )
-                for j, part in enumerate(message.content):
-                    kind = part.get("type")
-                    if kind not in allowed:
-                        raise bad(
-                            f"Mistral {message.role} messages cannot hold {kind!r} parts",
-                            f"messages[{i}].content[{j}]",
-                        )
-        if item.seed is not None and not 0 <= item.seed <= codec.INT64_MAX:
-            raise bad("Mistral's random_seed is a non-negative integer", "seed")
-        rf = item.response_format
-        if rf is not None and rf.get("type") == "json_schema":
-            js = rf.get("json_schema")
-            if not isinstance(js, dict) or not _NAME_RE.match(str(js.get("name", ""))):
-                raise bad(
-                    "json_schema needs a 'name' of letters, digits, '_' or '-' (at most 64)",
-                    "response_format.json_schema.name",
-                )
-            if not isinstance(js.get("schema"), dict):
-                raise bad("json_schema needs a 'schema' object", "response_format.json_schema")
+        """Reject what Mistral's chat-completions API would refuse for every model:
+        :func:`codec.check_item`, the rules the sandbox answers with."""
+        codec.check_item(item, model)
 
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One JSONL input line for ``item`` (the model goes on the job, not on the line)."""
@@ -215,9 +116,9 @@ class MistralProvider(BatchProvider):
         self, lines_path: Path, *, model: str, metadata: Mapping[str, str]
     ) -> SubmittedBatch:
         """Upload the lines file (streamed from disk) and create a batch job from it."""
-        client = self.aclient  # first: a missing key fails before the file is opened
+        client = self.client  # first: a missing key fails before the file is opened
         filename = lines_path.name if lines_path.suffix == ".jsonl" else f"{lines_path.stem}.jsonl"
-        with self._sdk_errors("uploading the batch file"), lines_path.open("rb") as fh:
+        with self.sdk_errors("uploading the batch file"), lines_path.open("rb") as fh:
             # an open file handle goes to httpx2 as is: its multipart stream reads it in 64 KiB
             # chunks as the body is sent (from the start again on an SDK retry), never whole
             uploaded = await client.files.upload_async(
@@ -225,7 +126,7 @@ class MistralProvider(BatchProvider):
                 purpose="batch",
             )
         try:
-            with self._sdk_errors("creating the batch job"):
+            with self.sdk_errors("creating the batch job"):
                 job = await client.batch.jobs.create_async(
                     endpoint=self.endpoint,
                     input_files=[uploaded.id],
@@ -239,13 +140,13 @@ class MistralProvider(BatchProvider):
                 )
         except ProviderError:
             # don't leave an orphan upload behind; the original error is what matters
-            await self._delete_file(uploaded.id)
+            await self.delete_file(uploaded.id, quiet=True)
             raise
         return SubmittedBatch(batch_id=job.id, input_file_id=uploaded.id)
 
     async def _job(self, batch_id: str, action: str) -> models.BatchJob:
-        client = self.aclient
-        with self._sdk_errors(action):
+        client = self.client
+        with self.sdk_errors(action):
             return await client.batch.jobs.get_async(job_id=batch_id)
 
     async def apoll(self, batch_id: str) -> BatchStatus:
@@ -265,7 +166,7 @@ class MistralProvider(BatchProvider):
             message = "batch job failed (no reason given)"
         return BatchStatus(
             batch_id=job.id,
-            state=STATES.get(status, "in_progress"),
+            state=codec.batch_state(status),
             total=job.total_requests,
             completed=job.succeeded_requests,
             failed=job.failed_requests,
@@ -311,8 +212,8 @@ class MistralProvider(BatchProvider):
 
     async def _lines(self, file_id: str, action: str) -> AsyncGenerator[bytes, None]:
         """The file's JSONL lines, streamed; the response is closed however the caller stops."""
-        client = self.aclient
-        with self._sdk_errors(action):
+        client = self.client
+        with self.sdk_errors(action):
             # download_async sends with stream=True and hands back the open httpx2 response,
             # body unread (error statuses are read and raised as SDKError inside the SDK)
             response = await client.files.download_async(file_id=file_id)
@@ -320,8 +221,8 @@ class MistralProvider(BatchProvider):
             lines = wire.aiter_jsonl(response.aiter_bytes())
             while True:
                 # only the SDK's step is translated: a transport error mid-body becomes a
-                # transient ProviderError, and the runner downloads again
-                with self._sdk_errors(action):
+                # ProviderConnectionError, and the runner downloads again
+                with self.sdk_errors(action):
                     line = await anext(lines, None)
                 if line is None:
                     return
@@ -329,7 +230,7 @@ class MistralProvider(BatchProvider):
         finally:
             # back to the pool (or dropped) even when the caller stops early or a line is bad;
             # the suspended byte iterators hold nothing once the response is closed
-            with self._sdk_errors(action):
+            with self.sdk_errors(action):
                 await response.aclose()
 
     async def _file_results(self, file_id: str, batch_id: str) -> AsyncGenerator[BatchResult, None]:
@@ -352,7 +253,7 @@ class MistralProvider(BatchProvider):
                     cid = codec.input_custom_id(line)
                     if cid is not None:
                         yield cid
-        except ProviderError as exc:
+        except ProviderHTTPError as exc:
             if exc.status_code != 404:
                 raise
             # already cleaned up: the runner reports the missing ids as missing (retryable)
@@ -362,8 +263,8 @@ class MistralProvider(BatchProvider):
         job = await self._job(batch_id, f"retrieving batch job {batch_id}")
         if str(job.status) in TERMINAL_STATUSES:
             return  # nothing left to stop; the API may refuse to cancel an ended job
-        client = self.aclient
-        with self._sdk_errors(f"cancelling batch job {batch_id}"):
+        client = self.client
+        with self.sdk_errors(f"cancelling batch job {batch_id}"):
             await client.batch.jobs.cancel_async(job_id=batch_id)
 
     async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
@@ -372,14 +273,14 @@ class MistralProvider(BatchProvider):
         Filtering happens here, not through the list endpoint's ``metadata`` query: the SDK
         serialises it as exploded form fields, and how the API matches them is not documented.
         """
-        client = self.aclient
+        client = self.client
         wanted = dict(metadata)
         limit = int(self.settings.get("find_batch_limit", 2000))
         page_size = int(self.settings.get("find_batch_page_size", 100))
         seen = 0
         page = 0
         while seen < limit:
-            with self._sdk_errors("listing batch jobs"):
+            with self.sdk_errors("listing batch jobs"):
                 listing = await client.batch.jobs.list_async(
                     page=page, page_size=page_size, order_by="-created"
                 )
@@ -396,20 +297,9 @@ class MistralProvider(BatchProvider):
             page += 1
         return None
 
-    async def acleanup(self, submitted: SubmittedBatch) -> None:
-        """Delete the uploaded input file (results stay with Mistral)."""
-        if submitted.input_file_id:
-            await self._delete_file(submitted.input_file_id, quiet=False)
-
-    async def _delete_file(self, file_id: str, *, quiet: bool = True) -> None:
-        client = self.aclient
-        try:
-            with self._sdk_errors(f"deleting file {file_id}"):
-                await client.files.delete_async(file_id=file_id)
-        except ProviderError as exc:
-            if quiet or exc.status_code == 404:
-                return  # already gone is the goal reached
-            raise
+    async def sdk_delete_file(self, client: Mistral, file_id: str) -> None:
+        """Delete an uploaded file (results stay with Mistral)."""
+        await client.files.delete_async(file_id=file_id)
 
     # -- the sandbox -----------------------------------------------------------------------
     @classmethod
@@ -423,11 +313,6 @@ class MistralProvider(BatchProvider):
     def sandbox_settings(cls, server_url: str, api_key: str) -> dict[str, Any]:
         """Point the SDK's ``server_url`` at the sandbox's ``/mistral`` (it appends ``/v1/...``)."""
         return {"api_key": api_key, "base_url": f"{server_url}{cls.sandbox_prefix}"}
-
-    @classmethod
-    def sandbox_env(cls, server_url: str, api_key: str) -> dict[str, str]:
-        """What a user exports: the SDK reads the key from the environment, never the URL."""
-        return {"MISTRAL_API_KEY": api_key}
 
 
 def _detail(exc: MistralError) -> str:
@@ -446,14 +331,3 @@ def _detail(exc: MistralError) -> str:
         if message is not None:
             return str(message)
     return body[:500] or exc.message
-
-
-async def _close_sdk(sdk: Mistral) -> None:
-    """What ``async with Mistral(...)`` does on exit, for both of the SDK's own HTTP clients (each
-    ``Mistral`` builds a sync one too, idle here); the references stay, so a straggler gets
-    httpx2's "client has been closed", not a None."""
-    config = sdk.sdk_configuration
-    if config.async_client is not None and not config.async_client_supplied:
-        await config.async_client.aclose()
-    if config.client is not None and not config.client_supplied:
-        config.client.close()

@@ -9,24 +9,27 @@ and ``error_file``) and answers each request with the engine's SyntheticModel.
 Per-request problems (bad parameters, injected faults) become lines of the job's error file;
 whole-file problems (no lines, broken JSON, duplicate custom_ids) fail the job with ``errors``.
 A cancelled or timed-out job writes lines only for the requests it ran.
+
+The Files routes are the core's :class:`~polybatch.sandbox.files_api.FilesApi` with Mistral's
+purposes, file object and page-number lists.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
 from typing import Any
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
+from polybatch.sandbox.api import BatchRequest, Outcome, RouteKind, number_page, refusal
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
-from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
+from polybatch.sandbox.files_api import FilesApi
 
 from . import codec
 
@@ -54,101 +57,49 @@ API_ENDPOINTS = frozenset(
 )
 #: bounds of ``timeout_hours``; Mistral documents the default (24), not the range (UNVERIFIED)
 TIMEOUT_HOURS_RANGE = (1, 168)
-#: engine (OpenAI-style) states -> Mistral job statuses
-STATUS: dict[str, str] = {
-    "validating": "QUEUED",
-    "in_progress": "RUNNING",
-    "finalizing": "RUNNING",
-    "cancelling": "CANCELLATION_REQUESTED",
-    "completed": "SUCCESS",
-    "failed": "FAILED",
-    "expired": "TIMEOUT_EXCEEDED",
-    "cancelled": "CANCELLED",
-}
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-@dataclass(frozen=True)
-class _Request:
-    """One parsed line of a batch input file, as the engine stores it."""
-
-    index: int
-    custom_id: str
-    body: dict[str, Any]
-    #: how many jobs of this engine carried this custom_id before (fault draws differ per try)
-    attempt: int = 0
+def check_request_body(body: Mapping[str, Any], job_model: str | None = None) -> str | None:
+    """Why a request's ``body`` would be refused (its error line's message), or None: the
+    codec's :func:`~polybatch_mistral.codec.check_body`, the rules the adapter validates with."""
+    return refusal(lambda: codec.check_body(body, job_model=job_model), codec.WireError)
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    """What running one request produced: an HTTP status and a body."""
+class MistralApi(FilesApi):
+    """Mistral's Files and Batch Jobs routes over one engine."""
 
-    status_code: int
-    body: dict[str, Any]
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code == 200
-
-
-class _Api:
-    """Route handlers sharing one engine."""
+    namespace = NAMESPACE
+    upload_purposes = UPLOAD_PURPOSES
+    default_purpose = "fine-tune"
+    default_filename = "upload.jsonl"
+    content_offset = False
+    batch_param = "job_id"
+    batch_noun = "Batch job"
 
     def __init__(self, engine: SandboxEngine, namespace: str = NAMESPACE) -> None:
-        self.engine = engine
-        self.ns = namespace
-        self.attempts: dict[str, int] = {}
+        super().__init__(engine, namespace)
         #: generated files -> (sample_type, source) of their file object
         self.file_kinds: dict[str, tuple[str, str]] = {}
 
     # -- plumbing --------------------------------------------------------------------------
-    def json(self, data: Any, status: int = 200) -> Response:
-        return JSONResponse(
-            data, status_code=status, headers={"x-request-id": self.engine.new_id("")}
-        )
+    def request_id(self) -> str:
+        return self.engine.new_id("")
 
-    def error(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        code: str | None = None,
-        param: str | None = None,
-    ) -> Response:
-        return self.json(codec.error_body(message, type=type, code=code, param=param), status)
+    def error_body(self, status: int, message: str, **detail: Any) -> Any:
+        return codec.error_body(message, **detail)
 
-    def not_found(self, kind: str, ident: str) -> Response:
-        return self.error(404, f"{kind} {ident} not found", type="not_found_error")
+    def not_found(self, what: str, ident: str) -> Response:
+        return self.error(404, f"{what} {ident} not found", type="not_found_error")
 
-    def guarded(self, handler: Endpoint) -> Endpoint:
-        """Wrap a handler with the API-key check (``Authorization: Bearer KEY``)."""
-
-        async def endpoint(request: Request) -> Response:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            presented = token.strip() if scheme.lower() == "bearer" else None
-            if not self.engine.check_key(presented or None):
-                # Mistral answers a bad key with a bare 401 "Unauthorized"; never echo the key
-                return self.json({"message": "Unauthorized", "request_id": ""}, 401)
-            return await handler(request)
-
-        return endpoint
-
-    def now(self) -> float:
-        return self.engine.now()
+    def denied(self, request: Request, presented: str | None) -> Response:
+        # Mistral answers a bad key with a bare 401 "Unauthorized"; never echo the key
+        return self.json({"message": "Unauthorized", "request_id": ""}, 401)
 
     # -- files -----------------------------------------------------------------------------
-    def live_file(self, file_id: str) -> SandboxFile | None:
-        f = self.engine.get_file(self.ns, file_id)
-        if f is None or (f.expires_at is not None and f.expires_at <= self.now()):
-            return None
-        return f
-
-    def file_object(self, f: SandboxFile, *, deleted: bool | None = None) -> dict[str, Any]:
+    def file_object(self, f: SandboxFile) -> dict[str, Any]:
         default = ("batch_request" if f.purpose == "batch" else "instruct", "upload")
         sample_type, source = self.file_kinds.get(f.id, default)
-        obj: dict[str, Any] = {
+        return {
             "id": f.id,
             "object": "file",
             "bytes": len(f.data),
@@ -163,92 +114,47 @@ class _Api:
             "expires_at": f.expires_at,
             "visibility": "workspace",
         }
-        if deleted is not None:
-            obj["deleted"] = deleted
-        return obj
 
-    async def create_file(self, request: Request) -> Response:
+    def retrieved_file_object(self, f: SandboxFile) -> dict[str, Any]:
+        return {**self.file_object(f), "deleted": False}
+
+    def bad_purpose(self, purpose: object) -> Response:
+        return self.error(
+            422,
+            f"purpose: {purpose!r} is not one of {', '.join(sorted(UPLOAD_PURPOSES))}",
+            param="purpose",
+        )
+
+    def missing_file(self) -> Response:
+        return self.error(422, "file: field required", param="file")
+
+    def upload_expiry(self, form: FormData, purpose: str) -> int | Response | None:
+        expiry_raw = form.get("expiry")
+        if expiry_raw in (None, ""):
+            return None
         try:
-            form = await request.form()
-        except Exception as exc:  # a malformed multipart body
-            return self.error(400, f"Could not parse multipart form: {exc}")
-        try:
-            upload = form.get("file")
-            purpose = form.get("purpose") or "fine-tune"
-            if not isinstance(purpose, str) or purpose not in UPLOAD_PURPOSES:
-                return self.error(
-                    422,
-                    f"purpose: {purpose!r} is not one of {', '.join(sorted(UPLOAD_PURPOSES))}",
-                    param="purpose",
-                )
-            if not isinstance(upload, UploadFile):
-                return self.error(422, "file: field required", param="file")
-            expiry_raw = form.get("expiry")
-            expires_after: int | None = None
-            if expiry_raw not in (None, ""):
-                try:
-                    expires_after = int(str(expiry_raw)) * 3600  # hours, at Mistral
-                except ValueError:
-                    return self.error(422, "expiry: expected an integer", param="expiry")
-                if expires_after <= 0:
-                    return self.error(422, "expiry: expected a positive integer", param="expiry")
-            data = await upload.read()
-            filename = upload.filename or "upload.jsonl"
-        finally:
-            await form.close()  # spooled temp files
+            expires_after = int(str(expiry_raw)) * 3600  # hours, at Mistral
+        except ValueError:
+            return self.error(422, "expiry: expected an integer", param="expiry")
+        if expires_after <= 0:
+            return self.error(422, "expiry: expected a positive integer", param="expiry")
+        return expires_after
+
+    def check_upload(self, purpose: str, filename: str, data: bytes) -> Response | None:
         if len(data) > MAX_FILE_BYTES:
             return self.error(400, "File too large: the maximum size is 512 MB.", param="file")
         if purpose == "batch" and not filename.endswith(".jsonl"):
             return self.error(400, "Batch files must be .jsonl files.", param="file")
-        f = self.engine.add_file(
-            self.ns, data, filename=filename, purpose=purpose, expires_after=expires_after
-        )
-        return self.json(self.file_object(f))
+        return None
 
-    async def list_files(self, request: Request) -> Response:
+    def files_page(self, request: Request, files: list[SandboxFile]) -> Response:
         q = request.query_params
         page, size = _paging(q.get("page"), q.get("page_size"))
         if page is None or size is None:
             return self.error(422, "page and page_size must be non-negative integers")
-        purpose = q.get("purpose")
-        with self.engine.lock:
-            files = [
-                f
-                for f in list(self.engine.files.values())
-                if f.namespace == self.ns and self.live_file(f.id) and purpose in (None, f.purpose)
-            ]
-        files.reverse()  # newest first; the store keeps creation order
-        data = [self.file_object(f) for f in files[page * size : (page + 1) * size]]
+        newest = files[::-1]  # newest first; the store keeps creation order
+        data = [self.file_object(f) for f in number_page(newest, page, size)]
         return self.json({"data": data, "object": "list", "total": len(files)})
-
-    async def retrieve_file(self, request: Request) -> Response:
-        file_id = request.path_params["file_id"]
-        f = self.live_file(file_id)
-        return (
-            self.json(self.file_object(f, deleted=False)) if f else self.not_found("File", file_id)
-        )
-
-    async def delete_file(self, request: Request) -> Response:
-        file_id = request.path_params["file_id"]
-        with self.engine.lock:
-            f = self.live_file(file_id)
-            if f is None:
-                return self.not_found("File", file_id)
-            del self.engine.files[f.id]
-        return self.json({"id": f.id, "object": "file", "deleted": True})
-
-    async def file_content(self, request: Request) -> Response:
-        file_id = request.path_params["file_id"]
-        f = self.live_file(file_id)
-        if f is None:
-            return self.not_found("File", file_id)
-        # an injected truncation cuts this download short mid-line; fetching again may succeed
-        data = self.engine.download(f.fault_key, f.data)
-        return Response(
-            data,
-            media_type="application/octet-stream",
-            headers={"x-request-id": self.engine.new_id("")},
-        )
 
     # -- jobs: creation --------------------------------------------------------------------
     async def create_job(self, request: Request) -> Response:
@@ -310,16 +216,9 @@ class _Api:
                 return self.error(422, "requests: expected a list", param="requests")
             lines = [wire.dumps(r) for r in inline]
         requests, errors = _parse_input(lines)
-        with self.engine.lock:
-            for i, req in enumerate(requests):
-                attempt = self.attempts.get(req.custom_id, 0)
-                self.attempts[req.custom_id] = attempt + 1
-                requests[i] = replace(req, attempt=attempt)
-        job_ref: list[SandboxBatch] = []
-        job = self.engine.create_batch(
-            self.ns,
-            requests,
-            lambda r: self.run(r, job_ref[0]),
+        job = self.new_batch(
+            self.number_attempts(requests),
+            self.run,
             prefix="job-",
             metadata=metadata or {},
             extra={
@@ -333,26 +232,22 @@ class _Api:
         )
         # the job's own timeout, unless the engine was told to expire sooner (tests do)
         job.expires_at = min(job.expires_at, job.created_at + hours * 3600)
-        job_ref.append(job)
         return self.json(self.job_object(job))
 
     # -- jobs: running one request ---------------------------------------------------------
-    def run(self, req: _Request, job: SandboxBatch) -> _Outcome:
+    def run(self, req: BatchRequest, job: SandboxBatch) -> Outcome:
         """Answer one request: a 400 for invalid params, an injected 500, or a completion."""
-        engine = self.engine
         try:
-            chat = codec.parse_chat_body(req.body, job_model=job.extra.get("model"))
+            chat = codec.check_body(req.body, job_model=job.extra.get("model"))
         except codec.WireError as exc:
-            return _Outcome(400, codec.error_body(exc.message, code=exc.code, param=exc.param))
-        # keyed by (custom_id, attempt), not the job id (random): the same run draws the same
-        # faults every time, and a retry of a failed request in a new job draws afresh
-        if engine.faults.hit(engine.faults.item_error_rate, self.ns, req.custom_id, req.attempt):
+            return Outcome(400, codec.error_body(exc.message, code=exc.code, param=exc.param))
+        if self.item_fails(req.custom_id, req.attempt):
             body = codec.error_body(
                 "Internal server error", type="internal_server_error", code="3000"
             )
-            return _Outcome(500, body)
+            return Outcome(500, body)
         rf_type = (chat.response_format or {}).get("type")
-        reply = engine.model.chat(
+        reply = self.engine.model.chat(
             model=chat.model,
             messages=chat.transcript(),
             max_tokens=chat.max_tokens,
@@ -369,20 +264,11 @@ class _Api:
             prompt_tokens=reply.prompt_tokens,
             completion_tokens=reply.completion_tokens * chat.n,
         )
-        return _Outcome(200, body)
+        return Outcome(200, body)
 
     # -- jobs: the object ------------------------------------------------------------------
-    def tally(self, job: SandboxBatch, now: float) -> dict[str, int]:
-        """Counts over the requests run so far (kept incrementally on the job)."""
-        with self.engine.lock:
-            t: dict[str, int] = job.extra.setdefault(
-                "tally", {"seen": 0, "succeeded": 0, "failed": 0}
-            )
-            for i in range(t["seen"], job.processed(now)):
-                outcome: _Outcome = job.outcome(i)
-                t["succeeded" if outcome.ok else "failed"] += 1
-                t["seen"] = i + 1
-            return dict(t)
+    def batch_view(self, batch: SandboxBatch, request: Request) -> Any:
+        return self.job_object(batch)
 
     def job_object(self, job: SandboxBatch) -> dict[str, Any]:
         now = self.now()
@@ -408,11 +294,11 @@ class _Api:
                 for e in job.errors or []
             ],
             "outputs": None,
-            "status": STATUS[state],
+            "status": codec.STATUS[state],
             "created_at": int(job.created_at),
             "total_requests": len(job.requests),
-            "completed_requests": t["succeeded"] + t["failed"],
-            "succeeded_requests": t["succeeded"],
+            "completed_requests": t["ok"] + t["failed"],
+            "succeeded_requests": t["ok"],
             "failed_requests": t["failed"],
             "started_at": int(started) if started is not None else None,
             "completed_at": int(ended) if ended is not None else None,
@@ -420,66 +306,42 @@ class _Api:
 
     def outputs(self, job: SandboxBatch, now: float) -> dict[str, Any]:
         """The output and error files, written once when the job is first seen terminal."""
-        with self.engine.lock:
-            if job.output is not None:
-                return job.output
-            if job.errors is not None:
-                job.output = {}  # failed validation: nothing ran, no files
-                return job.output
-            ok_lines: list[bytes] = []
-            err_lines: list[bytes] = []
-            # requests a cancelled or timed-out job never ran get no line at all
-            for i in range(job.processed(now)):
-                req: _Request = job.requests[i]
-                outcome: _Outcome = job.outcome(i)
-                line = codec.response_line(
-                    codec.short_hash(job.id, i, "line"),
-                    req.custom_id,
-                    status_code=outcome.status_code,
-                    body=outcome.body,
-                )
-                (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
-            result: dict[str, Any] = {}
-            for key, lines, suffix in (
-                ("output_file", ok_lines, "result"),
-                ("error_file", err_lines, "error"),
-            ):
-                if key == "output_file" and BATCH_MISSING_OUTPUT in job.faults:
-                    continue  # injected fault: the successes' file never appears
-                if lines:
-                    f = self.engine.add_file(
-                        self.ns,
-                        b"\n".join(lines) + b"\n",
-                        filename=f"{job.id}_{suffix}.jsonl",
-                        purpose="batch",
-                    )
-                    f.fault_key = (self.ns, job.serial, suffix)
-                    self.file_kinds[f.id] = (f"batch_{suffix}", "mistral")
-                    result[key] = f.id
-            job.output = result
-            return result
+        return self.output_once(job, lambda: self.write_files(job, now), none_if_failed=True)
+
+    def write_files(self, job: SandboxBatch, now: float) -> dict[str, Any]:
+        """Write an ended job's output and error files; their ids by job-object key."""
+        ok_lines: list[bytes] = []
+        err_lines: list[bytes] = []
+        # requests a cancelled or timed-out job never ran get no line at all
+        for i in range(job.processed(now)):
+            req: BatchRequest = job.requests[i]
+            outcome: Outcome = job.outcome(i)
+            line = codec.response_line(
+                codec.short_hash(job.id, i, "line"),
+                req.custom_id,
+                status_code=outcome.status_code,
+                body=outcome.body,
+            )
+            (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
+        files = self.write_outputs(
+            job,
+            [("output_file", "result", ok_lines), ("error_file", "error", err_lines)],
+            purpose="batch",
+        )
+        for suffix, f in (
+            ("result", files.get("output_file")),
+            ("error", files.get("error_file")),
+        ):
+            if f is not None:
+                self.file_kinds[f.id] = (f"batch_{suffix}", "mistral")
+        result: dict[str, Any] = {key: f.id for key, f in files.items()}
+        return result
 
     # -- jobs: endpoints -------------------------------------------------------------------
-    def find(self, request: Request) -> SandboxBatch | None:
-        return self.engine.get_batch(self.ns, request.path_params["job_id"])
-
-    async def retrieve_job(self, request: Request) -> Response:
-        job = self.find(request)
-        if job is None:
-            return self.not_found("Batch job", request.path_params["job_id"])
-        return self.json(self.job_object(job))
-
-    async def cancel_job(self, request: Request) -> Response:
-        job = self.find(request)
-        if job is None:
-            return self.not_found("Batch job", request.path_params["job_id"])
-        self.engine.cancel(job)  # idempotent; a no-op once the job has ended
-        return self.json(self.job_object(job))
-
     async def delete_job(self, request: Request) -> Response:
-        job = self.find(request)
-        if job is None:
-            return self.not_found("Batch job", request.path_params["job_id"])
+        job = self.batch_or_404(request)
+        if isinstance(job, Response):
+            return job
         with self.engine.lock:
             job.deleted = True
         return self.json({"id": job.id, "object": "batch", "deleted": True})
@@ -508,18 +370,14 @@ class _Api:
         return self.json({"data": page_data, "object": "list", "total": len(objects)})
 
     def routes(self) -> list[BaseRoute]:
-        g = self.guarded
+        r, base, K = self.route, "/v1/batch/jobs", RouteKind
         return [
-            Route("/v1/files", g(self.create_file), methods=["POST"]),
-            Route("/v1/files", g(self.list_files), methods=["GET"]),
-            Route("/v1/files/{file_id}", g(self.retrieve_file), methods=["GET"]),
-            Route("/v1/files/{file_id}", g(self.delete_file), methods=["DELETE"]),
-            Route("/v1/files/{file_id}/content", g(self.file_content), methods=["GET"]),
-            Route("/v1/batch/jobs", g(self.create_job), methods=["POST"]),
-            Route("/v1/batch/jobs", g(self.list_jobs), methods=["GET"]),
-            Route("/v1/batch/jobs/{job_id}", g(self.retrieve_job), methods=["GET"]),
-            Route("/v1/batch/jobs/{job_id}", g(self.delete_job), methods=["DELETE"]),
-            Route("/v1/batch/jobs/{job_id}/cancel", g(self.cancel_job), methods=["POST"]),
+            *self.file_routes(),
+            r(base, self.create_job, ["POST"], K.CREATE),
+            r(base, self.list_jobs, ["GET"], K.LIST),
+            r(base + "/{job_id}", self.retrieve_batch, ["GET"], K.POLL),
+            r(base + "/{job_id}", self.delete_job, ["DELETE"], K.DELETE),
+            r(base + "/{job_id}/cancel", self.cancel_batch, ["POST"], K.CANCEL),
         ]
 
 
@@ -534,13 +392,13 @@ def _paging(page_raw: str | None, size_raw: str | None) -> tuple[int | None, int
     return page, size
 
 
-def _parse_input(lines: list[bytes]) -> tuple[list[_Request], list[dict[str, Any]]]:
+def _parse_input(lines: list[bytes]) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
     """Requests of a job's input, and the job-level errors that fail it (empty: valid).
 
     Errors are Mistral's ``{message, count}`` pairs: one per distinct problem, with how often it
     occurred.
     """
-    requests: list[_Request] = []
+    requests: list[BatchRequest] = []
     problems: dict[str, int] = {}
     seen: set[str] = set()
 
@@ -564,7 +422,7 @@ def _parse_input(lines: list[bytes]) -> tuple[list[_Request], list[dict[str, Any
             fail(f"Duplicate custom_id {json.dumps(parsed.custom_id)} on line {number}.")
             continue
         seen.add(parsed.custom_id)
-        requests.append(_Request(len(requests), parsed.custom_id, parsed.body))
+        requests.append(BatchRequest(len(requests), parsed.custom_id, parsed.body))
     if problems:
         return [], [{"message": m, "count": c} for m, c in problems.items()]
     return requests, []
@@ -572,4 +430,4 @@ def _parse_input(lines: list[bytes]) -> tuple[list[_Request], list[dict[str, Any
 
 def mistral_routes(engine: SandboxEngine, *, namespace: str = NAMESPACE) -> list[BaseRoute]:
     """The Mistral Files and Batch Jobs routes over ``engine`` (mount them at ``/mistral``)."""
-    return _Api(engine, namespace).routes()
+    return MistralApi(engine, namespace).routes()

@@ -76,7 +76,8 @@ class AzureProvider(OpenAIProvider):
     line_url: ClassVar[str] = "/chat/completions"
     embeddings_url: ClassVar[str] = "/embeddings"
     # OPENAI_BASE_URL belongs to OpenAI; Azure's endpoint comes from AZURE_OPENAI_ENDPOINT
-    base_url_env: ClassVar[str | None] = None
+    base_url_env: ClassVar[str | None] = ENDPOINT_ENV
+    base_url_setting: ClassVar[str] = "endpoint"
 
     # -- settings --------------------------------------------------------------------------
     @property
@@ -117,12 +118,12 @@ class AzureProvider(OpenAIProvider):
         ``base_url`` (``--base-url``, the sandbox) wins, then ``endpoint`` from the configuration, then
         AZURE_OPENAI_ENDPOINT. A URL ending in ``/openai`` or ``/openai/v1`` is cut back to the resource.
         """
-        url = self.base_url or self.settings.get("endpoint") or os.environ.get(ENDPOINT_ENV)
+        url = self.configured_base_url()
         if not url:
             raise CredentialsError(
                 f"azure: no endpoint; set {ENDPOINT_ENV} or {CONFIG_KEY}.endpoint in polybatch.toml"
             )
-        url = str(url).rstrip("/")
+        url = url.rstrip("/")
         for suffix in ("/openai/v1", "/openai"):
             if url.endswith(suffix):
                 url = url[: -len(suffix)]
@@ -153,6 +154,11 @@ class AzureProvider(OpenAIProvider):
     # -- credentials -----------------------------------------------------------------------
     def _key_env(self) -> str:
         return str(self.settings.get("api_key_env") or KEY_ENV)
+
+    @property
+    def key_env(self) -> str:
+        """The variable holding the key (``api_key_env`` may name another), for 401/403 hints."""
+        return self._key_env()
 
     def credential(self) -> Credential:
         """How to authenticate: an API key, a fixed Entra token, or an Entra token provider."""
@@ -266,11 +272,7 @@ class AzureProvider(OpenAIProvider):
     @classmethod
     def sandbox_env(cls, server_url: str, api_key: str) -> dict[str, str]:
         """What a user exports so that any Azure OpenAI client talks to the sandbox."""
-        return {
-            ENDPOINT_ENV: f"{server_url}{cls.sandbox_prefix}",
-            KEY_ENV: api_key,
-            VERSION_ENV: DEFAULT_API_VERSION,
-        }
+        return {**super().sandbox_env(server_url, api_key), VERSION_ENV: DEFAULT_API_VERSION}
 
 
 def _off_the_loop(get_token: Callable[[], str]) -> Callable[[], Awaitable[str]]:

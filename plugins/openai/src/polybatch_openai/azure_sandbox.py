@@ -19,19 +19,19 @@ file expiry of 14 to 30 days, ``completion_window`` must be ``24h``, one deploym
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from polybatch.sandbox.engine import SandboxBatch, SandboxEngine
+from polybatch.sandbox.api import BatchRequest, Outcome
+from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.sandbox.model import SYNTHETIC_MODELS
 
-from .sandbox import Endpoint, _Api, _Outcome, _Request
+from .sandbox import OpenAIApi
 
 NAMESPACE = "azure"
 MAX_REQUESTS = 100_000
@@ -58,13 +58,15 @@ def model_behind(deployment: str) -> str:
     return max(known, key=len) if known else deployment
 
 
-class _AzureApi(_Api):
-    """OpenAI's handlers with Azure's auth, limits and quirks; ``style`` is classic or v1."""
+class AzureApi(OpenAIApi):
+    """OpenAI's handlers with Azure's paths, auth, limits and quirks; ``style`` is classic or v1."""
 
     max_requests = MAX_REQUESTS
     expiry_range = EXPIRY_RANGE
 
     def __init__(self, engine: SandboxEngine, *, style: str, quirks: bool = True) -> None:
+        # OpenAI's routes moved from ``/v1/...`` to ``/openai/...`` (classic) or ``/openai/v1/...``
+        self.api_base = "/openai/v1" if style == "v1" else "/openai"
         super().__init__(engine, NAMESPACE)
         self.style = style
         self.quirks = quirks
@@ -74,38 +76,33 @@ class _AzureApi(_Api):
         """Azure's gateway error shape: ``{"error": {"code": "401", "message": ...}}``."""
         return self.json({"error": {"code": code or str(status), "message": message}}, status)
 
-    def guarded(self, handler: Endpoint) -> Endpoint:
-        """The key check (``api-key`` header or bearer), then classic's required api-version."""
+    def presented_key(self, request: Request) -> str | None:
+        """The ``api-key`` header, else a bearer token."""
+        key = request.headers.get("api-key")
+        return key if key is not None else super().presented_key(request)
 
-        async def endpoint(request: Request) -> Response:
-            presented = request.headers.get("api-key")
-            if presented is None:
-                scheme, _, token = request.headers.get("authorization", "").partition(" ")
-                presented = token.strip() if scheme.lower() == "bearer" else None
-            if not self.engine.check_key(presented or None):
-                return self.azure_error(401, _DENIED)  # never echo the presented key
-            if self.style == "classic":
-                version = request.query_params.get("api-version")
-                if not version:
-                    # what Azure answers for a data-plane call without api-version (unverified)
-                    return self.azure_error(404, "Resource not found")
-                if not _VERSION_RE.match(version):
-                    return self.azure_error(
-                        400, f"API version not supported: {version}", "BadRequest"
-                    )
-            return await handler(request)
+    def denied(self, request: Request, presented: str | None) -> Response:
+        return self.azure_error(401, _DENIED)  # never echo the presented key
 
-        return endpoint
+    def guard(self, request: Request) -> Response | None:
+        """The key check, then classic's required api-version."""
+        refused = super().guard(request)
+        if refused is not None or self.style != "classic":
+            return refused
+        version = request.query_params.get("api-version")
+        if not version:
+            # what Azure answers for a data-plane call without api-version (unverified)
+            return self.azure_error(404, "Resource not found")
+        if not _VERSION_RE.match(version):
+            return self.azure_error(400, f"API version not supported: {version}", "BadRequest")
+        return None
 
     # -- files -----------------------------------------------------------------------------
-    async def create_file(self, request: Request) -> Response:
+    def upload_response(self, f: SandboxFile) -> Response:
         """Upload: Azure answers 201 with a ``pending`` file that later reads as ``processed``."""
-        response = await super().create_file(request)
-        if not self.quirks or response.status_code != 200:
-            return response
-        body = json.loads(bytes(response.body))
-        body["status"] = "pending"
-        return self.json(body, 201)
+        if not self.quirks:
+            return super().upload_response(f)
+        return self.json({**self.file_object(f), "status": "pending"}, 201)
 
     # -- batches ---------------------------------------------------------------------------
     async def create_batch(self, request: Request) -> Response:
@@ -126,7 +123,7 @@ class _AzureApi(_Api):
 
     def parse_input(
         self, data: bytes, endpoint: str
-    ) -> tuple[list[_Request], list[dict[str, Any]]]:
+    ) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
         """OpenAI's checks, plus Azure's one deployment per file."""
         requests, errors = super().parse_input(data, endpoint)
         if errors:
@@ -145,7 +142,7 @@ class _AzureApi(_Api):
                 ]
         return requests, errors
 
-    def run(self, req: _Request, batch: SandboxBatch) -> _Outcome:
+    def run(self, req: BatchRequest, batch: SandboxBatch) -> Outcome:
         """OpenAI's answer, reporting the model behind the deployment (and content filters)."""
         outcome = super().run(req, batch)
         if not outcome.ok:
@@ -174,27 +171,11 @@ class _AzureApi(_Api):
         obj.pop("usage", None)
         return obj
 
-    # -- routes ----------------------------------------------------------------------------
-    def azure_routes(self) -> list[BaseRoute]:
-        """OpenAI's routes moved from ``/v1/...`` to ``/openai/...`` (classic) or ``/openai/v1/...``."""
-        base = "/openai/v1" if self.style == "v1" else "/openai"
-        moved: list[BaseRoute] = []
-        for route in self.routes():
-            assert isinstance(route, Route)
-            moved.append(
-                Route(
-                    base + route.path.removeprefix("/v1"),
-                    route.endpoint,
-                    methods=sorted(route.methods or ()),
-                )
-            )
-        return moved
-
 
 def azure_routes(engine: SandboxEngine, *, quirks: bool = True) -> list[BaseRoute]:
     """Classic and v1 Azure routes over one store (mount them at ``/azure``)."""
-    classic = _AzureApi(engine, style="classic", quirks=quirks)
-    v1 = _AzureApi(engine, style="v1", quirks=quirks)
+    classic = AzureApi(engine, style="classic", quirks=quirks)
+    v1 = AzureApi(engine, style="v1", quirks=quirks)
     v1.attempts = classic.attempts  # one resource: a retried custom_id counts once, whichever style
     # v1 first: its literal "/openai/v1/..." paths must not be taken for classic ones
-    return v1.azure_routes() + classic.azure_routes()
+    return v1.routes() + classic.routes()

@@ -3,7 +3,8 @@
 Both sides use this module: the adapter encodes :class:`~polybatch.items.BatchItem`s into input lines
 and decodes output/error lines into :class:`~polybatch.items.BatchResult`s; the sandbox decodes input
 lines, validates request bodies and writes output/error lines. Keeping both directions here means the
-emulator cannot drift from what the client sends and expects.
+emulator cannot drift from what the client sends and expects. What this format shares with the
+other OpenAI-shaped ones is :mod:`polybatch.formats`; this module holds what is OpenAI's own.
 
 The request ``url`` is a parameter everywhere because Azure reuses this format with
 ``/chat/completions`` and ``/embeddings`` (and a deployment name as ``body.model``).
@@ -15,18 +16,25 @@ batch holds one endpoint, so the planner keeps chat and embedding items in separ
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from polybatch.items import BatchItem, BatchResult, ItemError, ResultStatus, Usage
-from polybatch.wire import dumps
+from polybatch import formats
+from polybatch.errors import ItemValidationError
+from polybatch.formats import CHAT_URL as CHAT_URL
+from polybatch.formats import INT64_MAX as INT64_MAX
+from polybatch.formats import SCHEMA_NAME_RE, is_int, is_number
+from polybatch.formats import ChatRequest as ChatRequest
+from polybatch.formats import response_line as response_line
+from polybatch.items import BatchItem, BatchResult, ResultStatus, Usage
+from polybatch.providers import BatchState
+from polybatch.wire import WireError as WireError
+from polybatch.wire import as_mapping, load_object
+from polybatch.wire import message_text as message_text
+from polybatch.wire import short_hash as short_hash
 
-#: the batch endpoint and per-line url of OpenAI chat-completions batches
-CHAT_URL = "/v1/chat/completions"
 #: the batch endpoint and per-line url of OpenAI embeddings batches
 EMBEDDINGS_URL = "/v1/embeddings"
 #: OpenAI's cap on embedding inputs in one batch (all requests together); polybatch sends one
@@ -35,37 +43,45 @@ MAX_EMBEDDING_INPUTS = 50_000
 #: OpenAI's cap on inputs in one embeddings request
 MAX_INPUTS_PER_REQUEST = 2048
 
-#: neutral parameter name -> body field; max_tokens goes out as the newer field name
-_PARAM_TO_BODY: dict[str, str] = {
-    "max_tokens": "max_completion_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "seed": "seed",
-    "stop": "stop",
-    "response_format": "response_format",
+#: OpenAI batch statuses -> neutral states (the neutral words are OpenAI's own)
+STATES: dict[str, BatchState] = {
+    "validating": "validating",
+    "in_progress": "in_progress",
+    "finalizing": "finalizing",
+    "cancelling": "cancelling",
+    "completed": "completed",
+    "failed": "failed",
+    "expired": "expired",
+    "cancelled": "cancelled",
 }
-#: HTTP statuses worth sending again (same set as the SDK's own retry rule)
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
+#: the statuses of a batch that has ended (its output and error files are final)
+TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+
+#: neutral parameter name -> body field; max_tokens goes out as the newer field name
+PARAM_TO_BODY: dict[str, str] = {**formats.PARAMS, "max_tokens": "max_completion_tokens"}
 #: error-only output lines: code -> (result status, retryable)
 _LINE_ERRORS: dict[str, tuple[ResultStatus, bool]] = {
-    "batch_expired": ("expired", True),
-    "batch_cancelled": ("canceled", True),
+    **formats.LINE_ERRORS,
     "request_timeout": ("errored", True),
 }
 #: roles a chat request may use (developer/tool/function are valid on the wire, not in BatchItem)
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+#: content-part types a turn may hold, by role; only user turns take images, audio and files
+PART_TYPES: dict[str, frozenset[str]] = {
+    "system": frozenset({"text"}),
+    "developer": frozenset({"text"}),
+    "assistant": frozenset({"text", "refusal"}),
+}
 MAX_STOP_SEQUENCES = 4
-INT64_MAX = 2**63 - 1
+#: body fields BatchItem spells itself; setting them through ``extra`` would be ambiguous
+STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
+#: the same for embedding items
+STRUCTURAL_EMBEDDING_EXTRA = frozenset({"model", "input", "dimensions"})
 
 
-class WireError(ValueError):
-    """A line or request body that breaks the wire format, as OpenAI would report it."""
-
-    def __init__(self, code: str, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.param = param
+def batch_state(status: str) -> BatchState:
+    """A batch ``status`` in neutral terms: a status newer than this table reads as in progress."""
+    return STATES.get(status, "in_progress")
 
 
 # -- client side: encode ------------------------------------------------------------------------
@@ -83,16 +99,7 @@ def encode_body(item: BatchItem, model: str) -> dict[str, Any]:
             emb["dimensions"] = item.dimensions
         emb.update(item.extra)
         return emb
-    body: dict[str, Any] = {
-        "model": item.model or model,
-        "messages": [{"role": m.role, "content": m.content} for m in item.messages],
-    }
-    for name, value in item.params().items():
-        body[_PARAM_TO_BODY[name]] = value
-    # extra is the escape hatch for provider-specific fields: passed through verbatim, and last,
-    # so that what the user spelled out explicitly wins
-    body.update(item.extra)
-    return body
+    return formats.chat_body(item, item.model or model, PARAM_TO_BODY)
 
 
 def encode_line(
@@ -102,34 +109,52 @@ def encode_line(
 
     ``url`` is the line's endpoint; the caller picks the embeddings one for embedding items.
     """
-    cid = custom_id if custom_id is not None else item.custom_id
-    if not cid:
-        raise ValueError("an item needs a custom_id before it is encoded")
-    return dumps({"custom_id": cid, "method": "POST", "url": url, "body": encode_body(item, model)})
+    return formats.encode_line(item, encode_body(item, model), custom_id=custom_id, url=url)
+
+
+def check_item(item: BatchItem, model: str) -> None:
+    """Reject what the API would refuse for every model (ItemValidationError naming the field).
+
+    The adapter's ``validate_item``. Two kinds of rule: what only the item shows (a body field
+    set both on the item and through ``extra``), then :func:`check_body` on the encoded body,
+    the very rules the sandbox answers requests with.
+    """
+
+    def bad(message: str, field: str) -> ItemValidationError:
+        return ItemValidationError(message, field=field)
+
+    embedding = item.kind == "embedding"
+    clash = (STRUCTURAL_EMBEDDING_EXTRA if embedding else STRUCTURAL_EXTRA) & item.extra.keys()
+    if clash:
+        name = sorted(clash)[0]
+        raise bad(
+            f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
+        )
+    if (
+        not embedding
+        and item.max_tokens is not None
+        and {"max_tokens", "max_completion_tokens"} & item.extra.keys()
+    ):
+        raise bad("max_tokens is set both on the item and in extra", "extra")
+    try:
+        check_body(encode_body(item, model), url=EMBEDDINGS_URL if embedding else CHAT_URL)
+    except WireError as exc:
+        raise formats.item_error(exc, item, PARAM_TO_BODY) from None
+
+
+def check_body(body: Mapping[str, Any], *, url: str = CHAT_URL) -> ChatRequest | EmbeddingRequest:
+    """Validate a request body for the endpoint ``url`` the way the API would, in neutral terms.
+
+    Raises WireError (an HTTP 400 naming the field). One set of rules for both sides: the
+    adapter runs it on what it is about to send (:func:`check_item`), the sandbox on what it
+    receives.
+    """
+    return parse_embeddings_body(body) if is_embeddings_url(url) else parse_chat_body(body)
 
 
 # -- client side: decode ------------------------------------------------------------------------
-def usage_from_body(usage: Mapping[str, Any] | None) -> Usage:
-    """Map a chat.completion ``usage`` onto disjoint neutral buckets.
-
-    OpenAI's ``prompt_tokens`` already includes the cached tokens, so they are subtracted once here;
-    ``reasoning_tokens`` is part of ``completion_tokens`` and is only reported alongside.
-    """
-    if not usage:
-        return Usage()
-    prompt = int(usage.get("prompt_tokens") or 0)
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    return Usage(
-        input_tokens=max(prompt - cached, 0),
-        cached_input_tokens=cached,
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        reasoning_tokens=reasoning,
-    )
-
-
-def _retryable(status: int) -> bool:
-    return status in _RETRYABLE_STATUS or status >= 500
+#: a chat.completion ``usage`` in neutral buckets (see :func:`polybatch.formats.usage`)
+usage_from_body = formats.usage
 
 
 def decode_vector(value: Any) -> list[float]:
@@ -171,70 +196,15 @@ def decode_result(
 
     Raises :class:`WireError` for a line that is not an output line at all (no custom_id).
     """
-    if isinstance(line, Mapping):
-        obj: Any = line
-    else:
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise WireError("invalid_json_line", f"output line is not JSON: {exc}") from exc
-    if not isinstance(obj, Mapping) or not isinstance(obj.get("custom_id"), str):
-        raise WireError("invalid_output_line", "output line has no custom_id")
-    cid: str = obj["custom_id"]
-    common: dict[str, Any] = {"custom_id": cid, "provider": provider, "batch_id": batch_id}
-    response = obj.get("response")
-    if isinstance(response, Mapping):
-        status = int(response.get("status_code") or 0)
-        body = response.get("body")
-        body = dict(body) if isinstance(body, Mapping) else {}
-        if 200 <= status < 300 and body.get("object") == "list" and "choices" not in body:
-            return _embedding_result(body, common)
-        if 200 <= status < 300:
-            choices = body.get("choices") or [{}]
-            choice = choices[0] if isinstance(choices[0], Mapping) else {}
-            message = choice.get("message")
-            if not isinstance(message, Mapping):
-                message = {}
-            return BatchResult(
-                status="succeeded",
-                text=message.get("content"),
-                finish_reason=choice.get("finish_reason"),
-                usage=usage_from_body(body.get("usage")),
-                model=body.get("model"),
-                response=body,
-                **common,
-            )
-        err = body.get("error") if isinstance(body.get("error"), Mapping) else {}
-        assert isinstance(err, Mapping)
-        return BatchResult(
-            status="errored",
-            error=ItemError(
-                code=str(err.get("code") or err.get("type") or f"http_{status}"),
-                message=str(err.get("message") or f"HTTP {status}"),
-                status_code=status or None,
-                retryable=_retryable(status),
-            ),
-            response=body,
-            **common,
-        )
-    error = obj.get("error")
-    if isinstance(error, Mapping):
-        code = str(error.get("code") or "unknown_error")
-        result_status, retryable = _LINE_ERRORS.get(code, ("errored", False))
-        return BatchResult(
-            status=result_status,
-            error=ItemError(
-                code=code, message=str(error.get("message") or code), retryable=retryable
-            ),
-            **common,
-        )
-    return BatchResult(
-        status="errored",
-        error=ItemError(
-            code="invalid_output_line", message="output line has neither response nor error"
-        ),
-        **common,
+    return formats.decode_line(
+        line, provider=provider, batch_id=batch_id, line_errors=_LINE_ERRORS, success=_success
     )
+
+
+def _success(body: dict[str, Any], common: dict[str, Any]) -> BatchResult:
+    if body.get("object") == "list" and "choices" not in body:
+        return _embedding_result(body, common)
+    return formats.chat_result(body, common)
 
 
 # -- sandbox side: decode input -----------------------------------------------------------------
@@ -250,13 +220,7 @@ class InputLine:
 
 def decode_input_line(line: bytes | str) -> InputLine:
     """Parse an input line's envelope (not its body). Raises WireError."""
-    try:
-        # decode strictly first: json.loads(bytes) would quietly accept a UTF-8 BOM
-        obj = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        raise WireError("invalid_json_line", f"line is not valid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise WireError("invalid_json_line", "line is not a JSON object")
+    obj = load_object(line)
     cid = obj.get("custom_id")
     if not isinstance(cid, str) or not cid:
         raise WireError(
@@ -272,53 +236,11 @@ def decode_input_line(line: bytes | str) -> InputLine:
     return InputLine(custom_id=cid, method=method, url=url, body=body)
 
 
-@dataclass
-class ChatRequest:
-    """A validated chat-completions body, in neutral terms."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    stop: list[str] | None = None
-    response_format: dict[str, Any] | None = None
-    n: int = 1
-    #: body fields not listed above, untouched
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def transcript(self) -> list[tuple[str, str]]:
-        """(role, text) pairs; text parts of list contents are joined, other parts ignored."""
-        return [(m["role"], message_text(m.get("content"))) for m in self.messages]
-
-    def json_schema(self) -> dict[str, Any] | None:
-        """The requested JSON schema, if response_format asks for one."""
-        rf = self.response_format or {}
-        if rf.get("type") == "json_schema":
-            schema = (rf.get("json_schema") or {}).get("schema")
-            return schema if isinstance(schema, dict) else {"type": "object"}
-        return None
-
-
-def message_text(content: Any) -> str:
-    """The text of a message content: a string, or the text parts of a list joined by newlines."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            str(p.get("text", ""))
-            for p in content
-            if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return ""
-
-
 def _number(body: Mapping[str, Any], name: str, lo: float, hi: float) -> float | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+    if not is_number(value) or not lo <= value <= hi:
         raise WireError(
             "invalid_value",
             f"Invalid '{name}': expected a number between {lo:g} and {hi:g}, got {value!r}.",
@@ -344,11 +266,19 @@ def _check_message(i: int, m: Any) -> None:
     if isinstance(content, str):
         return
     if isinstance(content, list) and content:
+        allowed = PART_TYPES.get(role)
         for j, part in enumerate(content):
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if not isinstance(kind, str):
                 raise WireError(
                     "invalid_type",
                     f"Invalid '{where}.content[{j}]': expected a content part with a 'type'.",
+                    param=f"{where}.content[{j}]",
+                )
+            if allowed is not None and kind not in allowed:
+                raise WireError(
+                    "invalid_value",
+                    f"Invalid '{where}.content[{j}]': {role} messages cannot hold '{kind}' parts.",
                     param=f"{where}.content[{j}]",
                 )
         return
@@ -359,14 +289,19 @@ def _check_message(i: int, m: Any) -> None:
     )
 
 
-def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
-    """Validate a chat-completions body the way the API would. Raises WireError (an HTTP 400)."""
-    rest = dict(body)
+def _model(rest: dict[str, Any]) -> str:
     model = rest.pop("model", None)
     if not isinstance(model, str) or not model:
         raise WireError(
             "missing_required_parameter", "Missing required parameter: 'model'.", param="model"
         )
+    return model
+
+
+def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
+    """Validate a chat-completions body the way the API would. Raises WireError (an HTTP 400)."""
+    rest = dict(body)
+    model = _model(rest)
     messages = rest.pop("messages", None)
     if not isinstance(messages, list) or not messages:
         raise WireError(
@@ -390,7 +325,7 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
         value = rest.pop(name, None)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise WireError(
                 "invalid_value",
                 f"Invalid '{name}': expected an integer >= 1, got {value!r}.",
@@ -404,20 +339,14 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
     rest.pop("top_p", None)
 
     seed = rest.pop("seed", None)
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, int) or abs(seed) > INT64_MAX
-    ):
+    if seed is not None and (not is_int(seed) or abs(seed) > INT64_MAX):
         raise WireError("invalid_type", "Invalid 'seed': expected a 64-bit integer.", param="seed")
 
     stop_raw = rest.pop("stop", None)
     stop: list[str] | None = None
     if stop_raw is not None:
-        stop = [stop_raw] if isinstance(stop_raw, str) else stop_raw
-        if (
-            not isinstance(stop, list)
-            or len(stop) > MAX_STOP_SEQUENCES
-            or not all(isinstance(s, str) for s in stop)
-        ):
+        stop = formats.stop_list(stop_raw, most=MAX_STOP_SEQUENCES)
+        if stop is None:
             raise WireError(
                 "invalid_value",
                 f"Invalid 'stop': expected a string or up to {MAX_STOP_SEQUENCES} strings.",
@@ -429,22 +358,13 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
         check_response_format(response_format)
 
     n = rest.pop("n", None)
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 128):
+    if n is not None and (not is_int(n) or not 1 <= n <= 128):
         raise WireError(
             "invalid_value", "Invalid 'n': expected an integer from 1 to 128.", param="n"
         )
 
     return ChatRequest(
-        model=model,
-        messages=messages,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        stop=stop,
-        response_format=response_format,
-        n=n or 1,
-        extra=rest,
+        model, messages, max_tokens, temperature, top_p, seed, stop, response_format, n or 1, rest
     )
 
 
@@ -461,11 +381,7 @@ class EmbeddingRequest:
 def parse_embeddings_body(body: Mapping[str, Any]) -> EmbeddingRequest:
     """Validate an embeddings body the way the API would. Raises WireError (an HTTP 400)."""
     rest = dict(body)
-    model = rest.pop("model", None)
-    if not isinstance(model, str) or not model:
-        raise WireError(
-            "missing_required_parameter", "Missing required parameter: 'model'.", param="model"
-        )
+    model = _model(rest)
     raw = rest.pop("input", None)
     inputs = [raw] if isinstance(raw, str) else raw
     if (
@@ -481,9 +397,7 @@ def parse_embeddings_body(body: Mapping[str, Any]) -> EmbeddingRequest:
             param="input",
         )
     dimensions = rest.pop("dimensions", None)
-    if dimensions is not None and (
-        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
-    ):
+    if dimensions is not None and (not is_int(dimensions) or dimensions < 1):
         raise WireError(
             "invalid_value", "Invalid 'dimensions': expected an integer >= 1.", param="dimensions"
         )
@@ -533,11 +447,13 @@ def check_response_format(rf: Any) -> None:
             param="response_format.type",
         )
     if rf["type"] == "json_schema":
-        js = rf.get("json_schema")
-        if not isinstance(js, dict) or not isinstance(js.get("name"), str) or not js["name"]:
+        js = as_mapping(rf.get("json_schema"))
+        name = js.get("name")
+        if not isinstance(name, str) or not SCHEMA_NAME_RE.match(name):
             raise WireError(
-                "missing_required_parameter",
-                "Missing required parameter: 'response_format.json_schema.name'.",
+                "missing_required_parameter" if name is None else "invalid_value",
+                "Invalid 'response_format.json_schema.name': json_schema needs a 'name' of "
+                "letters, digits, '_' or '-' (at most 64).",
                 param="response_format.json_schema.name",
             )
         if "schema" in js and not isinstance(js["schema"], dict):
@@ -549,11 +465,6 @@ def check_response_format(rf: Any) -> None:
 
 
 # -- sandbox side: encode output ----------------------------------------------------------------
-def short_hash(*parts: Any, length: int = 24) -> str:
-    """A stable hex id derived from ``parts`` (deterministic sandbox ids)."""
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:length]
-
-
 def chat_completion(
     *,
     completion_id: str,
@@ -608,18 +519,6 @@ def error_body(
 ) -> dict[str, Any]:
     """The API's error envelope."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
-
-
-def response_line(
-    line_id: str, custom_id: str, *, status_code: int, request_id: str, body: Mapping[str, Any]
-) -> dict[str, Any]:
-    """An output/error line carrying an HTTP response."""
-    return {
-        "id": line_id,
-        "custom_id": custom_id,
-        "response": {"status_code": status_code, "request_id": request_id, "body": dict(body)},
-        "error": None,
-    }
 
 
 def error_line(line_id: str, custom_id: str, *, code: str, message: str) -> dict[str, Any]:

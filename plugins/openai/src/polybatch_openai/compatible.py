@@ -47,14 +47,9 @@ _SETTINGS = {"max_retries", "timeout", "organization", "project", "default_max_t
 class OpenAICompatibleProvider(OpenAIProvider):
     """An OpenAI batch API at another address: same wire format, its own name, key and limits."""
 
-    #: where the API lives unless the user gives ``base_url``
-    default_base_url: ClassVar[str] = ""
-    #: its own base-URL variable is ``<NAME>_BASE_URL``; OPENAI_BASE_URL belongs to OpenAI
+    #: its own base-URL variable is ``<NAME>_BASE_URL`` (set per class by
+    #: :func:`compatible_provider`); OPENAI_BASE_URL belongs to OpenAI
     base_url_env: ClassVar[str | None] = None
-
-    def resolved_base_url(self) -> str | None:
-        """The configured or built-in base URL (``<NAME>_BASE_URL`` may override it)."""
-        return super().resolved_base_url() or self.default_base_url or None
 
     def preflight(self) -> None:
         """A key must be set, and the window asked for must be one the endpoint takes."""
@@ -73,15 +68,6 @@ class OpenAICompatibleProvider(OpenAIProvider):
         from .sandbox import openai_routes
 
         return openai_routes(engine, namespace=cls.name)
-
-    @classmethod
-    def sandbox_env(cls, server_url: str, api_key: str) -> dict[str, str]:
-        """The variables that point this provider at the sandbox."""
-        env = {
-            f"{cls.name.upper().replace('-', '_')}_BASE_URL": f"{server_url}{cls.sandbox_prefix}/v1"
-        }
-        env[cls.credential_env[0]] = api_key
-        return env
 
 
 def compatible_provider(name: str, settings: Mapping[str, Any]) -> type[OpenAICompatibleProvider]:
@@ -120,6 +106,7 @@ def compatible_provider(name: str, settings: Mapping[str, Any]) -> type[OpenAICo
             "credential_env": (str(settings["api_key_env"]),),
             "limits": limits,
             "default_base_url": str(settings["base_url"]),
+            "base_url_env": f"{name.upper().replace('-', '_')}_BASE_URL",
             "sandbox_prefix": f"/compat/{name}",
             "__doc__": f"The OpenAI-compatible batch API at {settings['base_url']} (from config).",
         },

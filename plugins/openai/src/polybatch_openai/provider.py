@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-import httpx2
 import openai
 
 from polybatch import wire
-from polybatch.errors import ItemValidationError, ProviderError
+from polybatch.errors import ProviderError, ProviderHTTPError
 from polybatch.items import BatchItem, BatchResult
-from polybatch.portal import PerLoop
 from polybatch.providers import (
     TERMINAL_STATES,
-    BatchProvider,
-    BatchState,
     BatchStatus,
     Limits,
     SubmittedBatch,
 )
+from polybatch.sdk import SDKProvider, connection, failure, http
 
 from . import codec
 
@@ -32,17 +27,6 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from polybatch.sandbox.engine import SandboxEngine
-
-#: anything shaped like an OpenAI secret key, masked in error messages we pass on
-_KEY_RE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{4,}")
-#: body fields that BatchItem spells itself; setting them through ``extra`` would be ambiguous
-_STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
-#: the same for embedding items
-_STRUCTURAL_EMBEDDING_EXTRA = frozenset({"model", "input", "dimensions"})
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_STATES: frozenset[str] = frozenset(
-    {"validating", "in_progress", "finalizing", "cancelling", *TERMINAL_STATES}
-)
 
 
 class OpenAILimits(Limits):
@@ -55,7 +39,7 @@ class OpenAILimits(Limits):
     max_embedding_inputs: int | None = codec.MAX_EMBEDDING_INPUTS
 
 
-class OpenAIProvider(BatchProvider):
+class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
     """OpenAI's Batch API (chat completions and embeddings) through the ``openai`` SDK.
 
     Async-first: the lifecycle is written on ``AsyncOpenAI`` (one client per event loop); the
@@ -81,34 +65,17 @@ class OpenAIProvider(BatchProvider):
     embeddings_url: ClassVar[str] = codec.EMBEDDINGS_URL
     #: ``kind="embedding"`` items are accepted (read by the planner once the core has the flag)
     supports_embeddings: ClassVar[bool] = True
-    #: environment variable naming the API base URL when none is given
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        # one async client per event loop (their connection pools are bound to it), built on
-        # first use so that listing providers needs no key
-        self._clients: PerLoop[openai.AsyncOpenAI] = PerLoop(
-            self.make_client, close=lambda client: client.close()
-        )
+    #: anything shaped like an OpenAI secret key, masked in error messages we pass on
+    key_patterns = (re.compile(r"\b(sk-)[A-Za-z0-9_\-*]{4,}"),)
+    errors = {
+        openai.APIStatusError: http(lambda e: e.status_code, lambda e: str(e.message)),
+        openai.APIResponseValidationError: failure(lambda e: f"unexpected response: {e.message}"),
+        openai.APIConnectionError: connection(lambda e: str(e.message)),
+        openai.OpenAIError: failure(),
+    }
 
     # -- the client ------------------------------------------------------------------------
-    @property
-    def client(self) -> openai.AsyncOpenAI:
-        """The SDK's async client for the running event loop (call from async code)."""
-        return self._clients.get()
-
-    def resolved_base_url(self) -> str | None:
-        """The base URL from the arguments or the environment (None: the SDK's default)."""
-        env = os.environ.get(self.base_url_env) if self.base_url_env else None
-        return self.base_url or env or None
-
     def make_client(self) -> openai.AsyncOpenAI:
         """Build the SDK's async client. Subclasses (Azure) override this."""
         key = self.require_api_key()
@@ -120,111 +87,11 @@ class OpenAIProvider(BatchProvider):
                 options[name] = str(self.settings[name])
         return openai.AsyncOpenAI(api_key=key, base_url=self.resolved_base_url(), **options)
 
-    # -- errors ----------------------------------------------------------------------------
-    def _scrub(self, text: str) -> str:
-        return _KEY_RE.sub("sk-***", self.scrub(text))
-
-    @contextmanager
-    def _sdk_errors(self, action: str) -> Iterator[None]:
-        """Translate every SDK exception into ProviderError, once, here."""
-        try:
-            yield
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            detail = self._scrub(str(exc.message))
-            hint = ""
-            if status in (401, 403):
-                hint = f" (check {self.credential_env[0]})"
-            raise ProviderError(
-                f"{action} failed: HTTP {status}: {detail}{hint}",
-                provider=self.name,
-                status_code=status,
-            ) from exc
-        except openai.APIResponseValidationError as exc:
-            raise ProviderError(
-                f"{action} failed: unexpected response: {self._scrub(str(exc.message))}",
-                provider=self.name,
-                status_code=exc.status_code,
-            ) from exc
-        except openai.APIConnectionError as exc:
-            # no status: ProviderError.retryable treats it as transient
-            raise ProviderError(
-                f"{action} failed: {self._scrub(str(exc.message))}", provider=self.name
-            ) from exc
-        except openai.OpenAIError as exc:
-            raise ProviderError(
-                f"{action} failed: {self._scrub(str(exc))}", provider=self.name
-            ) from exc
-        except httpx2.HTTPError as exc:
-            # a connection dropped mid-stream surfaces from the transport, not the SDK: transient
-            raise ProviderError(
-                f"{action} failed: {self._scrub(str(exc)) or type(exc).__name__}",
-                provider=self.name,
-            ) from exc
-
     # -- items -----------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
-        """Reject what the chat-completions API would refuse for every model."""
-
-        def bad(message: str, field: str) -> ItemValidationError:
-            return ItemValidationError(message, line=None, field=field)
-
-        if not (item.model or model):
-            raise bad("a model is required", "model")
-        if item.kind == "embedding":
-            self._validate_embedding(item, bad)
-            return
-        clash = _STRUCTURAL_EXTRA & item.extra.keys()
-        if clash:
-            name = sorted(clash)[0]
-            raise bad(
-                f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
-            )
-        if (
-            item.max_tokens is not None
-            and {"max_tokens", "max_completion_tokens"} & item.extra.keys()
-        ):
-            raise bad("max_tokens is set both on the item and in extra", "extra")
-        for i, message in enumerate(item.messages):
-            if isinstance(message.content, list):
-                for j, part in enumerate(message.content):
-                    kind = part.get("type")
-                    if not isinstance(kind, str):
-                        raise bad("a content part needs a 'type'", f"messages[{i}].content[{j}]")
-                    # only user turns take images/audio/files; system and assistant turns are text
-                    allowed = {"system": {"text"}, "assistant": {"text", "refusal"}}.get(
-                        message.role
-                    )
-                    if allowed is not None and kind not in allowed:
-                        raise bad(
-                            f"{message.role} messages cannot hold '{kind}' parts",
-                            f"messages[{i}].content[{j}]",
-                        )
-        if isinstance(item.stop, list) and len(item.stop) > codec.MAX_STOP_SEQUENCES:
-            raise bad(f"OpenAI takes at most {codec.MAX_STOP_SEQUENCES} stop sequences", "stop")
-        if item.seed is not None and abs(item.seed) > codec.INT64_MAX:
-            raise bad("seed must fit in 64 bits", "seed")
-        rf = item.response_format
-        if rf is not None and rf.get("type") == "json_schema":
-            js = rf.get("json_schema")
-            if not isinstance(js, dict) or not _NAME_RE.match(str(js.get("name", ""))):
-                raise bad(
-                    "json_schema needs a 'name' of letters, digits, '_' or '-' (at most 64)",
-                    "response_format.json_schema.name",
-                )
-
-    @staticmethod
-    def _validate_embedding(item: BatchItem, bad: Any) -> None:
-        """An embedding item: only embeddings-body fields may go through extra."""
-        clash = _STRUCTURAL_EMBEDDING_EXTRA & item.extra.keys()
-        if clash:
-            name = sorted(clash)[0]
-            raise bad(
-                f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
-            )
-        encoding = item.extra.get("encoding_format", "float")
-        if encoding not in ("float", "base64"):
-            raise bad("encoding_format must be 'float' or 'base64'", "extra.encoding_format")
+        """Reject what the API would refuse for every model: :func:`codec.check_item`, the rules
+        the sandbox answers with."""
+        codec.check_item(item, model)
 
     def url_for(self, item: BatchItem) -> str:
         """The line ``url`` of ``item``: chat completions or embeddings."""
@@ -267,7 +134,7 @@ class OpenAIProvider(BatchProvider):
         client = self.client
         # OpenAI only takes .jsonl batch files; the name is all that is checked
         filename = lines_path.name if lines_path.suffix == ".jsonl" else f"{lines_path.stem}.jsonl"
-        with self._sdk_errors("uploading the batch file"), lines_path.open("rb") as fh:
+        with self.sdk_errors("uploading the batch file"), lines_path.open("rb") as fh:
             # an open file handle goes to httpx as is, which streams the multipart body in chunks
             uploaded = await client.files.create(
                 file=(filename, fh, "application/jsonl"), purpose="batch", **self.upload_options()
@@ -276,7 +143,7 @@ class OpenAIProvider(BatchProvider):
             # no SDK-level retry of the create: it sends no idempotency key, so a retry after a
             # lost answer makes a second batch. The runner retries instead, after looking the
             # batch up by its metadata (find_batch).
-            with self._sdk_errors("creating the batch"):
+            with self.sdk_errors("creating the batch"):
                 batch = await client.with_options(max_retries=0).batches.create(
                     input_file_id=uploaded.id,
                     # the SDK types endpoint as a Literal but sends any string (Azure relies on it)
@@ -285,11 +152,11 @@ class OpenAIProvider(BatchProvider):
                     metadata=dict(metadata) or None,
                     **self.batch_options(),
                 )
-        except ProviderError as exc:
+        except ProviderHTTPError as exc:
             # a definite refusal leaves an orphan upload: delete it. After a timeout or a server
             # error the batch may exist and use the file, so it stays.
-            if exc.status_code is not None and exc.status_code < 500:
-                await self._delete_file(uploaded.id)
+            if exc.status_code < 500:
+                await self.delete_file(uploaded.id, quiet=True)
             raise
         return SubmittedBatch(batch_id=batch.id, input_file_id=uploaded.id)
 
@@ -303,7 +170,7 @@ class OpenAIProvider(BatchProvider):
 
     async def apoll(self, batch_id: str) -> BatchStatus:
         """The batch's state and counts; validation errors become the message."""
-        with self._sdk_errors(f"polling batch {batch_id}"):
+        with self.sdk_errors(f"polling batch {batch_id}"):
             raw = await self.client.batches.with_raw_response.retrieve(batch_id)
             batch = raw.parse()
         return self._status(batch, retry_after=_retry_after(raw.headers.get("retry-after")))
@@ -328,10 +195,9 @@ class OpenAIProvider(BatchProvider):
         elif batch.status == "failed":
             message = "batch failed (no reason given)"
         # a status newer than this SDK (non-strict parsing lets it through) reads as in progress
-        state: BatchState = batch.status if batch.status in _STATES else "in_progress"
         return BatchStatus(
             batch_id=batch.id,
-            state=state,
+            state=codec.batch_state(batch.status),
             total=counts.total if counts else 0,
             completed=(counts.completed or 0) if counts else 0,
             failed=(counts.failed or 0) if counts else 0,
@@ -341,7 +207,7 @@ class OpenAIProvider(BatchProvider):
 
     async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
         """Stream the output file, then the error file, line by line."""
-        with self._sdk_errors(f"retrieving batch {batch_id}"):
+        with self.sdk_errors(f"retrieving batch {batch_id}"):
             batch = await self.client.batches.retrieve(batch_id)
         if batch.status not in TERMINAL_STATES:
             raise ProviderError(
@@ -355,7 +221,7 @@ class OpenAIProvider(BatchProvider):
                     yield result
 
     async def _file_results(self, file_id: str, batch_id: str) -> AsyncIterator[BatchResult]:
-        with self._sdk_errors(f"downloading file {file_id} of batch {batch_id}"):
+        with self.sdk_errors(f"downloading file {file_id} of batch {batch_id}"):
             async with self.client.files.with_streaming_response.content(file_id) as response:
                 results = wire.adecode_lines(
                     wire.aiter_jsonl(response.iter_bytes()),
@@ -368,14 +234,14 @@ class OpenAIProvider(BatchProvider):
 
     async def acancel(self, batch_id: str) -> None:
         """Ask OpenAI to cancel; the batch moves through cancelling to cancelled."""
-        with self._sdk_errors(f"cancelling batch {batch_id}"):
+        with self.sdk_errors(f"cancelling batch {batch_id}"):
             await self.client.batches.cancel(batch_id)
 
     async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
         """The newest batch whose metadata holds all of ``metadata`` (crash recovery)."""
         wanted = dict(metadata)
         limit = int(self.settings.get("find_batch_limit", 2000))
-        with self._sdk_errors("listing batches"):
+        with self.sdk_errors("listing batches"):
             seen = 0
             async for batch in self.client.batches.list(limit=100):
                 if seen >= limit:
@@ -386,23 +252,9 @@ class OpenAIProvider(BatchProvider):
                     return batch.id
         return None
 
-    async def acleanup(self, submitted: SubmittedBatch) -> None:
-        """Delete the uploaded input file (results stay until OpenAI expires them)."""
-        if submitted.input_file_id:
-            await self._delete_file(submitted.input_file_id, quiet=False)
-
-    async def aclose(self) -> None:
-        """Close the running loop's client (its connection pool), if one was built."""
-        await self._clients.aclose()
-
-    async def _delete_file(self, file_id: str, *, quiet: bool = True) -> None:
-        try:
-            with self._sdk_errors(f"deleting file {file_id}"):
-                await self.client.files.delete(file_id)
-        except ProviderError as exc:
-            if quiet or exc.status_code == 404:
-                return  # already gone is the goal reached
-            raise
+    async def sdk_delete_file(self, client: openai.AsyncOpenAI, file_id: str) -> None:
+        """Delete an uploaded file (results stay until OpenAI expires them)."""
+        await client.files.delete(file_id)
 
     # -- the sandbox -----------------------------------------------------------------------
     @classmethod
@@ -416,14 +268,6 @@ class OpenAIProvider(BatchProvider):
     def sandbox_settings(cls, server_url: str, api_key: str) -> dict[str, Any]:
         """Point the SDK at the sandbox's ``/openai/v1``."""
         return {"api_key": api_key, "base_url": f"{server_url}{cls.sandbox_prefix}/v1"}
-
-    @classmethod
-    def sandbox_env(cls, server_url: str, api_key: str) -> dict[str, str]:
-        """What a user exports so that any OpenAI client talks to the sandbox."""
-        return {
-            "OPENAI_BASE_URL": f"{server_url}{cls.sandbox_prefix}/v1",
-            "OPENAI_API_KEY": api_key,
-        }
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -9,23 +9,34 @@ A batch's ``endpoint`` decides how its lines are answered: ``/v1/embeddings`` li
 ``SyntheticModel.embed`` (at most 50,000 inputs per batch), anything else is taken as chat
 completions. Structured-output requests get schema-valid JSON, or broken JSON when the
 ``invalid_json_rate`` fault strikes.
+
+:class:`OpenAIApi` is the one OpenAI-style batch API: Azure (:mod:`.azure_sandbox`) and every
+OpenAI-compatible provider serve it with their own paths, namespace and quirks. The Files routes
+are the core's :class:`~polybatch.sandbox.files_api.FilesApi`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
 from typing import Any
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
-from polybatch.sandbox.engine import DAY, SandboxBatch, SandboxEngine, SandboxFile
-from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
+from polybatch.sandbox.api import (
+    BatchRequest,
+    Outcome,
+    RouteKind,
+    cursor_list,
+    cursor_page,
+    refusal,
+)
+from polybatch.sandbox.engine import DAY, SandboxBatch, SandboxEngine
+from polybatch.sandbox.files_api import FilesApi
 from polybatch.sandbox.model import SYNTHETIC_MODELS
 
 from . import codec
@@ -42,235 +53,77 @@ EXPIRY_RANGE = (3600, 30 * DAY)
 BATCH_FILE_EXPIRY = 30 * DAY
 MODELS_CREATED = 1_700_000_000
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+
+def check_request_body(body: Mapping[str, Any], endpoint: str = codec.CHAT_URL) -> str | None:
+    """Why a request line's ``body`` would be refused (its error line's message), or None: the
+    codec's :func:`~polybatch_openai.codec.check_body`, the rules the adapter validates with."""
+    return refusal(lambda: codec.check_body(body, url=endpoint), codec.WireError)
 
 
-@dataclass(frozen=True)
-class _Request:
-    """One parsed line of a batch input file, as the engine stores it."""
+class OpenAIApi(FilesApi):
+    """OpenAI's Files, Batches and Models routes over one engine."""
 
-    index: int
-    custom_id: str
-    body: dict[str, Any]
-    #: how many batches of this engine carried this custom_id before (fault draws differ per try)
-    attempt: int = 0
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What running one request produced: an HTTP status and a body."""
-
-    status_code: int
-    body: dict[str, Any]
-    usage: tuple[int, int]  # (prompt, completion) tokens, for the batch's aggregate usage
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code == 200
-
-
-class _Api:
-    """Route handlers sharing one engine."""
-
+    namespace = NAMESPACE
+    upload_purposes = UPLOAD_PURPOSES
     #: per-API limits (Azure's routes subclass this with their own)
     max_requests: int = MAX_REQUESTS
     expiry_range: tuple[int, int] = EXPIRY_RANGE
+    #: where the Batches and Models routes live (Azure moves them)
+    api_base: str = "/v1"
 
     def __init__(self, engine: SandboxEngine, namespace: str = NAMESPACE) -> None:
-        self.engine = engine
-        self.ns = namespace
-        self.attempts: dict[str, int] = {}
+        super().__init__(engine, namespace)
+        self.files_path = self.api_base + "/files"
 
     # -- plumbing --------------------------------------------------------------------------
-    def request_id(self) -> str:
-        return "req_" + self.engine.new_id("")
+    def error_body(self, status: int, message: str, **detail: Any) -> Any:
+        """OpenAI's ``{"error": {message, type, param, code}}`` (type defaults to
+        ``invalid_request_error``)."""
+        return codec.error_body(message, **{"type": "invalid_request_error", **detail})
 
-    def json(self, data: Any, status: int = 200) -> Response:
-        return JSONResponse(data, status_code=status, headers={"x-request-id": self.request_id()})
+    def not_found(self, what: str, ident: str) -> Response:
+        return self.error(404, f"No such {what}: '{ident}'", code=None, param="id")
 
-    def error(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        code: str | None = None,
-        param: str | None = None,
-    ) -> Response:
-        return self.json(codec.error_body(message, type=type, code=code, param=param), status)
-
-    def not_found(self, kind: str, ident: str) -> Response:
-        return self.error(404, f"No such {kind}: '{ident}'", code=None, param="id")
-
-    def guarded(self, handler: Endpoint) -> Endpoint:
-        """Wrap a handler with the API-key check."""
-
-        async def endpoint(request: Request) -> Response:
-            auth = request.headers.get("authorization", "")
-            scheme, _, token = auth.partition(" ")
-            presented = token.strip() if scheme.lower() == "bearer" else None
-            if not self.engine.check_key(presented or None):
-                # never echo the presented key back
-                message = (
-                    "Incorrect API key provided."
-                    if presented
-                    else "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
-                )
-                return self.error(401, message, code="invalid_api_key")
-            return await handler(request)
-
-        return endpoint
-
-    def now(self) -> float:
-        return self.engine.now()
+    def denied(self, request: Request, presented: str | None) -> Response:
+        message = (
+            "Incorrect API key provided."
+            if presented
+            else "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
+        )
+        return self.error(401, message, code="invalid_api_key")
 
     # -- files -----------------------------------------------------------------------------
-    def live_file(self, file_id: str) -> SandboxFile | None:
-        f = self.engine.get_file(self.ns, file_id)
-        if f is None or (f.expires_at is not None and f.expires_at <= self.now()):
-            return None  # expired files are gone, as at OpenAI
-        return f
-
-    @staticmethod
-    def file_object(f: SandboxFile) -> dict[str, Any]:
-        return {
-            "id": f.id,
-            "object": "file",
-            "bytes": len(f.data),
-            "created_at": f.created_at,
-            "expires_at": f.expires_at,
-            "filename": f.filename,
-            "purpose": f.purpose,
-            "status": "processed",
-            "status_details": None,
-        }
-
-    async def create_file(self, request: Request) -> Response:
+    def upload_expiry(self, form: FormData, purpose: str) -> int | Response | None:
+        anchor = form.get("expires_after[anchor]")
+        seconds_raw = form.get("expires_after[seconds]")
+        if anchor is None and seconds_raw is None:
+            return BATCH_FILE_EXPIRY if purpose == "batch" else None
         try:
-            form = await request.form()
-        except Exception as exc:  # a malformed multipart body
-            return self.error(400, f"Could not parse multipart form: {exc}")
-        try:
-            purpose = form.get("purpose")
-            upload = form.get("file")
-            if not isinstance(purpose, str) or purpose not in UPLOAD_PURPOSES:
-                return self.error(
-                    400,
-                    f"Invalid value for 'purpose': {purpose!r}. "
-                    f"Supported values are: {', '.join(sorted(UPLOAD_PURPOSES))}.",
-                    param="purpose",
-                    code="invalid_value",
-                )
-            if not isinstance(upload, UploadFile):
-                return self.error(400, "Missing required parameter: 'file'.", param="file")
-            anchor = form.get("expires_after[anchor]")
-            seconds_raw = form.get("expires_after[seconds]")
-            expires: int | None = BATCH_FILE_EXPIRY if purpose == "batch" else None
-            if anchor is not None or seconds_raw is not None:
-                try:
-                    seconds = int(str(seconds_raw))
-                except ValueError:
-                    seconds = -1
-                lo, hi = self.expiry_range
-                if anchor != "created_at" or not lo <= seconds <= hi:
-                    return self.error(
-                        400,
-                        "Invalid 'expires_after': anchor must be 'created_at' and seconds "
-                        f"between {lo} and {hi}.",
-                        param="expires_after",
-                        code="invalid_value",
-                    )
-                expires = seconds
-            data = await upload.read()
-            filename = upload.filename or "upload"
-            if purpose == "batch" and not filename.endswith(".jsonl"):
-                return self.error(400, "Batch input files must be .jsonl files.", param="file")
-            if purpose == "batch" and len(data) > MAX_BATCH_FILE_BYTES:
-                return self.error(
-                    400,
-                    "Batch input files may hold at most 200 MB.",
-                    param="file",
-                    code="file_too_large",
-                )
-        finally:
-            await form.close()  # spooled temp files
-        f = self.engine.add_file(
-            self.ns, data, filename=filename, purpose=purpose, expires_after=expires
-        )
-        return self.json(self.file_object(f))
-
-    async def list_files(self, request: Request) -> Response:
-        q = request.query_params
-        purpose = q.get("purpose")
-        order = q.get("order", "desc")
-        try:
-            limit = int(q.get("limit", "10000"))
+            seconds = int(str(seconds_raw))
         except ValueError:
-            limit = 0
-        if not 1 <= limit <= 10_000 or order not in ("asc", "desc"):
+            seconds = -1
+        lo, hi = self.expiry_range
+        if anchor != "created_at" or not lo <= seconds <= hi:
             return self.error(
-                400, "Invalid 'limit' or 'order'.", param="limit", code="invalid_value"
+                400,
+                "Invalid 'expires_after': anchor must be 'created_at' and seconds "
+                f"between {lo} and {hi}.",
+                param="expires_after",
+                code="invalid_value",
             )
-        with self.engine.lock:
-            files = [
-                f
-                for f in list(self.engine.files.values())
-                if f.namespace == self.ns and self.live_file(f.id) and purpose in (None, f.purpose)
-            ]
-        if order == "desc":
-            files.reverse()  # the store keeps insertion (creation) order
-        return self.json(self.page([self.file_object(f) for f in files], q.get("after"), limit))
+        return seconds
 
-    @staticmethod
-    def page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
-        """A cursor page: items following ``after`` (an id), at most ``limit``."""
-        if after:
-            ids = [i["id"] for i in items]
-            items = items[ids.index(after) + 1 :] if after in ids else []
-        data = items[:limit]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": len(items) > limit,
-        }
-
-    async def retrieve_file(self, request: Request) -> Response:
-        file_id = request.path_params["file_id"]
-        f = self.live_file(file_id)
-        return self.json(self.file_object(f)) if f else self.not_found("File", file_id)
-
-    async def delete_file(self, request: Request) -> Response:
-        file_id = request.path_params["file_id"]
-        with self.engine.lock:
-            f = self.live_file(file_id)
-            if f is None:
-                return self.not_found("File", file_id)
-            del self.engine.files[f.id]
-        return self.json({"id": f.id, "object": "file", "deleted": True})
-
-    async def file_content(self, request: Request) -> Response:
-        file_id = request.path_params["file_id"]
-        f = self.live_file(file_id)
-        if f is None:
-            return self.not_found("File", file_id)
-        offset_raw = request.query_params.get("offset", "0")
-        try:
-            offset = int(offset_raw)
-        except ValueError:
-            offset = -1
-        if offset < 0:
+    def check_upload(self, purpose: str, filename: str, data: bytes) -> Response | None:
+        if purpose == "batch" and not filename.endswith(".jsonl"):
+            return self.error(400, "Batch input files must be .jsonl files.", param="file")
+        if purpose == "batch" and len(data) > MAX_BATCH_FILE_BYTES:
             return self.error(
-                400, "Invalid 'offset': expected a non-negative integer.", param="offset"
+                400,
+                "Batch input files may hold at most 200 MB.",
+                param="file",
+                code="file_too_large",
             )
-        # an injected truncation cuts this download short mid-line; fetching again may succeed
-        data = self.engine.download(f.fault_key, f.data)
-        return Response(
-            data[offset:],
-            media_type="application/octet-stream",
-            headers={"x-request-id": self.request_id()},
-        )
+        return None
 
     # -- batches: creation -----------------------------------------------------------------
     async def create_batch(self, request: Request) -> Response:
@@ -303,16 +156,9 @@ class _Api:
             )
         endpoint: str = params["endpoint"]
         requests, errors = self.parse_input(input_file.data, endpoint)
-        with self.engine.lock:
-            for i, req in enumerate(requests):
-                attempt = self.attempts.get(req.custom_id, 0)
-                self.attempts[req.custom_id] = attempt + 1
-                requests[i] = replace(req, attempt=attempt)
-        batch_ref: list[SandboxBatch] = []
-        batch = self.engine.create_batch(
-            self.ns,
-            requests,
-            lambda r: self.run(r, batch_ref[0]),
+        batch = self.new_batch(
+            self.number_attempts(requests),
+            self.run,
             metadata=metadata or {},
             extra={
                 "endpoint": endpoint,
@@ -326,12 +172,11 @@ class _Api:
             },
             errors=errors or None,
         )
-        batch_ref.append(batch)
         return self.json(self.batch_object(batch))
 
     def parse_input(
         self, data: bytes, endpoint: str
-    ) -> tuple[list[_Request], list[dict[str, Any]]]:
+    ) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
         """Requests of an input file and the batch-level errors (a hook for Azure's rules)."""
         requests, errors = _parse_input(data, endpoint, self.max_requests)
         if not errors and codec.is_embeddings_url(endpoint):
@@ -353,44 +198,29 @@ class _Api:
         return requests, errors
 
     # -- batches: running one request ------------------------------------------------------
-    @staticmethod
-    def bad_request(exc: codec.WireError) -> _Outcome:
-        body = codec.error_body(
-            exc.message, type="invalid_request_error", code=exc.code, param=exc.param
-        )
-        return _Outcome(400, body, (0, 0))
-
-    def run(self, req: _Request, batch: SandboxBatch) -> _Outcome:
+    def run(self, req: BatchRequest, batch: SandboxBatch) -> Outcome:
         """Answer one request: a 400 for invalid params, an injected 500, or a completion."""
-        engine = self.engine
-        embeddings = codec.is_embeddings_url(str(batch.extra.get("endpoint", "")))
         try:
-            chat = None if embeddings else codec.parse_chat_body(req.body)
-            emb = codec.parse_embeddings_body(req.body) if embeddings else None
+            parsed = codec.check_body(req.body, url=str(batch.extra.get("endpoint", "")))
         except codec.WireError as exc:
-            return self.bad_request(exc)
-        # keyed by (custom_id, attempt), not the batch id (random): the same run draws the same
-        # faults every time, and a retry of a failed request in a new batch draws afresh
-        if engine.faults.hit(engine.faults.item_error_rate, self.ns, req.custom_id, req.attempt):
+            body = codec.error_body(
+                exc.message, type="invalid_request_error", code=exc.code, param=exc.param
+            )
+            return Outcome(400, body)
+        if self.item_fails(req.custom_id, req.attempt):
             body = codec.error_body(
                 "The server had an error while processing your request. Sorry about that!",
                 type="server_error",
                 code="server_error",
             )
-            return _Outcome(500, body, (0, 0))
-        if emb is not None:
-            return self.embed(emb)
-        assert chat is not None
+            return Outcome(500, body)
+        if isinstance(parsed, codec.EmbeddingRequest):
+            return self.embed(parsed)
+        chat = parsed
         rf_type = (chat.response_format or {}).get("type")
         schema = chat.json_schema()
-        faults = engine.faults
-        # its own key: not the same draw as the item error above
-        broken = schema is not None and faults.hit(
-            faults.invalid_json_rate, "invalid_json", self.ns, req.custom_id, req.attempt
-        )
-        if broken:
-            engine.note_fault("invalid_json", f"{self.ns} {req.custom_id}", str(req.attempt))
-        reply = engine.model.chat(
+        broken = schema is not None and self.breaks_json(req.custom_id, req.attempt)
+        reply = self.engine.model.chat(
             model=chat.model,
             messages=chat.transcript(),
             max_tokens=chat.max_tokens,
@@ -409,9 +239,9 @@ class _Api:
             prompt_tokens=reply.prompt_tokens,
             completion_tokens=completion_tokens,
         )
-        return _Outcome(200, body, (reply.prompt_tokens, completion_tokens))
+        return Outcome(200, body, (reply.prompt_tokens, completion_tokens))
 
-    def embed(self, emb: codec.EmbeddingRequest) -> _Outcome:
+    def embed(self, emb: codec.EmbeddingRequest) -> Outcome:
         """An embeddings response: one vector per input, input tokens only."""
         model = self.engine.model
         vectors = [
@@ -423,22 +253,11 @@ class _Api:
         ]
         tokens = sum(model.embedding_tokens(text) for text in emb.inputs)
         body = codec.embeddings_response(model=emb.model, vectors=vectors, prompt_tokens=tokens)
-        return _Outcome(200, body, (tokens, 0))
+        return Outcome(200, body, (tokens, 0))
 
     # -- batches: the object ---------------------------------------------------------------
-    def tally(self, batch: SandboxBatch, now: float) -> dict[str, int]:
-        """Counts and token sums over the requests run so far (kept incrementally on the batch)."""
-        with self.engine.lock:
-            t: dict[str, int] = batch.extra.setdefault(
-                "tally", {"seen": 0, "completed": 0, "failed": 0, "input": 0, "output": 0}
-            )
-            for i in range(t["seen"], batch.processed(now)):
-                outcome: _Outcome = batch.outcome(i)
-                t["completed" if outcome.ok else "failed"] += 1
-                t["input"] += outcome.usage[0]
-                t["output"] += outcome.usage[1]
-                t["seen"] = i + 1
-            return dict(t)
+    def batch_view(self, batch: SandboxBatch, request: Request) -> Any:
+        return self.batch_object(batch)
 
     def batch_object(self, batch: SandboxBatch) -> dict[str, Any]:
         now = self.now()
@@ -475,7 +294,7 @@ class _Api:
             # error file but not counted, so completed + failed < total shows it stopped early
             "request_counts": {
                 "total": len(batch.requests),
-                "completed": t["completed"],
+                "completed": t["ok"],
                 "failed": t["failed"],
             },
             "usage": {
@@ -490,81 +309,52 @@ class _Api:
 
     def outputs(self, batch: SandboxBatch, now: float) -> dict[str, Any]:
         """The output and error files, written once when the batch is first seen terminal."""
-        with self.engine.lock:
-            if batch.output is not None:
-                return batch.output
-            if batch.errors is not None:
-                batch.output = {}  # failed validation: nothing ran, no files
-                return batch.output
-            state = batch.state(now)
-            leftover_code = {"cancelled": "batch_cancelled", "expired": "batch_expired"}.get(state)
-            ok_lines: list[bytes] = []
-            err_lines: list[bytes] = []
-            processed = batch.processed(now)
-            for i, req in enumerate(batch.requests):
-                line_id = "batch_req_" + codec.short_hash(batch.id, i)
-                if i < processed:
-                    outcome: _Outcome = batch.outcome(i)
-                    line = codec.response_line(
-                        line_id,
-                        req.custom_id,
-                        status_code=outcome.status_code,
-                        request_id="req_" + codec.short_hash(batch.id, i, "req", length=32),
-                        body=outcome.body,
-                    )
-                    (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
-                elif leftover_code:
-                    message = (
-                        "This request could not be executed before the completion window expired."
-                        if leftover_code == "batch_expired"
-                        else "This request was not executed because the batch was cancelled."
-                    )
-                    err_lines.append(
-                        wire.dumps(
-                            codec.error_line(
-                                line_id, req.custom_id, code=leftover_code, message=message
-                            )
+        return self.output_once(batch, lambda: self.write_files(batch, now), none_if_failed=True)
+
+    def write_files(self, batch: SandboxBatch, now: float) -> dict[str, Any]:
+        """Write an ended batch's output and error files; their ids by batch-object key."""
+        state = batch.state(now)
+        leftover_code = {"cancelled": "batch_cancelled", "expired": "batch_expired"}.get(state)
+        ok_lines: list[bytes] = []
+        err_lines: list[bytes] = []
+        processed = batch.processed(now)
+        for i, req in enumerate(batch.requests):
+            line_id = "batch_req_" + codec.short_hash(batch.id, i)
+            if i < processed:
+                outcome: Outcome = batch.outcome(i)
+                line = codec.response_line(
+                    line_id,
+                    req.custom_id,
+                    status_code=outcome.status_code,
+                    request_id="req_" + codec.short_hash(batch.id, i, "req", length=32),
+                    body=outcome.body,
+                )
+                (ok_lines if outcome.ok else err_lines).append(wire.dumps(line))
+            elif leftover_code:
+                message = (
+                    "This request could not be executed before the completion window expired."
+                    if leftover_code == "batch_expired"
+                    else "This request was not executed because the batch was cancelled."
+                )
+                err_lines.append(
+                    wire.dumps(
+                        codec.error_line(
+                            line_id, req.custom_id, code=leftover_code, message=message
                         )
                     )
-            expiry = batch.extra.get("output_expires_after") or {}
-            expires_after = expiry.get("seconds") if isinstance(expiry, dict) else None
-            result: dict[str, Any] = {}
-            for key, lines, suffix in (
-                ("output_file_id", ok_lines, "output"),
-                ("error_file_id", err_lines, "error"),
-            ):
-                if key == "output_file_id" and BATCH_MISSING_OUTPUT in batch.faults:
-                    continue  # injected fault: the successes' file never appears
-                if lines:
-                    f = self.engine.add_file(
-                        self.ns,
-                        b"\n".join(lines) + b"\n",
-                        filename=f"{batch.id}_{suffix}.jsonl",
-                        purpose="batch_output",
-                        expires_after=int(expires_after) if expires_after else BATCH_FILE_EXPIRY,
-                    )
-                    f.fault_key = (self.ns, batch.serial, suffix)
-                    result[key] = f.id
-            batch.output = result
-            return result
+                )
+        expiry = batch.extra.get("output_expires_after") or {}
+        expires_after = expiry.get("seconds") if isinstance(expiry, dict) else None
+        files = self.write_outputs(
+            batch,
+            [("output_file_id", "output", ok_lines), ("error_file_id", "error", err_lines)],
+            purpose="batch_output",
+            expires_after=int(expires_after) if expires_after else BATCH_FILE_EXPIRY,
+        )
+        result: dict[str, Any] = {key: f.id for key, f in files.items()}
+        return result
 
     # -- batches: endpoints ----------------------------------------------------------------
-    def find(self, request: Request) -> SandboxBatch | None:
-        return self.engine.get_batch(self.ns, request.path_params["batch_id"])
-
-    async def retrieve_batch(self, request: Request) -> Response:
-        batch = self.find(request)
-        if batch is None:
-            return self.not_found("Batch", request.path_params["batch_id"])
-        return self.json(self.batch_object(batch))
-
-    async def cancel_batch(self, request: Request) -> Response:
-        batch = self.find(request)
-        if batch is None:
-            return self.not_found("Batch", request.path_params["batch_id"])
-        self.engine.cancel(batch)  # idempotent; a no-op once the batch has ended
-        return self.json(self.batch_object(batch))
-
     async def list_batches(self, request: Request) -> Response:
         q = request.query_params
         try:
@@ -577,20 +367,8 @@ class _Api:
             )
         # newest first, as OpenAI lists them
         batches = list(reversed(self.engine.list_batches(self.ns)))
-        after = q.get("after")
-        if after:
-            ids = [b.id for b in batches]
-            batches = batches[ids.index(after) + 1 :] if after in ids else []
-        page = [self.batch_object(b) for b in batches[:limit]]
-        return self.json(
-            {
-                "object": "list",
-                "data": page,
-                "first_id": page[0]["id"] if page else None,
-                "last_id": page[-1]["id"] if page else None,
-                "has_more": len(batches) > limit,
-            }
-        )
+        page, has_more = cursor_page(batches, [b.id for b in batches], q.get("after"), limit)
+        return self.json(cursor_list([self.batch_object(b) for b in page], has_more))
 
     # -- models ----------------------------------------------------------------------------
     @staticmethod
@@ -616,19 +394,15 @@ class _Api:
         return self.json(self.model_object(model))
 
     def routes(self) -> list[BaseRoute]:
-        g = self.guarded
+        r, b, K = self.route, self.api_base, RouteKind
         return [
-            Route("/v1/files", g(self.create_file), methods=["POST"]),
-            Route("/v1/files", g(self.list_files), methods=["GET"]),
-            Route("/v1/files/{file_id}", g(self.retrieve_file), methods=["GET"]),
-            Route("/v1/files/{file_id}", g(self.delete_file), methods=["DELETE"]),
-            Route("/v1/files/{file_id}/content", g(self.file_content), methods=["GET"]),
-            Route("/v1/batches", g(self.create_batch), methods=["POST"]),
-            Route("/v1/batches", g(self.list_batches), methods=["GET"]),
-            Route("/v1/batches/{batch_id}", g(self.retrieve_batch), methods=["GET"]),
-            Route("/v1/batches/{batch_id}/cancel", g(self.cancel_batch), methods=["POST"]),
-            Route("/v1/models", g(self.list_models), methods=["GET"]),
-            Route("/v1/models/{model:path}", g(self.retrieve_model), methods=["GET"]),
+            *self.file_routes(),
+            r(b + "/batches", self.create_batch, ["POST"], K.CREATE),
+            r(b + "/batches", self.list_batches, ["GET"], K.LIST),
+            r(b + "/batches/{batch_id}", self.retrieve_batch, ["GET"], K.POLL),
+            r(b + "/batches/{batch_id}/cancel", self.cancel_batch, ["POST"], K.CANCEL),
+            r(b + "/models", self.list_models, ["GET"], K.OTHER),
+            r(b + "/models/{model:path}", self.retrieve_model, ["GET"], K.OTHER),
         ]
 
 
@@ -648,9 +422,9 @@ def _metadata_problem(metadata: Any) -> str | None:
 
 def _parse_input(
     data: bytes, endpoint: str, max_requests: int = MAX_REQUESTS
-) -> tuple[list[_Request], list[dict[str, Any]]]:
+) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
     """Requests of a batch input file, and the batch-level errors that fail it (empty: valid)."""
-    requests: list[_Request] = []
+    requests: list[BatchRequest] = []
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
 
@@ -688,10 +462,10 @@ def _parse_input(
             )
         else:
             seen.add(parsed.custom_id)
-            requests.append(_Request(len(requests), parsed.custom_id, parsed.body))
+            requests.append(BatchRequest(len(requests), parsed.custom_id, parsed.body))
     return (requests, []) if not errors else ([], errors)
 
 
 def openai_routes(engine: SandboxEngine, *, namespace: str = NAMESPACE) -> list[BaseRoute]:
     """The OpenAI Files/Batches/Models routes over ``engine`` (mount them at ``/openai``)."""
-    return _Api(engine, namespace).routes()
+    return OpenAIApi(engine, namespace).routes()

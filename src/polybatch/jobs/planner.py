@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, ItemValidationError
-from .items import BatchItem, Message, OutputCheck
-from .providers import BatchProvider
+from ..errors import InputError, ItemValidationError
+from ..items import BatchItem, Message, OutputCheck
+from ..providers import BatchProvider
 
 ITEMS_FILE = "items.jsonl"
 

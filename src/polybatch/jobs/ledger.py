@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .. import config as _config
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -61,6 +63,9 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_job ON events(job_id);
 """
+
+#: job states in which the results are final
+FINAL_STATES = ("completed", "cancelled")
 
 #: chunk states: planned -> submitting -> submitted -> collected (or cancelled before submit)
 CHUNK_STATES = ("planned", "submitting", "submitted", "collected")
@@ -276,3 +281,8 @@ def _job(row: sqlite3.Row) -> JobRow:
     data = dict(row)
     data["options"] = json.loads(data["options"] or "{}")
     return JobRow(**data)
+
+
+def open_ledger(home: Path | None = None) -> Ledger:
+    """The ledger under ``home`` (default: ``polybatch.config.home()``)."""
+    return Ledger((home or _config.home()) / "ledger.sqlite3")

@@ -1,0 +1,69 @@
+"""The ``polybatch`` command line: ``main`` is the console entry point (``polybatch.cli:main``).
+
+The commands live in :mod:`.job_commands` (running jobs and reading them back) and
+:mod:`.info_commands` (providers, sandbox, estimates, usage, prices, config); :mod:`.common` holds
+the options and printouts they share. This module builds the group and turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import PolybatchError
+from .common import setup_logging
+from .info_commands import config_group, estimate, prices, providers, sandbox, usage
+from .job_commands import cancel, list_cmd, results, resume, retry, run, status, submit_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="polybatch")
+@click.option("-v", "--verbose", is_flag=True, help="Log what polybatch does (to stderr).")
+def cli(verbose: bool) -> None:
+    """Run LLM requests through the providers' discounted batch APIs."""
+    setup_logging(verbose)
+
+
+for _command in (
+    run,
+    submit_cmd,
+    resume,
+    status,
+    results,
+    retry,
+    cancel,
+    list_cmd,
+    providers,
+    sandbox,
+    estimate,
+    usage,
+    prices,
+    config_group,
+):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning polybatch errors into one line and an exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except PolybatchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: the job is in the ledger; `polybatch resume JOB` continues it", err=True
+        )
+        sys.exit(130)
+
+
+__all__ = ["cli", "main", "setup_logging"]

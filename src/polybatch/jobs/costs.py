@@ -1,0 +1,115 @@
+"""Usage and cost of jobs, from the ledger and the jobs' result files (never the handle).
+
+Anything with a job ``id`` and its ``ledger`` will do (a :class:`~polybatch.jobs.handle.Job`
+is one), so the cost tables need no live provider and import no job-running code.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Literal, Protocol
+
+from ..pricing import Cost, PriceRegistry, UsageRecord, cost_of, price_registry, render_table
+from ..pricing import usage_rows as _usage_rows
+from .files import JobFiles, ensure_final
+from .ledger import FINAL_STATES, JobRow, Ledger, open_ledger
+
+
+class JobRef(Protocol):
+    """A job as the cost tables need it: its id and the ledger holding it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+
+@dataclass(frozen=True)
+class _Ref:
+    id: str
+    ledger: Ledger
+
+
+def _row(job: JobRef) -> JobRow:
+    row = job.ledger.get_job(job.id)
+    assert row is not None
+    return row
+
+
+def _chunk_dates(ledger: Ledger, job_id: str, fallback: float) -> dict[str, date]:
+    """The creation date of each provider batch of a job (prices in force that day apply)."""
+    return {
+        c.batch_id: datetime.fromtimestamp(c.submitted_at or fallback, UTC).date()
+        for c in ledger.chunks(job_id)
+        if c.batch_id
+    }
+
+
+def job_records(job: JobRef) -> Iterator[UsageRecord]:
+    """One usage record per result of a finished job, dated by its batch's creation."""
+    row = _row(job)
+    ensure_final(row)
+    dates = _chunk_dates(job.ledger, job.id, row.created_at)
+    created = datetime.fromtimestamp(row.created_at, UTC).date()
+    for r in JobFiles.of(job.ledger, row).results():
+        yield UsageRecord.from_result(
+            r,
+            job.id,
+            dates.get(r.batch_id or "", created),
+            provider=row.provider,
+            model=row.model,
+        )
+
+
+def job_cost(
+    job: JobRef,
+    *,
+    mode: Literal["batch", "standard"] = "batch",
+    registry: PriceRegistry | None = None,
+) -> Cost:
+    """What a finished job cost, per bucket, each request priced on its own.
+
+    Raises PriceNotFoundError if a model that used tokens has no price: never a silent $0.
+    """
+    row = _row(job)
+    reg = registry or price_registry(providers=[row.provider])
+    total = Cost()
+    for rec in job_records(job):
+        if rec.usage.total_tokens == 0:
+            continue
+        price = reg.price(rec.provider or row.provider, rec.model or row.model, mode, rec.created)
+        total = total + cost_of(rec.usage, price)
+    return total
+
+
+def usage_table(
+    jobs: Sequence[JobRef] | None = None,
+    *,
+    by: Sequence[str] = ("provider", "model"),
+    since: date | None = None,
+    fmt: Literal["table", "csv", "json"] = "table",
+    digits: int | None = 4,
+    registry: PriceRegistry | None = None,
+) -> str:
+    """A usage and cost table over ``jobs`` (default: every finished job in the ledger)."""
+    if jobs is None:
+        ledger = open_ledger()
+        since_ts = datetime.combine(since, datetime.min.time(), UTC).timestamp() if since else None
+        jobs = [
+            _Ref(row.id, ledger)
+            for row in ledger.list_jobs(since=since_ts)
+            if row.state in FINAL_STATES
+        ]
+    records = (rec for job in jobs for rec in job_records(job))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reg = registry or price_registry(providers={_row(job).provider for job in jobs})
+        rows = _usage_rows(records, reg, by=by)  # type: ignore[arg-type]
+    text = render_table(rows, fmt=fmt, digits=digits)
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=2)
+    return text

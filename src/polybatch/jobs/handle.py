@@ -1,0 +1,357 @@
+"""The public handle on a job: :class:`Job`, :class:`JobStatus` and :func:`jobs`.
+
+A :class:`Job` is a handle on a row of the ledger; all of its state lives there and in its job
+directory, so any process can pick a job up (``Job.load``) and carry on where another stopped.
+
+The logic is written once, as coroutines awaiting the adapters' async lifecycle (the SDKs' async
+clients). The blocking API (``Job.wait``, ``Job.cancel``) runs the same coroutines on polybatch's
+portal loop (:mod:`polybatch.portal`); the async API (``Job.await_results``) awaits them on the
+caller's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm import tqdm
+
+from .. import portal
+from ..errors import JobError
+from ..items import BatchItem, BatchResult, Usage
+from ..pricing import Cost
+from ..providers import BatchProvider
+from . import costs
+from .clients import make_provider, remembered
+from .driver import MAX_TRANSIENT_FAILURES, JobDriver
+from .files import copy_private, ensure_final
+from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger, open_ledger
+
+#: default bounds of the adaptive poll interval, seconds
+POLL_MIN = 1.0
+POLL_MAX = 60.0
+
+
+@dataclass
+class JobStatus:
+    """Where a job stands."""
+
+    job_id: str
+    state: str
+    provider: str
+    model: str
+    total: int
+    succeeded: int
+    failed: int
+    chunks: dict[str, int]
+
+    @property
+    def done(self) -> bool:
+        """True once results are final."""
+        return self.state in FINAL_STATES
+
+
+class Job:
+    """A handle on one polybatch job: many items, one or more provider batches."""
+
+    #: retryable failures in a row on one chunk before ``step`` gives up and raises; with the
+    #: adaptive poll interval (capped at a minute) that is about half an hour of outage
+    max_transient_failures: int = MAX_TRANSIENT_FAILURES
+
+    def __init__(self, row: JobRow, ledger: Ledger, provider: BatchProvider | None = None) -> None:
+        self.ledger = ledger
+        self._provider = provider
+        self._driver = JobDriver(row, ledger, lambda: self.provider)
+
+    @property
+    def _row(self) -> JobRow:
+        return self._driver.row
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """The job id (derived from the input content, model and options)."""
+        return self._row.id
+
+    @property
+    def provider_name(self) -> str:
+        """The provider's name."""
+        return self._row.provider
+
+    @property
+    def model(self) -> str:
+        """The model the job was submitted with."""
+        return self._row.model
+
+    @property
+    def dir(self) -> Path:
+        """The job's directory: items, per-chunk results, final results."""
+        return self._driver.files.dir
+
+    @property
+    def results_path(self) -> Path:
+        """Where the final results JSONL is written."""
+        return self._driver.files.results_path
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The job's options as recorded in the ledger."""
+        return self._row.options
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, {self.provider_name}:{self.model}, {self._row.state})"
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        job_id: str,
+        *,
+        home: Path | None = None,
+        provider: BatchProvider | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+    ) -> Job:
+        """Open an existing job by id (or unique id prefix), from any process."""
+        ledger = open_ledger(home)
+        row = ledger.get_job(job_id)
+        if row is None:
+            matches = ledger.find_jobs(job_id)
+            if len(matches) != 1:
+                why = "no job" if not matches else f"{len(matches)} jobs"
+                raise JobError(f"{why} matching {job_id!r} in {ledger.path}")
+            row = matches[0]
+        if provider is None:
+            provider = remembered(row.id)
+        if provider is None or api_key or base_url:
+            settings = dict(row.options.get("provider_settings", {}))
+            if api_key:
+                settings["api_key"] = api_key
+            if base_url:
+                settings["base_url"] = base_url
+            provider = make_provider(row.provider, settings)
+        return cls(row, ledger, provider)
+
+    def _refresh(self) -> None:
+        self._driver.refresh()
+
+    @property
+    def provider(self) -> BatchProvider:
+        """The provider adapter this job talks to."""
+        if self._provider is None:
+            self._provider = make_provider(
+                self.provider_name, self.options.get("provider_settings", {})
+            )
+        return self._provider
+
+    # -- status ----------------------------------------------------------------------------
+    def chunks(self) -> list[ChunkRow]:
+        """The job's chunks (provider batches) as the ledger has them."""
+        return self.ledger.chunks(self.id)
+
+    def status(self) -> JobStatus:
+        """Counts of items and chunks, from the ledger (no provider call)."""
+        self._refresh()
+        chunks = self.chunks()
+        by_state: dict[str, int] = {}
+        ok = failed = 0
+        for c in chunks:
+            by_state[c.state] = by_state.get(c.state, 0) + 1
+            if c.round == 0 or c.state == "collected":
+                ok += c.n_ok
+                failed += c.n_failed
+        return JobStatus(
+            job_id=self.id,
+            state=self._row.state,
+            provider=self.provider_name,
+            model=self.model,
+            total=self._row.n_items,
+            succeeded=ok,
+            failed=failed,
+            chunks=by_state,
+        )
+
+    # -- the loop --------------------------------------------------------------------------
+    def step(self) -> float | None:
+        """Advance the job once: submit, poll, collect. Returns a suggested wait, None when done."""
+        return portal.run(self.astep())
+
+    async def astep(self) -> float | None:
+        """:meth:`step` on the caller's event loop."""
+        self._driver.max_transient_failures = self.max_transient_failures
+        return await self._driver.astep()
+
+    def wait(
+        self,
+        *,
+        progress: bool = False,
+        timeout: float | None = None,
+        poll_min: float | None = None,
+        poll_max: float | None = None,
+    ) -> Job:
+        """Drive the job until its results are final; with ``progress``, a tqdm bar on stderr."""
+        return portal.run(
+            self.await_done(
+                progress=progress, timeout=timeout, poll_min=poll_min, poll_max=poll_max
+            )
+        )
+
+    async def await_done(
+        self,
+        *,
+        progress: bool = False,
+        timeout: float | None = None,
+        poll_min: float | None = None,
+        poll_max: float | None = None,
+    ) -> Job:
+        """:meth:`wait` on the caller's event loop (polls without blocking it)."""
+        poll_min = (
+            poll_min if poll_min is not None else float(self.options.get("poll_min", POLL_MIN))
+        )
+        poll_max = (
+            poll_max if poll_max is not None else float(self.options.get("poll_max", POLL_MAX))
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = poll_min
+        bar = tqdm(
+            total=self._row.n_items,
+            desc=f"{self.id} {self.provider_name}:{self.model}",
+            unit="req",
+            file=sys.stderr,
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        last_done = -1
+        live = self._driver.live_counts
+        try:
+            while True:
+                hint = await self.astep()
+                chunks = self.chunks()
+                done = sum(
+                    c.count if c.state == "collected" else live.get(c.idx, 0)
+                    for c in chunks
+                    if c.round == 0
+                )
+                failed = sum(c.n_failed for c in chunks if c.state == "collected" and c.round == 0)
+                states: dict[str, int] = {}
+                for c in chunks:
+                    states[c.state] = states.get(c.state, 0) + 1
+                bar.n = min(done, self._row.n_items)
+                bar.set_postfix(
+                    failed=failed,
+                    chunks=",".join(f"{k}={v}" for k, v in sorted(states.items())),
+                    refresh=False,
+                )
+                bar.refresh()
+                if hint is None:
+                    return self
+                if done != last_done:
+                    interval = poll_min  # progress: look again soon
+                    last_done = done
+                else:
+                    interval = min(poll_max, interval * 1.5)  # long batches: back off, up to a cap
+                sleep = max(interval, hint)
+                if deadline is not None and time.monotonic() + sleep > deadline:
+                    raise TimeoutError(f"job {self.id} not finished within {timeout}s")
+                await asyncio.sleep(sleep)
+        finally:
+            bar.close()
+            await self._release_client()
+
+    async def _release_client(self) -> None:
+        """At the end of an async call on the caller's loop, close the client built for that loop
+        (the caller may close its loop next). The portal's clients serve every blocking call."""
+        if not portal.portal.in_portal():
+            await self.provider.aclose()
+
+    # -- results ---------------------------------------------------------------------------
+    def results(self, status: str | None = None) -> Iterator[BatchResult]:
+        """Stream the final results (in input order), optionally only those of one status."""
+        self._refresh()
+        ensure_final(self._row)
+        return self._driver.files.results(status)
+
+    def requests(self, custom_ids: Iterable[str] | None = None) -> Iterator[BatchItem]:
+        """The job's items as submitted (defaults applied), optionally only some ids."""
+        return self._driver.files.requests(custom_ids)
+
+    def estimate(self) -> dict[str, Any] | None:
+        """The cost range estimated before submission (strings for money), if prices were known."""
+        est: dict[str, Any] | None = self.options.get("estimate")
+        return est
+
+    def cost(self, mode: Literal["batch", "standard"] = "batch") -> Cost:
+        """What the finished job cost (or would have cost at ``standard`` prices), per bucket.
+
+        Raises PriceNotFoundError when a model that used tokens has no price.
+        """
+        return costs.job_cost(self, mode=mode)
+
+    def usage(self) -> Usage:
+        """Total token usage over the job's results."""
+        total = Usage()
+        for r in self.results():
+            total = total + r.usage
+        return total
+
+    def export_results(self, path: str | Path) -> Path:
+        """Copy the final results to ``path`` (owner-only permissions)."""
+        self._refresh()
+        ensure_final(self._row)
+        return copy_private(self.results_path, Path(path))
+
+    def retry(self, rounds: int = 1) -> bool:
+        """Resubmit the retryable failures of a finished job as new rounds; False if none.
+
+        Only requests that expired, were cancelled or failed transiently are sent again;
+        permanent errors (an invalid request) keep their result. Call ``wait()`` afterwards.
+        """
+        self._refresh()
+        if self._row.state != "completed":
+            raise JobError(
+                f"job {self.id} is {self._row.state}: only a completed job can be retried"
+            )
+        last = max(c.round for c in self.chunks())
+        options = {**self.options, "retry_failed": last + rounds}
+        self.ledger.update_job(self.id, options=options, state="running")
+        self._refresh()
+        if self._driver.plan_retry(last):
+            return True
+        self.ledger.update_job(self.id, state="completed")
+        self._refresh()
+        return False
+
+    async def await_results(self, status: str | None = None, **wait: Any) -> list[BatchResult]:
+        """Wait for the job on the caller's loop (Jupyter's too), then return its results.
+
+        ``wait`` takes :meth:`wait`'s options. The provider calls go through the adapter's async
+        client on this loop; reading the results file runs in a worker thread.
+        """
+        await self.await_done(**wait)
+        return await asyncio.to_thread(lambda: list(self.results(status)))
+
+    # -- cancel ----------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Cancel the job: in-flight batches are cancelled, queued chunks never submitted.
+
+        Results already produced are kept; call ``wait()`` to collect them.
+        """
+        portal.run(self.acancel())
+
+    async def acancel(self) -> None:
+        """:meth:`cancel` on the caller's event loop."""
+        try:
+            await self._driver.acancel()
+        finally:
+            await self._release_client()
+
+
+def jobs(*, home: Path | None = None, since: float | None = None) -> list[Job]:
+    """Every job in the ledger, newest first (``since``: a Unix time)."""
+    ledger = open_ledger(home)
+    return [Job(row, ledger) for row in ledger.list_jobs(since=since)]

@@ -1,0 +1,339 @@
+"""The entry points: :func:`submit`, :func:`asubmit`, :func:`run` and :func:`arun`.
+
+``submit`` resolves the settings (arguments > environment > profile), builds the provider, plans
+the job (reading and validating every item, estimating its cost, enforcing the budget), records it
+in the ledger and sends its first chunks. The same input, model and options give the same job id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypedDict, TypeVar, Unpack
+
+from pydantic import BaseModel
+
+from .. import config as _config
+from ..config import JobOptions, RequestDefaults
+from ..errors import PricingError, UnknownProviderError
+from ..inputs import coerce_items, read_numbered_items
+from ..items import BatchItem, BatchResult
+from ..plugins import get_registry
+from ..pricing import Estimate, Estimator, check_budget, estimator
+from ..providers import BatchProvider
+from .clients import make_provider, public_settings, remember
+from .driver import DEFAULT_MAX_IN_FLIGHT, planned_rows
+from .files import JobFiles, jobs_dir
+from .handle import Job
+from .ledger import JobRow, open_ledger
+from .planner import ITEMS_FILE, Plan, plan_job
+
+log = logging.getLogger("polybatch")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class SubmitKeywords(TypedDict, total=False):
+    """The request defaults and job options :func:`submit` also takes one by one (0.1's API).
+
+    Each builds the matching field of :class:`RequestDefaults` (``system`` is ``system_prompt``)
+    or :class:`JobOptions`, and wins over the ``defaults``/``options`` given; None means unset.
+    """
+
+    system: str | None
+    system_prompt: str | None
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    seed: int | None
+    stop: str | list[str] | None
+    response_format: dict[str, Any] | None
+    chunk_size: int | None
+    max_in_flight: int | None
+    keep_files: bool
+    retry_failed: int
+    max_cost: Decimal | str | float | None
+    new: bool
+    home: Path | None
+    poll_min: float | None
+    poll_max: float | None
+
+
+def request_and_options(
+    defaults: RequestDefaults | None,
+    options: JobOptions | None,
+    keywords: Mapping[str, Any],
+) -> tuple[RequestDefaults, JobOptions]:
+    """``defaults`` and ``options`` with the one-by-one keywords applied (and validated)."""
+    kw = dict(keywords)
+    if "system" in kw:
+        kw["system_prompt"] = kw.pop("system")
+    unknown = sorted(set(kw) - set(RequestDefaults.model_fields) - set(JobOptions.model_fields))
+    if unknown:
+        raise TypeError(f"submit() got an unexpected keyword argument {unknown[0]!r}")
+
+    def merged(cls: type[_M], base: _M | None) -> _M:
+        values = base.model_dump(exclude_unset=True) if base is not None else {}
+        values.update({k: v for k, v in kw.items() if k in cls.model_fields and v is not None})
+        return _config.validated(cls, values, "option")
+
+    return merged(RequestDefaults, defaults), merged(JobOptions, options)
+
+
+def plan_items(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    provider: BatchProvider,
+    resolved: _config.Resolved,
+    staging_dir: Path,
+    **more: Any,
+) -> tuple[Plan, str | None]:
+    """Read, validate and chunk ``items`` for ``provider`` with ``resolved``'s defaults; the plan,
+    and the input's path if it is a file. ``more`` goes to :func:`~.planner.plan_job`."""
+    if isinstance(items, (str, Path)):
+        src_path: str | None = str(items)
+        stream: Iterator[tuple[BatchItem, tuple[str | None, int | None]]] = (
+            (it, (src_path, n)) for it, n in read_numbered_items(items)
+        )
+    else:
+        src_path = None
+        stream = ((it, ("<items>", n)) for n, it in enumerate(coerce_items(items), start=1))
+    plan = plan_job(
+        stream,
+        provider=provider,
+        model=resolved.model,
+        staging_dir=staging_dir,
+        defaults=resolved.defaults,
+        system_prompt=resolved.system_prompt,
+        chunk_size=resolved.chunk_size,
+        **more,
+    )
+    return plan, src_path
+
+
+def submit(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    *,
+    defaults: RequestDefaults | None = None,
+    options: JobOptions | None = None,
+    profile: str | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    provider_settings: Mapping[str, Any] | None = None,
+    sandbox: Any = None,
+    start: bool = True,
+    **keywords: Unpack[SubmitKeywords],
+) -> Job:
+    """Plan and start a job. ``items`` is a JSONL path or an iterable of items/dicts/prompts.
+
+    ``defaults`` are the request parameters items lack (:class:`~polybatch.config.RequestDefaults`:
+    system prompt, max_tokens, temperature, ...), ``options`` how the job runs
+    (:class:`~polybatch.config.JobOptions`: chunk size, concurrency, retry rounds, budget, ...);
+    both may be given field by field as keywords instead (``max_tokens=256, retry_failed=1``).
+    Unset fields come from the environment, then the profile. ``model`` (``"provider:model"``)
+    wins over ``defaults.model``.
+
+    The same input, model and options give the same job id: submitting again resumes that job
+    (``new=True`` starts a fresh one). ``retry_failed`` rounds resubmit the requests that
+    expired, were cancelled or failed with a transient error. ``sandbox`` is a running
+    ``SandboxServer`` to point the provider at. Nothing is submitted if any item is invalid.
+    With ``start=False`` the job is planned and recorded only; ``wait()`` or ``step()`` sends it.
+    """
+    request, opts = request_and_options(defaults, options, keywords)
+    resolved = _config.resolve(
+        model=model,
+        profile=profile,
+        defaults=request,
+        limits=opts,
+        provider_settings=dict(provider_settings or {}),
+    )
+    settings = dict(resolved.provider_settings)
+    try:
+        cls = get_registry().provider_class(resolved.provider)
+    except UnknownProviderError as exc:
+        source = resolved.sources.get("model", "")
+        if source.startswith("profile ") and resolved.config_file:
+            # the model came from a file: say which key of which file to fix
+            raise UnknownProviderError(
+                f"{resolved.config_file}: key 'profiles.{resolved.profile}.model': {exc}"
+            ) from None
+        if source.startswith("env "):
+            raise UnknownProviderError(f"{source.removeprefix('env ')}: {exc}") from None
+        raise
+    if sandbox is not None:
+        pointed = dict(cls.sandbox_settings(sandbox.url, sandbox.engine.api_key or "sandbox"))
+        settings.update(pointed.pop("settings", None) or {})  # constructor kwargs: flatten
+        settings.update(pointed)
+    if api_key:
+        settings["api_key"] = api_key
+    if base_url:
+        settings["base_url"] = base_url
+    provider = make_provider(resolved.provider, settings)
+    provider.preflight()
+
+    ledger = open_ledger(opts.home)
+    public = public_settings(settings)
+    estimator = _Estimating(provider)
+    plan, src_path = plan_items(
+        items,
+        provider,
+        resolved,
+        jobs_dir(ledger),
+        identity={"settings": public},
+        observe=estimator.add,
+    )
+    job_id = plan.job_id
+    existing = ledger.get_job(job_id)
+    if existing is not None and not opts.new:
+        plan.discard()
+        log.info("job %s exists: resuming it", job_id)
+        job = Job(existing, ledger, provider)
+        remember(job.id, provider)
+        if start and existing.state == "planned":
+            job.step()
+        return job
+    try:
+        estimate = estimator.result(resolved.max_cost)
+    except BaseException:
+        plan.discard()
+        raise
+    if existing is not None:
+        n = 2
+        while ledger.get_job(f"{plan.job_id}-{n}") is not None:
+            n += 1
+        job_id = f"{plan.job_id}-{n}"
+
+    now = time.time()
+    recorded: dict[str, Any] = {
+        "provider_settings": public,
+        "max_in_flight": resolved.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+        "chunk_size": resolved.chunk_size,
+        "keep_files": opts.keep_files,
+        "retry_failed": opts.retry_failed,
+        "max_cost": str(resolved.max_cost) if resolved.max_cost is not None else None,
+        "estimate": _estimate_dict(estimate),
+        "profile": resolved.profile,
+        "sandbox": sandbox is not None,
+    }
+    if opts.poll_min is not None:
+        recorded["poll_min"] = opts.poll_min
+    if opts.poll_max is not None:
+        recorded["poll_max"] = opts.poll_max
+    row = JobRow(
+        id=job_id,
+        created_at=now,
+        updated_at=now,
+        provider=resolved.provider,
+        model=resolved.model,
+        state="planned",
+        n_items=plan.n_items,
+        input_path=src_path,
+        results_path=None,
+        options=recorded,
+    )
+    files = JobFiles.of(ledger, row)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    plan.staging_path.replace(files.items_path)
+    for i, wire in enumerate(plan.wire_files):
+        wire.replace(files.wire_path(i))
+    chunks = planned_rows(job_id, plan.chunks, round_=0, items_file=ITEMS_FILE, first_idx=0)
+    ledger.add_job(row, chunks)
+    job = Job(row, ledger, provider)
+    remember(job.id, provider)
+    if start:
+        job.step()
+    return job
+
+
+class _Estimating:
+    """Feeds the cost estimator during planning; a missing price is kept, not raised, until
+    the budget is checked (without a budget, a job on an unpriced model still runs)."""
+
+    def __init__(self, provider: BatchProvider) -> None:
+        self.problem: PricingError | None = None
+        self.estimator: Estimator | None = None
+        try:
+            self.estimator = estimator(provider)
+        except PricingError as exc:
+            self.problem = exc
+
+    def add(self, item: BatchItem, model: str) -> None:
+        if self.estimator is None or self.problem is not None:
+            return
+        try:
+            self.estimator.add(item, model)
+        except PricingError as exc:
+            self.problem = exc
+
+    def result(self, max_cost: Decimal | None) -> Estimate | None:
+        """The estimate, after enforcing the budget (BudgetExceededError, nothing submitted)."""
+        if self.problem is not None or self.estimator is None:
+            check_budget(None, max_cost, why_missing=str(self.problem))
+            warnings.warn(f"no estimate: {self.problem}", stacklevel=3)
+            return None
+        estimate = self.estimator.result()
+        check_budget(estimate, max_cost)
+        return estimate
+
+
+def _estimate_dict(e: Estimate | None) -> dict[str, Any] | None:
+    if e is None:
+        return None
+    return {
+        "low": str(e.low),
+        "high": str(e.high),
+        "input_tokens": e.input_tokens,
+        "max_output_tokens": e.max_output_tokens,
+        "method": e.method,
+    }
+
+
+async def asubmit(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """:func:`submit` on the caller's event loop: ``job = await polybatch.asubmit(...)``.
+
+    Planning (reading and validating the input, local disk work) runs in a worker thread; the
+    uploads and batch creation go through the adapter's async client on this loop.
+    """
+    start = kwargs.pop("start", True)
+    job = await asyncio.to_thread(submit, items, model, start=False, **kwargs)
+    if start and job.status().state == "planned":
+        try:
+            await job.astep()
+        finally:
+            await job._release_client()
+    return job
+
+
+async def arun(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    *,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> list[BatchResult]:
+    """:func:`run` for async code: ``results = await polybatch.arun([...], "openai:gpt-4o-mini")``."""
+    poll = {k: kwargs.pop(k) for k in ("poll_min", "poll_max") if k in kwargs}
+    job = await asubmit(items, model, **kwargs)
+    return await job.await_results(timeout=timeout, **poll)
+
+
+def run(
+    items: Iterable[BatchItem | dict[str, Any] | str] | str | Path,
+    model: str | None = None,
+    *,
+    progress: bool = False,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> list[BatchResult]:
+    """Submit, wait and return every result, in input order (for notebooks and small jobs)."""
+    job = submit(items, model, **kwargs)
+    job.wait(progress=progress, timeout=timeout)
+    return list(job.results())

@@ -1,0 +1,107 @@
+"""What ``polybatch sandbox`` tells users to export works: ``polybatch run`` without ``--sandbox``.
+
+Each provider's ``sandbox_env`` names its key variable and its base-URL variable (the vendor's
+convention: OPENAI_BASE_URL, ANTHROPIC_BASE_URL, GROQ_BASE_URL, MISTRAL_BASE_URL,
+GOOGLE_GEMINI_BASE_URL, AZURE_OPENAI_ENDPOINT); with exactly those set, the CLI reaches the
+sandbox and the job completes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from polybatch.cli import main
+from polybatch.plugins import get_registry
+from polybatch.sandbox import SandboxEngine, SandboxServer
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "requests.jsonl"
+KEY = "sk-sandbox-env-test-0123456789"
+MODELS = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-haiku-4-5",
+    "azure": "gpt-4o-mini",
+    "groq": "llama-3.3-70b-versatile",
+    "mistral": "mistral-small-latest",
+    "gemini": "gemini-2.5-flash",
+}
+BASE_URL_ENV = {
+    "openai": "OPENAI_BASE_URL",
+    "anthropic": "ANTHROPIC_BASE_URL",
+    "azure": "AZURE_OPENAI_ENDPOINT",
+    "groq": "GROQ_BASE_URL",
+    "mistral": "MISTRAL_BASE_URL",
+    "gemini": "GOOGLE_GEMINI_BASE_URL",
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxEngine(api_key=KEY)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No provider variable of the developer's, no user config: only what a test sets."""
+    for cls in get_registry().providers().values():
+        for name in (*cls.credential_env, *cls.sandbox_env("http://x", "k")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+def cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """``polybatch ARGS`` through the real entry point, in this process."""
+    monkeypatch.setattr(sys, "argv", ["polybatch", *args])
+    code = 0
+    with CliRunner().isolation() as (out, err, _):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+@pytest.mark.parametrize("provider", MODELS)
+def test_sandbox_env_names_the_key_and_the_base_url(provider: str) -> None:
+    cls = get_registry().provider_class(provider)
+    env = cls.sandbox_env("http://127.0.0.1:9", KEY)
+    assert env[cls.credential_env[0]] == KEY
+    assert env[BASE_URL_ENV[provider]].startswith("http://127.0.0.1:9/")
+
+
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize("provider", MODELS)
+def test_run_with_the_printed_env_reaches_the_sandbox(
+    provider: str, server: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cls = get_registry().provider_class(provider)
+    for name, value in cls.sandbox_env(server.url, KEY).items():
+        monkeypatch.setenv(name, value)
+    seen = len(server.engine.requests_seen)
+    out_path = tmp_path / "out.jsonl"
+    code, out, err = cli(
+        [
+            "run",
+            str(EXAMPLES),
+            "--model",
+            f"{provider}:{MODELS[provider]}",
+            "--no-progress",
+            "-o",
+            str(out_path),
+        ],
+        monkeypatch,
+    )
+    assert code == 0, err
+    assert "18 succeeded" in out, out
+    results = [json.loads(line) for line in out_path.read_text().splitlines()]
+    assert len(results) == 18 and {r["status"] for r in results} == {"succeeded"}
+    prefix = cls.sandbox_prefix
+    assert any(path.startswith(prefix) for _, path in server.engine.requests_seen[seen:]), (
+        "the requests went to the sandbox"
+    )
