@@ -20,6 +20,9 @@ from polybatch import Job, submit
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch.testing import SANDBOX_KEY
 
+#: large jobs, SIGKILLed subprocesses and a memory check: `make test-fast` leaves them out
+pytestmark = pytest.mark.slow
+
 MODEL = "openai:gpt-4o-mini"
 
 
