@@ -88,7 +88,7 @@ def test_async_cancel(make_sandbox: Callable[..., SandboxServer]) -> None:
 
     job = asyncio.run(main())
     assert job.status().state == "cancelled"
-    assert {r.status for r in job.results()} == {"canceled"}
+    assert {r.status for r in job.results()} == {"cancelled"}
 
 
 def test_the_blocking_api_works_inside_a_running_loop(sandbox_server: SandboxServer) -> None:

@@ -146,8 +146,8 @@ def test_cancel_midway_keeps_finished_work(
     results = list(job.results())
     assert [r.custom_id for r in results] == input_ids(path)
     statuses = [r.status for r in results]
-    assert "succeeded" in statuses[:10] and "canceled" in statuses[:10]
-    assert set(statuses[10:]) == {"canceled"}  # queued chunks were never submitted
+    assert "succeeded" in statuses[:10] and "cancelled" in statuses[:10]
+    assert set(statuses[10:]) == {"cancelled"}  # queued chunks were never submitted
     assert len(server.engine.batches) == 1
     assert job.status().state == "cancelled"
 

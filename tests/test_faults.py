@@ -171,7 +171,7 @@ def test_transient_faults_end_with_every_item_succeeded_once(
     ("faults", "status"),
     [
         (Faults(seed=1, expire_rate=1.0), "expired"),
-        (Faults(seed=1, external_cancel_rate=1.0), "canceled"),
+        (Faults(seed=1, external_cancel_rate=1.0), "cancelled"),
     ],
     ids=["expire", "cancel"],
 )

@@ -96,7 +96,7 @@ def test_fake_polls_cancel_and_find_batch(tmp_path: Path) -> None:
     provider.cancel(sub.batch_id)
     status = provider.poll(sub.batch_id)
     assert (status.state, status.failed) == ("cancelled", 3)
-    assert {r.status for r in provider.results(sub.batch_id)} == {"canceled"}
+    assert {r.status for r in provider.results(sub.batch_id)} == {"cancelled"}
     with pytest.raises(polybatch.ProviderError, match="no batch"):
         provider.poll("fake-batch-unknown")
 

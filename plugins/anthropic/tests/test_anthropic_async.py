@@ -113,7 +113,7 @@ def test_blocking_lifecycle_never_builds_a_sync_client(
         assert sorted(r.custom_id for r in results) == sorted(f"a{n}" for n in range(N))
         assert all(r.ok and r.text and r.batch_id == done.batch_id for r in results)
         canceled = list(p.results(stopped.batch_id))
-        assert len(canceled) == N and {r.status for r in canceled} == {"canceled"}
+        assert len(canceled) == N and {r.status for r in canceled} == {"cancelled"}
         assert p.find_batch({"polybatch_job": "j"}) is None
         p.delete(stopped.batch_id)
         with pytest.raises(ProviderError) as exc:  # errors are translated on this path too
@@ -162,7 +162,7 @@ def test_async_lifecycle_on_a_user_loop_has_its_own_client(
             ra, rb = await asyncio.gather(_collect(p, a.batch_id), _collect(p, b.batch_id))
             assert sorted(r.custom_id for r in ra) == sorted(f"a{n}" for n in range(N))
             assert all(r.ok for r in ra)
-            assert len(rb) == N and {r.status for r in rb} == {"canceled"}
+            assert len(rb) == N and {r.status for r in rb} == {"cancelled"}
             assert await p.afind_batch({}) is None
             with pytest.raises(ProviderError) as exc:
                 await p.apoll("msgbatch_unknown")

@@ -91,7 +91,7 @@ def test_every_result_type(sandbox: Sandbox, tmp_path: Path) -> None:
         assert status.state == "cancelled" and status.total == 50
         results = list(p.results(sub.batch_id))
     statuses = [r.status for r in results]
-    assert len(results) == 50 and statuses.count("canceled") == 30
+    assert len(results) == 50 and statuses.count("cancelled") == 30
     errored = [r for r in results if r.status == "errored"]
     assert status.completed == statuses.count("succeeded") > 0
     assert status.failed == len(errored) > 1
@@ -99,7 +99,7 @@ def test_every_result_type(sandbox: Sandbox, tmp_path: Path) -> None:
     assert not by_code["invalid_request_error"].retryable
     assert "temperature" in by_code["invalid_request_error"].message
     assert by_code["api_error"].retryable
-    canceled = next(r for r in results if r.status == "canceled")
+    canceled = next(r for r in results if r.status == "cancelled")
     assert canceled.error is not None and canceled.error.retryable
 
     with sandbox(rate=0.0001) as srv:

@@ -98,7 +98,7 @@ def test_blocking_lifecycle_runs_on_the_async_client(
         results = list(p.results(sub.batch_id))
         assert sorted(r.custom_id for r in results) == sorted(f"i{n}" for n in range(10))
         assert [r.status for r in results].count("succeeded") == 5
-        assert [r.status for r in results].count("canceled") == 5
+        assert [r.status for r in results].count("cancelled") == 5
         p.cleanup(sub)
         p.delete(sub.batch_id)
         with pytest.raises(ProviderError) as err:
@@ -155,7 +155,7 @@ def test_async_lifecycle_on_a_user_loop(
             assert sorted(r.custom_id for r in ra) == [f"a{n}" for n in range(5)]
             assert all(r.ok for r in ra)
             assert [r.status for r in rb].count("succeeded") == 5
-            assert [r.status for r in rb].count("canceled") == 5
+            assert [r.status for r in rb].count("cancelled") == 5
             found = await asyncio.gather(p.afind_batch(META), p.afind_batch(META_B))
             assert list(found) == [a.batch_id, b.batch_id]
             await asyncio.gather(p.acleanup(a), p.acleanup(b))

@@ -119,8 +119,8 @@ def test_cancel_errors_and_faults(sandbox: Sandbox, tmp_path: Path) -> None:
         assert status.state == "cancelled" and status.terminal
         results = list(p.results(sub.batch_id))
     statuses = [r.status for r in results]
-    assert len(results) == 50 and statuses.count("canceled") == 30  # 20 ran before the cancel
-    canceled = next(r for r in results if r.status == "canceled")
+    assert len(results) == 50 and statuses.count("cancelled") == 30  # 20 ran before the cancel
+    canceled = next(r for r in results if r.status == "cancelled")
     assert canceled.error is not None and canceled.error.retryable
     assert canceled.error.code == "CANCELLED"
     errored = {r.error.code: r.error for r in results if r.error is not None}

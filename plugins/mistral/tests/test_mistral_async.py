@@ -107,7 +107,7 @@ def test_blocking_lifecycle_never_uses_the_sync_sdk(
     assert set(first) == {"c0", "c1", "c2"} and all(r.ok for r in first.values())
     second = by_id(list(provider.results(stopped.batch_id)))
     assert len(second) == 50 and status.completed == 5
-    assert sum(r.status == "canceled" for r in second.values()) == 45
+    assert sum(r.status == "cancelled" for r in second.values()) == 45
     assert provider.find_batch({META_JOB: "done"}) == done.batch_id
     provider.cleanup(done)
     assert done.input_file_id not in server.engine.files
@@ -174,7 +174,7 @@ def test_async_lifecycle_on_a_user_loop_with_its_own_client(
     assert all(r.batch_id == b.batch_id for r in results_b.values())
     assert set(results_b) == {f"bc{i}" for i in range(50)}
     assert out["b_status"].completed == 5
-    assert sum(r.status == "canceled" for r in results_b.values()) == 45
+    assert sum(r.status == "cancelled" for r in results_b.values()) == 45
     assert out["found"] == a.batch_id
     assert a.input_file_id not in engine.files
 

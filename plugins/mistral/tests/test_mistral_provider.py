@@ -125,7 +125,7 @@ def test_cancel_midway_reports_unrun_requests_as_canceled(
     results = by_id(list(provider.results(sub.batch_id)))
     assert len(results) == 50
     done = [r for r in results.values() if r.ok]
-    canceled = [r for r in results.values() if r.status == "canceled"]
+    canceled = [r for r in results.values() if r.status == "cancelled"]
     assert len(done) == 10 == status.completed and len(canceled) == 40
     assert all(
         r.error and r.error.code == "batch_cancelled" and r.error.retryable for r in canceled

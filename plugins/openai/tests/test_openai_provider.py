@@ -97,7 +97,7 @@ def test_cancel_midway_keeps_partial_results(make_server: ServerFactory, tmp_pat
     results = by_id(list(provider.results(sub.batch_id)))
     assert len(results) == 50
     done = [r for r in results.values() if r.ok]
-    canceled = [r for r in results.values() if r.status == "canceled"]
+    canceled = [r for r in results.values() if r.status == "cancelled"]
     assert len(done) == 10 == status.completed
     assert len(canceled) == 40
     assert all(

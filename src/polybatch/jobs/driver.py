@@ -307,7 +307,7 @@ class JobDriver:
         )
         with os.fdopen(private_fd(path), "w", encoding="utf-8") as out:
             for i in iter_chunk_items(self.files.dir / c.items_file, c.offset, c.count):
-                r = self._synthetic(i.custom_id or "", "canceled", err, c)
+                r = self._synthetic(i.custom_id or "", "cancelled", err, c)
                 out.write(r.model_dump_json(exclude_none=True) + "\n")
         self.ledger.update_chunk(
             self.id, c.idx, state="collected", n_failed=c.count, event="not-submitted"

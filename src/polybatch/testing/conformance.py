@@ -459,7 +459,7 @@ class ProviderConformance:
             assert provider.poll(first_id).state == "completed"
 
     def test_cancel_midway(self, tmp_path: Path) -> None:
-        """Cancel after one request ran: the batch ends cancelled, the rest are ``canceled``."""
+        """Cancel after one request ran: the batch ends cancelled, the rest are ``cancelled``."""
         if not self.supports_cancel:
             pytest.skip("the provider cannot cancel a batch")
         items = self.make_items(self.batch_size)
@@ -476,10 +476,10 @@ class ProviderConformance:
             results = self.collect(provider, submitted.batch_id, items)
             provider.cancel(submitted.batch_id)  # cancelling an ended batch is harmless
         statuses = Counter(r.status for r in results.values())
-        assert set(statuses) <= {"succeeded", "canceled"}, statuses
-        assert statuses["canceled"] >= len(items) - 1, statuses
+        assert set(statuses) <= {"succeeded", "cancelled"}, statuses
+        assert statuses["cancelled"] >= len(items) - 1, statuses
         for r in results.values():
-            if r.status == "canceled":
+            if r.status == "cancelled":
                 assert r.error is None or isinstance(r.error, ItemError)
             else:
                 assert r.text

@@ -167,7 +167,7 @@ class FakeProvider(BatchProvider):
             error = ItemError(
                 code="batch_cancelled", message="the batch was cancelled", retryable=True
             )
-            return BatchResult(status="canceled", error=error, **common)
+            return BatchResult(status="cancelled", error=error, **common)
         if outcome == "error":
             error = ItemError(
                 code="server_error", message="fake: scripted error", status_code=500, retryable=True
