@@ -244,7 +244,7 @@ class JobDriver:
                 failed += not r.ok
                 out.write(r.model_dump_json(exclude_none=True).encode() + b"\n")
 
-            if st.state == "failed":
+            if st.state == "failed" and not self.provider.results_after_failure:
                 err = ItemError(
                     code="batch_failed", message=st.message or "the provider rejected the batch"
                 )

@@ -1,0 +1,24 @@
+"""The shared provider conformance suite, run against VertexProvider and its sandbox."""
+
+from __future__ import annotations
+
+from polybatch.items import BatchItem
+from polybatch.testing import ProviderConformance
+from polybatch_vertex.provider import VertexProvider
+
+
+class TestVertexConformance(ProviderConformance):
+    """VertexProvider through google-genai (Vertex mode) and google-cloud-storage."""
+
+    provider_class = VertexProvider
+    model = "gemini-2.5-flash"
+    #: more stop sequences than Gemini accepts (5): validate_item rejects it
+    bad_item = BatchItem.model_validate(
+        {
+            "custom_id": "too-many-stops",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stop": ["a", "b", "c", "d", "e", "f"],
+        }
+    )
+    supports_cancel = True
+    supports_find_batch = True
