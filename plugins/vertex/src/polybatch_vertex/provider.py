@@ -125,7 +125,10 @@ class VertexProvider(GeminiProvider):
         requests.exceptions.RequestException: connection(),
         auth_exceptions.TransportError: connection(),
         auth_exceptions.RefreshError: failure(
-            lambda e: f"the Google credentials could not be refreshed: {e}"
+            lambda e: (
+                "the Google credentials could not be refreshed (a refused access token cannot "
+                f"be; give a fresh one, or use Application Default Credentials): {e}"
+            )
         ),
     }
 
