@@ -173,6 +173,14 @@ def test_polybatch_run_in_the_sandbox(
     """The issue's acceptance command: results and a cost table, no credentials, no network."""
     out = polybatch_home.parent / "results.vertex.jsonl"
     args = ["run", str(EXAMPLES), "--model", f"vertex:{MODEL}", "--sandbox", "-o", str(out)]
+    code, printed = _run_cli(args, monkeypatch)
+    assert code == 0, printed
+    assert "18 succeeded" in printed
+    assert "vertex" in printed and "Batch $" in printed and "TOTAL" in printed
+    assert len(out.read_text().splitlines()) == 18
+
+
+def _run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["polybatch", *args, "--no-progress"])
     code = 0
     with CliRunner().isolation() as (stdout, _stderr, _):
@@ -180,8 +188,22 @@ def test_polybatch_run_in_the_sandbox(
             main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-    printed = stdout.getvalue().decode()
+    return code, stdout.getvalue().decode()
+
+
+def test_the_printed_env_alone_reaches_the_sandbox(
+    server: SandboxServer, polybatch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``polybatch sandbox`` prints for vertex is enough for a run: no profile needed."""
+    env = VertexProvider.sandbox_env(server.url, KEY)
+    assert env["GOOGLE_OAUTH_ACCESS_TOKEN"] == KEY
+    assert env["STORAGE_EMULATOR_HOST"] == env["GOOGLE_VERTEX_BASE_URL"] == server.url + "/vertex"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    out = polybatch_home.parent / "env.jsonl"
+    code, printed = _run_cli(
+        ["run", str(EXAMPLES), "--model", f"vertex:{MODEL}", "-o", str(out)], monkeypatch
+    )
     assert code == 0, printed
     assert "18 succeeded" in printed
-    assert "vertex" in printed and "Batch $" in printed and "TOTAL" in printed
-    assert len(out.read_text().splitlines()) == 18
+    assert any(p.startswith("/vertex/download/") for _, p in server.engine.requests_seen)

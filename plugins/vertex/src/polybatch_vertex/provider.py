@@ -82,6 +82,14 @@ NO_EMBEDDINGS = (
     "vertex does not offer embedding batches through google-genai (batches.create_embeddings "
     "is refused in Vertex mode); send embeddings through the gemini or openai provider"
 )
+#: an OAuth 2.0 access token to use instead of ADC (the name Google's Terraform provider reads)
+TOKEN_ENV = "GOOGLE_OAUTH_ACCESS_TOKEN"
+#: the ``bucket`` setting's fallback
+BUCKET_ENV = "POLYBATCH_VERTEX_BUCKET"
+#: what a 401 or 403 from Vertex or Cloud Storage asks the user to check
+IAM_HINT = (
+    "the credentials and their IAM roles: Vertex AI User and Storage Object Admin on the bucket"
+)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -90,14 +98,15 @@ class VertexProvider(GeminiProvider):
 
     Settings: ``project`` (else ``GOOGLE_CLOUD_PROJECT``, else the credentials' project),
     ``location`` (else ``GOOGLE_CLOUD_LOCATION``, else ``us-central1``), ``bucket``
-    (``gs://bucket/prefix``, required), ``api_version`` (default ``v1``), ``base_url`` (else
+    (``gs://bucket/prefix``, else ``POLYBATCH_VERTEX_BUCKET``; required), ``api_version`` (default ``v1``), ``base_url`` (else
     ``GOOGLE_VERTEX_BASE_URL``), ``storage_endpoint`` (a Cloud Storage endpoint; the client also
     honours ``STORAGE_EMULATOR_HOST``), ``timeout`` (seconds).
     """
 
     name: ClassVar[str] = "vertex"
-    #: where ADC usually comes from (``polybatch providers`` checks it; see :meth:`preflight`)
-    credential_env: ClassVar[tuple[str, ...]] = ("GOOGLE_APPLICATION_CREDENTIALS",)
+    #: an access token (the sandbox's key, or ``gcloud auth print-access-token``), then where ADC
+    #: usually comes from; ``polybatch providers`` checks them (see :meth:`credentials`)
+    credential_env: ClassVar[tuple[str, ...]] = (TOKEN_ENV, "GOOGLE_APPLICATION_CREDENTIALS")
     #: [docs] Vertex Gemini batch prediction: up to 200,000 requests and a 1 GB input file per
     #: job; a job may wait queued and run up to 72 h before it expires (UNVERIFIED in the notes)
     limits: ClassVar[Limits] = Limits(
@@ -169,11 +178,12 @@ class VertexProvider(GeminiProvider):
     @property
     def bucket(self) -> tuple[str, str]:
         """(bucket, prefix) of the ``bucket`` setting, where inputs and outputs are written."""
-        value = self.settings.get("bucket")
+        value = self.settings.get("bucket") or os.environ.get(BUCKET_ENV)
         if not value:
             raise ConfigError(
-                "vertex: no Cloud Storage location; set the profile's 'bucket' to "
-                "gs://BUCKET/PREFIX (Vertex reads its input and writes its output there)"
+                "vertex: no Cloud Storage location; set the profile's 'bucket' (or "
+                f"{BUCKET_ENV}) to gs://BUCKET/PREFIX (Vertex reads its input and writes its "
+                "output there)"
             )
         try:
             return codec.split_gs(str(value))
@@ -184,8 +194,9 @@ class VertexProvider(GeminiProvider):
         """The credentials every client uses: the access token given, else ADC (in memory)."""
         with self._lock:
             if self._credentials is None:
-                if self.api_key:
-                    token = self.remember_secret(self.api_key)
+                token = self.api_key or os.environ.get(TOKEN_ENV)
+                if token:
+                    self.remember_secret(token)
                     self._credentials = TokenCredentials(token=token)  # type: ignore[no-untyped-call]
                 else:
                     try:
@@ -198,6 +209,11 @@ class VertexProvider(GeminiProvider):
                         ) from None
                     self._credentials, self._adc_project = found, project
             return self._credentials
+
+    @property
+    def key_env(self) -> str | None:
+        """What a refused request (401/403) asks the user to check."""
+        return IAM_HINT
 
     def preflight(self) -> None:
         """The bucket, the project and the credentials must be there before any planning."""
@@ -392,10 +408,12 @@ class VertexProvider(GeminiProvider):
     @classmethod
     def sandbox_env(cls, server_url: str, api_key: str) -> dict[str, str]:
         """What a user's own clients need: google-genai's and google-cloud-storage's variables."""
-        from .sandbox import SANDBOX_LOCATION, SANDBOX_PROJECT
+        from .sandbox import SANDBOX_BUCKET, SANDBOX_LOCATION, SANDBOX_PROJECT
 
         root = server_url + cls.sandbox_prefix
         return {
+            TOKEN_ENV: api_key,
+            BUCKET_ENV: f"gs://{SANDBOX_BUCKET}/batches",
             "GOOGLE_VERTEX_BASE_URL": root,
             "STORAGE_EMULATOR_HOST": root,
             "GOOGLE_CLOUD_PROJECT": SANDBOX_PROJECT,
