@@ -56,7 +56,7 @@ def test_cleanup_deletes_the_batch_folder(server: SandboxServer, tmp_path: Path)
         f"gs://{SANDBOX_BUCKET}/batches/polybatch/pb-x/0-"
     )
     assert len(list(provider.results(submitted.batch_id))) == 2
-    gcs = provider.storage()
+    gcs = provider.storage
     folder = submitted.input_file_id.removeprefix(f"gs://{SANDBOX_BUCKET}/") + "/"
     names = [b.name for b in gcs.list_blobs(SANDBOX_BUCKET, prefix=folder)]
     assert folder + "input.jsonl" in names and any(n.endswith("predictions.jsonl") for n in names)

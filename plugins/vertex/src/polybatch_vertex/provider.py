@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
 import tempfile
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -141,19 +141,6 @@ class VertexProvider(GeminiProvider):
         ),
     }
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        self._lock = threading.Lock()
-        self._credentials: Credentials | None = None
-        self._adc_project: str | None = None
-        self._gcs: storage.Client | None = None
-
     # -- settings and credentials -----------------------------------------------------------
     @property
     def location(self) -> str:
@@ -166,8 +153,7 @@ class VertexProvider(GeminiProvider):
         """The Google Cloud project (settings, ``GOOGLE_CLOUD_PROJECT``, the credentials')."""
         value = self.settings.get("project") or os.environ.get("GOOGLE_CLOUD_PROJECT")
         if not value:
-            self.credentials()
-            value = self._adc_project
+            value = self._google[1]
         if not value:
             raise CredentialsError(
                 "vertex: no Google Cloud project; set the profile's 'project' or "
@@ -190,25 +176,25 @@ class VertexProvider(GeminiProvider):
         except ValueError as exc:
             raise ConfigError(f"vertex: setting 'bucket': {exc}") from None
 
+    @functools.cached_property
+    def _google(self) -> tuple[Credentials, str | None]:
+        """(credentials, their project): the access token given, else ADC; resolved once."""
+        token = self.api_key or os.environ.get(TOKEN_ENV)
+        if token:
+            self.remember_secret(token)
+            return TokenCredentials(token=token), None  # type: ignore[no-untyped-call]
+        try:
+            return google.auth.default(scopes=SCOPES)
+        except auth_exceptions.DefaultCredentialsError as exc:
+            raise CredentialsError(
+                "vertex: no Google credentials found (Application Default Credentials): run "
+                "'gcloud auth application-default login' or set GOOGLE_APPLICATION_CREDENTIALS "
+                f"({exc})"
+            ) from None
+
     def credentials(self) -> Credentials:
-        """The credentials every client uses: the access token given, else ADC (in memory)."""
-        with self._lock:
-            if self._credentials is None:
-                token = self.api_key or os.environ.get(TOKEN_ENV)
-                if token:
-                    self.remember_secret(token)
-                    self._credentials = TokenCredentials(token=token)  # type: ignore[no-untyped-call]
-                else:
-                    try:
-                        found, project = google.auth.default(scopes=SCOPES)
-                    except auth_exceptions.DefaultCredentialsError as exc:
-                        raise CredentialsError(
-                            "vertex: no Google credentials found (Application Default "
-                            "Credentials): run 'gcloud auth application-default login' or set "
-                            f"GOOGLE_APPLICATION_CREDENTIALS ({exc})"
-                        ) from None
-                    self._credentials, self._adc_project = found, project
-            return self._credentials
+        """The credentials both clients use (held in memory only)."""
+        return self._google[0]
 
     @property
     def key_env(self) -> str | None:
@@ -239,19 +225,15 @@ class VertexProvider(GeminiProvider):
         )
         return client.aio
 
+    @functools.cached_property
     def storage(self) -> storage.Client:
         """The (blocking) Cloud Storage client, built once; call it from worker threads."""
-        credentials = self.credentials()
-        project = self.project
-        with self._lock:
-            if self._gcs is None:
-                endpoint = self.settings.get("storage_endpoint")
-                self._gcs = storage.Client(
-                    project=project,
-                    credentials=credentials,
-                    client_options={"api_endpoint": str(endpoint)} if endpoint else None,
-                )
-            return self._gcs
+        endpoint = self.settings.get("storage_endpoint")
+        return storage.Client(
+            project=self.project,
+            credentials=self.credentials(),
+            client_options={"api_endpoint": str(endpoint)} if endpoint else None,
+        )
 
     # -- items ------------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
@@ -290,7 +272,7 @@ class VertexProvider(GeminiProvider):
         return SubmittedBatch(batch_id=self._name(created), input_file_id=folder_uri)
 
     def _upload(self, bucket: str, name: str, path: Path) -> None:
-        blob = self.storage().bucket(bucket).blob(name)
+        blob = self.storage.bucket(bucket).blob(name)
         blob.upload_from_filename(str(path), content_type="application/jsonl")
 
     async def apoll(self, batch_id: str) -> BatchStatus:
@@ -347,7 +329,7 @@ class VertexProvider(GeminiProvider):
         bucket, prefix = codec.split_gs(out_dir)
 
         def names() -> list[str]:
-            blobs = self.storage().list_blobs(bucket, prefix=f"{prefix}/" if prefix else None)
+            blobs = self.storage.list_blobs(bucket, prefix=f"{prefix}/" if prefix else None)
             return [b.name for b in blobs if OUTPUT_FILE_RE.match(b.name.rsplit("/", 1)[-1])]
 
         with self.sdk_errors(f"list the output files in {out_dir}"):
@@ -373,14 +355,14 @@ class VertexProvider(GeminiProvider):
                     yield row
 
     def _download(self, bucket: str, name: str, spool: IO[bytes]) -> None:
-        self.storage().bucket(bucket).blob(name).download_to_file(spool)
+        self.storage.bucket(bucket).blob(name).download_to_file(spool)
 
     async def sdk_delete_file(self, client: AsyncClient, file_id: str) -> None:
         """Delete every object under a batch's folder (``gs://bucket/prefix/...``)."""
         bucket, prefix = codec.split_gs(file_id)
 
         def delete() -> None:
-            gcs = self.storage()
+            gcs = self.storage
             for blob in list(gcs.list_blobs(bucket, prefix=prefix + "/")):
                 with contextlib.suppress(api_exceptions.NotFound):  # gone already: the goal
                     blob.delete()

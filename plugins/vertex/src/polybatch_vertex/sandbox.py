@@ -58,6 +58,14 @@ SANDBOX_BUCKET = "polybatch-sandbox"
 MAX_INPUT_BYTES = 1024 * 1024 * 1024
 
 
+#: the ``error`` of a job that ended other than by succeeding
+_ENDED_ERRORS: dict[str, Any] = {
+    "failed": "the batch prediction job failed",
+    "cancelled": {"code": 1, "message": "CANCELED"},
+    "expired": {"code": 4, "message": "The batch prediction job expired."},
+}
+
+
 def _rfc3339(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -153,6 +161,10 @@ class VertexSandbox(GeminiSandbox):
         }
 
     def _object_or_404(self, request: Request) -> StoredObject | Response:
+        """The object a request names (past the storage guard), or the refusal or 404."""
+        refused = self._storage_guard(request)
+        if refused is not None:
+            return refused
         bucket, name = request.path_params["bucket"], request.path_params["name"]
         self._export(bucket)
         with self._objects_lock:
@@ -223,9 +235,6 @@ class VertexSandbox(GeminiSandbox):
 
     async def download(self, request: Request) -> Response:
         """``GET download/storage/v1/b/{bucket}/o/{name}?alt=media`` (also ``storage/v1/...``)."""
-        refused = self._storage_guard(request)
-        if refused is not None:
-            return refused
         found = self._object_or_404(request)
         if isinstance(found, Response):
             return found
@@ -244,9 +253,6 @@ class VertexSandbox(GeminiSandbox):
         """``GET storage/v1/b/{bucket}/o/{name}``: the object resource (or its bytes)."""
         if request.query_params.get("alt") == "media":
             return await self.download(request)
-        refused = self._storage_guard(request)
-        if refused is not None:
-            return refused
         found = self._object_or_404(request)
         if isinstance(found, Response):
             return found
@@ -254,9 +260,6 @@ class VertexSandbox(GeminiSandbox):
 
     async def delete_object(self, request: Request) -> Response:
         """``DELETE storage/v1/b/{bucket}/o/{name}``."""
-        refused = self._storage_guard(request)
-        if refused is not None:
-            return refused
         found = self._object_or_404(request)
         if isinstance(found, Response):
             return found
@@ -355,13 +358,12 @@ class VertexSandbox(GeminiSandbox):
         view["outputInfo"] = {"gcsOutputDirectory": codec.gs_uri(bucket, out)}
         if state in TERMINAL_STATES:
             view["endTime"] = _rfc3339(batch.ended_at(now))
+            error = _ENDED_ERRORS.get(state)
             if state == "failed":
-                errors = batch.errors or [{"message": "the batch prediction job failed"}]
-                view["error"] = {"code": 3, "message": str(errors[0].get("message"))}
-            elif state == "cancelled":
-                view["error"] = {"code": 1, "message": "CANCELED"}
-            elif state == "expired":
-                view["error"] = {"code": 4, "message": "The batch prediction job expired."}
+                reasons = batch.errors or [{}]
+                error = {"code": 3, "message": str(reasons[0].get("message") or error)}
+            if error is not None:
+                view["error"] = error
         return view
 
     async def create_job(self, request: Request) -> Response:
