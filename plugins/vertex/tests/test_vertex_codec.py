@@ -124,3 +124,14 @@ def test_gs_uris() -> None:
     assert codec.gs_uri("b", "x/y.jsonl") == "gs://b/x/y.jsonl"
     with pytest.raises(ValueError):
         codec.split_gs("s3://b/x")
+
+
+def test_input_entries() -> None:
+    data = b'{"key": "a", "request": {"contents": []}}\n\n{"request": {"contents": []}}\n'
+    entries, problem = codec.input_entries(data)
+    assert problem is None
+    assert [e["key"] for e in entries] == ["a", "2"]
+    _, problem = codec.input_entries(b'{"key": "a", "request": {}}\nnot json\n')
+    assert problem is not None and problem.startswith("line 2:")
+    _, problem = codec.input_entries(b'{"key": "a"}\n')
+    assert problem == "line 1: a line needs a 'request' object"

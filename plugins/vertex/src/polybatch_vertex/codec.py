@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from polybatch import wire
 from polybatch.items import BatchResult, ItemError
 from polybatch.providers import BatchState
 from polybatch_gemini import codec as gemini
@@ -164,6 +165,25 @@ def leftover_result(key: str, state: str, *, batch_id: str, message: str | None)
     return BatchResult(
         custom_id=key, status=status, error=error, provider=PROVIDER, batch_id=batch_id
     )
+
+
+def input_entries(data: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """The ``{key, request}`` entries of an input file, and why it is malformed (None if not).
+
+    A line without a ``key`` is keyed by its index, as Vertex would leave it unkeyed.
+    """
+    entries: list[dict[str, Any]] = []
+    for n, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            line = wire.load_object(raw)
+        except wire.WireError as exc:
+            return entries, f"line {n}: {exc.message}"
+        if not isinstance(line.get("request"), Mapping):
+            return entries, f"line {n}: a line needs a 'request' object"
+        entries.append({"key": str(line.get("key", n - 1)), "request": line["request"]})
+    return entries, None
 
 
 def output_row(key: str, request: Mapping[str, Any], outcome: Mapping[str, Any]) -> dict[str, Any]:

@@ -398,17 +398,12 @@ class VertexSandbox(GeminiSandbox):
             if obj is None:
                 errors = [{"message": f"Failed to read {uri}: no such object"}]
                 break
-            for n, raw in enumerate(obj.data.splitlines(), 1):
-                if not raw.strip():
-                    continue
-                try:
-                    line = json.loads(raw)
-                    if not isinstance(line, dict) or not isinstance(line.get("request"), dict):
-                        raise ValueError("a line needs a 'request' object")
-                except ValueError as exc:
-                    errors = [{"message": f"{uri} line {n}: {exc}"}]
-                    break
-                entries.append({"key": str(line.get("key", n - 1)), "request": line["request"]})
+            found, problem = codec.input_entries(obj.data)
+            entries += found
+            if problem is not None:
+                # a malformed input fails the job as a whole, after creation, as Vertex does
+                errors = [{"message": f"{uri}: {problem}"}]
+                break
         if errors is None and not entries:
             errors = [{"message": "the input holds no requests"}]
         out_bucket, out_prefix = codec.split_gs(str(dest))
