@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections import Counter
 from pathlib import Path
@@ -207,3 +208,24 @@ def test_the_printed_env_alone_reaches_the_sandbox(
     assert code == 0, printed
     assert "18 succeeded" in printed
     assert any(p.startswith("/vertex/download/") for _, p in server.engine.requests_seen)
+
+
+def test_list_pages_through_every_job(server: SandboxServer, tmp_path: Path) -> None:
+    provider = provider_for(server)
+    lines = write_lines(tmp_path / "in.jsonl", provider, [item("a")])
+    made = [
+        provider.submit(
+            lines, model=MODEL, metadata={"polybatch_job": "pb-l", "polybatch_chunk": str(n)}
+        )
+        for n in range(5)
+    ]
+
+    async def names() -> list[str]:
+        pager = await provider.client.batches.list(config={"page_size": 2})
+        return [job.name async for job in pager if job.name]
+
+    listed = asyncio.run(names())
+    assert listed == [m.batch_id for m in reversed(made)]
+    assert (
+        provider.find_batch({"polybatch_job": "pb-l", "polybatch_chunk": "3"}) == made[3].batch_id
+    )

@@ -42,7 +42,7 @@ from starlette.routing import BaseRoute
 
 from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
-from polybatch.sandbox.api import RouteKind, bearer
+from polybatch.sandbox.api import RouteKind, bearer, cursor_page
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine
 from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
 from polybatch_gemini.sandbox import GeminiSandbox
@@ -437,13 +437,13 @@ class VertexSandbox(GeminiSandbox):
             return self.error(400, "pageSize must be an integer")
         size = 100 if size <= 0 else min(size, 1000)
         newest = list(reversed(self.engine.list_batches(NAMESPACE)))
-        ids = [b.id for b in newest]
-        token = request.query_params.get("pageToken")
-        start = ids.index(token) if token in ids else 0
-        page = newest[start : start + size]
+        # the token is the id of the last job on the previous page
+        page, more = cursor_page(
+            newest, [b.id for b in newest], request.query_params.get("pageToken"), size
+        )
         body: dict[str, Any] = {"batchPredictionJobs": [self._job(b) for b in page]}
-        if start + size < len(newest):
-            body["nextPageToken"] = newest[start + size].id
+        if more:
+            body["nextPageToken"] = page[-1].id
         return self.json(body)
 
     def routes(self) -> list[BaseRoute]:
