@@ -105,7 +105,11 @@ class JobDriver:
         retry_after: float | None = None
         for c in self.chunks():
             if c.state == "submitting":
-                await self._recover(c)
+                try:
+                    await self._recover(c)
+                except ProviderError as exc:
+                    # the lookup failed: the chunk stays "submitting", the next step looks again
+                    self._transient(c, "recover", exc)
         chunks = self.chunks()
         in_flight = sum(c.state == "submitted" for c in chunks)
         cancelling = self.row.state == "cancelling"

@@ -98,17 +98,20 @@ class VertexProvider(GeminiProvider):
 
     Settings: ``project`` (else ``GOOGLE_CLOUD_PROJECT``, else the credentials' project),
     ``location`` (else ``GOOGLE_CLOUD_LOCATION``, else ``us-central1``), ``bucket``
-    (``gs://bucket/prefix``, else ``POLYBATCH_VERTEX_BUCKET``; required), ``api_version`` (default ``v1``), ``base_url`` (else
-    ``GOOGLE_VERTEX_BASE_URL``), ``storage_endpoint`` (a Cloud Storage endpoint; the client also
-    honours ``STORAGE_EMULATOR_HOST``), ``timeout`` (seconds).
+    (``gs://bucket/prefix``, else ``POLYBATCH_VERTEX_BUCKET``; required), ``api_version``
+    (default ``v1``), ``base_url`` (else ``GOOGLE_VERTEX_BASE_URL``), ``storage_endpoint`` (a
+    Cloud Storage endpoint; the client also honours ``STORAGE_EMULATOR_HOST``), ``timeout``
+    (seconds). The sandbox shows that ``AnonymousCredentials`` cannot serve google-genai (3.6
+    refreshes a token-less credential and fails), so it is given its key as an access token.
     """
 
     name: ClassVar[str] = "vertex"
     #: an access token (the sandbox's key, or ``gcloud auth print-access-token``), then where ADC
     #: usually comes from; ``polybatch providers`` checks them (see :meth:`credentials`)
     credential_env: ClassVar[tuple[str, ...]] = (TOKEN_ENV, "GOOGLE_APPLICATION_CREDENTIALS")
-    #: [docs] Vertex Gemini batch prediction: up to 200,000 requests and a 1 GB input file per
-    #: job; a job may wait queued and run up to 72 h before it expires (UNVERIFIED in the notes)
+    #: Vertex's Gemini batch-prediction docs: up to 200,000 requests and a 1 GB input file per
+    #: job, which may wait queued and run up to 72 h before it expires. Not in the 2026-12 notes
+    #: and not re-checked here: adjust ``chunk_size`` in a profile if a quota is lower.
     limits: ClassVar[Limits] = Limits(
         max_requests=200_000,
         max_bytes=1024 * 1024 * 1024,
