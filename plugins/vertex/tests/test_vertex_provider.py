@@ -229,3 +229,10 @@ def test_list_pages_through_every_job(server: SandboxServer, tmp_path: Path) -> 
     assert (
         provider.find_batch({"polybatch_job": "pb-l", "polybatch_chunk": "3"}) == made[3].batch_id
     )
+
+
+def test_credentials_present_sees_a_gcloud_login(tmp_path: Path) -> None:
+    assert not VertexProvider.credentials_present({"CLOUDSDK_CONFIG": str(tmp_path)})
+    assert VertexProvider.credentials_present({"GOOGLE_OAUTH_ACCESS_TOKEN": "ya29.x"})
+    (tmp_path / "application_default_credentials.json").write_text("{}")
+    assert VertexProvider.credentials_present({"CLOUDSDK_CONFIG": str(tmp_path)})

@@ -199,6 +199,20 @@ class VertexProvider(GeminiProvider):
         """The credentials both clients use (held in memory only)."""
         return self._google[0]
 
+    @classmethod
+    def credentials_present(cls, env: Mapping[str, str] | None = None) -> bool:
+        """A token or key file in the environment, or gcloud's application-default login."""
+        env = os.environ if env is None else env
+        if super().credentials_present(env):
+            return True
+        default = (
+            Path(env.get("APPDATA", "")) / "gcloud"
+            if os.name == "nt"
+            else Path.home() / ".config" / "gcloud"
+        )
+        config = Path(env["CLOUDSDK_CONFIG"]) if env.get("CLOUDSDK_CONFIG") else default
+        return (config / "application_default_credentials.json").is_file()
+
     @property
     def key_env(self) -> str | None:
         """What a refused request (401/403) asks the user to check."""
