@@ -97,6 +97,12 @@ class BatchProvider(ABC):
     limits: ClassVar[Limits]
     #: whether ``kind="embedding"`` items can be sent (others are refused while planning)
     supports_embeddings: ClassVar[bool] = False
+    #: provider batches a job keeps in flight unless configured (None: the runner's default);
+    #: set it to the vendor's concurrent-job quota where it has one
+    default_max_in_flight: ClassVar[int | None] = None
+    #: whether a *failed* batch may still hold results (rows the provider exported before the
+    #: failure): then the runner collects them through ``aresults`` as for any ended batch
+    results_after_failure: ClassVar[bool] = False
 
     def __init__(
         self,
