@@ -182,7 +182,9 @@ def base_model_id(model: str) -> str:
     return _GEO.sub("", model)
 
 
-def family(model: str, *, invocation_type: str = "InvokeModel", override: str | None = None) -> Family:
+def family(
+    model: str, *, invocation_type: str = "InvokeModel", override: str | None = None
+) -> Family:
     """The body shape sent for ``model``: Converse for every model when the job's invocation type
     is Converse, else the InvokeModel body of its family (``override`` names it for ids that do not
     tell, such as application inference profile ARNs). ValueError for a family not supported."""
@@ -191,7 +193,7 @@ def family(model: str, *, invocation_type: str = "InvokeModel", override: str | 
     if override:
         if override not in FAMILIES:
             raise ValueError(f"model_family {override!r} is not one of {', '.join(FAMILIES)}")
-        return override  # type: ignore[return-value]
+        return override
     base = base_model_id(model)
     if base.startswith("anthropic."):
         return "anthropic"
@@ -201,7 +203,7 @@ def family(model: str, *, invocation_type: str = "InvokeModel", override: str | 
         return "llama"
     raise ValueError(
         f"model {model!r}: polybatch's bedrock codec writes InvokeModel bodies for Anthropic Claude, "
-        "Amazon Nova and Meta Llama; for other models set model_invocation_type = \"Converse\" "
+        'Amazon Nova and Meta Llama; for other models set model_invocation_type = "Converse" '
         "(or model_family for an inference profile ARN)"
     )
 
@@ -224,7 +226,9 @@ def _texts(item: BatchItem) -> tuple[list[str], list[tuple[str, str]]]:
         elif turns and turns[-1][0] == message.role:
             turns[-1] = (message.role, turns[-1][1] + "\n\n" + text)
         elif not turns and message.role != "user":
-            raise invalid_item(item, f"messages[{i}].role", "the first non-system turn must be 'user'")
+            raise invalid_item(
+                item, f"messages[{i}].role", "the first non-system turn must be 'user'"
+            )
         else:
             turns.append((message.role, text))
     if not turns:
@@ -236,7 +240,9 @@ def _common_checks(item: BatchItem, fam: Family) -> None:
     if item.kind == "embedding":
         raise invalid_item(item, "kind", NO_EMBEDDINGS)
     if item.seed is not None:
-        raise invalid_item(item, "seed", "Bedrock models take no 'seed'; remove it for this provider")
+        raise invalid_item(
+            item, "seed", "Bedrock models take no 'seed'; remove it for this provider"
+        )
     if item.extra.get("stream"):
         raise invalid_item(item, "extra.stream", "batch requests cannot stream")
     fmt = item.response_format
@@ -360,7 +366,9 @@ def converse_usage(raw: Mapping[str, Any]) -> Usage:
     """Converse / Nova usage (input excludes cache reads and writes: disjoint buckets)."""
     return Usage(
         input_tokens=_int(raw.get("inputTokens")),
-        cached_input_tokens=_int(raw.get("cacheReadInputTokens") or raw.get("cacheReadInputTokenCount")),
+        cached_input_tokens=_int(
+            raw.get("cacheReadInputTokens") or raw.get("cacheReadInputTokenCount")
+        ),
         cache_write_tokens=_int(
             raw.get("cacheWriteInputTokens") or raw.get("cacheWriteInputTokenCount")
         ),
@@ -394,14 +402,18 @@ def decode_record(
     if obj.get("error") is not None:
         return BatchResult(status="errored", error=record_error(obj["error"]), **common)
     out = wire.as_mapping(obj.get("modelOutput"))
-    if out.get("type") == "message" or "stop_reason" in out and "content" in out:
+    if out.get("type") == "message" or ("stop_reason" in out and "content" in out):
         # a Claude body: the Anthropic codec decodes it (text, JSON tool, finish, usage)
-        decoded = claude.decode_result({"custom_id": rid, "result": {"type": "succeeded", "message": out}})
+        decoded = claude.decode_result(
+            {"custom_id": rid, "result": {"type": "succeeded", "message": out}}
+        )
         return decoded.model_copy(update={**common, "model": model or decoded.model})
     if "output" in out:
         message = wire.as_mapping(wire.as_mapping(out.get("output")).get("message"))
         text = "".join(
-            str(b.get("text", "")) for b in message.get("content") or [] if isinstance(b, Mapping) and "text" in b
+            str(b.get("text", ""))
+            for b in message.get("content") or []
+            if isinstance(b, Mapping) and "text" in b
         )
         reason = out.get("stopReason")
         return BatchResult(
@@ -435,7 +447,9 @@ def decode_record(
     )
 
 
-def leftover(record_id: str, kind: Literal["expired", "canceled"], *, batch_id: str | None) -> BatchResult:
+def leftover(
+    record_id: str, kind: Literal["expired", "canceled"], *, batch_id: str | None
+) -> BatchResult:
     """The result of a record the job never processed (expired in time, or stopped)."""
     why = "the job stopped" if kind == "canceled" else "the job's timeout passed"
     return BatchResult(
@@ -443,7 +457,9 @@ def leftover(record_id: str, kind: Literal["expired", "canceled"], *, batch_id: 
         provider=PROVIDER,
         batch_id=batch_id,
         status=kind,
-        error=ItemError(code=kind, message=f"{why} before this record was processed", retryable=True),
+        error=ItemError(
+            code=kind, message=f"{why} before this record was processed", retryable=True
+        ),
     )
 
 

@@ -33,6 +33,8 @@ access key id, with the secret from ``AWS_SECRET_ACCESS_KEY`` or a placeholder t
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import threading
 import uuid
@@ -214,8 +216,6 @@ class BedrockProvider(SDKProvider[Clients]):
         profile = self.settings.get("aws_profile")
         region = self.settings.get("region")
         if self.api_key:
-            import os
-
             secret = os.environ.get("AWS_SECRET_ACCESS_KEY") or PLACEHOLDER_SECRET
             return boto3.Session(
                 aws_access_key_id=self.remember_secret(self.api_key),
@@ -242,7 +242,7 @@ class BedrockProvider(SDKProvider[Clients]):
         )
         s3_url = self.settings.get("s3_endpoint_url")
         s3_config = config
-        if s3_url or self.base_url or self.settings.get("base_url"):
+        if s3_url or os.environ.get(self.s3_endpoint_env):
             # an emulator (or a private endpoint) is addressed by path, not by bucket host name
             s3_config = config.merge(botocore.config.Config(s3={"addressing_style": "path"}))
         region = self.settings.get("region") or session.region_name or SANDBOX_REGION
@@ -258,8 +258,6 @@ class BedrockProvider(SDKProvider[Clients]):
 
     async def sdk_delete_file(self, client: Clients, file_id: str) -> None:
         """Delete one object polybatch wrote (``file_id`` is its ``s3://`` URI)."""
-        import asyncio
-
         bucket, key = codec.split_s3_uri(file_id)
         await asyncio.to_thread(client.s3.delete_object, Bucket=bucket, Key=key)
 
@@ -310,7 +308,9 @@ class BedrockProvider(SDKProvider[Clients]):
                 Bucket=bucket, Key=key, Body=body, ContentType="application/jsonl"
             )
         token = (
-            codec.request_token(metadata, model, input_uri) if metadata else "pb-" + uuid.uuid4().hex
+            codec.request_token(metadata, model, input_uri)
+            if metadata
+            else "pb-" + uuid.uuid4().hex
         )
         try:
             with self.sdk_errors("create model invocation job"):
@@ -377,7 +377,9 @@ class BedrockProvider(SDKProvider[Clients]):
             total=int(job.get("totalRecordCount") or 0),
             completed=int(job.get("successRecordCount") or 0),
             failed=int(job.get("errorRecordCount") or 0),
-            message=str(message or f"the job ended {job.get('status')}") if state in ("failed", "expired") else None,
+            message=str(message or f"the job ended {job.get('status')}")
+            if state in ("failed", "expired")
+            else None,
         )
 
     def results(self, batch_id: str) -> Iterator[BatchResult]:

@@ -150,7 +150,9 @@ class BedrockSandbox(ProviderApi):
             f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
             f"<RequestId>{rid}</RequestId></Error>"
         )
-        return Response(body, status, media_type="application/xml", headers={"x-amz-request-id": rid})
+        return Response(
+            body, status, media_type="application/xml", headers={"x-amz-request-id": rid}
+        )
 
     def find_batch(self, batch_id: str) -> SandboxBatch | None:
         return self.jobs.get(codec.job_id(batch_id))
@@ -170,7 +172,12 @@ class BedrockSandbox(ProviderApi):
         return {**line, "modelOutput": self._reply(fam, body, model, batch.id, entry)}
 
     def _reply(
-        self, fam: codec.Family, body: dict[str, Any], model: str, batch_id: str, entry: dict[str, Any]
+        self,
+        fam: codec.Family,
+        body: dict[str, Any],
+        model: str,
+        batch_id: str,
+        entry: dict[str, Any],
     ) -> dict[str, Any]:
         rid, attempt = entry["recordId"], entry["attempt"]
         if fam == "anthropic":
@@ -182,7 +189,9 @@ class BedrockSandbox(ProviderApi):
             )
         if fam == "llama":
             reply = self.engine.model.chat(
-                model=model, messages=codec.llama_turns(body["prompt"]), max_tokens=body.get("max_gen_len")
+                model=model,
+                messages=codec.llama_turns(body["prompt"]),
+                max_tokens=body.get("max_gen_len"),
             )
             return {
                 "generation": reply.text,
@@ -217,7 +226,9 @@ class BedrockSandbox(ProviderApi):
             found = sorted(
                 (k, o)
                 for (b, k), o in self.objects.items()
-                if b == bucket and (k == key or k.startswith(codec.folder(key))) and k.endswith(".jsonl")
+                if b == bucket
+                and (k == key or k.startswith(codec.folder(key)))
+                and k.endswith(".jsonl")
             )
         if not found:
             return [], f"No input JSONL file was found at {uri}."
@@ -338,7 +349,9 @@ class BedrockSandbox(ProviderApi):
     def _write_output(self, batch: SandboxBatch) -> dict[str, Any]:
         now = self.now()
         done = batch.processed(now)
-        bucket, prefix = codec.split_s3_uri(batch.extra["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
+        bucket, prefix = codec.split_s3_uri(
+            batch.extra["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
+        )
         where = f"{codec.folder(prefix)}{batch.extra['job_id']}/"
         lines: dict[str, list[bytes]] = {}
         tokens = [0, 0]
@@ -422,7 +435,9 @@ class BedrockSandbox(ProviderApi):
         ).startswith("STREAMING-"):
             data = decode_aws_chunked(data)
         if len(data) > MAX_OBJECT_BYTES:
-            return self.s3_error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+            return self.s3_error(
+                400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"
+            )
         obj = S3Object(data, self.now())
         with self.engine.lock:
             self.objects[(request.path_params["bucket"], request.path_params["key"])] = obj
@@ -451,7 +466,9 @@ class BedrockSandbox(ProviderApi):
         q = request.query_params
         bucket, prefix = request.path_params["bucket"], q.get("prefix", "")
         keys = sorted(
-            (k, o) for (b, k), o in list(self.objects.items()) if b == bucket and k.startswith(prefix)
+            (k, o)
+            for (b, k), o in list(self.objects.items())
+            if b == bucket and k.startswith(prefix)
         )
         size = int(q.get("max-keys", "1000"))
         start = int(q.get("continuation-token", "0") or 0)
