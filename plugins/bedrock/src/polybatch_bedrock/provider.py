@@ -48,7 +48,13 @@ import botocore.config
 import botocore.exceptions as boto_errors
 
 from polybatch import wire
-from polybatch.errors import ConfigError, CredentialsError, ProviderError, ProviderHTTPError
+from polybatch.errors import (
+    ConfigError,
+    CredentialsError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+)
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, SubmittedBatch
 from polybatch.sdk import SDKProvider, connection, failure, http
@@ -322,7 +328,8 @@ class BedrockProvider(SDKProvider[Clients]):
                 # refused for good: no job will read the input (a lost answer keeps it)
                 self._delete_quietly(bucket, key)
             raise
-        return SubmittedBatch(batch_id=codec.job_id(job["jobArn"]), input_file_id=input_uri)
+        arn = _required(job, "jobArn", "create model invocation job")
+        return SubmittedBatch(batch_id=codec.job_id(arn), input_file_id=input_uri)
 
     def _create_params(self, name: str, token: str, model: str, input_uri: str) -> dict[str, Any]:
         s = self.settings
@@ -364,6 +371,7 @@ class BedrockProvider(SDKProvider[Clients]):
             job: dict[str, Any] = self.clients.bedrock.get_model_invocation_job(
                 jobIdentifier=batch_id
             )
+        _required(job, "status", f"get model invocation job {batch_id}")
         return job
 
     def poll(self, batch_id: str) -> BatchStatus:
@@ -416,6 +424,7 @@ class BedrockProvider(SDKProvider[Clients]):
                 page = self.clients.s3.list_objects_v2(
                     Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {})
                 )
+            _required(page, "IsTruncated", f"list s3://{bucket}/{prefix}")
             for obj in page.get("Contents") or []:
                 if str(obj["Key"]).endswith(suffix):
                     yield str(obj["Key"])
@@ -505,6 +514,16 @@ class BedrockProvider(SDKProvider[Clients]):
             "AWS_SECRET_ACCESS_KEY": PLACEHOLDER_SECRET,
             "AWS_REGION": SANDBOX_REGION,
         }
+
+
+def _required(reply: Mapping[str, Any], key: str, action: str) -> Any:
+    """``reply[key]``; a reply without it was cut short (botocore parses a truncated 200 body
+    as an empty one), so the answer was lost: a transient ProviderConnectionError."""
+    if key not in reply:
+        raise ProviderConnectionError(
+            f"{action} failed: the answer was incomplete (no {key})", provider=BedrockProvider.name
+        )
+    return reply[key]
 
 
 def _count_lines(path: Path) -> int:
