@@ -16,9 +16,10 @@ import polybatch
 from polybatch import submit
 from polybatch.cli import cli
 from polybatch.errors import InputError, ProviderError
-from polybatch.items import BatchItem, Message
+from polybatch.items import BatchItem
 from polybatch.providers import META_CHUNK, META_JOB
 from polybatch.sandbox import Faults, SandboxEngine, SandboxServer
+from polybatch.testing import ProviderConformance
 from polybatch_bedrock import codec
 from polybatch_bedrock.provider import BedrockProvider
 from polybatch_bedrock.sandbox import routes
@@ -46,16 +47,8 @@ def connect(server: SandboxServer, **settings: Any) -> BedrockProvider:
 
 
 def items(n: int, prefix: str = "q") -> list[BatchItem]:
-    return [
-        BatchItem(
-            custom_id=f"{prefix}-{i}",
-            messages=[
-                Message(role="system", content="Answer briefly."),
-                Message(role="user", content=f"Question {i}?"),
-            ],
-        )
-        for i in range(n)
-    ]
+    """System + user requests, as the conformance suite makes them."""
+    return ProviderConformance().make_items(n, prefix)
 
 
 def write_lines(provider: BedrockProvider, batch: list[BatchItem], path: Path, model: str) -> Path:

@@ -142,14 +142,9 @@ class BedrockProvider(SDKProvider[Clients]):
         boto_errors.BotoCoreError: failure(),  # parameter validation, credentials, region
     }
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, settings=settings)
+    def __init__(self, **kwargs: Any) -> None:
+        """The base's arguments (``api_key``, ``base_url``, ``settings``)."""
+        super().__init__(**kwargs)
         s = self.settings
         # per-account quotas: the instance's Limits shadow the class defaults (the planner reads
         # ``provider.limits``); the class attribute stays the documented default
