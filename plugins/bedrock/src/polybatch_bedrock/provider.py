@@ -114,7 +114,8 @@ class BedrockProvider(SDKProvider[Clients]):
     ``vpc_security_group_ids``, ``s3_bucket_owner`` (account id), ``timeout_hours`` (24-168),
     ``model_invocation_type`` (``InvokeModel`` or ``Converse``), ``model_family`` (for ARNs that
     do not name one), ``min_records`` / ``max_records`` / ``max_bytes`` (your account's quotas),
-    ``default_max_tokens``, ``max_retries`` (boto3's, default 2), ``s3_endpoint_url``.
+    ``default_max_tokens``, ``max_retries`` (boto3's, default 2), ``timeout`` (seconds, boto3's
+    connect and read timeouts), ``s3_endpoint_url``.
     """
 
     name: ClassVar[str] = "bedrock"
@@ -140,6 +141,8 @@ class BedrockProvider(SDKProvider[Clients]):
         boto_errors.HTTPClientError: connection(),  # closed, read timeout, cut stream
         boto_errors.IncompleteReadError: connection(),
         boto_errors.BotoCoreError: failure(),  # parameter validation, credentials, region
+        # an output line that does not parse: a download cut short, fetched again
+        wire.WireError: connection(),
     }
 
     def __init__(self, **kwargs: Any) -> None:
@@ -237,9 +240,15 @@ class BedrockProvider(SDKProvider[Clients]):
     def _build(self) -> Clients:
         session = self._session()
         retries = int(self.settings.get("max_retries", 2))
+        timeout = self.settings.get("timeout")
         config = botocore.config.Config(
             retries={"max_attempts": retries + 1, "mode": "standard"},
             user_agent_extra="polybatch",
+            **(
+                {"connect_timeout": float(timeout), "read_timeout": float(timeout)}
+                if timeout
+                else {}
+            ),
         )
         s3_url = self.settings.get("s3_endpoint_url")
         s3_config = config
@@ -251,6 +260,10 @@ class BedrockProvider(SDKProvider[Clients]):
             "bedrock", region_name=region, endpoint_url=self.resolved_base_url(), config=config
         )
         s3 = session.client("s3", region_name=region, endpoint_url=s3_url or None, config=s3_config)
+        if s3_config is not config:
+            # emulators (the sandbox's uvicorn among them) handle "Expect: 100-continue" poorly
+            # when they answer before reading the body; real S3 keeps botocore's default
+            s3.meta.events.register("before-sign.s3.PutObject", _no_expect_header)
         return Clients(bedrock=bedrock, s3=s3)
 
     def make_client(self) -> Clients:
@@ -519,6 +532,11 @@ def _required(reply: Mapping[str, Any], key: str, action: str) -> Any:
             f"{action} failed: the answer was incomplete (no {key})", provider=BedrockProvider.name
         )
     return reply[key]
+
+
+def _no_expect_header(request: Any, **kwargs: Any) -> None:
+    if "Expect" in request.headers:
+        del request.headers["Expect"]
 
 
 def _count_lines(path: Path) -> int:
