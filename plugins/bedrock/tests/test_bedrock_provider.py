@@ -316,6 +316,25 @@ def test_preflight_names_missing_settings() -> None:
         ).preflight()
 
 
+def test_preflight_finds_credentials_through_the_boto3_chain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = {
+        "role_arn": "arn:aws:iam::123456789012:role/r",
+        "s3_input_uri": "s3://b1x/in/",
+        "s3_output_uri": "s3://b1x/out/",
+    }
+    with pytest.raises(polybatch.errors.CredentialsError, match="no AWS credentials"):
+        BedrockProvider(settings=settings).preflight()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMTHEENVIRONMENT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+    with pytest.raises(polybatch.errors.ConfigError, match="region"):
+        BedrockProvider(settings=settings).preflight()
+    BedrockProvider(settings={**settings, "region": "eu-west-1"}).preflight()
+    with pytest.raises(polybatch.errors.ConfigError, match="nope"):
+        BedrockProvider(settings={**settings, "aws_profile": "nope"}).preflight()
+
+
 def test_wrong_key_never_shows(tmp_path: Path) -> None:
     with serve() as server:
         kwargs = BedrockProvider.sandbox_settings(server.url, "AKIAWRONGWRONGWRONG0")

@@ -209,11 +209,18 @@ class BedrockProvider(SDKProvider[Clients]):
             raise ConfigError("bedrock: timeout_hours must be 24 to 168")
         if self.limits.min_requests > self.limits.max_requests:
             raise ConfigError("bedrock: min_records is above max_records")
-        if not self.api_key and self._session().get_credentials() is None:
+        try:
+            session = self._session()
+            found = self.api_key or session.get_credentials() is not None
+        except boto_errors.BotoCoreError as exc:  # an unknown profile, a broken config file
+            raise ConfigError(f"bedrock: {self.scrub(str(exc))}") from None
+        if not found:
             raise CredentialsError(
                 "bedrock: no AWS credentials found by boto3 (environment, AWS_PROFILE or "
                 "aws_profile, SSO, or an instance role)"
             )
+        if not (self.settings.get("region") or session.region_name):
+            raise ConfigError("bedrock: set region in the provider settings (or AWS_REGION)")
 
     # -- the clients ------------------------------------------------------------------------
     def _session(self) -> Any:
