@@ -17,6 +17,7 @@ from polybatch import submit
 from polybatch.cli import cli
 from polybatch.errors import InputError, ProviderError
 from polybatch.items import BatchItem
+from polybatch.jobs.clients import public_settings
 from polybatch.providers import META_CHUNK, META_JOB
 from polybatch.sandbox import Faults, SandboxEngine, SandboxServer
 from polybatch.testing import ProviderConformance
@@ -280,7 +281,7 @@ def test_cleanup_deletes_the_input_only(tmp_path: Path) -> None:
 
 def test_create_parameters_pass_settings_through(tmp_path: Path) -> None:
     settings = {
-        "kms_key_id": "alias/polybatch",
+        "output_kms_id": "alias/polybatch",
         "vpc_subnet_ids": ["subnet-1"],
         "vpc_security_group_ids": ["sg-1"],
         "timeout_hours": 72,
@@ -300,6 +301,7 @@ def test_create_parameters_pass_settings_through(tmp_path: Path) -> None:
     assert sent["timeoutDurationInHours"] == 72 and job["timeoutDurationInHours"] == 72
     assert sent["jobName"] == "pb-k-c0" and codec.TOKEN_RE.match(sent["clientRequestToken"])
     assert job["status"] == "Completed"
+    assert public_settings(settings) == settings, "the ledger keeps every one (none is a secret)"
 
 
 def test_preflight_names_missing_settings() -> None:

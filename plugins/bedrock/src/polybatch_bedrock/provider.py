@@ -110,7 +110,7 @@ class BedrockProvider(SDKProvider[Clients]):
 
     Settings (a profile's ``[profiles.X.provider_settings]``): ``role_arn`` (the service role
     Bedrock assumes), ``s3_input_uri`` / ``s3_output_uri`` (``s3://bucket/prefix/``), ``region``
-    (else boto3's), ``aws_profile``, ``kms_key_id`` (output encryption), ``vpc_subnet_ids`` +
+    (else boto3's), ``aws_profile``, ``output_kms_id`` (output encryption), ``vpc_subnet_ids`` +
     ``vpc_security_group_ids``, ``s3_bucket_owner`` (account id), ``timeout_hours`` (24-168),
     ``model_invocation_type`` (``InvokeModel`` or ``Converse``), ``model_family`` (for ARNs that
     do not name one), ``min_records`` / ``max_records`` / ``max_bytes`` (your account's quotas),
@@ -351,8 +351,8 @@ class BedrockProvider(SDKProvider[Clients]):
         out_bucket, out_prefix = self._uri("s3_output_uri")
         owner = {"s3BucketOwner": str(s["s3_bucket_owner"])} if s.get("s3_bucket_owner") else {}
         output: dict[str, Any] = {"s3Uri": f"s3://{out_bucket}/{out_prefix}", **owner}
-        if s.get("kms_key_id"):
-            output["s3EncryptionKeyId"] = str(s["kms_key_id"])
+        if s.get("output_kms_id"):
+            output["s3EncryptionKeyId"] = str(s["output_kms_id"])
         params: dict[str, Any] = {
             "jobName": name,
             "roleArn": str(s["role_arn"]),
