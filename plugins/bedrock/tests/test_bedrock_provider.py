@@ -245,7 +245,7 @@ def test_output_is_joined_on_record_id_not_order(tmp_path: Path) -> None:
         provider = connect(server)
         path = write_lines(provider, batch, tmp_path / "l.jsonl", CLAUDE)
         submitted = provider.submit(path, model=CLAUDE, metadata={})
-        got = [r for r in provider.results(submitted.batch_id)]
+        got = list(provider.results(submitted.batch_id))
         s3 = provider.clients.s3
         listing = s3.list_objects_v2(
             Bucket="polybatch-sandbox", Prefix=f"output/{submitted.batch_id}/"
@@ -261,6 +261,17 @@ def test_output_is_joined_on_record_id_not_order(tmp_path: Path) -> None:
     assert len(keys) == 2 and {k.rsplit(".", 2)[-2] for k in keys} == {"jsonl", "json"}
     assert manifest["successRecordCount"] == 8 and manifest["processedRecordCount"] == 8
     assert manifest["inputTokenCount"] == sum(r.usage.input_tokens for r in got)
+
+
+def test_manifest_counting_more_than_the_output_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with serve(faults=Faults(missing_output_rate=1.0)) as server:
+        provider = connect(server)
+        path = write_lines(provider, items(3), tmp_path / "l.jsonl", CLAUDE)
+        submitted = provider.submit(path, model=CLAUDE, metadata={})
+        assert list(provider.results(submitted.batch_id)) == []
+    assert "manifest.json.out counts 3 records" in caplog.text
 
 
 def test_cleanup_deletes_the_input_only(tmp_path: Path) -> None:

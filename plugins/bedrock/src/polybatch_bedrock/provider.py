@@ -19,8 +19,10 @@ One provider batch is one Bedrock model invocation job:
    ``ListModelInvocationJobs(nameContains=...)``;
 3. ``GetModelInvocationJob`` to poll (every status mapped: :data:`codec.STATUS`);
 4. results: every ``*.jsonl.out`` under ``{s3_output_uri}{job id}/``, joined on ``recordId``
-   (order not guaranteed); records a stopped or timed-out job never processed come back as
-   ``canceled`` / ``expired`` (read from the input file);
+   (order not guaranteed), usage per record from ``modelOutput``; records a stopped or timed-out
+   job never processed come back as ``canceled`` / ``expired`` (read from the input file);
+   ``manifest.json.out``'s record and token counts are checked against what the files held (a
+   warning when Bedrock counted more);
 5. ``StopModelInvocationJob`` to cancel; clean-up deletes the input object polybatch wrote (not
    Bedrock's output, which is the job's record) unless ``--keep-files``.
 
@@ -34,6 +36,8 @@ access key id, with the secret from ``AWS_SECRET_ACCESS_KEY`` or a placeholder t
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import re
 import threading
@@ -65,6 +69,8 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from polybatch.sandbox.engine import SandboxEngine
+
+log = logging.getLogger("polybatch")
 
 #: "Minimum number of records per batch inference job" (a per-model quota; default 100)
 DEFAULT_MIN_RECORDS = 100
@@ -413,13 +419,18 @@ class BedrockProvider(SDKProvider[Clients]):
         out_uri = job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
         bucket, prefix = codec.split_s3_uri(out_uri)
         seen: set[str] = set()
-        for key in self._keys(bucket, f"{codec.folder(prefix)}{batch_id}/", ".jsonl.out"):
+        where = f"{codec.folder(prefix)}{batch_id}/"
+        tokens = [0, 0]
+        for key in self._keys(bucket, where, ".jsonl.out"):
             for raw in self._lines(bucket, key):
                 with self.sdk_errors(f"results of {batch_id}: s3://{bucket}/{key}"):
                     result = codec.decode_record(raw, batch_id=batch_id, model=model)
                 if result.custom_id not in seen:
                     seen.add(result.custom_id)
+                    tokens[0] += result.usage.total_input_tokens
+                    tokens[1] += result.usage.output_tokens
                     yield result
+        self._check_manifest(batch_id, bucket, where, len(seen), tokens)
         kind = codec.LEFTOVER_STATUS.get(str(job.get("status")))
         if kind is None:
             return
@@ -430,6 +441,34 @@ class BedrockProvider(SDKProvider[Clients]):
                 if rid not in seen:
                     seen.add(rid)
                     yield codec.leftover(rid, kind, batch_id=batch_id)
+
+    def _check_manifest(
+        self, batch_id: str, bucket: str, where: str, records: int, tokens: list[int]
+    ) -> None:
+        """Warn when ``manifest.json.out`` counts more processed records or tokens than the
+        output files held (records lost on Bedrock's side become missing results)."""
+        if not any(k.endswith("manifest.json.out") for k in self._keys(bucket, where, ".out")):
+            return
+        data = b"".join(self._lines(bucket, where + "manifest.json.out", raw=True))
+        try:
+            manifest = wire.as_mapping(json.loads(data))
+        except ValueError:  # a check only: the results are already complete
+            log.warning("bedrock job %s: manifest.json.out is not JSON", batch_id)
+            return
+        counted = (
+            int(manifest.get("processedRecordCount") or 0),
+            int(manifest.get("inputTokenCount") or 0),
+            int(manifest.get("outputTokenCount") or 0),
+        )
+        if counted != (records, *tokens):
+            log.warning(
+                "bedrock job %s: manifest.json.out counts %d records, %d input and %d output "
+                "tokens; the output files held %d, %d and %d",
+                batch_id,
+                *counted,
+                records,
+                *tokens,
+            )
 
     def _keys(self, bucket: str, prefix: str, suffix: str) -> Iterator[str]:
         """Keys under ``prefix`` ending in ``suffix`` (ListObjectsV2, every page)."""
