@@ -18,7 +18,7 @@ import pytest
 
 import polybatch
 from polybatch import Job, submit
-from polybatch.errors import CredentialsError, InputError
+from polybatch.errors import CredentialsError, InputError, ItemValidationError
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch.testing import SANDBOX_KEY
 
@@ -101,20 +101,20 @@ def test_failed_lines_come_back_as_errored_results(
     assert [r.custom_id for r in job.results("failed")] == [r.custom_id for r in errored]
 
 
-def test_invalid_params_passed_through_extra_are_permanent_errors(
+def test_invalid_params_passed_through_extra_are_refused_before_upload(
     sandbox_server: SandboxServer,
 ) -> None:
+    """The adapter validates with the very rules the API (and the sandbox) answer with, so a
+    body the provider would refuse with a 400 is refused while planning, naming the field,
+    and nothing is uploaded (before 0.2 it went out and came back as a permanent item error)."""
     items = [
         {"custom_id": "ok", "prompt": "fine"},
         {"custom_id": "bad", "prompt": "x", "extra": {"max_completion_tokens": -5}},
     ]
-    results = {
-        r.custom_id: r for r in polybatch.run(items, MODEL, sandbox=sandbox_server, poll_min=0.02)
-    }
-    assert results["ok"].ok
-    bad = results["bad"]
-    assert bad.status == "errored" and bad.error is not None
-    assert bad.error.status_code == 400 and not bad.error.retryable
+    with pytest.raises(ItemValidationError) as info:
+        polybatch.run(items, MODEL, sandbox=sandbox_server, poll_min=0.02)
+    assert info.value.field == "extra.max_completion_tokens"
+    assert not sandbox_server.engine.batches and not sandbox_server.engine.files
 
 
 def test_multi_chunk_job_with_bounded_in_flight(
@@ -193,6 +193,7 @@ def cli(
     )
 
 
+@pytest.mark.slow
 def test_cli_run_sandbox_demo(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     proc = cli("run", str(EXAMPLES), "--model", MODEL, "--sandbox", "-o", str(out), "--no-progress")
@@ -204,6 +205,7 @@ def test_cli_run_sandbox_demo(tmp_path: Path) -> None:
     assert [json.loads(line)["custom_id"] for line in out.read_text().splitlines()] == input_ids()
 
 
+@pytest.mark.slow
 def test_cli_submit_status_resume_results_list_across_processes(
     sandbox_server: SandboxServer, tmp_path: Path
 ) -> None:
@@ -224,6 +226,7 @@ def test_cli_submit_status_resume_results_list_across_processes(
     assert job_id in listing and "completed" in listing
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exit_code_2_names_file_line_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "ok"}\n{"prompt": "ok", "colour": 1}\n')
@@ -232,6 +235,7 @@ def test_cli_bad_input_exit_code_2_names_file_line_field(tmp_path: Path) -> None
     assert f"{bad}:2: field 'colour': unknown field" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -247,6 +251,7 @@ def test_cli_config_errors_exit_2(args: list[str], fragment: str) -> None:
     assert fragment in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_providers_lists_openai() -> None:
     proc = cli("providers", env={"OPENAI_API_KEY": "x"})
     assert proc.returncode == 0

@@ -4,7 +4,9 @@
 four plugins' price files when they still wrote every model twice (one ``[[price]]`` row per mode):
 every row, every alias and a lookup per name, mode and date. The files in the new shape must answer
 exactly the same. The files are found without importing the plugins (core tests never import a
-provider SDK).
+provider SDK). Regenerated once, for issue 17's data changes (the Sonnet 4 long-context tier, Azure
+o3's pre-cut period, the mistral-medium-3 alias, and the models added then); every other line is
+as converted.
 """
 
 from __future__ import annotations

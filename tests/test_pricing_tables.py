@@ -184,6 +184,7 @@ def test_render_json(registry: PriceRegistry) -> None:
         "batch_cost_usd": "0.9938",  # 0.99375 rounded half-up
         "standard_cost_usd": "1.9875",
         "saving_usd": "0.9938",
+        "currency": "USD",
     }
     assert data[2]["batch_cost_usd"] == "unpriced"
     assert data[3]["batch_cost_usd"] == "1.0995 + unpriced"
@@ -206,6 +207,7 @@ def test_render_csv(registry: PriceRegistry) -> None:
         "batch_cost_usd",
         "standard_cost_usd",
         "saving_usd",
+        "currency",
     ]
     assert rows[1]["batch_cost_usd"] == "0.11"  # 0.10575
     assert rows[1]["standard_cost_usd"] == "0.21"  # 0.2115

@@ -27,6 +27,9 @@ from .test_faults import (
     write_items,
 )
 
+#: chaos runs: many jobs under every fault: `make test-fast` leaves them out
+pytestmark = pytest.mark.slow
+
 __all__ = ["fast_sdk_retries"]  # the autouse fixture, shared with test_faults
 
 SEEDS = [11, 12, 13]

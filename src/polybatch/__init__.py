@@ -4,8 +4,13 @@ Plain strings in, results out::
 
     import polybatch
     results = polybatch.run(["Hello?", "Goodbye?"], "openai:gpt-4o-mini")
+
+What the same items would cost on several providers, cheapest first, without sending anything::
+
+    rows = polybatch.estimate(["Hello?"], models=["openai:gpt-4o-mini", "gemini:gemini-2.5-flash"])
 """
 
+from .compare import Comparison, Refusal, estimate
 from .config import JobOptions, RequestDefaults
 from .errors import (
     BatchFailedError,
@@ -37,6 +42,7 @@ __all__ = [
     "BatchResult",
     "BatchStatus",
     "BudgetExceededError",
+    "Comparison",
     "ConfigError",
     "CredentialsError",
     "InputError",
@@ -55,12 +61,14 @@ __all__ = [
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
+    "Refusal",
     "RequestDefaults",
     "SubmittedBatch",
     "UnknownProviderError",
     "Usage",
     "arun",
     "asubmit",
+    "estimate",
     "hookimpl",
     "jobs",
     "parse_model",

@@ -46,11 +46,12 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
+from . import wire
 from .errors import ProviderConnectionError, ProviderError, ProviderHTTPError
 from .providers import BatchProvider, SubmittedBatch
 
@@ -365,6 +366,17 @@ class SDKProvider(BatchProvider, Generic[C]):
             if error is None:
                 raise
             raise error from exc
+
+    # -- results -------------------------------------------------------------------------------
+    async def decode_results(
+        self, chunks: AsyncIterable[bytes], decode: Callable[[bytes], T], *, file: str
+    ) -> AsyncIterator[T]:
+        """``decode`` each line of a JSONL results file downloaded as ``chunks`` (an SDK's byte
+        stream); a line that does not decode is an error naming ``file`` and the line, never a
+        result that vanishes (:func:`polybatch.wire.adecode_lines`)."""
+        lines = wire.aiter_jsonl(chunks)
+        async for result in wire.adecode_lines(lines, decode, file=file, provider=self.name):
+            yield result
 
     # -- files ---------------------------------------------------------------------------------
     async def sdk_delete_file(self, client: C, file_id: str) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from anthropic_support import KEY, MODEL, item, provider_for, write_lines
+from anthropic_support import MODEL, item, provider_for, write_lines
 
-from polybatch.errors import CredentialsError, ProviderError
+from polybatch.errors import ProviderError
 from polybatch.items import BatchItem
 from polybatch.plugins import PluginRegistry
 from polybatch.sandbox import Faults, SandboxServer
@@ -158,34 +158,6 @@ def test_errors_are_translated_without_the_key(server: SandboxServer) -> None:
     assert exc.value.status_code == 401
     assert secret not in str(exc.value)
     assert isinstance(exc.value.__cause__, Exception)
-
-
-def test_connection_errors_are_provider_errors() -> None:
-    p = AnthropicProvider(api_key=KEY, base_url="http://127.0.0.1:9", settings={"max_retries": 0})
-    with pytest.raises(ProviderError) as exc:
-        p.poll("msgbatch_x")
-    assert exc.value.status_code is None and exc.value.retryable
-
-
-def test_missing_key_is_a_credentials_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    p = AnthropicProvider()
-    p.encode(item("a"), MODEL)  # encoding needs no key
-    with pytest.raises(CredentialsError, match="ANTHROPIC_API_KEY"):
-        p.poll("msgbatch_x")
-    assert not AnthropicProvider.credentials_present({})
-    assert AnthropicProvider.credentials_present({"ANTHROPIC_API_KEY": "k"})
-
-
-def test_key_and_base_url_from_the_environment(
-    server: SandboxServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in AnthropicProvider.sandbox_env(server.url, KEY).items():
-        monkeypatch.setenv(name, value)
-    p = AnthropicProvider()
-    with pytest.raises(ProviderError) as exc:
-        p.poll("msgbatch_unknown")
-    assert exc.value.status_code == 404
 
 
 def test_plugin_registers_the_provider() -> None:

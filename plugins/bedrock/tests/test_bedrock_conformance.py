@@ -17,3 +17,6 @@ class TestBedrockConformance(ProviderConformance):
     supports_find_batch = True
     # the runner retries whole steps; boto3's own backoff would only slow the tests
     provider_settings = {"max_retries": 0}
+    # boto3 is blocking: the adapter writes submit/poll/results/cancel/find_batch/cleanup and the
+    # base derives the async side through worker threads
+    lifecycle = "blocking"

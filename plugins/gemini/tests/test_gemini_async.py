@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -23,7 +22,6 @@ from google.genai.client import AsyncClient
 from polybatch import portal
 from polybatch.errors import ProviderError
 from polybatch.items import BatchResult
-from polybatch.providers import LIFECYCLE_PAIRS, BatchProvider
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch_gemini import provider as provider_module
 from polybatch_gemini.provider import GeminiProvider, stream_download
@@ -55,20 +53,6 @@ def no_sync_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- (a) the class implements the async side only ---------------------------------------------
-
-
-@pytest.mark.parametrize(("blocking", "async_"), LIFECYCLE_PAIRS)
-def test_the_async_side_is_implemented_and_the_blocking_side_derived(
-    blocking: str, async_: str
-) -> None:
-    assert getattr(GeminiProvider, blocking) is getattr(BatchProvider, blocking)
-    implemented = getattr(GeminiProvider, async_)
-    assert implemented is not getattr(BatchProvider, async_)
-    if async_ == "aresults":
-        assert inspect.isasyncgenfunction(implemented)
-    else:
-        assert inspect.iscoroutinefunction(implemented)
-    assert GeminiProvider.aclose is not BatchProvider.aclose
 
 
 def test_no_client_and_no_key_needed_until_a_request() -> None:

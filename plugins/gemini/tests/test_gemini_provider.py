@@ -211,14 +211,6 @@ def test_a_cut_responses_file_is_a_retryable_error(server: SandboxServer, tmp_pa
     assert err.value.retryable
 
 
-def test_transport_errors_are_provider_errors(tmp_path: Path) -> None:
-    p = GeminiProvider(api_key=KEY, base_url="http://127.0.0.1:9/gemini")
-    with pytest.raises(ProviderError) as err:
-        p.poll("batches/x")
-    assert err.value.status_code is None and err.value.retryable
-    assert isinstance(err.value.__cause__, Exception)
-
-
 def test_validate_item() -> None:
     p = GeminiProvider(api_key=KEY)
     p.validate_item(item("ok", extra={"generationConfig": {"topK": 4}}), MODEL)

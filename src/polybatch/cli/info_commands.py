@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import tempfile
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ import click
 from prettytable import PrettyTable
 
 from .. import config as _config
+from ..compare import Comparison
+from ..compare import estimate as compare_estimates
 from ..config import JobOptions, RequestDefaults
 from ..errors import ConfigError
 from ..jobs import Job, usage_table
@@ -21,7 +25,17 @@ from ..jobs.clients import make_provider
 from ..jobs.planner import iter_chunk_items
 from ..jobs.submit import plan_items
 from ..plugins import get_registry
-from ..pricing import check_budget, describe_estimate, estimate_items, price_registry
+from ..pricing import (
+    PriceRow,
+    check_budget,
+    describe_estimate,
+    estimate_items,
+    price_registry,
+    show_money,
+    usd,
+)
+from ..pricing.files import RATE_KEYS
+from ..pricing.tables import GROUP_KEYS
 from ..sandbox import Faults, SandboxEngine, SandboxServer
 from .options import (
     PROFILE_OPTION,
@@ -107,6 +121,16 @@ def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> No
         server.stop()
 
 
+#: ``--format table|csv|json`` of the commands that print tables
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+
+
 def _estimate_options(fn: F) -> F:
     return apply(
         fn,
@@ -120,14 +144,28 @@ def _estimate_options(fn: F) -> F:
                 ("chunk_size", "max_cost"),
                 help={"max_cost": "Exit 2 if the upper estimate (USD) is above this."},
             ),
+            click.option(
+                "--compare",
+                metavar="MODELS",
+                help="Compare providers instead: comma-separated provider:model strings or "
+                "profile names, e.g. openai:gpt-4o-mini,anthropic:claude-haiku-4-5. One table, "
+                "cheapest first; nothing is submitted and no key is needed.",
+            ),
         ],
     )
 
 
 @click.command()
 @_estimate_options
-def estimate(input_path: Path, profile: str | None, **kw: Any) -> None:
+def estimate(input_path: Path, profile: str | None, compare: str | None, **kw: Any) -> None:
     """Estimate what INPUT would cost at batch prices, without submitting anything."""
+    if compare:
+        specs = [s.strip() for s in compare.split(",") if s.strip()]
+        rows = compare_estimates(
+            input_path, specs, defaults=request_defaults(kw), limits=job_options_from(kw)
+        )
+        click.echo(render_comparison(rows))
+        return
     resolved = _config.resolve(
         profile=profile, defaults=request_defaults(kw), limits=job_options_from(kw)
     )
@@ -153,77 +191,209 @@ def estimate(input_path: Path, profile: str | None, **kw: Any) -> None:
     "--by",
     default="provider,model",
     show_default=True,
-    help="Group by: provider, model, job, date.",
+    help="Group by (comma-separated): provider, model, job, date.",
 )
+@FORMAT_OPTION
 @click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
+    "--digits",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Round money half-up to this many decimals (default: exact in CSV/JSON, six "
+    "significant digits in the table).",
 )
-@click.option(
-    "--digits", type=click.IntRange(min=0), default=4, show_default=True, help="Decimals of money."
-)
-def usage(job_ids: tuple[str, ...], since: Any, by: str, fmt: str, digits: int) -> None:
+def usage(job_ids: tuple[str, ...], since: Any, by: str, fmt: str, digits: int | None) -> None:
     """Tokens and cost (batch, standard, saving) over finished jobs, from the ledger."""
     keys = [{"job": "job_id"}.get(k.strip(), k.strip()) for k in by.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in GROUP_KEYS]
+    if unknown or not keys:
+        shown = ", ".join(repr(k) for k in unknown) or "nothing"
+        raise ConfigError(f"--by: cannot group by {shown}; choose from provider, model, job, date")
     jobs = [Job.load(j) for j in job_ids] if job_ids else None
     day: date | None = since.date() if since else None
     click.echo(usage_table(jobs, by=keys, since=day, fmt=fmt, digits=digits))  # type: ignore[arg-type]
+
+
+#: the columns of ``polybatch prices``: rates are per million tokens in the row's currency
+PRICE_COLUMNS: tuple[str, ...] = (
+    "provider",
+    "model",
+    "mode",
+    "effective",
+    "currency",
+    "unit",
+    *RATE_KEYS,
+    "tiers",
+    "derived",
+    "source",
+    "checked_on",
+    "origin",
+    "in_force",
+)
+UNIT = "per 1M tokens"
+
+
+def price_record(row: PriceRow, bundled: set[str], in_force: bool = True) -> dict[str, Any]:
+    """One price row as a flat record (rates as exact decimal strings, "" where none)."""
+    rates = row.rates
+    return {
+        "provider": row.provider,
+        "model": row.model,
+        "mode": row.mode,
+        "effective": "" if row.effective == date.min else row.effective.isoformat(),
+        "currency": row.currency,
+        "unit": UNIT,
+        **{
+            k: "" if getattr(rates, k) is None else format(getattr(rates, k), "f")
+            for k in RATE_KEYS
+        },
+        "tiers": "; ".join(
+            f">{t.above_input_tokens}: "
+            + " ".join(
+                f"{k}={format(getattr(t.rates, k), 'f')}"
+                for k in RATE_KEYS
+                if getattr(t.rates, k) is not None
+            )
+            for t in row.tiers
+        ),
+        "derived": row.derived,
+        "source": row.source,
+        "checked_on": row.checked_on.isoformat() if row.checked_on else "",
+        "origin": ("bundled " if row.origin in bundled and not row.user else "user ") + row.origin,
+        "in_force": in_force,
+    }
 
 
 @click.command()
 @click.argument("model", required=False)
 @click.option("--provider", help="Only this provider's prices.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--at",
+    "at",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The rows in force on this date (default: today).",
 )
-def prices(model: str | None, provider: str | None, fmt: str) -> None:
-    """Show the price rows in force (bundled, overridden by your config), USD per million tokens."""
+@click.option(
+    "--all", "show_all", is_flag=True, help="Every row of every period, not only those in force."
+)
+@FORMAT_OPTION
+def prices(model: str | None, provider: str | None, at: Any, show_all: bool, fmt: str) -> None:
+    """Show the price rows in force (bundled, overridden by your config), per 1M tokens.
+
+    Each row says where it came from (a plugin's bundled file or your file), its source and
+    when it was checked, and whether its rates were derived by the 50% batch rule rather than
+    read from a published batch price table.
+    """
     reg = price_registry()
+    day = at.date() if at else datetime.now(UTC).date()
+    candidates = reg.rows() if show_all else reg.in_force(day)
     rows = [
         r
-        for r in reg.rows()
+        for r in candidates
         if (provider is None or r.provider == provider)
         and (model is None or r.model == (reg.resolve_model(r.provider, model) or model))
     ]
     if model and not rows:
-        raise ConfigError(f"no price for model {model!r}" + (f" of {provider}" if provider else ""))
-    fields = [
-        "provider",
-        "model",
-        "mode",
-        "effective",
-        "input",
-        "cached input",
-        "cache write 5m",
-        "cache write 1h",
-        "output",
-        "tiers",
-    ]
-    data = [
-        [
-            r.provider,
-            r.model,
-            r.mode,
-            "" if r.effective == date.min else r.effective.isoformat(),
-            str(r.rates.input),
-            str(r.rates.cached_input_rate),
-            str(r.rates.cache_write_5m_rate) if r.rates.cache_write_5m is not None else "",
-            str(r.rates.cache_write_1h_rate) if r.rates.cache_write_1h is not None else "",
-            str(r.rates.output),
-            ", ".join(f">{t.above_input_tokens:,}" for t in r.tiers),
-        ]
-        for r in rows
-    ]
+        raise ConfigError(
+            f"no price for model {model!r}"
+            + (f" of {provider}" if provider else "")
+            + ("" if show_all else f" on {day.isoformat()}")
+        )
+    bundled = {str(p) for p in get_registry().price_files()}
+    current = {id(r) for r in reg.in_force(day)}
+    records = [price_record(r, bundled, id(r) in current) for r in rows]
     if fmt == "json":
-        click.echo(json.dumps([dict(zip(fields, d, strict=True)) for d in data], indent=2))
+        click.echo(json.dumps(records, indent=2))
         return
-    t = PrettyTable(fields)
-    for d in data:
-        t.add_row(d)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=PRICE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(
+            {**r, "derived": str(r["derived"]).lower(), "in_force": str(r["in_force"]).lower()}
+            for r in records
+        )
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    hidden = {"unit", "source"} | (set() if show_all else {"in_force"})
+    shown = [c for c in PRICE_COLUMNS if c not in hidden]
+    headers = {k: k.replace("_", " ") for k in shown}
+    headers.update({k: f"{k.replace('_', ' ')} $/1M" for k in RATE_KEYS})
+    t = PrettyTable([headers[c] for c in shown])
+    for rec in records:
+        # the table names a bundled file by its package; CSV and JSON keep the full path
+        kind, _, path = rec["origin"].partition(" ")
+        short = "/".join(Path(path).parts[-2:]) if kind == "bundled" else path
+        cells = {**rec, "origin": f"{kind} {short}"}
+        t.add_row(
+            ["yes" if cells[c] is True else "" if cells[c] is False else cells[c] for c in shown]
+        )
+    in_force = "every period" if show_all else f"in force on {day.isoformat()}"
+    click.echo(
+        f"prices {in_force}; rates in USD ($) per 1M tokens unless the currency says otherwise"
+    )
     click.echo(t.get_string())
+    sources = sorted({rec["source"] for rec in records if rec["source"]})
+    if sources:
+        click.echo("sources: " + " | ".join(sources))
+
+
+def render_comparison(rows: list[Comparison]) -> str:
+    """The ``estimate --compare`` table, cheapest first, and the refused items under it."""
+    t = PrettyTable(
+        [
+            "provider:model",
+            "requests",
+            "chunks",
+            "refused",
+            "batch cost",
+            "synchronous cost",
+            "saving",
+            "currency",
+        ]
+    )
+    for name in ("requests", "chunks", "refused"):
+        t.align[name] = "r"
+    for row in rows:
+        cur = row.currency or ""
+
+        def span(low: Any, high: Any) -> str:
+            return f"{show_money(low)} - {show_money(high)}"
+
+        batch = span(row.batch.low, row.batch.high) if row.batch else "unpriced"
+        sync = span(row.standard.low, row.standard.high) if row.standard else "unpriced"
+        saving = row.saving
+        t.add_row(
+            [
+                row.spec + (f" (profile {row.profile})" if row.profile else ""),
+                f"{row.requests:,}",
+                f"{row.chunks:,}",
+                f"{len(row.refused):,}",
+                batch,
+                sync,
+                span(*saving) if saving else "",
+                cur,
+            ]
+        )
+    lines = [t.get_string()]
+    for row in rows:
+        if row.unpriced:
+            lines.append(f"{row.spec}: unpriced: {row.unpriced.split(' [')[0]}")
+        for refusal in row.refused[:5]:
+            lines.append(f"{row.spec} refuses {refusal.custom_id}: {refusal.reason}")
+        if len(row.refused) > 5:
+            lines.append(f"{row.spec} refuses {len(row.refused) - 5} more item(s)")
+        if row.over_budget and row.batch is not None:
+            lines.append(
+                f"{row.spec}: up to {usd(row.batch.high, row.batch.currency)} exceeds "
+                f"--max-cost ${row.max_cost}: a job would be refused"
+            )
+    cheapest = next((r for r in rows if r.batch), None)
+    if cheapest and cheapest.batch:
+        lines.append(
+            f"cheapest: {cheapest.spec}, up to {usd(cheapest.batch.high, cheapest.batch.currency)} "
+            "at batch prices; nothing was submitted"
+        )
+    return "\n".join(lines)
 
 
 @click.group("config")

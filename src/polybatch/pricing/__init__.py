@@ -1,19 +1,29 @@
 """Prices and costs: the price registry, per-request costs, usage tables and estimates.
 
-Money is ``decimal.Decimal`` USD end to end; rates are USD per million tokens.
+Money is ``decimal.Decimal`` end to end, in the price rows' currency (USD unless a row names
+another); rates are per million tokens.
 """
 
 from __future__ import annotations
 
-from .budget import check_budget, describe_estimate, estimate_items, estimator, usd
+from .budget import (
+    check_budget,
+    describe_estimate,
+    estimate_items,
+    estimator,
+    sends_default_max_tokens,
+)
 from .cost import Cost, cost_of, total_cost
-from .estimate import Estimate, Estimator, estimate_cost
+from .estimate import Estimate, Estimator, cache_marks, estimate_cost, request_bounds
 from .installed import price_registry
+from .money import money_text, show_money, usd
 from .registry import (
+    DEFAULT_CURRENCY,
     MODES,
     Mode,
     PriceRegistry,
     PriceRow,
+    PriceTargetError,
     Rates,
     Tier,
     load_price_file,
@@ -23,6 +33,7 @@ from .registry import (
 from .tables import UnpricedWarning, UsageRecord, UsageRow, render_table, usage_rows
 
 __all__ = [
+    "DEFAULT_CURRENCY",
     "MODES",
     "Cost",
     "Estimate",
@@ -30,11 +41,13 @@ __all__ = [
     "Mode",
     "PriceRegistry",
     "PriceRow",
+    "PriceTargetError",
     "Rates",
     "Tier",
     "UnpricedWarning",
     "UsageRecord",
     "UsageRow",
+    "cache_marks",
     "check_budget",
     "cost_of",
     "describe_estimate",
@@ -42,9 +55,13 @@ __all__ = [
     "estimate_items",
     "estimator",
     "load_price_file",
+    "money_text",
     "parse_rows",
     "price_registry",
     "render_table",
+    "request_bounds",
+    "sends_default_max_tokens",
+    "show_money",
     "strip_date_suffix",
     "total_cost",
     "usage_rows",

@@ -11,15 +11,34 @@ from ..items import BatchItem
 from ..providers import BatchProvider
 from .estimate import Estimate, Estimator, estimate_cost
 from .installed import price_registry
-from .registry import PriceRegistry
+from .money import usd
+from .registry import Mode, PriceRegistry
 
 
-def estimator(provider: BatchProvider, *, registry: PriceRegistry | None = None) -> Estimator:
-    """An estimator at batch prices for ``provider``'s jobs, to feed item by item."""
+def sends_default_max_tokens(provider: BatchProvider) -> bool:
+    """Whether ``provider`` sends its ``default_max_tokens`` for items without ``max_tokens``.
+
+    Providers that do override :attr:`BatchProvider.default_max_tokens` (its docstring says so);
+    for the others an item without ``max_tokens`` may run up to the model's output limit.
+    """
+    return type(provider).default_max_tokens is not BatchProvider.default_max_tokens
+
+
+def estimator(
+    provider: BatchProvider,
+    *,
+    registry: PriceRegistry | None = None,
+    mode: Mode = "batch",
+    on: date | None = None,
+) -> Estimator:
+    """An estimator at ``mode`` prices for ``provider``'s jobs, to feed item by item."""
     return Estimator(
         provider.name,
         registry or price_registry(providers=[provider.name]),
         default_max_tokens=provider.default_max_tokens,
+        sends_default=sends_default_max_tokens(provider),
+        mode=mode,
+        on=on,
     )
 
 
@@ -39,12 +58,8 @@ def estimate_items(
         registry or price_registry(providers=[provider.name]),
         default_max_tokens=provider.default_max_tokens,
         on=on,
+        sends_default=sends_default_max_tokens(provider),
     )
-
-
-def usd(value: Decimal) -> str:
-    """Money for people: enough decimals that small jobs do not read as $0."""
-    return f"${value:.4f}" if value >= 1 else f"${value:.6f}"
 
 
 def check_budget(
@@ -58,16 +73,18 @@ def check_budget(
             f"cannot check --max-cost ${max_cost}: {why_missing or 'no estimate'}"
         )
     if estimate.high > max_cost:
+        high, low = usd(estimate.high, estimate.currency), usd(estimate.low, estimate.currency)
         raise BudgetExceededError(
-            f"estimated cost up to {usd(estimate.high)} exceeds --max-cost ${max_cost:f} "
-            f"(range {usd(estimate.low)} to {usd(estimate.high)}); nothing was submitted"
+            f"estimated cost up to {high} exceeds --max-cost ${max_cost:f} "
+            f"(range {low} to {high}); nothing was submitted"
         )
 
 
 def describe_estimate(e: Estimate) -> str:
     """One line for the terminal."""
     return (
-        f"estimate: {usd(e.low)} to {usd(e.high)} for {e.items:,} requests "
+        f"estimate: {usd(e.low, e.currency)} to {usd(e.high, e.currency)} {e.currency} "
+        f"for {e.items:,} requests "
         f"({e.input_tokens:,} input tokens, up to {e.max_output_tokens:,} output)\n"
         f"  method: {e.method}"
     )

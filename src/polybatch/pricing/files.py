@@ -22,6 +22,18 @@ side::
     standard = { input = "6", output = "22.5" }
     batch = { input = "3", output = "11.25" }
 
+Optional facts, on the entry (model facts) or on an entry, a period or a mode table (labels; the
+nearest wins)::
+
+    derived = true                         # label: rates computed by the 50% batch rule, not
+                                           # read from a published batch table
+    currency = "USD"                       # label: ISO 4217 code of the rates (default USD)
+    max_output_tokens = 16384              # model: its output limit (the estimate's bound for
+                                           # items without max_tokens on providers sending none)
+    reasoning = true                       # model: a reasoning model (reasoning billed as output)
+    caching = "automatic"                  # model: the provider caches long prompts by itself;
+                                           # "marked" (default): only where cache_control is set
+
 A model whose price changed lists its periods instead of one set of rates: each
 ``[[model.periods]]`` holds ``effective`` (optional on the first), ``standard``, ``batch``,
 ``tiers`` and optionally ``source`` / ``checked_on``, in place of those keys on the entry.
@@ -60,6 +72,10 @@ MODES: tuple[Mode, ...] = ("batch", "standard")
 #: the rate keys of a row or tier, in display order; the first and last are required
 RATE_KEYS: tuple[str, ...] = ("input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
 _REQUIRED_RATES = ("input", "output")
+#: facts about a set of rates, given on an entry, a period or a mode table (the nearest wins)
+_LABEL_KEYS = ("derived", "currency")
+#: facts about the model itself, given once per entry
+_MODEL_FACT_KEYS = ("max_output_tokens", "reasoning", "caching")
 _ROW_KEYS = frozenset(
     {
         "provider",
@@ -70,15 +86,19 @@ _ROW_KEYS = frozenset(
         "source",
         "checked_on",
         "tiers",
+        *_LABEL_KEYS,
+        *_MODEL_FACT_KEYS,
         *RATE_KEYS,
     }
 )
 _TIER_KEYS = frozenset({"above_input_tokens", *RATE_KEYS})
 #: the keys of a one-entry-per-model ``[[model]]`` entry, of its periods, mode tables and tiers
 _PERIOD_ONLY_KEYS = frozenset({"effective", "tiers", *MODES})
-_PERIOD_KEYS = frozenset({"source", "checked_on", *_PERIOD_ONLY_KEYS})
-_ENTRY_KEYS = frozenset({"provider", "name", "aliases", "periods", *_PERIOD_KEYS})
-_MODE_KEYS = frozenset({"source", "checked_on", *RATE_KEYS})
+_PERIOD_KEYS = frozenset({"source", "checked_on", *_LABEL_KEYS, *_PERIOD_ONLY_KEYS})
+_ENTRY_KEYS = frozenset(
+    {"provider", "name", "aliases", "periods", *_MODEL_FACT_KEYS, *_PERIOD_KEYS}
+)
+_MODE_KEYS = frozenset({"source", "checked_on", *_LABEL_KEYS, *RATE_KEYS})
 _MODEL_TIER_KEYS = frozenset({"above_input_tokens", *MODES})
 #: a date suffix a provider appends to a model name: -2024-07-18 or -20240718
 _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
@@ -86,6 +106,10 @@ _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 ALWAYS = date.min
 #: the JSON Schema of price files, shipped in the package (editors: see the module docstring)
 SCHEMA_FILE = Path(__file__).with_name("prices.schema.json")
+#: the currency of rows that name none
+DEFAULT_CURRENCY = "USD"
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+Caching = Literal["marked", "automatic"]
 
 
 @dataclass(frozen=True)
@@ -139,8 +163,23 @@ class PriceRow:
     tiers: tuple[Tier, ...] = ()
     source: str = ""
     checked_on: date | None = None
-    #: where the row came from (a file path or "config"), for messages
+    #: where the row came from (a file path, or the config file's path and ``[prices]``)
     origin: str = ""
+    #: the rates were derived by a rule (the 50% batch discount), not read from a batch table
+    derived: bool = False
+    #: ISO 4217 code of the rates
+    currency: str = DEFAULT_CURRENCY
+    #: the model's output limit, when known (the estimate's bound for items without max_tokens)
+    max_output_tokens: int | None = None
+    #: a reasoning model (reasoning tokens are billed inside output)
+    reasoning: bool = False
+    #: "marked": cache reads and writes only where cache_control is set; "automatic": the
+    #: provider caches long prompts by itself (OpenAI, Gemini)
+    caching: Caching = "marked"
+    #: where in its file the row is (``model[3]``, ``price[2]``), for messages naming a key
+    entry: str = ""
+    #: a user's row (config or user price file), not a plugin's bundled one
+    user: bool = False
 
     @property
     def key(self) -> tuple[str, str, Mode, date]:
@@ -206,15 +245,47 @@ def _rates(data: Mapping[str, Any], where: str) -> Rates:
     return Rates(**found)
 
 
-def parse_row(data: Any, origin: str, index: int) -> PriceRow:
+def parse_row(data: Any, origin: str, index: int, *, key: str = "price") -> PriceRow:
     """One ``[[price]]`` table (the older shape) as a PriceRow; errors name origin, row and field."""
     where = f"{origin}: price row {index + 1}"
-    if "model" in data and isinstance(data["model"], str):
+    if isinstance(data, Mapping) and "model" in data and isinstance(data["model"], str):
         where += f" ({data['model']})"
-    return _row(data, where, origin)
+    return _row(data, where, origin, entry=f"{key}[{index + 1}]")
 
 
-def _row(data: Any, where: str, origin: str) -> PriceRow:
+def _flag(value: Any, where: str, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise PricingError(f"{where}: field '{key}' must be true or false")
+    return value
+
+
+def _facts(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The optional labels and model facts of a row, checked."""
+    out: dict[str, Any] = {}
+    if "derived" in data:
+        out["derived"] = _flag(data["derived"], where, "derived")
+    if "reasoning" in data:
+        out["reasoning"] = _flag(data["reasoning"], where, "reasoning")
+    if "currency" in data:
+        currency = data["currency"]
+        if not isinstance(currency, str) or not _CURRENCY.match(currency):
+            raise PricingError(
+                f"{where}: field 'currency' must be a 3-letter ISO 4217 code such as \"USD\""
+            )
+        out["currency"] = currency
+    if "max_output_tokens" in data:
+        limit = data["max_output_tokens"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise PricingError(f"{where}: field 'max_output_tokens' must be an integer >= 1")
+        out["max_output_tokens"] = limit
+    if "caching" in data:
+        if data["caching"] not in ("marked", "automatic"):
+            raise PricingError(f"{where}: field 'caching' must be 'marked' or 'automatic'")
+        out["caching"] = data["caching"]
+    return out
+
+
+def _row(data: Any, where: str, origin: str, *, entry: str = "") -> PriceRow:
     if not isinstance(data, Mapping):
         raise PricingError(f"{where}: must be a table, not {type(data).__name__}")
     unknown = sorted(set(data) - _ROW_KEYS)
@@ -261,11 +332,14 @@ def _row(data: Any, where: str, origin: str) -> PriceRow:
         source=str(data.get("source", "")),
         checked_on=_date(data["checked_on"], where, "checked_on") if "checked_on" in data else None,
         origin=origin,
+        entry=entry,
+        **_facts(data, where),
     )
 
 
-def parse_model(data: Any, origin: str, index: int) -> list[PriceRow]:
+def parse_model(data: Any, origin: str, index: int, *, key: str = "model") -> list[PriceRow]:
     """One ``[[model]]`` entry as its PriceRows (one per mode and period)."""
+    entry = f"{key}[{index + 1}]"
     where = f"{origin}: model {index + 1}"
     if not isinstance(data, Mapping):
         raise PricingError(f"{where}: must be a table, not {type(data).__name__}")
@@ -324,12 +398,13 @@ def parse_model(data: Any, origin: str, index: int) -> list[PriceRow]:
                     if mode in t
                 ],
             }
-            for key in ("effective", "source", "checked_on"):
+            for name in ("effective", "source", "checked_on", *_LABEL_KEYS):
                 for level in (table, period, data):
-                    if key in level:
-                        row[key] = level[key]
+                    if name in level:
+                        row[name] = level[name]
                         break
-            rows.append(_row(row, m_where, origin))
+            row.update({name: data[name] for name in _MODEL_FACT_KEYS if name in data})
+            rows.append(_row(row, m_where, origin, entry=entry))
     return rows
 
 
@@ -339,7 +414,7 @@ def _known(data: Mapping[str, Any], keys: frozenset[str], where: str) -> None:
         raise PricingError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
 
 
-def parse_rows(data: Any, origin: str) -> list[PriceRow]:
+def parse_rows(data: Any, origin: str, *, prefix: str = "") -> list[PriceRow]:
     """Rows from a parsed price document: ``{"model": [...], "price": [...]}`` or a bare list.
 
     ``model`` holds one entry per model, ``price`` rows in the older shape (either may be
@@ -360,10 +435,10 @@ def parse_rows(data: Any, origin: str) -> list[PriceRow]:
         raise PricingError(f"{origin}: 'price' must be a list of tables ([[price]])")
     if not isinstance(models, list):
         raise PricingError(f"{origin}: 'model' must be a list of tables ([[model]])")
-    rows = [parse_row(item, origin, i) for i, item in enumerate(raw)]
+    rows = [parse_row(item, origin, i, key=f"{prefix}price") for i, item in enumerate(raw)]
     where = [f"price row {i + 1}" for i in range(len(rows))]
     for i, entry in enumerate(models):
-        parsed = parse_model(entry, origin, i)
+        parsed = parse_model(entry, origin, i, key=f"{prefix}model")
         rows.extend(parsed)
         where.extend([f"model {i + 1}"] * len(parsed))
     seen: dict[tuple[str, str, Mode, date], int] = {}

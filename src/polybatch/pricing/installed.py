@@ -47,6 +47,8 @@ def price_registry(
             user_file=price_file,
             user_prices=cfg.prices or None,
             base_dir=path.parent if path else None,
+            config_file=path,
+            known_providers=get_registry().providers(),
         )
     return _registry_cache[key]
 

@@ -3,7 +3,9 @@
 ``usage_rows`` prices every result on its own (tiers are per request) at the prices in force on
 its batch's creation date, in batch mode and, for comparison, in standard mode. A model without a
 price is never counted as $0: its cost columns say "unpriced" and a :class:`UnpricedWarning` names
-it.
+it. Every table, CSV and JSON names the currency (``currency`` column; USD unless the price rows
+name another); amounts in one table must share a currency. CSV and JSON hold exact amounts unless
+``digits`` asks for rounding; the table for people keeps six significant digits.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Literal
 
+from ..errors import PricingError
 from ..items import BatchResult, Usage
 from .cost import cost_of
+from .files import DEFAULT_CURRENCY
+from .money import money_text, show_money
 from .registry import Mode, PriceRegistry
 
 GroupKey = Literal["provider", "model", "job_id", "date"]
@@ -49,7 +54,10 @@ _HEADERS = {
     "batch_cost_usd": "Batch $",
     "standard_cost_usd": "Standard $",
     "saving_usd": "Saving $",
+    "currency": "Currency",
 }
+#: significant digits of money in the table for people (CSV and JSON stay exact)
+TABLE_SIGNIFICANT = 6
 
 
 class UnpricedWarning(UserWarning):
@@ -112,6 +120,7 @@ class UsageRow:
     saving: Decimal | None = None
     partial: tuple[str, ...] = ()
     total: bool = False
+    currency: str = DEFAULT_CURRENCY
 
     def costs(self) -> dict[str, Decimal | None]:
         """The cost columns by name."""
@@ -208,6 +217,7 @@ def usage_rows(
             raise ValueError(f"cannot group by {key!r}; choose from {', '.join(GROUP_KEYS)}")
     groups: dict[tuple[str, ...], _Group] = {}
     missing: dict[tuple[str, str, Mode], date] = {}
+    currencies: dict[str, str] = {}  # currency -> the first row priced in it
     for record in map(_record, records):
         provider = record.provider or "?"
         model = record.model or "?"
@@ -245,6 +255,7 @@ def usage_rows(
                 missing.setdefault((provider, record.model or "?", mode), record.created)
                 costs[mode] = None
             else:
+                currencies.setdefault(price.currency, f"{price.provider}:{price.model}")
                 costs[mode] = cost_of(usage, price).total
         group.batch.add(costs["batch"])
         group.standard.add(costs["standard"])
@@ -260,8 +271,14 @@ def usage_rows(
             stacklevel=2,
         )
 
+    if len(currencies) > 1:
+        shown = ", ".join(f"{c} ({first})" for c, first in sorted(currencies.items()))
+        raise PricingError(f"cannot add up costs in different currencies: {shown}")
+    currency = next(iter(currencies), DEFAULT_CURRENCY)
+    for group in groups.values():
+        group.row.currency = currency
     rows: list[UsageRow] = []
-    total = _Group(UsageRow(keys={k: "" for k in by}, total=True))
+    total = _Group(UsageRow(keys={k: "" for k in by}, total=True, currency=currency))
     if by:
         total.row.keys[by[0]] = "TOTAL"
     for group_key in sorted(groups):
@@ -274,35 +291,38 @@ def usage_rows(
 # -- rendering -------------------------------------------------------------------------------
 
 
-def _money_text(value: Decimal | None, partial: bool, digits: int | None) -> str:
+def _money_text(value: Decimal | None, partial: bool, digits: int | None, human: bool) -> str:
     if value is None:
         return UNPRICED
-    if digits is not None:
-        value = value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    text = format(value, "f")
+    if human and digits is None:
+        text = show_money(value, significant=TABLE_SIGNIFICANT)
+    else:
+        text = money_text(value, digits)
     return f"{text} + {UNPRICED}" if partial else text
 
 
 def _columns(rows: Sequence[UsageRow]) -> list[str]:
     keys = list(rows[0].keys) if rows else []
-    return [*keys, *COUNT_COLUMNS, *COST_COLUMNS]
+    return [*keys, *COUNT_COLUMNS, *COST_COLUMNS, "currency"]
 
 
-def _flat(row: UsageRow, digits: int | None) -> dict[str, Any]:
+def _flat(row: UsageRow, digits: int | None, human: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = dict(row.keys)
     out.update(row.counts())
     for name, value in row.costs().items():
-        out[name] = _money_text(value, name in row.partial, digits)
+        out[name] = _money_text(value, name in row.partial, digits, human)
+    out["currency"] = row.currency
     return out
 
 
-def render_table(rows: Sequence[UsageRow], fmt: Format = "table", digits: int | None = 4) -> str:
-    """Rows as a prettytable table, CSV, or JSON (money as strings, exact unless ``digits``).
+def render_table(rows: Sequence[UsageRow], fmt: Format = "table", digits: int | None = None) -> str:
+    """Rows as a prettytable table, CSV, or JSON (money as strings), with a currency column.
 
-    ``digits`` rounds money half-up to that many decimals; None prints the exact amounts.
+    ``digits`` rounds money half-up to that many decimals. Without it, CSV and JSON hold the
+    exact amounts and the table keeps six significant digits ($0.000047 stays ``0.000047``).
     """
     columns = _columns(rows)
-    flat = [_flat(r, digits) for r in rows]
+    flat = [_flat(r, digits, human=fmt == "table") for r in rows]
     if fmt == "json":
         return json.dumps(flat, indent=2)
     if fmt == "csv":

@@ -135,6 +135,20 @@ def job_name(metadata: Mapping[str, str]) -> str:
     return "pb-" + wire.short_hash(job, chunk, length=40)
 
 
+_JOB_NAME_TAGS = re.compile(r"^(.+)-c(\d+)$")
+
+
+def name_matches(name: str, metadata: Mapping[str, str]) -> bool:
+    """Whether a job named ``name`` carries all of ``metadata`` (job and/or chunk)."""
+    if META_JOB in metadata and META_CHUNK in metadata:
+        return name == job_name(metadata)
+    m = _JOB_NAME_TAGS.match(name)
+    if m is None:
+        return False
+    tags = {META_JOB: m.group(1), META_CHUNK: m.group(2)}
+    return all(tags.get(k) == v for k, v in metadata.items())
+
+
 def request_token(metadata: Mapping[str, str], model: str, input_uri: str) -> str:
     """``clientRequestToken``: a pure function of the job, chunk, model and input, so a create
     sent again after a lost answer names the same Bedrock job instead of billing a second one."""

@@ -35,7 +35,7 @@ access key id, with the secret from ``AWS_SECRET_ACCESS_KEY`` or a placeholder t
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -60,7 +60,14 @@ from polybatch.errors import (
     ProviderHTTPError,
 )
 from polybatch.items import BatchItem, BatchResult
-from polybatch.providers import BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import (
+    META_CHUNK,
+    META_JOB,
+    BatchProvider,
+    BatchStatus,
+    Limits,
+    SubmittedBatch,
+)
 from polybatch.sdk import SDKProvider, connection, failure, http
 
 from . import codec
@@ -88,6 +95,11 @@ PLACEHOLDER_SECRET = "polybatch-sandbox-secret"
 SANDBOX_REGION = "us-east-1"
 SANDBOX_ROLE = "arn:aws:iam::123456789012:role/polybatch-sandbox"
 SANDBOX_BUCKET = "polybatch-sandbox"
+NO_CREDENTIALS = (
+    "bedrock: no AWS credentials found by boto3: set AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (or the aws_profile setting) for a profile or SSO, "
+    "or run with an instance role"
+)
 #: settings a profile must give (preflight names the missing ones)
 REQUIRED_SETTINGS = ("role_arn", "s3_input_uri", "s3_output_uri")
 
@@ -221,10 +233,7 @@ class BedrockProvider(SDKProvider[Clients]):
         except boto_errors.BotoCoreError as exc:  # an unknown profile, a broken config file
             raise ConfigError(f"bedrock: {self.scrub(str(exc))}") from None
         if not found:
-            raise CredentialsError(
-                "bedrock: no AWS credentials found by boto3 (environment, AWS_PROFILE or "
-                "aws_profile, SSO, or an instance role)"
-            )
+            raise CredentialsError(NO_CREDENTIALS)
         if not (self.settings.get("region") or session.region_name):
             raise ConfigError("bedrock: set region in the provider settings (or AWS_REGION)")
 
@@ -252,6 +261,8 @@ class BedrockProvider(SDKProvider[Clients]):
 
     def _build(self) -> Clients:
         session = self._session()
+        if not self.api_key and session.get_credentials() is None:
+            raise CredentialsError(NO_CREDENTIALS)
         retries = int(self.settings.get("max_retries", 2))
         timeout = self.settings.get("timeout")
         config = botocore.config.Config(
@@ -282,11 +293,6 @@ class BedrockProvider(SDKProvider[Clients]):
     def make_client(self) -> Clients:
         """The shared clients (the kit's per-loop slot holds the same pair on every loop)."""
         return self.clients
-
-    async def sdk_delete_file(self, client: Clients, file_id: str) -> None:
-        """Delete one object polybatch wrote (``file_id`` is its ``s3://`` URI)."""
-        bucket, key = codec.split_s3_uri(file_id)
-        await asyncio.to_thread(client.s3.delete_object, Bucket=bucket, Key=key)
 
     # -- items ------------------------------------------------------------------------------
     def wire_custom_id(self, custom_id: str) -> str:
@@ -347,7 +353,8 @@ class BedrockProvider(SDKProvider[Clients]):
         except ProviderHTTPError as exc:
             if exc.status_code is not None and exc.status_code < 500 and exc.status_code != 429:
                 # refused for good: no job will read the input (a lost answer keeps it)
-                self._delete_quietly(bucket, key)
+                with contextlib.suppress(ProviderError):
+                    self.cleanup(SubmittedBatch(batch_id="", input_file_id=input_uri))
             raise
         arn = _required(job, "jobArn", "create model invocation job")
         return SubmittedBatch(batch_id=codec.job_id(arn), input_file_id=input_uri)
@@ -380,12 +387,17 @@ class BedrockProvider(SDKProvider[Clients]):
             params["modelInvocationType"] = self.invocation_type
         return params
 
-    def _delete_quietly(self, bucket: str, key: str) -> None:
-        try:
-            with self.sdk_errors(f"delete s3://{bucket}/{key}"):
+    def cleanup(self, submitted: SubmittedBatch) -> None:
+        """Delete the input object polybatch wrote (Bedrock's output stays: it is the job's
+        record). S3 answers a delete of a missing key with success: already gone is fine."""
+        if submitted.input_file_id:
+            bucket, key = codec.split_s3_uri(submitted.input_file_id)
+            with self.sdk_errors(f"delete {submitted.input_file_id}"):
                 self.clients.s3.delete_object(Bucket=bucket, Key=key)
-        except ProviderError:
-            pass
+
+    #: blocking throughout: the base derives ``acleanup`` from :meth:`cleanup` (the kit's async
+    #: default deletes through a per-loop client this adapter does not need)
+    acleanup = BatchProvider.acleanup
 
     def _job(self, batch_id: str) -> dict[str, Any]:
         with self.sdk_errors(f"get model invocation job {batch_id}"):
@@ -511,8 +523,12 @@ class BedrockProvider(SDKProvider[Clients]):
             self.clients.bedrock.stop_model_invocation_job(jobIdentifier=batch_id)
 
     def find_batch(self, metadata: Mapping[str, str]) -> str | None:
-        """The newest job named for this job and chunk (``ListModelInvocationJobs``), or None."""
-        name = codec.job_name(metadata)
+        """The newest job whose name carries all of ``metadata`` (``ListModelInvocationJobs``
+        searched by name, newest first), or None."""
+        full = META_JOB in metadata and META_CHUNK in metadata
+        name = codec.job_name(metadata) if full else metadata.get(META_JOB, "")
+        if not name:
+            return None
         token: str | None = None
         while True:
             with self.sdk_errors("list model invocation jobs"):
@@ -524,7 +540,7 @@ class BedrockProvider(SDKProvider[Clients]):
                     **({"nextToken": token} if token else {}),
                 )
             for summary in page.get("invocationJobSummaries") or []:
-                if summary.get("jobName") == name:
+                if codec.name_matches(str(summary.get("jobName")), metadata):
                     return codec.job_id(str(summary["jobArn"]))
             token = page.get("nextToken")
             if not token:

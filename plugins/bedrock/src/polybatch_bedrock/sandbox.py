@@ -28,7 +28,6 @@ import hashlib
 import json
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -41,7 +40,7 @@ from starlette.routing import BaseRoute
 from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
 from polybatch.sandbox.api import ProviderApi, RouteKind
-from polybatch.sandbox.engine import SandboxBatch, SandboxEngine
+from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.sandbox.faults import BATCH_EXPIRE, BATCH_MISSING_OUTPUT
 from polybatch_anthropic.sandbox import AnthropicSandbox
 
@@ -82,18 +81,8 @@ def decode_aws_chunked(data: bytes) -> bytes:
         pos = end + 2 + size + 2
 
 
-@dataclass
-class S3Object:
-    """One stored object."""
-
-    data: bytes
-    modified: float
-    #: downloads of job output can be truncated (keyed per job)
-    fault_key: tuple[Any, ...] | None = None
-
-    @property
-    def etag(self) -> str:
-        return '"' + hashlib.md5(self.data, usedforsecurity=False).hexdigest() + '"'
+def _etag(f: SandboxFile) -> str:
+    return '"' + hashlib.md5(f.data, usedforsecurity=False).hexdigest() + '"'
 
 
 class BedrockSandbox(ProviderApi):
@@ -110,7 +99,6 @@ class BedrockSandbox(ProviderApi):
         super().__init__(engine)
         self.min_records = min_records
         self.max_records = max_records
-        self.objects: dict[tuple[str, str], S3Object] = {}
         #: job id -> engine batch, and clientRequestToken -> job id
         self.jobs: dict[str, SandboxBatch] = {}
         self.tokens: dict[str, str] = {}
@@ -153,6 +141,31 @@ class BedrockSandbox(ProviderApi):
         return Response(
             body, status, media_type="application/xml", headers={"x-amz-request-id": rid}
         )
+
+    # -- S3 objects: the engine's files, each named by its s3:// URI ---------------------------
+    def put(
+        self, bucket: str, key: str, data: bytes, fault_key: tuple[Any, ...] | None = None
+    ) -> SandboxFile:
+        uri = f"s3://{bucket}/{key}"
+        f = SandboxFile(uri, NAMESPACE, data, key, bucket, int(self.now()), fault_key=fault_key)
+        with self.engine.lock:
+            self.engine.files[uri] = f
+        return f
+
+    def get(self, bucket: str, key: str) -> SandboxFile | None:
+        return self.engine.get_file(NAMESPACE, f"s3://{bucket}/{key}")
+
+    def listing(self, bucket: str, prefix: str) -> list[SandboxFile]:
+        """The bucket's objects under ``prefix``, by key."""
+        with self.engine.lock:
+            found = [
+                f
+                for f in self.engine.files.values()
+                if f.namespace == NAMESPACE
+                and f.purpose == bucket
+                and f.filename.startswith(prefix)
+            ]
+        return sorted(found, key=lambda f: f.filename)
 
     def find_batch(self, batch_id: str) -> SandboxBatch | None:
         return self.jobs.get(codec.job_id(batch_id))
@@ -222,18 +235,17 @@ class BedrockSandbox(ProviderApi):
     def _records(self, uri: str) -> tuple[list[dict[str, Any]], str | None]:
         """The records of the input object(s) at ``uri`` (a file or a folder), or why not."""
         bucket, key = codec.split_s3_uri(uri)
-        with self.engine.lock:
-            found = sorted(
-                (k, o)
-                for (b, k), o in self.objects.items()
-                if b == bucket
-                and (k == key or k.startswith(codec.folder(key)))
-                and k.endswith(".jsonl")
-            )
+        found = [
+            f
+            for f in self.listing(bucket, key)
+            if (f.filename == key or f.filename.startswith(codec.folder(key)))
+            and f.filename.endswith(".jsonl")
+        ]
         if not found:
             return [], f"No input JSONL file was found at {uri}."
         records: list[dict[str, Any]] = []
-        for k, obj in found:
+        for obj in found:
+            k = obj.filename
             for n, raw in enumerate(wire.iter_jsonl([obj.data]), 1):
                 try:
                     line = wire.load_object(raw)
@@ -378,14 +390,9 @@ class BedrockSandbox(ProviderApi):
             "inputTokenCount": tokens[0],
             "outputTokenCount": tokens[1],
         }
-        with self.engine.lock:
-            for name, out in lines.items():
-                self.objects[(bucket, where + name)] = S3Object(
-                    b"\n".join(out) + b"\n", now, fault_key=(NAMESPACE, batch.serial, name)
-                )
-            self.objects[(bucket, where + "manifest.json.out")] = S3Object(
-                json.dumps(manifest).encode(), now
-            )
+        for name, out in lines.items():
+            self.put(bucket, where + name, b"\n".join(out) + b"\n", (NAMESPACE, batch.serial, name))
+        self.put(bucket, where + "manifest.json.out", json.dumps(manifest).encode())
         return {"files": sorted(lines)}
 
     async def list_jobs(self, request: Request) -> Response:
@@ -438,26 +445,25 @@ class BedrockSandbox(ProviderApi):
             return self.s3_error(
                 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"
             )
-        obj = S3Object(data, self.now())
-        with self.engine.lock:
-            self.objects[(request.path_params["bucket"], request.path_params["key"])] = obj
-        return Response(b"", headers={"ETag": obj.etag, "x-amz-request-id": self.request_id()})
+        obj = self.put(request.path_params["bucket"], request.path_params["key"], data)
+        return Response(b"", headers={"ETag": _etag(obj), "x-amz-request-id": self.request_id()})
 
     async def get_object(self, request: Request) -> Response:
         self._materialize()
         bucket, key = request.path_params["bucket"], request.path_params["key"]
-        obj = self.objects.get((bucket, key))
+        obj = self.get(bucket, key)
         if obj is None:
             return self.s3_error(404, "NoSuchKey", "The specified key does not exist.")
         return Response(
             self.deliver(obj.data, obj.fault_key),
             media_type="application/octet-stream",
-            headers={"ETag": obj.etag, "Last-Modified": _http_date(obj.modified)},
+            headers={"ETag": _etag(obj), "Last-Modified": _http_date(obj.created_at)},
         )
 
     async def delete_object(self, request: Request) -> Response:
+        uri = f"s3://{request.path_params['bucket']}/{request.path_params['key']}"
         with self.engine.lock:
-            self.objects.pop((request.path_params["bucket"], request.path_params["key"]), None)
+            self.engine.files.pop(uri, None)
         return Response(b"", 204)
 
     async def list_objects(self, request: Request) -> Response:
@@ -465,11 +471,7 @@ class BedrockSandbox(ProviderApi):
         self._materialize()
         q = request.query_params
         bucket, prefix = request.path_params["bucket"], q.get("prefix", "")
-        keys = sorted(
-            (k, o)
-            for (b, k), o in list(self.objects.items())
-            if b == bucket and k.startswith(prefix)
-        )
+        keys = self.listing(bucket, prefix)
         size = int(q.get("max-keys", "1000"))
         start = int(q.get("continuation-token", "0") or 0)
         page = keys[start : start + size]
@@ -479,10 +481,10 @@ class BedrockSandbox(ProviderApi):
             return escape(quote(text, safe="/") if url else text)
 
         contents = "".join(
-            f"<Contents><Key>{enc(k)}</Key><LastModified>{_iso(o.modified)}</LastModified>"
-            f"<ETag>{escape(o.etag)}</ETag><Size>{len(o.data)}</Size>"
+            f"<Contents><Key>{enc(o.filename)}</Key><LastModified>{_iso(o.created_at)}"
+            f"</LastModified><ETag>{escape(_etag(o))}</ETag><Size>{len(o.data)}</Size>"
             "<StorageClass>STANDARD</StorageClass></Contents>"
-            for k, o in page
+            for o in page
         )
         more = start + size < len(keys)
         body = (

@@ -1,0 +1,1 @@
+"""Example polybatch plugin: provider ``acme`` (see docs/writing-a-provider.md)."""
