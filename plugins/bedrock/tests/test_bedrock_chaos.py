@@ -39,6 +39,7 @@ def expected_status(batch: SandboxBatch, record_id: str, now: float) -> str:
     return "succeeded" if ok else "errored"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_chaos_every_item_once_right_status_no_duplicates(
     seed: int, tmp_path: Path, polybatch_home: Path

@@ -30,6 +30,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["before-create", "after-create", "before-collected"])
 def test_killed_at_any_point_then_rerun_ends_exactly_once(
     tmp_path: Path, polybatch_home: Path, point: str
