@@ -51,6 +51,10 @@ class Limits(BaseModel):
     custom_id_pattern: str | None = None
     #: embedding inputs one batch may hold (None: only max_requests); one item is one input
     max_embedding_inputs: int | None = None
+    #: the fewest requests one batch may hold (a vendor's minimum job size): planning refuses a
+    #: job that would make a smaller batch, before anything is recorded or uploaded; it is never
+    #: padded with filler requests (they would be billed)
+    min_requests: int = 1
 
 
 class BatchStatus(BaseModel):
