@@ -51,8 +51,6 @@ MAX_JSON_DEPTH = 64
 #: the largest ``max_tokens`` an item may ask for: above every model's output limit (the
 #: largest are 128k tokens today), far below what a provider's integer field overflows at
 MAX_OUTPUT_TOKENS = 1_000_000
-#: seeds are 64-bit signed integers on every API that takes one
-_INT64 = 2**63
 #: a UTF-16 surrogate code point: a Python str may hold one alone (JSON's "\ud800" escape, or
 #: ``surrogateescape`` argv), UTF-8 cannot encode it, so no API can receive it
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -364,7 +362,7 @@ class BatchItem(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
     top_p: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
-    seed: int | None = Field(default=None, ge=-_INT64, le=_INT64 - 1)
+    seed: int | None = None
     stop: Annotated[str | list[str] | None, JSONSafe] = None
     response_format: Annotated[dict[str, Any] | None, JSONSafe] = None
     #: ``"module:QualName"`` of the pydantic model replies are validated against
