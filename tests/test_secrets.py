@@ -145,6 +145,42 @@ def provider_env(name: str, server: SandboxServer, key: str, home: Path) -> dict
     }
 
 
+def verbose_run(
+    requests: Path, model: str, out: Path, *, env: dict[str, str], cwd: Path
+) -> tuple[Proc, str]:
+    """``polybatch --verbose run REQUESTS -m MODEL -o OUT``, and the job id it printed."""
+    run = cli(
+        "--verbose",
+        "run",
+        str(requests),
+        "-m",
+        model,
+        "-o",
+        str(out),
+        "--no-progress",
+        env=env,
+        cwd=cwd,
+    )
+    words = run.stdout.split()
+    return run, words[1].rstrip(":") if len(words) > 1 else ""
+
+
+def job_commands(job_id: str, *, env: dict[str, str], cwd: Path) -> list[Proc]:
+    """The other commands that print a job's data, verbose, each of which must succeed."""
+    outputs = []
+    for args in [
+        ("status", job_id),
+        ("results", job_id),
+        ("results", job_id, "--format", "openai"),
+        ("list",),
+        ("usage", job_id),
+    ]:
+        proc = cli("--verbose", *args, env=env, cwd=cwd)
+        assert proc.code == 0, (args, proc.stderr)
+        outputs.append(proc)
+    return outputs
+
+
 # -- (a) a whole job with --verbose: every byte written is clean --------------------------------
 
 
@@ -169,39 +205,14 @@ def test_whole_verbose_job_writes_the_key_nowhere(
         # ledger's recorded provider settings either
         del env[key_var]
         config.write_text(f'[providers.{name}]\napi_key = "{key}"\n', encoding="utf-8")
-    requests = write_requests(tmp_path)
     out = tmp_path / "out.jsonl"
-
-    run = cli(
-        "--verbose",
-        "run",
-        str(requests),
-        "-m",
-        model,
-        "-o",
-        str(out),
-        "--no-progress",
-        env=env,
-        cwd=tmp_path,
-    )
+    run, job_id = verbose_run(write_requests(tmp_path), model, out, env=env, cwd=tmp_path)
     assert run.code == 0, run.stderr
     assert "5 results (5 succeeded)" in run.stdout
     assert "submitted as" in run.stderr  # --verbose did log: the scan below is not vacuous
-    job_id = run.stdout.split()[1].rstrip(":")
 
-    outputs = [run]
     # the other commands that print job data, verbose too (once per provider is enough)
-    more: list[tuple[str, ...]] = [
-        ("status", job_id),
-        ("results", job_id),
-        ("results", job_id, "--format", "openai"),
-        ("list",),
-        ("usage", job_id),
-    ]
-    for args in more if key_source == "env" else []:
-        proc = cli("--verbose", *args, env=env, cwd=tmp_path)
-        assert proc.code == 0, (args, proc.stderr)
-        outputs.append(proc)
+    outputs = [run, *(job_commands(job_id, env=env, cwd=tmp_path) if key_source == "env" else [])]
 
     for proc in outputs:
         assert leaks(proc.stdout, key) == []
@@ -643,30 +654,9 @@ def test_keys_echoed_in_batch_and_item_errors_reach_no_file_and_no_output(
     server = make_sandbox(api_key=key, faults=faults, echo_key_in_errors=True)
     env = provider_env(name, server, key, polybatch_home)
     out = tmp_path / "out.jsonl"
-    run = cli(
-        "--verbose",
-        "run",
-        str(write_requests(tmp_path)),
-        "-m",
-        model,
-        "-o",
-        str(out),
-        "--no-progress",
-        env=env,
-        cwd=tmp_path,
-    )
+    run, job_id = verbose_run(write_requests(tmp_path), model, out, env=env, cwd=tmp_path)
     assert run.code == 0 and "5 results (5 errored)" in run.stdout, (run.stdout, run.stderr)
-    job_id = run.stdout.split()[1].rstrip(":")
-    outputs = [run]
-    for args in [
-        ("status", job_id),
-        ("results", job_id),
-        ("results", job_id, "--format", "openai"),
-        ("list",),
-    ]:
-        proc = cli("--verbose", *args, env=env, cwd=tmp_path)
-        assert "Traceback" not in proc.stderr, proc.stderr
-        outputs.append(proc)
+    outputs = [run, *job_commands(job_id, env=env, cwd=tmp_path)]
     for proc in outputs:
         assert leaks(proc.stdout, key) == [], proc.stdout
         assert leaks(proc.stderr, key) == [], proc.stderr
