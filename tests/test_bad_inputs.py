@@ -445,6 +445,267 @@ CASES: list[Case] = [
         model="gpt-4o-mini",
     ),
     Case("no-model-at-all", lines(GOOD), "no model", names=None, model=None),
+    # -- numbers JSON does not have: NaN and Infinity anywhere (issue 15, item 6) ---------------
+    Case(
+        "nan-temperature",
+        lines(GOOD, '{"prompt": "x", "temperature": NaN}'),
+        "NaN is not a JSON number",
+        line=2,
+        field="temperature",
+        subprocess=True,
+    ),
+    Case(
+        "infinity-top_p",
+        lines('{"prompt": "x", "top_p": Infinity}'),
+        "Infinity is not a JSON number",
+        line=1,
+        field="top_p",
+    ),
+    Case(
+        "minus-infinity-seed",
+        lines('{"prompt": "x", "seed": -Infinity}'),
+        "-Infinity is not a JSON number",
+        line=1,
+        field="seed",
+    ),
+    Case(
+        "nan-max_tokens",
+        lines('{"prompt": "x", "max_tokens": NaN}'),
+        "NaN is not a JSON number",
+        line=1,
+        field="max_tokens",
+    ),
+    Case(
+        "nan-custom_id",
+        lines('{"custom_id": NaN, "prompt": "x"}'),
+        "NaN is not a JSON number",
+        line=1,
+        field="custom_id",
+    ),
+    Case(
+        "nan-in-extra",
+        lines(GOOD, '{"prompt": "x", "extra": {"logit_bias": {"50256": NaN}}}'),
+        "NaN is not a JSON number",
+        line=2,
+        field="extra.logit_bias.50256",
+        subprocess=True,
+    ),
+    Case(
+        "infinity-in-extra-metadata-anthropic",
+        lines('{"custom_id": "m", "prompt": "x", "extra": {"metadata": {"score": Infinity}}}'),
+        "Infinity is not a JSON number",
+        line=1,
+        field="extra.metadata.score",
+        model=ANTHROPIC,
+        subprocess=True,
+    ),
+    Case(
+        "nan-in-extra-anthropic",
+        lines('{"custom_id": "n", "prompt": "x", "extra": {"top_k": NaN}}'),
+        "NaN is not a JSON number",
+        line=1,
+        field="extra.top_k",
+        model=ANTHROPIC,
+        command="submit",
+    ),
+    Case(
+        "infinity-in-response_format-schema",
+        lines(
+            '{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": '
+            '{"name": "n", "schema": {"type": "number", "maximum": Infinity}}}}'
+        ),
+        "Infinity is not a JSON number",
+        line=1,
+        field="response_format.json_schema.schema.maximum",
+    ),
+    Case(
+        "nan-in-a-content-part",
+        lines(
+            '{"messages": [{"role": "user", "content": [{"type": "text", "text": "x", '
+            '"weight": NaN}]}]}'
+        ),
+        "NaN is not a JSON number",
+        line=1,
+        field="messages[0].content[0].weight",
+    ),
+    Case(
+        "nan-in-openai-line-body",
+        lines(
+            '{"custom_id": "o-1", "method": "POST", "url": "/v1/chat/completions", "body": '
+            '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+            '"frequency_penalty": NaN}}'
+        ),
+        "NaN is not a JSON number",
+        line=1,
+        field="body.frequency_penalty",
+    ),
+    Case(
+        "number-too-large-for-a-double",
+        lines('{"prompt": "x", "extra": {"presence_penalty": 1e400}}'),
+        "Infinity is not a JSON number",
+        line=1,
+        field="extra.presence_penalty",
+    ),
+    # -- nesting deeper than polybatch's bound, and deeper than Python's recursion limit --------
+    Case(
+        "deep-nesting-in-extra",
+        lines('{"prompt": "x", "extra": {"a": ' + "[" * 100 + "]" * 100 + "}}"),
+        "nested deeper than 64 levels",
+        line=1,
+        field="extra",
+    ),
+    Case(
+        "deep-nesting-past-the-recursion-limit",
+        lines(GOOD, '{"prompt": "x", "extra": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}"),
+        "nested deeper than 64 levels",
+        line=2,
+        field="extra",
+        subprocess=True,
+    ),
+    Case(
+        "deep-nesting-in-a-content-part",
+        lines(
+            '{"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "m": '
+            + '{"k": ' * 80
+            + "1"
+            + "}" * 80
+            + "}]}]}"
+        ),
+        "nested deeper than 64 levels",
+        line=1,
+        field="messages",
+    ),
+    Case(
+        "deep-nesting-in-openai-line-body",
+        lines(
+            '{"custom_id": "o-1", "method": "POST", "url": "/v1/chat/completions", "body": '
+            '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+            '"metadata": ' + "[" * 5000 + "]" * 5000 + "}}"
+        ),
+        "nested deeper than 64 levels",
+        line=1,
+        field="body",
+    ),
+    # -- lone surrogates: a \\ud800 escape is valid JSON syntax but no text at all -----------------
+    Case(
+        "lone-surrogate-in-prompt",
+        lines('{"prompt": "x\\ud800y"}'),
+        "lone surrogate",
+        line=1,
+        field="prompt",
+        subprocess=True,
+    ),
+    Case(
+        "lone-low-surrogate-in-content",
+        lines(GOOD, '{"messages": [{"role": "user", "content": "\\udc00"}]}'),
+        "lone surrogate",
+        line=2,
+        field="messages[0].content",
+    ),
+    Case(
+        "lone-surrogate-in-system",
+        lines('{"prompt": "x", "system": "be \\ud83d brief"}'),
+        "lone surrogate",
+        line=1,
+        field="system",
+    ),
+    Case(
+        "lone-surrogate-in-custom_id",
+        lines('{"custom_id": "a\\udfffb", "prompt": "x"}'),
+        "lone surrogate",
+        line=1,
+        field="custom_id",
+    ),
+    Case(
+        "lone-surrogate-in-a-key-of-extra",
+        lines('{"prompt": "x", "extra": {"metadata": {"\\ud800": "v"}}}'),
+        "a key holds a lone surrogate",
+        line=1,
+        field="extra.metadata",
+    ),
+    Case(
+        "lone-surrogate-anthropic",
+        lines('{"custom_id": "s", "prompt": "caf\\ud800"}'),
+        "lone surrogate",
+        line=1,
+        field="prompt",
+        model=ANTHROPIC,
+        subprocess=True,
+    ),
+    Case(
+        "lone-surrogate-in---system",
+        lines(GOOD),
+        "lone surrogate",
+        field="system_prompt",
+        names=None,
+        # what a non-UTF-8 byte in argv becomes (Python decodes argv with surrogateescape)
+        extra_args=("--system", "be \udcff brief"),
+        subprocess=True,
+    ),
+    Case(
+        "lone-surrogate-in-stop",
+        lines('{"prompt": "x", "stop": ["ok", "\\udbff"]}'),
+        "lone surrogate",
+        line=1,
+        field="stop[1]",
+    ),
+    # -- max_tokens beyond any model's limit ----------------------------------------------------
+    Case(
+        "max_tokens-1e30",
+        lines('{"prompt": "x", "max_tokens": 1e30}'),
+        "valid integer",
+        line=1,
+        field="max_tokens",
+    ),
+    Case(
+        "max_tokens-2-to-the-63",
+        lines(one({"prompt": "x", "max_tokens": 2**63})),
+        "less than or equal to 1000000",
+        line=1,
+        field="max_tokens",
+        subprocess=True,
+    ),
+    Case(
+        "max_tokens-2-to-the-63-anthropic",
+        lines(one({"custom_id": "m", "prompt": "x", "max_tokens": 2**63})),
+        "less than or equal to 1000000",
+        line=1,
+        field="max_tokens",
+        model=ANTHROPIC,
+    ),
+    Case(
+        "max_completion_tokens-huge-in-openai-line",
+        lines(
+            openai_line(body={"messages": msgs(("user", "hi")), "max_completion_tokens": 10**30})
+        ),
+        "less than or equal to 1000000",
+        line=1,
+        field="max_tokens",
+    ),
+    Case(
+        "toml-max_tokens-2-to-the-63",
+        lines(GOOD),
+        "key 'profiles.p.max_tokens': Input should be less than or equal to 1000000",
+        names="config",
+        config='default_profile = "p"\n[profiles.p]\nmodel = "openai:gpt-4o-mini"\n'
+        "max_tokens = 9223372036854775807\n",
+        model=None,
+    ),
+    Case(
+        "toml-temperature-nan",
+        lines(GOOD),
+        "key 'profiles.p.temperature': Input should be a finite number",
+        names="config",
+        config='[profiles.p]\nmodel = "openai:gpt-4o-mini"\ntemperature = nan\n',
+    ),
+    Case(
+        "seed-beyond-64-bits",
+        lines(one({"prompt": "x", "seed": 2**64})),
+        # the OpenAI adapter's own rule (seeds are 64-bit there)
+        "Invalid 'seed': expected a 64-bit integer.",
+        line=1,
+        field="seed",
+    ),
 ]
 
 SUBPROCESS_CASES = [c for c in CASES if c.subprocess]
@@ -590,8 +851,9 @@ def test_bad_input_subprocess(case: Case, tmp_path: Path, sandbox_server: Sandbo
 
 
 def test_the_table_is_big_enough() -> None:
-    # issue 7 asks for at least 30 malformed inputs, and at least 5 through a real process
-    assert len(CASES) >= 30
+    # issue 7 asks for at least 30 malformed inputs, and at least 5 through a real process;
+    # issue 15 (item 11) for at least 70
+    assert len(CASES) >= 70
     assert len(SUBPROCESS_CASES) >= 5
     assert len({c.id for c in CASES}) == len(CASES)
 

@@ -14,6 +14,7 @@ default and answers 401 to a missing or wrong key, without echoing the key back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import polybatch.cli as pcli
 from polybatch import submit
 from polybatch.errors import ProviderError
-from polybatch.sandbox import SandboxEngine, SandboxServer
+from polybatch.items import BatchItem, BatchResult, ItemError
+from polybatch.providers import BatchProvider, BatchStatus, Limits, SubmittedBatch
+from polybatch.sandbox import Faults, SandboxEngine, SandboxServer
 
 OPENAI = "openai:gpt-4o-mini"
 ANTHROPIC = "anthropic:claude-haiku-4-5"
@@ -142,6 +145,42 @@ def provider_env(name: str, server: SandboxServer, key: str, home: Path) -> dict
     }
 
 
+def verbose_run(
+    requests: Path, model: str, out: Path, *, env: dict[str, str], cwd: Path
+) -> tuple[Proc, str]:
+    """``polybatch --verbose run REQUESTS -m MODEL -o OUT``, and the job id it printed."""
+    run = cli(
+        "--verbose",
+        "run",
+        str(requests),
+        "-m",
+        model,
+        "-o",
+        str(out),
+        "--no-progress",
+        env=env,
+        cwd=cwd,
+    )
+    words = run.stdout.split()
+    return run, words[1].rstrip(":") if len(words) > 1 else ""
+
+
+def job_commands(job_id: str, *, env: dict[str, str], cwd: Path) -> list[Proc]:
+    """The other commands that print a job's data, verbose, each of which must succeed."""
+    outputs = []
+    for args in [
+        ("status", job_id),
+        ("results", job_id),
+        ("results", job_id, "--format", "openai"),
+        ("list",),
+        ("usage", job_id),
+    ]:
+        proc = cli("--verbose", *args, env=env, cwd=cwd)
+        assert proc.code == 0, (args, proc.stderr)
+        outputs.append(proc)
+    return outputs
+
+
 # -- (a) a whole job with --verbose: every byte written is clean --------------------------------
 
 
@@ -167,39 +206,14 @@ def test_whole_verbose_job_writes_the_key_nowhere(
         # ledger's recorded provider settings either
         del env[key_var]
         config.write_text(f'[providers.{name}]\napi_key = "{key}"\n', encoding="utf-8")
-    requests = write_requests(tmp_path)
     out = tmp_path / "out.jsonl"
-
-    run = cli(
-        "--verbose",
-        "run",
-        str(requests),
-        "-m",
-        model,
-        "-o",
-        str(out),
-        "--no-progress",
-        env=env,
-        cwd=tmp_path,
-    )
+    run, job_id = verbose_run(write_requests(tmp_path), model, out, env=env, cwd=tmp_path)
     assert run.code == 0, run.stderr
     assert "5 results (5 succeeded)" in run.stdout
     assert "submitted as" in run.stderr  # --verbose did log: the scan below is not vacuous
-    job_id = run.stdout.split()[1].rstrip(":")
 
-    outputs = [run]
     # the other commands that print job data, verbose too (once per provider is enough)
-    more: list[tuple[str, ...]] = [
-        ("status", job_id),
-        ("results", job_id),
-        ("results", job_id, "--format", "openai"),
-        ("list",),
-        ("usage", job_id),
-    ]
-    for args in more if key_source == "env" else []:
-        proc = cli("--verbose", *args, env=env, cwd=tmp_path)
-        assert proc.code == 0, (args, proc.stderr)
-        outputs.append(proc)
+    outputs = [run, *(job_commands(job_id, env=env, cwd=tmp_path) if key_source == "env" else [])]
 
     for proc in outputs:
         assert leaks(proc.stdout, key) == []
@@ -614,3 +628,160 @@ def test_a_provider_masks_every_key_it_has_handed_to_a_client(
     said = "401 for sk-first-key-from-env-000 and sk-second-key-from-env-111"
     assert provider.scrub(said) == "401 for *** and ***"
     assert make_provider("openai", {"api_key": "k-123"}).scrub("k-123!") == "***!"
+
+
+# -- (d) a server that echoes the key inside batch and item errors (issue 15, item 7) ----------
+
+#: (provider, fault): what makes the sandbox put its errors (and the echoed key) where
+ECHO_CASES = [
+    # every request ends in the error file: its lines' messages carry the key
+    ("openai", Faults(item_error_rate=1.0)),
+    # the batch fails validation as a whole: errors.data[].message carries the key
+    ("openai", Faults(batch_fail_rate=1.0)),
+    # every request is an errored result whose error message carries the key
+    ("anthropic", Faults(item_error_rate=1.0)),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "faults"), ECHO_CASES, ids=["openai-error-file", "openai-batch-errors", "anthropic"]
+)
+def test_keys_echoed_in_batch_and_item_errors_reach_no_file_and_no_output(
+    name: str,
+    faults: Faults,
+    tmp_path: Path,
+    polybatch_home: Path,
+    make_sandbox: Callable[..., SandboxServer],
+) -> None:
+    key = CANARIES[name]
+    model = PROVIDERS[name][0]
+    server = make_sandbox(api_key=key, faults=faults, echo_key_in_errors=True)
+    env = provider_env(name, server, key, polybatch_home)
+    out = tmp_path / "out.jsonl"
+    run, job_id = verbose_run(write_requests(tmp_path), model, out, env=env, cwd=tmp_path)
+    assert run.code == 0 and "5 results (5 errored)" in run.stdout, (run.stdout, run.stderr)
+    outputs = [run, *job_commands(job_id, env=env, cwd=tmp_path)]
+    for proc in outputs:
+        assert leaks(proc.stdout, key) == [], proc.stdout
+        assert leaks(proc.stderr, key) == [], proc.stderr
+    assert scan_tree(polybatch_home, key) == {}
+    assert leaks(out.read_bytes(), key) == []
+    # not vacuous: the server did echo the key, and what it said reached the results, masked
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(results) == 5
+    assert all("***" in r["error"]["message"] for r in results), results[0]["error"]
+
+
+def test_the_echoing_sandbox_does_echo(make_sandbox: Callable[..., SandboxServer]) -> None:
+    server = make_sandbox(api_key=OPENAI_CANARY, echo_key_in_errors=True)
+    assert OPENAI_CANARY in server.engine.echo_key("bad request")
+    assert make_sandbox(api_key=OPENAI_CANARY).engine.echo_key("bad") == "bad"
+
+
+# the base class's wrapping, on adapters of both styles (no SDK, no sandbox)
+
+LEAKY_KEY = "lk-leaky-key-0123456789"
+
+
+def _leaky_status(batch_id: str) -> BatchStatus:
+    return BatchStatus(batch_id=batch_id, state="failed", message=f"bad key {LEAKY_KEY}")
+
+
+def _leaky_results(batch_id: str) -> list[BatchResult]:
+    said = f"refused for {LEAKY_KEY}"
+    return [
+        BatchResult(
+            custom_id="a",
+            status="errored",
+            error=ItemError(code="x", message=said),
+            response={"error": {"message": said, "n": 1, "list": [said, 2]}},
+        ),
+        # a success is the model's reply: left as it is
+        BatchResult(custom_id="b", status="succeeded", text="fine"),
+    ]
+
+
+class _AsyncLeaky(BatchProvider):
+    name = "asyncleaky"
+    limits = Limits(max_requests=1, max_bytes=100)
+    closed = False
+
+    def encode(self, item: BatchItem, model: str) -> bytes:
+        return b"{}"
+
+    async def asubmit(self, lines_path: Path, *, model: str, metadata: Any) -> SubmittedBatch:
+        return SubmittedBatch(batch_id="b")
+
+    async def apoll(self, batch_id: str) -> BatchStatus:
+        return _leaky_status(batch_id)
+
+    async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
+        try:
+            for r in _leaky_results(batch_id):
+                yield r
+        finally:
+            type(self).closed = True
+
+    async def acancel(self, batch_id: str) -> None:
+        pass
+
+
+class _BlockingLeaky(BatchProvider):
+    name = "blockingleaky"
+    limits = Limits(max_requests=1, max_bytes=100)
+
+    def encode(self, item: BatchItem, model: str) -> bytes:
+        return b"{}"
+
+    def submit(self, lines_path: Path, *, model: str, metadata: Any) -> SubmittedBatch:
+        return SubmittedBatch(batch_id="b")
+
+    def poll(self, batch_id: str) -> BatchStatus:
+        return _leaky_status(batch_id)
+
+    def results(self, batch_id: str) -> Iterator[BatchResult]:
+        yield from _leaky_results(batch_id)
+
+    def cancel(self, batch_id: str) -> None:
+        pass
+
+
+class _AsyncLeakySub(_AsyncLeaky):
+    """A subclass calling its base: scrubbed twice, the same outcome."""
+
+    name = "asyncleakysub"
+
+    async def apoll(self, batch_id: str) -> BatchStatus:
+        return await super().apoll(batch_id)
+
+
+@pytest.mark.parametrize("cls", [_AsyncLeaky, _BlockingLeaky, _AsyncLeakySub])
+def test_every_adapter_reports_statuses_and_failures_scrubbed(cls: type[BatchProvider]) -> None:
+    provider = cls(api_key=LEAKY_KEY)
+    for status in (provider.poll("b1"), asyncio.run(provider.apoll("b1"))):
+        assert status.message == "bad key ***"
+
+    async def collect() -> list[BatchResult]:
+        return [r async for r in provider.aresults("b1")]
+
+    for results in (list(provider.results("b1")), asyncio.run(collect())):
+        failed, ok = results
+        assert failed.error is not None and failed.error.message == "refused for ***"
+        assert failed.response == {
+            "error": {"message": "refused for ***", "n": 1, "list": ["refused for ***", 2]}
+        }
+        assert ok.text == "fine" and ok.response is None
+
+
+def test_a_consumer_that_stops_early_closes_the_adapters_stream() -> None:
+    _AsyncLeaky.closed = False
+    provider = _AsyncLeaky(api_key=LEAKY_KEY)
+
+    async def first() -> BatchResult:
+        stream = provider.aresults("b1")
+        result = await anext(stream)
+        await stream.aclose()  # type: ignore[attr-defined]
+        return result
+
+    assert asyncio.run(first()).custom_id == "a"
+    assert _AsyncLeaky.closed

@@ -5,7 +5,11 @@ is ``{"kind": "embedding", "input": "...", "model": "..."}``. OpenAI-format line
 completions only.
 
 Every problem is reported as an :class:`~polybatch.errors.InputError` naming the file, the line and
-the field, before anything is submitted.
+the field, before anything is submitted. That includes what is valid JSON syntax to Python's
+parser but no request any API takes (:func:`polybatch.items.json_problem`): ``NaN`` and
+``Infinity`` anywhere in a record, lone surrogates (``"x\\ud800y"``) in its strings, nesting deeper
+than :data:`~polybatch.items.MAX_JSON_DEPTH` (however deep: a line nested past Python's recursion
+limit is refused the same way).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import InputError
-from .items import BatchItem
+from .items import MAX_JSON_DEPTH, BatchItem, json_path, json_problem
 
 #: OpenAI batch-format body fields that map onto neutral item fields
 _OPENAI_BODY_FIELDS = {
@@ -39,18 +43,51 @@ _UNION_TAG = re.compile(r"^(str|int|float|bool|none|list|dict|function-\w+)(\[.*
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, str) and _UNION_TAG.match(part):
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+    return json_path(tuple(p for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p))))
+
+
+#: a JSON string token or a bracket (what :func:`_outer_member` counts depth with)
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _outer_member(text: str) -> str | None:
+    """The top-level member of a JSON object line whose value nests deeper than the bound.
+
+    For lines too deep for ``json.loads`` (it raises RecursionError): a scan of string tokens
+    and brackets, on that error path only.
+    """
+    depth = 0
+    key: str | None = None
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return key
+        elif token in "]}":
+            depth -= 1
+        elif depth == 1:
+            # the last string at the top level before a bracket opens is that member's key
+            try:
+                key = json.loads(token)
+            except ValueError:
+                key = None
+    return None
+
+
+def _check_json(data: dict[str, Any], *, path: str | None, line: int | None) -> None:
+    problem = json_problem(data)
+    if problem is not None:
+        loc, reason = problem
+        raise InputError(reason, path=path, line=line, field=json_path(loc) or None)
 
 
 def item_from_dict(data: Any, *, path: str | None = None, line: int | None = None) -> BatchItem:
     """Validate one input record (neutral or OpenAI batch-format) into a BatchItem."""
     if not isinstance(data, dict):
         raise InputError(f"expected a JSON object, got {type(data).__name__}", path=path, line=line)
+    # the record as written (its own field names), before anything reads a value of it
+    _check_json(data, path=path, line=line)
     record = dict(data)
     if "body" in record or "method" in record or "url" in record:
         record = _from_openai_line(record, path=path, line=line)
@@ -164,6 +201,13 @@ def read_numbered_items(path: str | Path) -> Iterator[tuple[BatchItem, int]]:
             except json.JSONDecodeError as exc:
                 raise InputError(
                     f"invalid JSON: {exc.msg} (column {exc.colno})", path=name, line=lineno
+                ) from None
+            except RecursionError:
+                raise InputError(
+                    f"nested deeper than {MAX_JSON_DEPTH} levels",
+                    path=name,
+                    line=lineno,
+                    field=_outer_member(text),
                 ) from None
             seen_any = True
             yield item_from_dict(data, path=name, line=lineno), lineno

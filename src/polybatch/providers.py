@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -92,6 +93,10 @@ class BatchProvider(ABC):
     (``asubmit``, ``apoll``, ``aresults``, ``acancel``, optionally ``afind_batch``,
     ``acleanup``) on an async client, or as blocking methods (``submit``, ``poll``, ...); the
     other side is derived.
+
+    Whatever a subclass's poll and results methods report passes :meth:`scrub` on the way out
+    (the status message, every string of a failed result): the base class wraps them when the
+    subclass is defined, so an adapter decodes its vendor's errors and never has to remember to.
     """
 
     #: the one name used everywhere: entry point, "name:model" prefix, prices, usage rows
@@ -152,6 +157,34 @@ class BatchProvider(ABC):
         for secret in sorted(secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
+
+    def scrub_status(self, status: BatchStatus) -> BatchStatus:
+        """``status`` with its message scrubbed (a batch's ``errors[].message`` is the server's
+        words, which may quote the key)."""
+        if status.message is None:
+            return status
+        message = self.scrub(status.message)
+        return (
+            status if message == status.message else status.model_copy(update={"message": message})
+        )
+
+    def scrub_result(self, result: BatchResult) -> BatchResult:
+        """``result`` with every string of a failure scrubbed: the error message, and the raw
+        response body, which holds the server's error object (successes pass untouched: their
+        strings are the model's reply)."""
+        if result.ok:
+            return result
+        update: dict[str, Any] = {}
+        if result.error is not None:
+            message = self.scrub(result.error.message)
+            if message != result.error.message:
+                update["error"] = result.error.model_copy(update={"message": message})
+        for name in ("response", "text"):
+            value = getattr(result, name)
+            scrubbed = _scrub_strings(value, self.scrub)
+            if scrubbed is not value and scrubbed != value:
+                update[name] = scrubbed
+        return result.model_copy(update=update) if update else result
 
     @property
     def default_max_tokens(self) -> int:
@@ -267,6 +300,7 @@ class BatchProvider(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _scrub_what_it_reports(cls)
         if inspect.isabstract(cls) or "name" not in _class_attrs(cls):
             return
         for sync, async_ in _REQUIRED_PAIRS:
@@ -309,6 +343,95 @@ LIFECYCLE_PAIRS: tuple[tuple[str, str], ...] = (
 )
 #: the pairs with no default: a class that writes neither side is refused when defined
 _REQUIRED_PAIRS = LIFECYCLE_PAIRS[:4]
+
+
+def _scrub_strings(value: Any, scrub: Callable[[str], str]) -> Any:
+    """``value`` (JSON data) with every string scrubbed; the very same object if none changed."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        items = {k: _scrub_strings(v, scrub) for k, v in value.items()}
+        same = all(items[k] is v for k, v in value.items())
+        return value if same else items
+    if isinstance(value, list):
+        elements = [_scrub_strings(v, scrub) for v in value]
+        return value if all(a is b for a, b in zip(elements, value, strict=True)) else elements
+    return value
+
+
+#: set on the lifecycle methods already wrapped by :func:`_scrub_what_it_reports`
+_SCRUBBING = "__polybatch_scrubbing__"
+
+
+def _scrub_what_it_reports(cls: type[BatchProvider]) -> None:
+    """Wrap the poll and results methods ``cls`` defines so that every status message and every
+    failed result they report passes :meth:`BatchProvider.scrub`, once, whatever the adapter.
+
+    What a provider's server says about a batch or a request (``errors[].message``, error-file
+    lines, errored results) goes to the ledger, the results files and the terminal; a server or
+    gateway that quotes the key in it must not put the key there. Each adapter decodes its own
+    vendor's shapes; the base class scrubs what comes out of them.
+    """
+    own = vars(cls)
+
+    def wrap(name: str, make: Callable[[Any], Any]) -> None:
+        method = own.get(name)
+        if inspect.isfunction(method) and not getattr(method, _SCRUBBING, False):
+            wrapped = functools.wraps(method)(make(method))
+            setattr(wrapped, _SCRUBBING, True)
+            setattr(cls, name, wrapped)
+
+    def apoll(
+        method: Callable[[BatchProvider, str], Awaitable[BatchStatus]],
+    ) -> Callable[[BatchProvider, str], Awaitable[BatchStatus]]:
+        async def scrubbed(self: BatchProvider, batch_id: str) -> BatchStatus:
+            return self.scrub_status(await method(self, batch_id))
+
+        return scrubbed
+
+    def poll(
+        method: Callable[[BatchProvider, str], BatchStatus],
+    ) -> Callable[[BatchProvider, str], BatchStatus]:
+        def scrubbed(self: BatchProvider, batch_id: str) -> BatchStatus:
+            return self.scrub_status(method(self, batch_id))
+
+        return scrubbed
+
+    def aresults(
+        method: Callable[[BatchProvider, str], AsyncIterator[BatchResult]],
+    ) -> Callable[[BatchProvider, str], AsyncIterator[BatchResult]]:
+        async def scrubbed(self: BatchProvider, batch_id: str) -> AsyncIterator[BatchResult]:
+            stream = method(self, batch_id)
+            try:
+                async for result in stream:
+                    yield self.scrub_result(result)
+            finally:
+                # a consumer that stops early closes this generator: close the adapter's too
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+        return scrubbed
+
+    def results(
+        method: Callable[[BatchProvider, str], Iterator[BatchResult]],
+    ) -> Callable[[BatchProvider, str], Iterator[BatchResult]]:
+        def scrubbed(self: BatchProvider, batch_id: str) -> Iterator[BatchResult]:
+            stream = method(self, batch_id)
+            try:
+                for result in stream:
+                    yield self.scrub_result(result)
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+        return scrubbed
+
+    wrap("apoll", apoll)
+    wrap("poll", poll)
+    wrap("aresults", aresults)
+    wrap("results", results)
 
 
 def _class_attrs(cls: type) -> set[str]:

@@ -8,7 +8,8 @@ Every adapter on a vendor's async SDK needs the same plumbing, kept here once:
   (configuration beats the SDKs' variables, as :mod:`polybatch.config` documents);
 - one table from SDK exception classes to polybatch errors (:data:`ErrorTable`): the entry of the
   most specific class the exception is an instance of wins, whatever the table's order (as
-  httpx's ``map_httpcore_exceptions`` does), and the polybatch error is raised ``from`` it;
+  httpx's ``map_httpcore_exceptions`` does), and the polybatch error is raised ``from`` it; an
+  SDK's local refusal of a request (a ValueError) is a permanent error, never retried;
 - secret scrubbing: the keys this provider used plus the vendor's key shapes (``key_patterns``);
 - the "check ENV_VAR" hint on 401 and 403;
 - tolerant file deletion: a 404 means the file is already gone, which is the goal.
@@ -247,8 +248,11 @@ def _connection_detail(exc: BaseException) -> str:
 class SDKProvider(BatchProvider, Generic[C]):
     """A BatchProvider on an official SDK's async client ``C`` (see the module docstring)."""
 
-    #: SDK exception class -> rule; merged along the MRO, a subclass's entries over its base's
-    errors: ClassVar[ErrorTable] = {}
+    #: SDK exception class -> rule; merged along the MRO, a subclass's entries over its base's.
+    #: The kit's own entry: a ValueError is the SDK refusing a request locally (a body it cannot
+    #: serialise: NaN, a lone surrogate; an argument it checks), which sending again cannot
+    #: change; its more specific transport cousins (a cut JSON line) stay transient.
+    errors: ClassVar[ErrorTable] = {ValueError: failure()}
     #: the vendor's key shapes, masked in error messages; a first group is kept (``sk-***``)
     key_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
     #: the vendor's environment variable naming the API base URL (None: none)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ItemValidationError
-from ..items import BatchItem, Message, OutputCheck
+from ..errors import InputError, ItemValidationError, PolybatchError
+from ..items import BatchItem, Message, OutputCheck, json_problem
 from ..providers import BatchProvider
 
 ITEMS_FILE = "items.jsonl"
@@ -155,6 +155,9 @@ def plan_job(
     every normalised item with its model (the cost estimate is made in the same pass).
     """
     limits = provider.limits
+    problem = json_problem(system_prompt)
+    if problem is not None:
+        raise InputError(problem[1], field="system_prompt")
     chunker = Chunker(provider, chunk_size)
     staging_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="plan-", suffix=".jsonl", dir=staging_dir)
@@ -208,7 +211,17 @@ def plan_job(
                         field="kind",
                         **_where(origin),
                     )
-                encoded = provider.encode(item, item_model)
+                try:
+                    encoded = provider.encode(item, item_model)
+                except ValueError as exc:
+                    if isinstance(exc, PolybatchError):
+                        raise
+                    # the adapter (or code of the SDK it calls) refuses the request locally: a
+                    # retry would not change that, so it is this item's error, before any upload
+                    raise ItemValidationError(
+                        f"item {cid!r} cannot be encoded for {provider.name}: {exc}",
+                        **_where(origin),
+                    ) from None
                 wire = len(encoded) + 1
                 if wire > limits.max_bytes:
                     raise InputError(

@@ -196,8 +196,12 @@ class SandboxEngine:
         expiry_seconds: float = DAY,
         faults: Faults | None = None,
         model: SyntheticModel | None = None,
+        echo_key_in_errors: bool = False,
     ) -> None:
         self.api_key = api_key
+        #: quote the key in batch and item error messages, as careless servers and gateways do
+        #: (see :meth:`echo_key`): what a client must never pass on to disk or output
+        self.echo_key_in_errors = echo_key_in_errors
         self.rate = rate
         self.validation_seconds = validation_seconds
         self.finalize_seconds = finalize_seconds
@@ -215,6 +219,13 @@ class SandboxEngine:
         #: every fault injected, in order: tests assert on it, ``--faults`` runs print it
         self.fault_log: list[FaultEvent] = []
         self._fault_counters: dict[tuple[Any, ...], int] = {}
+
+    def echo_key(self, message: str) -> str:
+        """``message`` with the key quoted in it when ``echo_key_in_errors`` is set (providers'
+        routes pass their batch and item error messages through here)."""
+        if not (self.echo_key_in_errors and self.api_key):
+            return message
+        return f"{message} (request authorised with key {self.api_key})"
 
     # -- faults ----------------------------------------------------------------------------
     def _count(self, *key: Any) -> int:
@@ -341,6 +352,8 @@ class SandboxEngine:
                         "line": None,
                     }
                 ]
+            if errors and self.echo_key_in_errors:
+                errors = [{**e, "message": self.echo_key(str(e.get("message")))} for e in errors]
             b = SandboxBatch(
                 id=self.new_id(prefix),
                 namespace=namespace,

@@ -71,8 +71,8 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
         # connection, timeout and response-validation errors: the server's words, if any
         anthropic.APIConnectionError: connection(),
         anthropic.AnthropicError: failure(),
-        # the SDK's own argument checks (a cut results line is the core's transport entry)
-        ValueError: failure(),
+        # the SDK's own argument checks are the kit's ValueError entry (a cut results line is
+        # the core's transport entry)
     }
 
     # -- the client -------------------------------------------------------------------------

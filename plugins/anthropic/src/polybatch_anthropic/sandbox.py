@@ -141,12 +141,14 @@ class AnthropicSandbox(ProviderApi):
         params = entry["params"]
         problem = check_request_body(params)
         if problem is not None:
-            return {"type": "errored", "error": self.error_body(400, problem)}
+            return {"type": "errored", "error": self.error_body(400, self.engine.echo_key(problem))}
         if self.item_fails(entry["custom_id"], attempt):
             return {
                 "type": "errored",
                 "error": self.error_body(
-                    500, "Internal server error (injected fault)", type="api_error"
+                    500,
+                    self.engine.echo_key("Internal server error (injected fault)"),
+                    type="api_error",
                 ),
             }
         fmt = (params.get("output_config") or {}).get("format")

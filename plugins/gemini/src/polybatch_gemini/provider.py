@@ -124,8 +124,8 @@ class GeminiProvider(SDKProvider[AsyncClient]):
                 + (e.message or str(e.status or "") or type(e).__name__)
             ),
         ),
-        # the SDK's own checks: bad names, options or requests, an unparsable reply
-        ValueError: failure(),
+        # the SDK's own checks (bad names, options or requests, an unparsable reply) are the
+        # kit's ValueError entry: permanent
         # a reply missing what the SDK expects (an upload URL): the server's fault, try again
         KeyError: failure(retryable=True),
     }

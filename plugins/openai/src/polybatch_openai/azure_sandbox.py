@@ -15,6 +15,10 @@ not null; a failed batch has null ``completed``/``failed`` counts; no ``usage`` 
 carry ``prompt_filter_results``/``content_filter_results``. Always: at most 100,000 requests per file,
 file expiry of 14 to 30 days, ``completion_window`` must be ``24h``, one deployment per file
 (``model_mismatch``), and ``body.model`` in results is the model behind the deployment, not its name.
+
+With ``spec_shapes=True`` the routes speak Azure's own 2024-10-21 spec where it differs from OpenAI's:
+a failed batch's ``errors.data`` is one error object (not a list) whose ``line`` is a string, and files
+read back as ``running`` (a state of Azure's ``FileState`` that the SDK's types do not list).
 """
 
 from __future__ import annotations
@@ -64,12 +68,15 @@ class AzureApi(OpenAIApi):
     max_requests = MAX_REQUESTS
     expiry_range = EXPIRY_RANGE
 
-    def __init__(self, engine: SandboxEngine, *, style: str, quirks: bool = True) -> None:
+    def __init__(
+        self, engine: SandboxEngine, *, style: str, quirks: bool = True, spec_shapes: bool = False
+    ) -> None:
         # OpenAI's routes moved from ``/v1/...`` to ``/openai/...`` (classic) or ``/openai/v1/...``
         self.api_base = "/openai/v1" if style == "v1" else "/openai"
         super().__init__(engine, NAMESPACE)
         self.style = style
         self.quirks = quirks
+        self.spec_shapes = spec_shapes
 
     # -- plumbing --------------------------------------------------------------------------
     def azure_error(self, status: int, message: str, code: str | None = None) -> Response:
@@ -98,6 +105,11 @@ class AzureApi(OpenAIApi):
         return None
 
     # -- files -----------------------------------------------------------------------------
+    def retrieved_file_object(self, f: SandboxFile) -> dict[str, Any]:
+        """A read of a file: ``running`` in the spec's shapes (Azure is still importing it)."""
+        obj = super().retrieved_file_object(f)
+        return {**obj, "status": "running"} if self.spec_shapes else obj
+
     def upload_response(self, f: SandboxFile) -> Response:
         """Upload: Azure answers 201 with a ``pending`` file that later reads as ``processed``."""
         if not self.quirks:
@@ -169,13 +181,22 @@ class AzureApi(OpenAIApi):
         if obj["status"] == "failed":
             obj["request_counts"] = {**obj["request_counts"], "completed": None, "failed": None}
         obj.pop("usage", None)
+        errors = obj.get("errors")
+        if self.spec_shapes and errors and errors.get("data"):
+            # the spec's BatchErrors: ``data`` one BatchErrorData, its ``line`` a string
+            first = dict(errors["data"][0])
+            first["line"] = None if first.get("line") is None else str(first["line"])
+            obj["errors"] = {**errors, "data": first}
         return obj
 
 
-def azure_routes(engine: SandboxEngine, *, quirks: bool = True) -> list[BaseRoute]:
-    """Classic and v1 Azure routes over one store (mount them at ``/azure``)."""
-    classic = AzureApi(engine, style="classic", quirks=quirks)
-    v1 = AzureApi(engine, style="v1", quirks=quirks)
+def azure_routes(
+    engine: SandboxEngine, *, quirks: bool = True, spec_shapes: bool = False
+) -> list[BaseRoute]:
+    """Classic and v1 Azure routes over one store (mount them at ``/azure``); ``spec_shapes``:
+    Azure's 2024-10-21 spec's shapes instead of OpenAI's (see the module docstring)."""
+    classic = AzureApi(engine, style="classic", quirks=quirks, spec_shapes=spec_shapes)
+    v1 = AzureApi(engine, style="v1", quirks=quirks, spec_shapes=spec_shapes)
     v1.attempts = classic.attempts  # one resource: a retried custom_id counts once, whichever style
     # v1 first: its literal "/openai/v1/..." paths must not be taken for classic ones
     return v1.routes() + classic.routes()

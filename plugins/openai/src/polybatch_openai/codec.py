@@ -157,6 +157,38 @@ def check_body(body: Mapping[str, Any], *, url: str = CHAT_URL) -> ChatRequest |
 usage_from_body = formats.usage
 
 
+def batch_errors_message(data: Any) -> str | None:
+    """One line saying why a batch failed, from its ``errors.data`` (None: no error in it).
+
+    OpenAI sends a list of error objects with an integer ``line``; Azure's 2024-10-21 spec types
+    ``data`` as a single object and ``line`` as a string. Entries may be the SDK's models (a list
+    it parsed) or plain mappings (a shape it did not expect, kept as is by its loose parsing).
+    """
+    entries: list[Any]
+    if data is None:
+        entries = []
+    elif isinstance(data, Mapping) or not isinstance(data, list | tuple):
+        entries = [data]
+    else:
+        entries = list(data)
+
+    def read(entry: Any, name: str) -> Any:
+        return entry.get(name) if isinstance(entry, Mapping) else getattr(entry, name, None)
+
+    said = []
+    for entry in entries:
+        line, code, message = read(entry, "line"), read(entry, "code"), read(entry, "message")
+        parts = (
+            f"line {line}:" if line is not None and str(line) != "" else "",
+            f"{code}:" if code else "",
+            str(message) if message else "",
+        )
+        text = " ".join(p for p in parts if p)
+        if text:
+            said.append(text)
+    return "; ".join(said) or None
+
+
 def decode_vector(value: Any) -> list[float]:
     """An embedding as floats: a JSON array, or base64 little-endian float32 (``encoding_format``
     ``"base64"``, which halves the output file)."""

@@ -178,21 +178,9 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
     @staticmethod
     def _status(batch: openai.types.Batch, *, retry_after: float | None = None) -> BatchStatus:
         counts = batch.request_counts
-        message = None
-        if batch.errors is not None and batch.errors.data:
-            message = "; ".join(
-                " ".join(
-                    p
-                    for p in (
-                        f"line {e.line}:" if e.line is not None else "",
-                        f"{e.code}:" if e.code else "",
-                        e.message or "",
-                    )
-                    if p
-                )
-                for e in batch.errors.data
-            )
-        elif batch.status == "failed":
+        # OpenAI's list of errors, or Azure's single object (its 2024-10-21 spec)
+        message = codec.batch_errors_message(batch.errors.data if batch.errors else None)
+        if message is None and batch.status == "failed":
             message = "batch failed (no reason given)"
         # a status newer than this SDK (non-strict parsing lets it through) reads as in progress
         return BatchStatus(

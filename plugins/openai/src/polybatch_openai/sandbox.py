@@ -204,12 +204,17 @@ class OpenAIApi(FilesApi):
             parsed = codec.check_body(req.body, url=str(batch.extra.get("endpoint", "")))
         except codec.WireError as exc:
             body = codec.error_body(
-                exc.message, type="invalid_request_error", code=exc.code, param=exc.param
+                self.engine.echo_key(exc.message),
+                type="invalid_request_error",
+                code=exc.code,
+                param=exc.param,
             )
             return Outcome(400, body)
         if self.item_fails(req.custom_id, req.attempt):
             body = codec.error_body(
-                "The server had an error while processing your request. Sorry about that!",
+                self.engine.echo_key(
+                    "The server had an error while processing your request. Sorry about that!"
+                ),
                 type="server_error",
                 code="server_error",
             )
