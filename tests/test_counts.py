@@ -76,11 +76,19 @@ def test_counts_after_cli_run_and_retry_are_per_request(
     assert f"100 results ({summary})" in retried.stdout
 
     st = job.status()
-    assert (st.total, st.succeeded, st.failed) == (100, after["succeeded"], 100 - after["succeeded"])
+    assert (st.total, st.succeeded, st.failed) == (
+        100,
+        after["succeeded"],
+        100 - after["succeeded"],
+    )
     shown = cli(["status", job.id, "--no-refresh"], server)
     assert (
         f"100 requests, {after['succeeded']} ok, {100 - after['succeeded']} failed" in shown.stdout
     )
+    listed = cli(["list"], server).stdout
+    row = next(line for line in listed.splitlines() if job.id in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[3:6] == ["100", str(after["succeeded"]), str(100 - after["succeeded"])]
 
 
 def test_status_counts_while_a_retry_round_runs(

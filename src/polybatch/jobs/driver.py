@@ -22,6 +22,7 @@ from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, Submit
 from .files import JobFiles, private_fd
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
 from .planner import PlannedChunk, chunk_items_file, iter_chunk_checks, iter_chunk_items
+from .tally import Tally, add_line, batch_days, chunk_tally, day_of, round_tally
 
 log = logging.getLogger("polybatch")
 
@@ -72,8 +73,6 @@ class JobDriver:
         self.ledger = ledger
         self._provider = provider
         self.files = JobFiles.of(ledger, row)
-        #: items done per in-flight chunk, as last polled (for the progress bar)
-        self.live_counts: dict[int, int] = {}
         #: transient failures in a row per chunk; past the limit the job stops (resume later)
         self.failures: dict[int, int] = {}
         self.max_transient_failures = MAX_TRANSIENT_FAILURES
@@ -137,7 +136,11 @@ class JobDriver:
                 retry_after = max(retry_after or 0, st.retry_after)
             if st.state != c.batch_state:
                 self.ledger.update_chunk(self.id, c.idx, batch_state=st.state, event="polled")
-            self.live_counts[c.idx] = st.completed + st.failed
+            if (st.completed, st.failed) != (c.live_ok, c.live_failed):
+                # the provider's progress, for status and the progress bar while the batch runs
+                self.ledger.update_chunk(
+                    self.id, c.idx, live_ok=st.completed, live_failed=st.failed
+                )
             if st.terminal:
                 try:
                     await self._collect(c, st)
@@ -149,12 +152,31 @@ class JobDriver:
         if all(c.state == "collected" for c in chunks):
             last_round = max(c.round for c in chunks)
             # local file work, as long as the job is big: off the loop
-            await asyncio.to_thread(self.files.merge_round, last_round, chunks)
+            await asyncio.to_thread(self._merge, last_round, chunks)
             if await asyncio.to_thread(self.plan_retry, last_round):
                 return 0.0
             await self._finalize(last_round)
             return None
         return retry_after if retry_after is not None else 0.0
+
+    def _merge(self, round_: int, chunks: list[ChunkRow]) -> None:
+        """Merge round ``round_`` into the job's results and record the merged tally: the
+        previous round's, less the results this round replaced, plus this round's chunks'."""
+        days = batch_days(self.row, chunks)
+        default_day = day_of(None, self.row.created_at)
+        tally = Tally() if round_ == 0 else round_tally(self.ledger, self.row, round_ - 1, chunks)
+        removed = Tally()
+
+        def replaced(line: str) -> None:
+            add_line(removed, line, self.row.provider, self.row.model, days, default_day)
+
+        if not self.files.merge_round(round_, chunks, replaced):
+            return  # merged before a crash: the tally is recomputed from the file when asked
+        for c in chunks:
+            if c.round == round_:
+                tally.merge(chunk_tally(self.ledger, self.row, c, days))
+        tally.merge(removed, -1)
+        self.ledger.set_job_tally(self.id, round_, tally.dumps())
 
     def _transient(self, c: ChunkRow, what: str, exc: ProviderError) -> None:
         """Let a retryable failure pass (the next step tries again), up to a limit in a row."""
@@ -232,16 +254,17 @@ class JobDriver:
                 checks[cid] = check
         wire_to_user = {self.provider.wire_custom_id(cid): cid for cid in ids}
         offsets: dict[str, int] = {}
-        ok = failed = 0
+        tally = Tally()
+        days = batch_days(self.row, [c])
+        default_day = day_of(None, self.row.created_at)
+        provider, model = self.row.provider, self.row.model
         path = self.files.chunk_results(c.idx)
         arrival = path.with_suffix(".arrival")
         with open(private_fd(arrival, readable=True), "w+b") as out:
 
             def emit(r: BatchResult) -> None:
-                nonlocal ok, failed
                 offsets[r.custom_id] = out.tell()
-                ok += r.ok
-                failed += not r.ok
+                tally.add_result(r, provider, model, days.get(r.batch_id or "", default_day))
                 out.write(r.model_dump_json(exclude_none=True).encode() + b"\n")
 
             if st.state == "failed":
@@ -291,8 +314,11 @@ class JobDriver:
             state="collected",
             batch_state=st.state,
             ended_at=time.time(),
-            n_ok=ok,
-            n_failed=failed,
+            n_ok=tally.succeeded,
+            n_failed=tally.failed,
+            live_ok=0,
+            live_failed=0,
+            tally=tally.dumps(),
             message=st.message,
             event="collected",
         )
@@ -305,12 +331,20 @@ class JobDriver:
             message="the job was cancelled before this request was sent",
             retryable=True,
         )
+        tally = Tally()
+        day = day_of(None, self.row.created_at)
         with os.fdopen(private_fd(path), "w", encoding="utf-8") as out:
             for i in iter_chunk_items(self.files.dir / c.items_file, c.offset, c.count):
                 r = self._synthetic(i.custom_id or "", "canceled", err, c)
+                tally.add_result(r, self.row.provider, self.row.model, day)
                 out.write(r.model_dump_json(exclude_none=True) + "\n")
         self.ledger.update_chunk(
-            self.id, c.idx, state="collected", n_failed=c.count, event="not-submitted"
+            self.id,
+            c.idx,
+            state="collected",
+            n_failed=c.count,
+            tally=tally.dumps(),
+            event="not-submitted",
         )
 
     def _synthetic(self, cid: str, status: str, err: ItemError, c: ChunkRow) -> BatchResult:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,16 +92,23 @@ class JobFiles:
         return self.dir / "results" / f"round-{round_}.jsonl"
 
     # -- merging, retrying, publishing ------------------------------------------------------
-    def merge_round(self, round_: int, chunks: Sequence[ChunkRow]) -> None:
+    def merge_round(
+        self,
+        round_: int,
+        chunks: Sequence[ChunkRow],
+        replaced: Callable[[str], None] | None = None,
+    ) -> bool:
         """Write round-N.jsonl: every item of the job once, in input order, latest outcome wins.
 
         Round 0 is the chunks' results put in input order. A retry round's items are a subset,
         in input order too, so the previous round's file and this round's results are merged in
-        one pass: memory stays bounded by one chunk's index, whatever the job's size.
+        one pass: memory stays bounded by one chunk's index, whatever the job's size. Each line
+        of the previous round that a result of this round replaces is passed to ``replaced``.
+        False if the file was already there (merged before a crash).
         """
         dest = self.round_results(round_)
         if dest.exists():
-            return
+            return False
         tmp = dest.with_name(dest.name + ".part")
         with os.fdopen(private_fd(tmp), "w", encoding="utf-8") as out:
             fresh = self._round_in_order(round_, chunks)
@@ -113,6 +120,8 @@ class JobFiles:
                 with self.round_results(round_ - 1).open("r", encoding="utf-8") as prev:
                     for line in prev:
                         if pending is not None and _custom_id(pending) == _custom_id(line):
+                            if replaced is not None:
+                                replaced(line)
                             out.write(pending)
                             pending = next(fresh, None)
                         else:
@@ -122,6 +131,7 @@ class JobFiles:
                         f"job {self.dir.name}: retry round {round_} holds results out of order"
                     )
         tmp.replace(dest)
+        return True
 
     def _round_in_order(self, round_: int, chunks: Sequence[ChunkRow]) -> Iterator[str]:
         """One round's results as lines, in the order of that round's items file."""
