@@ -120,3 +120,17 @@ def test_a_model_priced_in_tiers_is_priced_request_by_request(
     assert table == render_table(
         usage_rows(job_records(job), registry, by=("provider", "model")), digits=6
     )
+
+
+def test_run_returns_a_sequence_read_on_demand(sandbox_server: SandboxServer) -> None:
+    import polybatch
+
+    results = polybatch.run([f"q{i}?" for i in range(5)], MODEL, sandbox=sandbox_server)
+    ids = [f"item-{i}" for i in range(1, 6)]
+    assert len(results) == 5
+    assert [r.custom_id for r in results] == ids
+    assert results[0].custom_id == "item-1" and results[-1].custom_id == "item-5"
+    assert [r.custom_id for r in results[1:3]] == ids[1:3]
+    assert results == list(results)
+    (first, *_rest) = results
+    assert first.ok

@@ -20,7 +20,9 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from typing import overload
 
 from ..errors import JobError
 from ..items import BatchItem, BatchResult
@@ -180,6 +182,59 @@ class JobFiles:
                 item = BatchItem.model_validate_json(line)
                 if wanted is None or item.custom_id in wanted:
                     yield item
+
+
+class ResultList(Sequence[BatchResult]):
+    """A job's final results as a read-only sequence, read from its results file on demand.
+
+    What :func:`~polybatch.run` and ``await_results`` return: iterating streams the file (memory
+    does not grow with the job), ``len()`` comes from the ledger's counts, and indexing reads up
+    to the item asked for. Use it as a list (``for r in results``, ``results[0]``, ``len``);
+    ``list(results)`` makes a real one.
+    """
+
+    def __init__(self, files: JobFiles, length: int, status: str | None = None) -> None:
+        self._files = files
+        self._length = length
+        self._status = status
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[BatchResult]:
+        return self._files.results(self._status)
+
+    @overload
+    def __getitem__(self, index: int) -> BatchResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[BatchResult]: ...
+
+    def __getitem__(self, index: int | slice) -> BatchResult | list[BatchResult]:
+        if isinstance(index, slice):
+            return list(self)[index] if _negative(index) else list(islice(self, *_bounds(index)))
+        i = index + self._length if index < 0 else index
+        if not 0 <= i < self._length:
+            raise IndexError("result index out of range")
+        return next(islice(self, i, None))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{self._length} results in {self._files.results_path}>"
+
+
+def _negative(s: slice) -> bool:
+    return any(v is not None and v < 0 for v in (s.start, s.stop, s.step))
+
+
+def _bounds(s: slice) -> tuple[int | None, int | None, int | None]:
+    return s.start, s.stop, s.step
 
 
 def copy_private(src: Path, dest: Path) -> Path:

@@ -29,7 +29,7 @@ from ..providers import BatchProvider
 from . import costs
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
-from .files import copy_private, ensure_final
+from .files import ResultList, copy_private, ensure_final
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger, open_ledger
 from .tally import final_tally, round_tally
 
@@ -362,14 +362,28 @@ class Job:
         self._refresh()
         return False
 
-    async def await_results(self, status: str | None = None, **wait: Any) -> list[BatchResult]:
+    async def await_results(self, status: str | None = None, **wait: Any) -> ResultList:
         """Wait for the job on the caller's loop (Jupyter's too), then return its results.
 
         ``wait`` takes :meth:`wait`'s options. The provider calls go through the adapter's async
-        client on this loop; reading the results file runs in a worker thread.
+        client on this loop. The results are a :class:`~polybatch.jobs.files.ResultList`, read
+        from the results file as they are iterated.
         """
         await self.await_done(**wait)
-        return await asyncio.to_thread(lambda: list(self.results(status)))
+        return await asyncio.to_thread(self.result_list, status)
+
+    def result_list(self, status: str | None = None) -> ResultList:
+        """The final results as a sequence read on demand (see :class:`~.files.ResultList`)."""
+        self._refresh()
+        ensure_final(self._row)
+        counts = final_tally(self.ledger, self._row)
+        if status is None:
+            n = counts.total
+        elif status == "failed":
+            n = counts.failed
+        else:
+            n = counts.statuses.get(status, 0)
+        return ResultList(self._driver.files, n, status)
 
     # -- cancel ----------------------------------------------------------------------------
     def cancel(self) -> None:
