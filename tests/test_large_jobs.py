@@ -241,3 +241,46 @@ def test_memory_does_not_grow_with_the_number_of_items(
         peaks[n] = peak_kb
     # ten times the items, the same chunk size: peak memory stays flat (generous bound)
     assert peaks[20_000] < peaks[2_000] * 1.25, peaks
+
+
+# the CLI as users run it, in a subprocess; the peak RSS is printed by the process itself on exit
+_MEASURE_CLI = """
+import os, resource, sys
+from polybatch.cli import main
+sys.argv = ["polybatch", *sys.argv[2:]]
+try:
+    main()
+finally:
+    with open(os.environ["PEAK_FILE"], "w") as fh:
+        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+"""
+
+
+def test_cli_run_memory_does_not_grow_with_the_number_of_items(
+    sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": SANDBOX_KEY,
+        "OPENAI_BASE_URL": sandbox_server.url + "/openai/v1",
+        "PEAK_FILE": str(tmp_path / "peak"),
+    }
+    peaks = {}
+    for n in (2_000, 20_000):
+        path = write_items(tmp_path / f"in-{n}.jsonl", n)
+        out = tmp_path / f"out-{n}.jsonl"
+        args = ["run", str(path), "-m", MODEL, "--chunk-size", "2000", "--no-progress"]
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURE_CLI, "-", *args, "-o", str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert f"{n} results ({n} succeeded)" in proc.stdout
+        assert sum(1 for _ in out.open()) == n
+        peaks[n] = int((tmp_path / "peak").read_text())
+    # ten times the items, the same chunk size: peak memory stays flat (generous bound)
+    assert peaks[20_000] < peaks[2_000] * 1.25, peaks
