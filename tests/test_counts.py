@@ -9,17 +9,16 @@ progress (from the last poll), not "0 ok".
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from polybatch import Job, submit
 from polybatch.sandbox import Faults, SandboxServer
-from polybatch.testing import SANDBOX_KEY
+
+from .test_large_jobs import run_cli, sandbox_env
 
 MODEL = "openai:gpt-4o-mini"
 
@@ -32,19 +31,7 @@ def write_items(path: Path, n: int) -> Path:
 
 
 def cli(args: list[str], server: SandboxServer) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": SANDBOX_KEY,
-        "OPENAI_BASE_URL": server.url + "/openai/v1",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    proc = run_cli(args, sandbox_env(server))
     assert proc.returncode == 0, proc.stderr
     return proc
 
