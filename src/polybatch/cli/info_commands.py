@@ -40,9 +40,10 @@ def providers() -> None:
     reg = get_registry()
     t = PrettyTable()
     t.field_names = ["provider", "plugin", "version", "max requests", "max bytes", "credentials"]
-    for name, cls in sorted(reg.providers().items()):
+    for name, info in sorted(reg.infos().items()):
+        cls = info.provider_class
         try:
-            ver = version(cls.plugin_dist or "")
+            ver = version(info.distribution or "")
         except (PackageNotFoundError, ValueError):
             ver = "?"
         creds = (
@@ -51,7 +52,7 @@ def providers() -> None:
         t.add_row(
             [
                 name,
-                cls.plugin_dist,
+                info.origin,
                 ver,
                 f"{cls.limits.max_requests:,}",
                 f"{cls.limits.max_bytes:,}",
