@@ -260,7 +260,7 @@ class Job:
             disable=not progress,
             dynamic_ncols=True,
         )
-        last_done = -1
+        last_seen: tuple[Any, ...] = ()
         try:
             while True:
                 hint = await self.astep()
@@ -283,9 +283,11 @@ class Job:
                 bar.refresh()
                 if hint is None:
                     return self
-                if done != last_done:
-                    interval = poll_min  # progress: look again soon
-                    last_done = done
+                seen = (done, tuple(sorted(states.items())))
+                if seen != last_seen:
+                    # progress (items done, or a chunk submitted or collected): look again soon
+                    interval = poll_min
+                    last_seen = seen
                 else:
                     interval = min(poll_max, interval * 1.5)  # long batches: back off, up to a cap
                 sleep = max(interval, hint)
