@@ -2,7 +2,7 @@
 
 Write JSONL files of at most 50,000 requests (OpenAI's per-batch limit), upload them, create the
 batches, poll, download output and error files, parse every line. No ledger, no validation, no
-resume. Prints: items, seconds, peak RSS (KiB). Used by bench_e2e.py; not part of the tests.
+resume. Prints: items, seconds, peak RSS (KiB). Used by run_all.py; not part of the tests.
 """
 
 from __future__ import annotations

@@ -144,6 +144,16 @@ def test_uploaded_files_deleted_after_success_unless_kept(
 # -- crash safety --------------------------------------------------------------------------
 
 
+def sandbox_env(server: SandboxServer, **more: str) -> dict[str, str]:
+    """The environment of a CLI process pointed at ``server``."""
+    return {
+        **os.environ,
+        "OPENAI_API_KEY": SANDBOX_KEY,
+        "OPENAI_BASE_URL": server.url + "/openai/v1",
+        **more,
+    }
+
+
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "polybatch.cli", *args],
@@ -160,11 +170,7 @@ def test_killed_at_any_point_then_rerun_ends_exactly_once(
     sandbox_server: SandboxServer, tmp_path: Path, point: str
 ) -> None:
     path = write_items(tmp_path / "in.jsonl", 25)
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": SANDBOX_KEY,
-        "OPENAI_BASE_URL": sandbox_server.url + "/openai/v1",
-    }
+    env = sandbox_env(sandbox_server)
     args = [
         "run",
         str(path),
@@ -196,11 +202,7 @@ def test_resume_command_continues_a_submitted_job(
     sandbox_server: SandboxServer, tmp_path: Path
 ) -> None:
     path = write_items(tmp_path / "in.jsonl", 12)
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": SANDBOX_KEY,
-        "OPENAI_BASE_URL": sandbox_server.url + "/openai/v1",
-    }
+    env = sandbox_env(sandbox_server)
     sub = run_cli(
         ["submit", str(path), "-m", MODEL, "--chunk-size", "5", "--max-in-flight", "1"], env
     )
@@ -225,28 +227,59 @@ print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
+def assert_flat_memory(tmp_path: Path, measure: Callable[[int, Path], int]) -> None:
+    """``measure(n, input path)`` runs a job of ``n`` items and returns its peak RSS (KiB)."""
+    peaks = {n: measure(n, write_items(tmp_path / f"in-{n}.jsonl", n)) for n in (2_000, 20_000)}
+    # ten times the items, the same chunk size: peak memory stays flat (generous bound)
+    assert peaks[20_000] < peaks[2_000] * 1.25, peaks
+
+
+def run_measured(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def test_memory_does_not_grow_with_the_number_of_items(
     sandbox_server: SandboxServer, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": SANDBOX_KEY,
-        "OPENAI_BASE_URL": sandbox_server.url + "/openai/v1",
-    }
-    peaks = {}
-    for n in (2_000, 20_000):
-        path = write_items(tmp_path / f"in-{n}.jsonl", n)
-        proc = subprocess.run(
-            [sys.executable, "-c", _MEASURE, str(path), "2000"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=600,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
+    env = sandbox_env(sandbox_server)
+
+    def measure(n: int, path: Path) -> int:
+        proc = run_measured(["-c", _MEASURE, str(path), "2000"], env)
         count, peak_kb = map(int, proc.stdout.split())
         assert count == n
-        peaks[n] = peak_kb
-    # ten times the items, the same chunk size: peak memory stays flat (generous bound)
-    assert peaks[20_000] < peaks[2_000] * 1.25, peaks
+        return peak_kb
+
+    assert_flat_memory(tmp_path, measure)
+
+
+# the CLI as users run it, in a subprocess; the peak RSS is written by the process itself on exit
+_MEASURE_CLI = """
+import os, resource, sys
+from polybatch.cli import main
+sys.argv = ["polybatch", *sys.argv[2:]]
+try:
+    main()
+finally:
+    with open(os.environ["PEAK_FILE"], "w") as fh:
+        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+"""
+
+
+def test_cli_run_memory_does_not_grow_with_the_number_of_items(
+    sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
+    env = sandbox_env(sandbox_server, PEAK_FILE=str(tmp_path / "peak"))
+
+    def measure(n: int, path: Path) -> int:
+        out = tmp_path / f"out-{n}.jsonl"
+        args = ["run", str(path), "-m", MODEL, "--chunk-size", "2000", "--no-progress"]
+        proc = run_measured(["-c", _MEASURE_CLI, "-", *args, "-o", str(out)], env)
+        assert f"{n} results ({n} succeeded)" in proc.stdout
+        assert sum(1 for _ in out.open()) == n
+        return int((tmp_path / "peak").read_text())
+
+    assert_flat_memory(tmp_path, measure)

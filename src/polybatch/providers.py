@@ -106,6 +106,10 @@ class BatchProvider(ABC):
     limits: ClassVar[Limits]
     #: whether ``kind="embedding"`` items can be sent (others are refused while planning)
     supports_embeddings: ClassVar[bool] = False
+    #: whether the job driver may call this adapter for several chunks at once (submits, polls and
+    #: downloads of in-flight chunks overlap on the event loop); an adapter whose client cannot
+    #: take concurrent calls says False and its chunks are driven one after another
+    concurrent_calls: ClassVar[bool] = True
     #: provider batches a job keeps in flight unless configured (None: the runner's default);
     #: set it to the vendor's concurrent-job quota where it has one
     default_max_in_flight: ClassVar[int | None] = None

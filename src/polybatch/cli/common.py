@@ -15,7 +15,6 @@ import click
 from ..config import JobOptions, RequestDefaults
 from ..jobs import Job, submit, usage_table
 from ..pricing import usd
-from ..report import status_counts
 from ..sandbox import SandboxEngine, SandboxServer
 from .options import (
     JOB_FIELDS,
@@ -94,10 +93,11 @@ def print_estimate(job: Job) -> None:
 
 
 def print_outcome(job: Job, output: Path | None) -> None:
-    results = list(job.results())
+    """The outcome line, where the results are and the usage table; from the ledger's counts
+    and usage totals (kept as the results were written), never by reading every result."""
     dest = job.export_results(output) if output else job.results_path
-    counts = status_counts(results)
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    click.echo(f"job {job.id}: {job.status().state}: {len(results)} results ({summary})")
+    counts = job.counts()
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    click.echo(f"job {job.id}: {job.status().state}: {sum(counts.values())} results ({summary})")
     click.echo(f"results: {dest}")
     click.echo(usage_table([job], digits=6))

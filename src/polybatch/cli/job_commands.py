@@ -95,9 +95,9 @@ def status(job_id: str, refresh: bool) -> None:
     t = PrettyTable()
     t.field_names = ["chunk", "requests", "state", "batch", "provider state", "ok", "failed"]
     for c in job.chunks():
-        t.add_row(
-            [c.idx, c.count, c.state, c.batch_id or "-", c.batch_state or "-", c.n_ok, c.n_failed]
-        )
+        # a running batch shows the provider's progress as of the last poll
+        ok, failed = (c.n_ok, c.n_failed) if c.state == "collected" else (c.live_ok, c.live_failed)
+        t.add_row([c.idx, c.count, c.state, c.batch_id or "-", c.batch_state or "-", ok, failed])
     click.echo(t.get_string())
 
 
@@ -167,8 +167,19 @@ def list_cmd(limit: int) -> None:
     """List jobs, newest first."""
     ledger = open_ledger()
     t = PrettyTable()
-    t.field_names = ["job", "created", "provider:model", "requests", "state"]
+    t.field_names = ["job", "created", "provider:model", "requests", "ok", "failed", "state"]
     for row in ledger.list_jobs()[:limit]:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at))
-        t.add_row([row.id, created, f"{row.provider}:{row.model}", row.n_items, row.state])
+        st = Job(row, ledger).status()  # per request, latest outcome (from the ledger)
+        t.add_row(
+            [
+                row.id,
+                created,
+                f"{row.provider}:{row.model}",
+                row.n_items,
+                st.succeeded,
+                st.failed,
+                row.state,
+            ]
+        )
     click.echo(t.get_string())

@@ -6,7 +6,8 @@
 - :mod:`.files`: the job directory (paths, merging rounds, publishing), usable without a Job
 - :mod:`.planner`: reading, validating and chunking the input
 - :mod:`.ledger`: the SQLite ledger of jobs, chunks and side effects
-- :mod:`.costs`: usage and cost of finished jobs, from the ledger and the files
+- :mod:`.tally`: counts and usage totals of results, kept in the ledger as results are written
+- :mod:`.costs`: usage and cost of finished jobs, from the ledger's tallies (or the files)
 - :mod:`.clients`: building provider adapters for jobs
 """
 

@@ -7,6 +7,7 @@ is one), so the cost tables need no live provider and import no job-running code
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ from ..pricing import Cost, PriceRegistry, UsageRecord, cost_of, price_registry,
 from ..pricing import usage_rows as _usage_rows
 from .files import JobFiles, ensure_final
 from .ledger import FINAL_STATES, JobRow, Ledger, open_ledger
+from .tally import final_tally
 
 
 class JobRef(Protocol):
@@ -65,6 +67,34 @@ def job_records(job: JobRef) -> Iterator[UsageRecord]:
         )
 
 
+def _flat(registry: PriceRegistry, record: UsageRecord) -> bool:
+    """True when pricing a bucket's summed usage equals pricing each of its requests: the
+    model's prices have no tiers (a tier applies per request, by that request's input)."""
+    if not (record.provider and record.model):
+        return True
+    for mode in ("batch", "standard"):
+        price = registry.find(record.provider, record.model, mode, record.created)
+        if price is not None and price.tiers:
+            return False
+    return True
+
+
+def weighted_records(job: JobRef, registry: PriceRegistry) -> Iterator[tuple[int, UsageRecord]]:
+    """A finished job's usage as (requests, record) pairs, in constant memory and time.
+
+    Each bucket of the job's tally (kept in the ledger as results were written) is one record
+    holding its requests' usage summed; a job with a model priced in tiers is read request by
+    request from its results file instead (weight 1), so each request is priced on its own.
+    """
+    row = _row(job)
+    buckets = list(final_tally(job.ledger, row).records(job.id))  # one per bucket, not per item
+    if all(_flat(registry, record) for _, record in buckets):
+        yield from buckets
+    else:
+        for record in job_records(job):
+            yield 1, record
+
+
 def job_cost(
     job: JobRef,
     *,
@@ -78,12 +108,27 @@ def job_cost(
     row = _row(job)
     reg = registry or price_registry(providers=[row.provider])
     total = Cost()
-    for rec in job_records(job):
+    for _, rec in weighted_records(job, reg):
         if rec.usage.total_tokens == 0:
             continue
         price = reg.price(rec.provider or row.provider, rec.model or row.model, mode, rec.created)
         total = total + cost_of(rec.usage, price)
     return total
+
+
+def _group_key(record: UsageRecord, registry: PriceRegistry, by: Sequence[str]) -> tuple[str, ...]:
+    """The row of a usage table ``record`` falls in (as :func:`~polybatch.pricing.usage_rows`
+    groups it)."""
+    model = record.model or "?"
+    if record.provider and record.model:
+        model = registry.resolve_model(record.provider, record.model) or record.model
+    values = {
+        "provider": record.provider or "?",
+        "model": model,
+        "job_id": record.job_id or "?",
+        "date": record.created.isoformat(),
+    }
+    return tuple(values.get(k, "") for k in by)
 
 
 def usage_table(
@@ -95,7 +140,11 @@ def usage_table(
     digits: int | None = 4,
     registry: PriceRegistry | None = None,
 ) -> str:
-    """A usage and cost table over ``jobs`` (default: every finished job in the ledger)."""
+    """A usage and cost table over ``jobs`` (default: every finished job in the ledger).
+
+    Built from the jobs' tallies in the ledger (see :func:`weighted_records`): its time and
+    memory do not grow with the number of results.
+    """
     if jobs is None:
         ledger = open_ledger()
         since_ts = datetime.combine(since, datetime.min.time(), UTC).timestamp() if since else None
@@ -104,11 +153,27 @@ def usage_table(
             for row in ledger.list_jobs(since=since_ts)
             if row.state in FINAL_STATES
         ]
-    records = (rec for job in jobs for rec in job_records(job))
+    ok: Counter[tuple[str, ...]] = Counter()
+    failed: Counter[tuple[str, ...]] = Counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         reg = registry or price_registry(providers={_row(job).provider for job in jobs})
-        rows = _usage_rows(records, reg, by=by)  # type: ignore[arg-type]
+
+        def records() -> Iterator[UsageRecord]:
+            # one record per bucket; usage_rows counts it as one request, so the requests of
+            # each row are counted here and set on the rows after
+            for job in jobs:
+                for n, record in weighted_records(job, reg):
+                    (ok if record.ok else failed)[_group_key(record, reg, by)] += n
+                    yield record
+
+        rows = _usage_rows(records(), reg, by=by)  # type: ignore[arg-type]
+    for row in rows:
+        if row.total:
+            row.requests_ok, row.requests_failed = ok.total(), failed.total()
+        else:
+            key = tuple(row.keys[k] for k in by)
+            row.requests_ok, row.requests_failed = ok[key], failed[key]
     text = render_table(rows, fmt=fmt, digits=digits)
     for w in caught:
         warnings.warn(w.message, w.category, stacklevel=2)

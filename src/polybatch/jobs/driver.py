@@ -22,6 +22,7 @@ from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, Submit
 from .files import JobFiles, private_fd
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
 from .planner import PlannedChunk, chunk_items_file, iter_chunk_checks, iter_chunk_items
+from .tally import Tally, add_line, batch_days, chunk_tally, day_of, round_tally
 
 log = logging.getLogger("polybatch")
 
@@ -29,6 +30,8 @@ DEFAULT_MAX_IN_FLIGHT = 4
 #: retryable failures in a row on one chunk before a step gives up and raises; with the
 #: adaptive poll interval (capped at a minute) that is about half an hour of outage
 MAX_TRANSIENT_FAILURES = 30
+#: chunks downloaded and collected at once (one is read while the next downloads)
+MAX_CONCURRENT_COLLECTS = 2
 
 
 def planned_rows(
@@ -72,11 +75,10 @@ class JobDriver:
         self.ledger = ledger
         self._provider = provider
         self.files = JobFiles.of(ledger, row)
-        #: items done per in-flight chunk, as last polled (for the progress bar)
-        self.live_counts: dict[int, int] = {}
         #: transient failures in a row per chunk; past the limit the job stops (resume later)
         self.failures: dict[int, int] = {}
         self.max_transient_failures = MAX_TRANSIENT_FAILURES
+        self._collecting: asyncio.Semaphore | None = None
 
     @property
     def id(self) -> str:
@@ -113,52 +115,101 @@ class JobDriver:
         chunks = self.chunks()
         in_flight = sum(c.state == "submitted" for c in chunks)
         cancelling = self.row.state == "cancelling"
+        to_submit: list[ChunkRow] = []
         for c in chunks:
             if c.state != "planned":
                 continue
             if cancelling:
                 self._collect_unsubmitted(c)
-                continue
-            if in_flight >= max_in_flight:
-                break
-            try:
-                await self._submit(c)
-            except ProviderError as exc:
-                # the chunk stays "submitting": the next step looks for the batch, then resubmits
-                self._transient(c, "submit", exc)
-                break
-            in_flight += 1
-        for c in [c for c in self.chunks() if c.state == "submitted"]:
-            assert c.batch_id is not None
-            try:
-                st = await self.provider.apoll(c.batch_id)
-            except ProviderError as exc:
-                self._transient(c, "polling", exc)
-                continue
-            if not st.terminal:
-                self.failures.pop(c.idx, None)
-            if st.retry_after:
-                retry_after = max(retry_after or 0, st.retry_after)
-            if st.state != c.batch_state:
-                self.ledger.update_chunk(self.id, c.idx, batch_state=st.state, event="polled")
-            self.live_counts[c.idx] = st.completed + st.failed
-            if st.terminal:
+            elif in_flight + len(to_submit) < max_in_flight:
+                to_submit.append(c)
+        polled = [c for c in chunks if c.state == "submitted"]
+        # made per step: a step may run on the portal's loop or on the caller's
+        self._collecting = asyncio.Semaphore(MAX_CONCURRENT_COLLECTS)
+        # each chunk's calls (upload and create, poll, download) run concurrently with the
+        # others' on this loop, so that one chunk's results are read while the provider works on
+        # the next; an adapter that cannot take concurrent calls sets ``concurrent_calls = False``
+        lanes = [self._submit_and_poll(c) for c in to_submit] + [self._poll(c) for c in polled]
+        if self.provider.concurrent_calls:
+            outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+        else:
+            outcomes = []
+            for lane in lanes:
                 try:
-                    await self._collect(c, st)
-                except ProviderError as exc:
-                    self._transient(c, "download", exc)
-                else:
-                    self.failures.pop(c.idx, None)
+                    outcomes.append(await lane)
+                except Exception as exc:  # re-raised below, as gather's would be
+                    outcomes.append(exc)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if outcome is not None:
+                retry_after = max(retry_after or 0, outcome)
         chunks = self.chunks()
         if all(c.state == "collected" for c in chunks):
             last_round = max(c.round for c in chunks)
             # local file work, as long as the job is big: off the loop
-            await asyncio.to_thread(self.files.merge_round, last_round, chunks)
+            await asyncio.to_thread(self._merge, last_round, chunks)
             if await asyncio.to_thread(self.plan_retry, last_round):
                 return 0.0
             await self._finalize(last_round)
             return None
         return retry_after if retry_after is not None else 0.0
+
+    async def _submit_and_poll(self, c: ChunkRow) -> float | None:
+        """Submit a planned chunk, then poll it once; a suggested wait, if the provider gave one."""
+        try:
+            await self._submit(c)
+        except ProviderError as exc:
+            # the chunk stays "submitting": the next step looks for the batch, then resubmits
+            self._transient(c, "submit", exc)
+            return None
+        row = next(r for r in self.chunks() if r.idx == c.idx)
+        return await self._poll(row)
+
+    async def _poll(self, c: ChunkRow) -> float | None:
+        """Poll a submitted chunk once and collect it if its batch has ended."""
+        assert c.batch_id is not None
+        try:
+            st = await self.provider.apoll(c.batch_id)
+        except ProviderError as exc:
+            self._transient(c, "polling", exc)
+            return None
+        if not st.terminal:
+            self.failures.pop(c.idx, None)
+        if st.state != c.batch_state:
+            self.ledger.update_chunk(self.id, c.idx, batch_state=st.state, event="polled")
+        if (st.completed, st.failed) != (c.live_ok, c.live_failed):
+            # the provider's progress, for status and the progress bar while the batch runs
+            self.ledger.update_chunk(self.id, c.idx, live_ok=st.completed, live_failed=st.failed)
+        if st.terminal:
+            try:
+                assert self._collecting is not None
+                async with self._collecting:
+                    await self._collect(c, st)
+            except ProviderError as exc:
+                self._transient(c, "download", exc)
+            else:
+                self.failures.pop(c.idx, None)
+        return st.retry_after or None
+
+    def _merge(self, round_: int, chunks: list[ChunkRow]) -> None:
+        """Merge round ``round_`` into the job's results and record the merged tally: the
+        previous round's, less the results this round replaced, plus this round's chunks'."""
+        days = batch_days(self.row, chunks)
+        default_day = day_of(None, self.row.created_at)
+        tally = Tally() if round_ == 0 else round_tally(self.ledger, self.row, round_ - 1, chunks)
+        removed = Tally()
+
+        def replaced(line: str) -> None:
+            add_line(removed, line, self.row.provider, self.row.model, days, default_day)
+
+        if not self.files.merge_round(round_, chunks, replaced):
+            return  # merged before a crash: the tally is recomputed from the file when asked
+        for c in chunks:
+            if c.round == round_:
+                tally.merge(chunk_tally(self.ledger, self.row, c, days))
+        tally.merge(removed, -1)
+        self.ledger.set_job_tally(self.id, round_, tally.dumps())
 
     def _transient(self, c: ChunkRow, what: str, exc: ProviderError) -> None:
         """Let a retryable failure pass (the next step tries again), up to a limit in a row."""
@@ -223,7 +274,8 @@ class JobDriver:
         """Download a terminal batch's results; every item of the chunk gets exactly one.
 
         Results arrive in any order; they are written as they come, then copied into the
-        chunk's file in item order (memory: one offset per item of the chunk).
+        chunk's file in item order unless they came in it (memory: one offset per item of the
+        chunk). Their tally is recorded with the chunk.
         """
         ids: list[str] = []
         # structured-output items: each reply is checked against its model here, where the items
@@ -236,16 +288,17 @@ class JobDriver:
                 checks[cid] = check
         wire_to_user = {self.provider.wire_custom_id(cid): cid for cid in ids}
         offsets: dict[str, int] = {}
-        ok = failed = 0
+        tally = Tally()
+        days = batch_days(self.row, [c])
+        default_day = day_of(None, self.row.created_at)
+        provider, model = self.row.provider, self.row.model
         path = self.files.chunk_results(c.idx)
         arrival = path.with_suffix(".arrival")
         with open(private_fd(arrival, readable=True), "w+b") as out:
 
             def emit(r: BatchResult) -> None:
-                nonlocal ok, failed
                 offsets[r.custom_id] = out.tell()
-                ok += r.ok
-                failed += not r.ok
+                tally.add_result(r, provider, model, days.get(r.batch_id or "", default_day))
                 out.write(r.model_dump_json(exclude_none=True).encode() + b"\n")
 
             if st.state == "failed" and not self.provider.results_after_failure:
@@ -268,7 +321,8 @@ class JobDriver:
                                 r.custom_id,
                             )
                             continue
-                        r = r.model_copy(update={"custom_id": user_id})
+                        if user_id != r.custom_id:  # most adapters send the ids as they are
+                            r = r.model_copy(update={"custom_id": user_id})
                         check = checks.get(user_id)
                         emit(check.apply(r) if check is not None else r)
                 finally:
@@ -281,12 +335,16 @@ class JobDriver:
                 for cid in ids:
                     if cid not in offsets:
                         emit(self._synthetic(cid, "errored", missing, c))
-            tmp = path.with_suffix(".part")
-            with open(private_fd(tmp), "wb") as ordered:
-                for cid in ids:
-                    out.seek(offsets[cid])
-                    ordered.write(out.readline())
-        arrival.unlink()
+            # results that came in item order (as many providers send them) are already in place
+            in_order = all(a == b for a, b in zip(offsets, ids, strict=True))
+            tmp = arrival if in_order else path.with_suffix(".part")
+            if not in_order:
+                with open(private_fd(tmp), "wb") as ordered:
+                    for cid in ids:
+                        out.seek(offsets[cid])
+                        ordered.write(out.readline())
+        if not in_order:
+            arrival.unlink()
         _crashpoint("before-collected")
         tmp.replace(path)
         self.ledger.update_chunk(
@@ -295,8 +353,11 @@ class JobDriver:
             state="collected",
             batch_state=st.state,
             ended_at=time.time(),
-            n_ok=ok,
-            n_failed=failed,
+            n_ok=tally.succeeded,
+            n_failed=tally.failed,
+            live_ok=0,
+            live_failed=0,
+            tally=tally.dumps(),
             message=st.message,
             event="collected",
         )
@@ -309,12 +370,20 @@ class JobDriver:
             message="the job was cancelled before this request was sent",
             retryable=True,
         )
+        tally = Tally()
+        day = day_of(None, self.row.created_at)
         with os.fdopen(private_fd(path), "w", encoding="utf-8") as out:
             for i in iter_chunk_items(self.files.dir / c.items_file, c.offset, c.count):
                 r = self._synthetic(i.custom_id or "", "cancelled", err, c)
+                tally.add_result(r, self.row.provider, self.row.model, day)
                 out.write(r.model_dump_json(exclude_none=True) + "\n")
         self.ledger.update_chunk(
-            self.id, c.idx, state="collected", n_failed=c.count, event="not-submitted"
+            self.id,
+            c.idx,
+            state="collected",
+            n_failed=c.count,
+            tally=tally.dumps(),
+            event="not-submitted",
         )
 
     def _synthetic(self, cid: str, status: str, err: ItemError, c: ChunkRow) -> BatchResult:

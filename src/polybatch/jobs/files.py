@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from typing import overload
 
 from ..errors import JobError
 from ..items import BatchItem, BatchResult
@@ -92,16 +94,23 @@ class JobFiles:
         return self.dir / "results" / f"round-{round_}.jsonl"
 
     # -- merging, retrying, publishing ------------------------------------------------------
-    def merge_round(self, round_: int, chunks: Sequence[ChunkRow]) -> None:
+    def merge_round(
+        self,
+        round_: int,
+        chunks: Sequence[ChunkRow],
+        replaced: Callable[[str], None] | None = None,
+    ) -> bool:
         """Write round-N.jsonl: every item of the job once, in input order, latest outcome wins.
 
         Round 0 is the chunks' results put in input order. A retry round's items are a subset,
         in input order too, so the previous round's file and this round's results are merged in
-        one pass: memory stays bounded by one chunk's index, whatever the job's size.
+        one pass: memory stays bounded by one chunk's index, whatever the job's size. Each line
+        of the previous round that a result of this round replaces is passed to ``replaced``.
+        False if the file was already there (merged before a crash).
         """
         dest = self.round_results(round_)
         if dest.exists():
-            return
+            return False
         tmp = dest.with_name(dest.name + ".part")
         with os.fdopen(private_fd(tmp), "w", encoding="utf-8") as out:
             fresh = self._round_in_order(round_, chunks)
@@ -113,6 +122,8 @@ class JobFiles:
                 with self.round_results(round_ - 1).open("r", encoding="utf-8") as prev:
                     for line in prev:
                         if pending is not None and _custom_id(pending) == _custom_id(line):
+                            if replaced is not None:
+                                replaced(line)
                             out.write(pending)
                             pending = next(fresh, None)
                         else:
@@ -122,6 +133,7 @@ class JobFiles:
                         f"job {self.dir.name}: retry round {round_} holds results out of order"
                     )
         tmp.replace(dest)
+        return True
 
     def _round_in_order(self, round_: int, chunks: Sequence[ChunkRow]) -> Iterator[str]:
         """One round's results as lines, in the order of that round's items file."""
@@ -170,6 +182,59 @@ class JobFiles:
                 item = BatchItem.model_validate_json(line)
                 if wanted is None or item.custom_id in wanted:
                     yield item
+
+
+class ResultList(Sequence[BatchResult]):
+    """A job's final results as a read-only sequence, read from its results file on demand.
+
+    What :func:`~polybatch.run` and ``await_results`` return: iterating streams the file (memory
+    does not grow with the job), ``len()`` comes from the ledger's counts, and indexing reads up
+    to the item asked for. Use it as a list (``for r in results``, ``results[0]``, ``len``);
+    ``list(results)`` makes a real one.
+    """
+
+    def __init__(self, files: JobFiles, length: int, status: str | None = None) -> None:
+        self._files = files
+        self._length = length
+        self._status = status
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[BatchResult]:
+        return self._files.results(self._status)
+
+    @overload
+    def __getitem__(self, index: int) -> BatchResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[BatchResult]: ...
+
+    def __getitem__(self, index: int | slice) -> BatchResult | list[BatchResult]:
+        if isinstance(index, slice):
+            return list(self)[index] if _negative(index) else list(islice(self, *_bounds(index)))
+        i = index + self._length if index < 0 else index
+        if not 0 <= i < self._length:
+            raise IndexError("result index out of range")
+        return next(islice(self, i, None))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{self._length} results in {self._files.results_path}>"
+
+
+def _negative(s: slice) -> bool:
+    return any(v is not None and v < 0 for v in (s.start, s.stop, s.step))
+
+
+def _bounds(s: slice) -> tuple[int | None, int | None, int | None]:
+    return s.start, s.stop, s.step
 
 
 def copy_private(src: Path, dest: Path) -> Path:

@@ -29,8 +29,9 @@ from ..providers import BatchProvider
 from . import costs
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
-from .files import copy_private, ensure_final
+from .files import ResultList, copy_private, ensure_final
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger, open_ledger
+from .tally import final_tally, round_tally
 
 #: default bounds of the adaptive poll interval, seconds
 POLL_MIN = 1.0
@@ -155,16 +156,18 @@ class Job:
         return self.ledger.chunks(self.id)
 
     def status(self) -> JobStatus:
-        """Counts of items and chunks, from the ledger (no provider call)."""
+        """Counts of items and chunks, from the ledger (no provider call).
+
+        Each request is counted once, by its latest outcome: the merged results of the last
+        finished round, updated by the chunks of a retry round as they are collected; while a
+        batch runs, its progress as the provider reported it at the last poll.
+        """
         self._refresh()
         chunks = self.chunks()
         by_state: dict[str, int] = {}
-        ok = failed = 0
         for c in chunks:
             by_state[c.state] = by_state.get(c.state, 0) + 1
-            if c.round == 0 or c.state == "collected":
-                ok += c.n_ok
-                failed += c.n_failed
+        ok, failed = self._counts(chunks)
         return JobStatus(
             job_id=self.id,
             state=self._row.state,
@@ -175,6 +178,37 @@ class Job:
             failed=failed,
             chunks=by_state,
         )
+
+    def _counts(self, chunks: list[ChunkRow]) -> tuple[int, int]:
+        """(succeeded, failed) per custom_id, latest outcome (see :meth:`status`)."""
+        merged = self._merged_round(chunks)
+        if merged is None:
+            ok = failed = 0
+            for c in chunks:
+                if c.round == 0:
+                    done = c.state == "collected"
+                    ok += c.n_ok if done else c.live_ok
+                    failed += c.n_failed if done else c.live_failed
+            return ok, failed
+        base = round_tally(self.ledger, self._row, merged, chunks)
+        # a later round's items all failed before: each success moves one from failed to ok
+        moved = sum(
+            c.n_ok if c.state == "collected" else c.live_ok for c in chunks if c.round > merged
+        )
+        return base.succeeded + moved, base.failed - moved
+
+    def _merged_round(self, chunks: list[ChunkRow]) -> int | None:
+        """The last round whose results are merged (every chunk collected, its file written)."""
+        merged = None
+        for round_ in sorted({c.round for c in chunks}):
+            if any(c.state != "collected" for c in chunks if c.round == round_):
+                break
+            if self._row.state not in FINAL_STATES and not (
+                self._driver.files.round_results(round_).exists()
+            ):
+                break
+            merged = round_
+        return merged
 
     # -- the loop --------------------------------------------------------------------------
     def step(self) -> float | None:
@@ -226,18 +260,17 @@ class Job:
             disable=not progress,
             dynamic_ncols=True,
         )
-        last_done = -1
-        live = self._driver.live_counts
+        last_seen: tuple[Any, ...] = ()
         try:
             while True:
                 hint = await self.astep()
                 chunks = self.chunks()
                 done = sum(
-                    c.count if c.state == "collected" else live.get(c.idx, 0)
+                    c.count if c.state == "collected" else c.live_ok + c.live_failed
                     for c in chunks
                     if c.round == 0
                 )
-                failed = sum(c.n_failed for c in chunks if c.state == "collected" and c.round == 0)
+                failed = self._counts(chunks)[1]
                 states: dict[str, int] = {}
                 for c in chunks:
                     states[c.state] = states.get(c.state, 0) + 1
@@ -250,9 +283,11 @@ class Job:
                 bar.refresh()
                 if hint is None:
                     return self
-                if done != last_done:
-                    interval = poll_min  # progress: look again soon
-                    last_done = done
+                seen = (done, tuple(sorted(states.items())))
+                if seen != last_seen:
+                    # progress (items done, or a chunk submitted or collected): look again soon
+                    interval = poll_min
+                    last_seen = seen
                 else:
                     interval = min(poll_max, interval * 1.5)  # long batches: back off, up to a cap
                 sleep = max(interval, hint)
@@ -300,11 +335,14 @@ class Job:
         return costs.job_cost(self, mode=mode)
 
     def usage(self) -> Usage:
-        """Total token usage over the job's results."""
-        total = Usage()
-        for r in self.results():
-            total = total + r.usage
-        return total
+        """Total token usage over the job's results (from the ledger's tally, not the file)."""
+        self._refresh()
+        return final_tally(self.ledger, self._row).total_usage()
+
+    def counts(self) -> dict[str, int]:
+        """How many final results have each status (one per custom_id), from the ledger."""
+        self._refresh()
+        return dict(sorted(final_tally(self.ledger, self._row).statuses.items()))
 
     def export_results(self, path: str | Path) -> Path:
         """Copy the final results to ``path`` (owner-only permissions)."""
@@ -333,14 +371,28 @@ class Job:
         self._refresh()
         return False
 
-    async def await_results(self, status: str | None = None, **wait: Any) -> list[BatchResult]:
+    async def await_results(self, status: str | None = None, **wait: Any) -> ResultList:
         """Wait for the job on the caller's loop (Jupyter's too), then return its results.
 
         ``wait`` takes :meth:`wait`'s options. The provider calls go through the adapter's async
-        client on this loop; reading the results file runs in a worker thread.
+        client on this loop. The results are a :class:`~polybatch.jobs.files.ResultList`, read
+        from the results file as they are iterated.
         """
         await self.await_done(**wait)
-        return await asyncio.to_thread(lambda: list(self.results(status)))
+        return await asyncio.to_thread(self.result_list, status)
+
+    def result_list(self, status: str | None = None) -> ResultList:
+        """The final results as a sequence read on demand (see :class:`~.files.ResultList`)."""
+        self._refresh()
+        ensure_final(self._row)
+        counts = final_tally(self.ledger, self._row)
+        if status is None:
+            n = counts.total
+        elif status == "failed":
+            n = counts.failed
+        else:
+            n = counts.statuses.get(status, 0)
+        return ResultList(self._driver.files, n, status)
 
     # -- cancel ----------------------------------------------------------------------------
     def cancel(self) -> None:

@@ -52,7 +52,16 @@ CREATE TABLE IF NOT EXISTS chunks (
     n_ok INTEGER NOT NULL DEFAULT 0,
     n_failed INTEGER NOT NULL DEFAULT 0,
     message TEXT,
+    live_ok INTEGER NOT NULL DEFAULT 0,
+    live_failed INTEGER NOT NULL DEFAULT 0,
+    tally TEXT,
     PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS job_tallies (
+    job_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    tally TEXT NOT NULL,
+    PRIMARY KEY (job_id, round)
 );
 CREATE TABLE IF NOT EXISTS events (
     job_id TEXT NOT NULL,
@@ -69,6 +78,15 @@ JobState = Literal["planned", "running", "cancelling", "completed", "cancelled"]
 #: a chunk: planned -> submitting -> submitted -> collected (a queued chunk of a cancelled job
 #: goes straight to collected, its items cancelled)
 ChunkState = Literal["planned", "submitting", "submitted", "collected"]
+
+#: columns added to ``chunks`` after its first release: a ledger without them gets them on open
+#: (the provider's progress from the last poll; the chunk's results tallied as collected, NULL
+#: where they were collected before tallies existed: :mod:`.tally` recomputes those once)
+CHUNK_MIGRATIONS = {
+    "live_ok": "INTEGER NOT NULL DEFAULT 0",
+    "live_failed": "INTEGER NOT NULL DEFAULT 0",
+    "tally": "TEXT",
+}
 
 #: job states in which the results are final
 FINAL_STATES: tuple[JobState, ...] = ("completed", "cancelled")
@@ -111,6 +129,11 @@ class ChunkRow(BaseModel):
     n_ok: int = 0
     n_failed: int = 0
     message: str | None = None
+    #: items done at the provider (succeeded, failed) as of the last poll, while it runs
+    live_ok: int = 0
+    live_failed: int = 0
+    #: the chunk's results tallied (:class:`~polybatch.jobs.tally.Tally` JSON), once collected
+    tally: str | None = None
 
 
 def _private_file(path: Path) -> None:
@@ -130,6 +153,19 @@ class Ledger:
         self._local = threading.local()
         # executescript manages its own transaction (it commits first), so it runs outside _tx
         self._conn().executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add what later versions added to an older ledger (it stays readable as it was)."""
+        db = self._conn()
+        have = {r["name"] for r in db.execute("PRAGMA table_info(chunks)")}
+        for name, decl in CHUNK_MIGRATIONS.items():
+            if name not in have:
+                try:
+                    db.execute(f"ALTER TABLE chunks ADD COLUMN {name} {decl}")
+                except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -194,29 +230,10 @@ class Ledger:
 
     @staticmethod
     def _insert_chunk(db: sqlite3.Connection, c: ChunkRow) -> None:
-        db.execute(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                c.job_id,
-                c.idx,
-                c.round,
-                c.items_file,
-                c.offset,
-                c.start,
-                c.count,
-                c.nbytes,
-                c.model,
-                c.state,
-                c.batch_id,
-                c.input_file_id,
-                c.batch_state,
-                c.submitted_at,
-                c.ended_at,
-                c.n_ok,
-                c.n_failed,
-                c.message,
-            ),
-        )
+        data = c.model_dump()
+        cols = ", ".join(data)
+        marks = ", ".join("?" * len(data))
+        db.execute(f"INSERT INTO chunks ({cols}) VALUES ({marks})", tuple(data.values()))
 
     def get_job(self, job_id: str) -> JobRow | None:
         """A job by id, or None."""
@@ -272,6 +289,23 @@ class Ledger:
                     (job_id, time.time(), idx, event, json.dumps(detail)),
                 )
             db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (time.time(), job_id))
+
+    # -- tallies ---------------------------------------------------------------------------
+    def job_tally(self, job_id: str, round_: int) -> str | None:
+        """The tally (JSON) of a job's merged results as of round ``round_``, if recorded."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT tally FROM job_tallies WHERE job_id = ? AND round = ?", (job_id, round_)
+            )
+            .fetchone()
+        )
+        return None if row is None else str(row["tally"])
+
+    def set_job_tally(self, job_id: str, round_: int, tally: str) -> None:
+        """Record the tally (JSON) of a job's merged results as of round ``round_``."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO job_tallies VALUES (?,?,?)", (job_id, round_, tally))
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """The side-effect log of a job, oldest first."""

@@ -22,13 +22,13 @@ from .. import config as _config
 from ..config import JobOptions, RequestDefaults
 from ..errors import PricingError, UnknownProviderError
 from ..inputs import coerce_items, read_numbered_items
-from ..items import BatchItem, BatchResult
+from ..items import BatchItem
 from ..plugins import get_registry
 from ..pricing import Estimate, Estimator, check_budget, estimator
 from ..providers import BatchProvider
 from .clients import make_provider, public_settings, remember
 from .driver import DEFAULT_MAX_IN_FLIGHT, planned_rows
-from .files import JobFiles, jobs_dir
+from .files import JobFiles, ResultList, jobs_dir
 from .handle import Job
 from .ledger import JobRow, open_ledger
 from .planner import ITEMS_FILE, Plan, plan_job
@@ -320,7 +320,7 @@ async def arun(
     *,
     timeout: float | None = None,
     **kwargs: Any,
-) -> list[BatchResult]:
+) -> ResultList:
     """:func:`run` for async code: ``results = await polybatch.arun([...], "openai:gpt-4o-mini")``."""
     poll = {k: kwargs.pop(k) for k in ("poll_min", "poll_max") if k in kwargs}
     job = await asubmit(items, model, **kwargs)
@@ -334,8 +334,12 @@ def run(
     progress: bool = False,
     timeout: float | None = None,
     **kwargs: Any,
-) -> list[BatchResult]:
-    """Submit, wait and return every result, in input order (for notebooks and small jobs)."""
+) -> ResultList:
+    """Submit, wait and return every result, in input order.
+
+    The results are a :class:`~polybatch.jobs.files.ResultList`: a sequence (iterate it, index
+    it, ``len``) read from the job's results file as it is used, so a job of any size fits.
+    """
     job = submit(items, model, **kwargs)
     job.wait(progress=progress, timeout=timeout)
-    return list(job.results())
+    return job.result_list()

@@ -626,7 +626,7 @@ class ProviderConformance:
         client, and the loop stays free while the job runs."""
         import polybatch
 
-        async def main(server: SandboxServer) -> tuple[list[BatchResult], int]:
+        async def main(server: SandboxServer) -> tuple[Sequence[BatchResult], int]:
             ticks = 0
 
             async def tick() -> None:
