@@ -20,6 +20,7 @@ from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, Message
 from polybatch.jobs.costs import job_cost
 from polybatch.pricing import price_registry
+from polybatch.providers import META_CHUNK
 from polybatch.sandbox import SandboxServer
 from polybatch.sandbox.model import SyntheticModel
 from polybatch.tokens import count_tokens
@@ -45,8 +46,10 @@ def fast(job: Job) -> Job:
 
 
 def endpoints(server: SandboxServer) -> list[str]:
-    """The endpoint of every batch the sandbox holds, oldest first."""
-    return [b.extra["endpoint"] for b in server.engine.batches.values()]
+    """The endpoint of every batch the sandbox holds, in chunk order (chunks in flight are
+    created concurrently, so the sandbox may receive them in any order)."""
+    batches = sorted(server.engine.batches.values(), key=lambda b: int(b.metadata[META_CHUNK]))
+    return [b.extra["endpoint"] for b in batches]
 
 
 # -- the item -----------------------------------------------------------------------------------
