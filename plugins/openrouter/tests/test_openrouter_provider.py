@@ -20,7 +20,8 @@ from polybatch.items import BatchItem
 from polybatch.sandbox import SandboxServer
 from polybatch.testing import SANDBOX_KEY
 from polybatch.wire import WireError
-from polybatch_openrouter import codec, sandbox as or_sandbox
+from polybatch_openrouter import codec
+from polybatch_openrouter import sandbox as or_sandbox
 from polybatch_openrouter.provider import OpenRouterProvider
 
 MODEL = "openai/gpt-4o-mini"
