@@ -31,7 +31,7 @@ from openrouter import errors, utils
 from polybatch import formats, wire
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, SubmittedBatch
-from polybatch.sdk import SDKProvider, connection, failure, http
+from polybatch.sdk import SDKProvider, connection, http
 
 from . import codec
 
@@ -42,6 +42,15 @@ if TYPE_CHECKING:
 
 #: no retries (the create: a retry after a lost answer would be a second, untracked batch)
 NO_RETRY = utils.RetryConfig("none", utils.BackoffStrategy(500, 60000, 1.5, 3600000), False)
+
+
+def _error_status(exc: errors.OpenRouterError) -> int | None:
+    return exc.status_code if exc.status_code >= 400 else None
+
+
+def _default_detail(exc: errors.OpenRouterDefaultError) -> str:
+    """The default error's message ("API error occurred") with the body's own words."""
+    return f"{exc.message}: {exc.body[:300]}" if exc.body else str(exc.message)
 
 
 def _read_requests(path: Path) -> list[dict[str, Any]]:
@@ -59,10 +68,11 @@ class OpenRouterProvider(SDKProvider[openrouter.OpenRouter]):
     default_base_url = "https://openrouter.ai/api/v1"
     key_patterns = (re.compile(r"\b(sk-or-(?:v1-)?)[A-Za-z0-9]{8,}"),)
     errors = {
-        # an answer the SDK's models do not accept (a 2xx it cannot read): not an HTTP error
-        errors.ResponseValidationError: failure(),
-        errors.OpenRouterError: http(lambda e: e.status_code, lambda e: str(e.message)),
+        # an error status whose body the SDK's models do not read (ResponseValidationError) is
+        # still that HTTP error; a 2xx it cannot read has no status: a plain ProviderError
+        errors.OpenRouterError: http(_error_status, lambda e: str(e.message)),
         errors.NoResponseError: connection(),
+        errors.OpenRouterDefaultError: http(_error_status, _default_detail),
     }
     sandbox_prefix = "/openrouter/api/v1"
 

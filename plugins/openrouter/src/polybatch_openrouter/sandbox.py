@@ -16,6 +16,7 @@ from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
 from polybatch.sandbox import RouteKind, SandboxBatch
 from polybatch.sandbox.api import BatchRequest, Outcome, ProviderApi, cursor_page
+from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
 
 from . import codec
 from .provider import OpenRouterProvider
@@ -131,6 +132,8 @@ class OpenRouterApi(ProviderApi):
             for i, req in enumerate(batch.requests):
                 line_id = f"{batch.id}-{i}"
                 o: Outcome | None = batch.outcome(i) if i < done else None
+                if o is not None and o.ok and BATCH_MISSING_OUTPUT in batch.faults:
+                    continue  # the missing-output fault: the successes are lost
                 if o is not None and o.ok:
                     response = {"status_code": 200, "request_id": line_id, "body": o.body}
                     row = {"id": line_id, "custom_id": req.custom_id, "response": response}

@@ -20,6 +20,7 @@ from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
 from polybatch.sandbox import RouteKind, SandboxBatch
 from polybatch.sandbox.api import BatchRequest, Outcome, ProviderApi
+from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
 
 from . import codec
 from .provider import ADD_CALLS, ADD_MAX_BYTES, ADD_WINDOW
@@ -110,8 +111,8 @@ class XAIApi(ProviderApi):
         if len(self.add_times) >= ADD_CALLS:
             return self.error(429, "at most 100 add-requests calls per 30 seconds")
         self.add_times.append(now)
-        if found.cancel_requested_at is not None or found.state(now) in ("expired", "failed"):
-            return self.error(400, "the batch no longer accepts requests")
+        # requests added to a batch that was cancelled, expired or failed are taken, and end as
+        # the rest of it did (never run) [inferred: xAI does not document this case]
         rows = (await request.json()).get("batch_requests")
         if not isinstance(rows, list) or not rows:
             return self.error(400, "'batch_requests' must be a non-empty list")
@@ -193,11 +194,16 @@ class XAIApi(ProviderApi):
             return [
                 codec.error_row(r.custom_id, "INVALID_ARGUMENT", message) for r in batch.requests
             ]
+        # the missing-output fault: once ended, the listing has lost its successes
+        ended = state in TERMINAL_STATES or state == "finalizing"  # no request pending
+        lost = ended and BATCH_MISSING_OUTPUT in batch.faults
         rows = []
         for i, req in enumerate(batch.requests[:done]):
             o: Outcome = batch.outcome(i)
-            if o.ok:
+            if o.ok and not lost:
                 rows.append(codec.success_row(req.custom_id, o.body))
+            elif o.ok:
+                continue
             else:
                 rows.append(codec.error_row(req.custom_id, o.body["code"], o.body["message"]))
         if state in ("cancelled", "expired"):
