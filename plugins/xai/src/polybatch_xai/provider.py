@@ -18,6 +18,7 @@ left to clean up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
@@ -31,7 +32,7 @@ import openai
 from polybatch import formats, wire
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, SubmittedBatch
-from polybatch.sdk import SDKProvider, connection, failure, http
+from polybatch.sdk import PerLoop, SDKProvider, connection, failure, http
 
 from . import codec
 
@@ -107,15 +108,11 @@ class XAIProvider(SDKProvider[openai.AsyncOpenAI]):
     }
     sandbox_prefix = "/xai/v1"
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, settings=settings)
-        self.pacer = CallPacer(int(self.settings.get("add_calls_per_30s", ADD_CALLS)), ADD_WINDOW)
+    @functools.cached_property
+    def pacers(self) -> PerLoop[CallPacer]:
+        """The add calls' pacer, one per event loop (an asyncio lock is bound to its loop)."""
+        calls = int(self.settings.get("add_calls_per_30s", ADD_CALLS))
+        return PerLoop(lambda: CallPacer(calls, ADD_WINDOW))
 
     def make_client(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(api_key=self.require_api_key(), base_url=self.resolved_base_url())
@@ -158,7 +155,7 @@ class XAIProvider(SDKProvider[openai.AsyncOpenAI]):
         todo = [line for line in lines if wire.load_object(line)["batch_request_id"] not in held]
         per_page = int(self.settings.get("add_page_requests", ADD_PAGE_REQUESTS))
         for page in pages(todo, max_bytes=ADD_MAX_BYTES, max_requests=per_page):
-            await self.pacer.wait()
+            await self.pacers.get().wait()
             body = {"batch_requests": [json.loads(line) for line in page]}
             # not retried by the SDK either: a lost answer to an add is taken up as above
             with self.sdk_errors(f"adding {len(page)} requests to batch {batch_id}"):
