@@ -88,9 +88,10 @@ def test_routing_settings() -> None:
 
 
 def test_result_errors_read_the_canonical_type() -> None:
-    def decode(row: dict[str, Any]) -> tuple[str, str | None, bool | None]:
+    def decode(row: dict[str, Any]) -> tuple[str, str, bool]:
         r = codec.decode_result(row, provider="openrouter", batch_id="b")
-        return r.status, r.error and r.error.code, r.error and r.error.retryable
+        assert r.error is not None
+        return r.status, r.error.code, r.error.retryable
 
     assert decode(codec.error_result("1", "a", "server_error", "m", "server")) == (
         "errored",
