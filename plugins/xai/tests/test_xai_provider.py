@@ -265,3 +265,21 @@ def test_cli_run_on_the_sandbox_prints_results_and_costs(polybatch_home: Path) -
     assert f"{n} results ({n} succeeded)" in result.stdout
     assert "| xai " in result.stdout and "Batch $" in result.stdout
     assert len(out.read_text().splitlines()) == n
+
+
+def test_the_search_by_name_reads_a_bounded_number_of_pages(
+    make_sandbox: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xai_provider, "PAGE_LIMIT", 1)
+    server = make_sandbox()
+    p = connect(server, find_batch_pages=2)
+    old = submit(p, items(1), tmp_path, polybatch_job="pb-old", polybatch_chunk="0")
+    for n in range(2):
+        submit(p, items(1, f"n{n}"), tmp_path, polybatch_job="pb-new", polybatch_chunk=str(n))
+    assert p.find_batch({"polybatch_job": "pb-old", "polybatch_chunk": "0"}) is None  # 3rd page
+    assert (
+        connect(server, find_batch_pages=3).find_batch(
+            {"polybatch_job": "pb-old", "polybatch_chunk": "0"}
+        )
+        == old
+    )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import re
 import time
@@ -50,6 +51,8 @@ ADD_CALLS, ADD_WINDOW = 100, 30.0
 ADD_PAGE_REQUESTS = 1000
 #: results and batches per listed page (polybatch's choice; the SDK leaves it to the server)
 PAGE_LIMIT = 100
+#: pages of the batch listing searched for a batch by its name (the newest 1,000 batches)
+FIND_PAGES = 10
 
 Json = dict[str, Any]
 
@@ -91,7 +94,8 @@ def pages(lines: list[bytes], *, max_bytes: int, max_requests: int) -> Iterator[
 
 
 class XAIProvider(SDKProvider[openai.AsyncOpenAI]):
-    """xAI's Batch API (settings: ``base_url``, ``add_page_requests``, ``add_calls_per_30s``)."""
+    """xAI's Batch API (settings: ``base_url``, ``add_page_requests``, ``add_calls_per_30s``,
+    ``find_batch_pages``)."""
 
     name = "xai"
     credential_env = ("XAI_API_KEY",)
@@ -201,10 +205,13 @@ class XAIProvider(SDKProvider[openai.AsyncOpenAI]):
         return str(found["batch_id"]) if codec.counts(found)["num_requests"] >= named[1] else None
 
     # -- listings ------------------------------------------------------------------------------
-    async def _listing(self, path: str, key: str, what: str) -> AsyncIterator[Json]:
-        """The rows under ``key`` of every page of ``path`` (``limit``/``pagination_token``)."""
+    async def _listing(
+        self, path: str, key: str, what: str, *, max_pages: int | None = None
+    ) -> AsyncIterator[Json]:
+        """The rows under ``key`` of every page of ``path`` (``limit``/``pagination_token``),
+        or of the first ``max_pages``."""
         token: str | None = None
-        while True:
+        for _ in itertools.count() if max_pages is None else range(max_pages):
             params: dict[str, Any] = {"limit": PAGE_LIMIT}
             if token:
                 params["pagination_token"] = token
@@ -217,8 +224,10 @@ class XAIProvider(SDKProvider[openai.AsyncOpenAI]):
                 return
 
     async def _named(self, metadata: Mapping[str, str]) -> Json | None:
-        """The batch whose name carries exactly ``metadata``, if there is one."""
-        async for batch in self._listing("/batches", "batches", "batches"):
+        """The batch whose name carries exactly ``metadata``, if there is one among the
+        ``find_batch_pages`` first pages of the listing (xAI lists the newest first [inferred])."""
+        pages_ = int(self.settings.get("find_batch_pages", FIND_PAGES))
+        async for batch in self._listing("/batches", "batches", "batches", max_pages=pages_):
             named = codec.parse_name(str(batch.get("name") or ""))
             if named is not None and named[0] == dict(metadata):
                 return batch
