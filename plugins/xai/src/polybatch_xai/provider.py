@@ -57,6 +57,10 @@ FIND_PAGES = 10
 Json = dict[str, Any]
 
 
+def _read_lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
 class CallPacer:
     """At most ``calls`` calls in any ``window`` seconds (a sliding window; waits, never fails)."""
 
@@ -144,26 +148,32 @@ class XAIProvider(SDKProvider[openai.AsyncOpenAI]):
         runner retries, after :meth:`afind_batch` found no complete batch; this call then finds
         the incomplete one by its name and adds only the requests it does not hold yet.
         """
-        lines = [line for line in lines_path.read_bytes().splitlines() if line.strip()]
+        client = self.client  # first: a missing key fails before the file is read
+        # reading up to 200 MB would stall every other call on the loop
+        lines = await asyncio.to_thread(_read_lines, lines_path)
         found = await self._named(metadata) if metadata else None
         if found is None:
             name = codec.batch_name(metadata, len(lines))
             with self.sdk_errors("creating the batch"):
-                created = await self.client.with_options(max_retries=0).post(
+                created = await client.with_options(max_retries=0).post(
                     "/batches", body={"name": name}, cast_to=Json
                 )
             batch_id, held = str(created["batch_id"]), set[str]()
         else:
             batch_id = str(found["batch_id"])
             held = await self._held_ids(batch_id)
-        todo = [line for line in lines if wire.load_object(line)["batch_request_id"] not in held]
+        todo = (
+            [ln for ln in lines if wire.load_object(ln)["batch_request_id"] not in held]
+            if held
+            else lines
+        )
         per_page = int(self.settings.get("add_page_requests", ADD_PAGE_REQUESTS))
         for page in pages(todo, max_bytes=ADD_MAX_BYTES, max_requests=per_page):
             await self.pacers.get().wait()
             body = {"batch_requests": [json.loads(line) for line in page]}
             # not retried by the SDK either: a lost answer to an add is taken up as above
             with self.sdk_errors(f"adding {len(page)} requests to batch {batch_id}"):
-                await self.client.with_options(max_retries=0).post(
+                await client.with_options(max_retries=0).post(
                     f"/batches/{batch_id}/requests", body=body, cast_to=Json
                 )
         return SubmittedBatch(batch_id=batch_id)
