@@ -1,0 +1,1 @@
+"""polybatch plugin: provider ``openrouter`` (OpenRouter's Batch API)."""

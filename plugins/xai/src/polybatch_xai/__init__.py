@@ -1,0 +1,1 @@
+"""polybatch plugin: provider ``xai`` (xAI's Batch API)."""
