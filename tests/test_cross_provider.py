@@ -20,6 +20,10 @@ MODELS = [
     "gemini:gemini-2.5-flash",
     "mistral:mistral-small-latest",
     "groq:llama-3.3-70b-versatile",
+    "bedrock:anthropic.claude-haiku-4-5-20251001-v1:0",
+    "vertex:gemini-2.5-flash",
+    "xai:grok-4-1-fast-non-reasoning",
+    "openrouter:openai/gpt-4o-mini",
 ]
 
 

@@ -38,9 +38,15 @@ def provider_env() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+#: prefixes that name no vendor: polybatch's own (a plugin may declare ``POLYBATCH_VERTEX_BUCKET``,
+#: but ``POLYBATCH_HOME`` is the test's own isolation and must never be blanked by it)
+NOT_VENDOR_PREFIXES = frozenset({"POLYBATCH_"})
+
+
 def vendor_prefixes(names: tuple[str, ...]) -> tuple[str, ...]:
     """``OPENAI_`` for ``OPENAI_API_KEY``: the first word of each variable, with its ``_``."""
-    return tuple(sorted({n.split("_", 1)[0] + "_" for n in names if "_" in n}))
+    prefixes = {n.split("_", 1)[0] + "_" for n in names if "_" in n}
+    return tuple(sorted(prefixes - NOT_VENDOR_PREFIXES))
 
 
 def isolated_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
