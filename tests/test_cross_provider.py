@@ -20,6 +20,7 @@ MODELS = [
     "gemini:gemini-2.5-flash",
     "mistral:mistral-small-latest",
     "groq:llama-3.3-70b-versatile",
+    "together:meta-llama/Llama-3.3-70B-Instruct-Turbo",
 ]
 
 
