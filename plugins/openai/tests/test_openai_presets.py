@@ -8,6 +8,8 @@ Idempotency-Key), so an adapter that ignored one of them would fail here.
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,3 +239,18 @@ class TestNovitaConformance(ProviderConformance):
     provider_class = NovitaProvider
     model = "meta-llama/llama-3.3-70b-instruct"
     supports_find_batch = True
+
+
+def test_the_docs_config_tables_make_providers() -> None:
+    """Every ``[providers.X]`` table in docs/providers/openai-compatible.md is valid config."""
+    doc = Path(__file__).resolve().parents[3] / "docs" / "providers" / "openai-compatible.md"
+    blocks = re.findall(r"```toml\n(.*?)```", doc.read_text(encoding="utf-8"), re.DOTALL)
+    tables = {name: t for block in blocks for name, t in tomllib.loads(block)["providers"].items()}
+    assert set(tables) == {"nebius", "mylab"}
+    made = {
+        name: compatible_provider(name, {k: v for k, v in table.items() if k != "kind"})
+        for name, table in tables.items()
+    }
+    assert made["nebius"].preset == PRESETS["nebius"]
+    assert made["mylab"].preset.states()["DONE"] == "completed"
+    assert made["mylab"].preset.line_fields == "body"
