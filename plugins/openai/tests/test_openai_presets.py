@@ -184,6 +184,7 @@ def fresh_registry() -> Iterator[None]:
     reset_registry(None)
 
 
+@pytest.mark.filterwarnings("ignore:no estimate")
 @pytest.mark.usefixtures("fresh_registry")
 def test_a_preset_enabled_in_config(polybatch_home: Path) -> None:
     (polybatch_home.parent / "polybatch.toml").write_text(

@@ -40,7 +40,7 @@ See docs/providers/openai-compatible.md.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
@@ -49,11 +49,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from polybatch import formats
 from polybatch.errors import ConfigError, ProviderError, ProviderHTTPError
-from polybatch.items import BatchItem, BatchResult
+from polybatch.items import BatchItem
 from polybatch.providers import (
     META_CHUNK,
     META_JOB,
-    TERMINAL_STATES,
     BatchState,
     BatchStatus,
     SubmittedBatch,
@@ -291,7 +290,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def status_of(self, batch: openai.types.Batch, retry_after: float | None = None) -> BatchStatus:
         """A batch object in neutral terms; without counts, a progress reads as percent done."""
         status = self._status(batch, retry_after=retry_after)
-        update: dict[str, Any] = {"state": self.preset.states().get(batch.status, "in_progress")}
+        update: dict[str, Any] = {"state": self.batch_state(batch.status)}
         progress = getattr(batch, self.preset.progress_field or "", None)
         if batch.request_counts is None and isinstance(progress, int | float):
             update.update(total=100, completed=round(progress))
@@ -300,20 +299,9 @@ class OpenAICompatibleProvider(OpenAIProvider):
             update["message"] = str(reason) if reason else status.message or "batch failed"
         return status.model_copy(update=update)
 
-    async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
-        """The output file, then the error file, once the batch has ended."""
-        with self.sdk_errors(f"retrieving batch {batch_id}"):
-            batch = await self.client.batches.retrieve(batch_id)
-        state = self.preset.states().get(batch.status, "in_progress")
-        if state not in TERMINAL_STATES:
-            raise ProviderError(
-                f"batch {batch_id} is {batch.status}; results exist only once it has ended",
-                provider=self.name,
-            )
-        for file_id in (batch.output_file_id, batch.error_file_id):
-            if file_id:
-                async for result in self._file_results(file_id, batch_id):
-                    yield result
+    def batch_state(self, status: str) -> BatchState:
+        """The preset's word in neutral terms (a word newer than the table reads as in progress)."""
+        return self.preset.states().get(status, "in_progress")
 
     async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
         """By metadata, where the vendor keeps it (else None: nothing to find a batch by)."""
