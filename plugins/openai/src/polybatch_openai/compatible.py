@@ -88,7 +88,7 @@ class Preset(BaseModel):
     #: ``"openai"``: lines ``{custom_id, method, url, body}``; ``"body"``: ``{custom_id, body}``
     line_fields: Literal["openai", "body"] = "openai"
     #: neutral state -> the vendor's status word, over OpenAI's own words (read backwards by the
-    #: adapter: the first state listed for a word wins)
+    #: adapter: of states sharing a word, the earliest in the neutral lifecycle wins)
     statuses: dict[BatchState, str] = {}
     #: a 0-100 completion field, read when the batch has no ``request_counts``
     progress_field: str | None = None
@@ -120,7 +120,7 @@ class Preset(BaseModel):
         return {state: self.statuses.get(state, state) for state in codec.STATES.values()}
 
     def states(self) -> dict[str, BatchState]:
-        """The vendor's word -> neutral state (the first state listed for a word wins)."""
+        """The vendor's word -> neutral state (of states sharing a word, the earliest wins)."""
         words = self.status_words()
         return {word: cast(BatchState, s) for s, word in reversed(list(words.items()))}
 
@@ -129,8 +129,9 @@ _UPPER: dict[BatchState, str] = {state: state.upper() for state in codec.STATES.
 
 #: the vendors whose batch APIs are documented as OpenAI-compatible. Facts from the 2026-12 survey
 #: of provider batch APIs, tagged as it tags them: [src] read in the vendor's SDK, [docs] the
-#: vendor's documentation, [inferred] secondary sources; base URLs and key variables are the
-#: vendors' documented OpenAI-compatible ones [docs, not checked against a live endpoint].
+#: vendor's documentation, [inferred] secondary sources. Base URLs and key variables outside
+#: Together's are the vendors' usual OpenAI-compatible addresses [inferred: not in the survey, not
+#: checked against a live endpoint]; override them in config (``base_url``) if they moved.
 PRESETS: dict[str, Preset] = {
     # [docs] groq: windows 24h to 7d; per-batch limits undocumented (OpenAI's commonly cited)
     "groq": Preset(
@@ -193,6 +194,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     base-URL variable from it; override a method for a quirk no preset field covers.
     """
 
+    #: the vendor's differences (each subclass sets its own; this base's is Groq's)
     preset: ClassVar[Preset] = PRESETS["groq"]
     #: its own base-URL variable (``<NAME>_BASE_URL``); OPENAI_BASE_URL belongs to OpenAI
     base_url_env: ClassVar[str | None] = None
@@ -209,6 +211,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
         super().__init_subclass__(**kwargs)
 
     def window(self) -> str:
+        """The completion window asked for: the setting, the preset's, else "" (the first)."""
         return str(self.settings.get("completion_window") or self.preset.completion_window or "")
 
     def preflight(self) -> None:
@@ -234,7 +237,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
         )
 
     def idempotency_key(self, lines_path: Path, metadata: Mapping[str, str]) -> str | None:
-        """The key of one chunk's create: the same job, chunk and file give the same key."""
+        """The key of one chunk's create: the same job, chunk and file size give the same key
+        (a retry round's chunks have numbers of their own, so they never share one)."""
         if META_JOB not in metadata:
             return None  # not the runner's: no job and chunk to derive it from
         size = lines_path.stat().st_size
@@ -249,6 +253,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
             uploaded = await client.files.create(
                 file=(f"{lines_path.stem}.jsonl", fh, "application/jsonl"),
                 purpose=cast(Any, p.purpose),
+                **self.upload_options(),
             )
         fields: dict[str, Any] = {"metadata": dict(metadata) or None, **self.batch_options()}
         for name in p.omit:
@@ -257,17 +262,15 @@ class OpenAICompatibleProvider(OpenAIProvider):
         # a create is retried by the SDK only under an idempotency key the vendor honours: any
         # other retry after a lost answer makes a second batch (the runner looks it up instead)
         retries = int(self.settings.get("max_retries", 2)) if key else 0
+        create = client.with_options(max_retries=retries).batches.with_raw_response.create
+        headers = {p.idempotency_header: key} if p.idempotency_header and key else None
         try:
             with self.sdk_errors("creating the batch"):
-                raw = await client.with_options(
-                    max_retries=retries
-                ).batches.with_raw_response.create(
+                raw = await create(
                     input_file_id=uploaded.id,
                     endpoint=cast(Any, self.endpoint_for(lines_path)),
                     completion_window=cast(Any, self.window() or self.limits.completion_windows[0]),
-                    extra_headers={p.idempotency_header: key}
-                    if p.idempotency_header and key
-                    else None,
+                    extra_headers=headers,
                     **fields,
                 )
                 data = raw.http_response.json()

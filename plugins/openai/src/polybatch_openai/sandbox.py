@@ -11,8 +11,10 @@ completions. Structured-output requests get schema-valid JSON, or broken JSON wh
 ``invalid_json_rate`` fault strikes.
 
 :class:`OpenAIApi` is the one OpenAI-style batch API: Azure (:mod:`.azure_sandbox`) and every
-OpenAI-compatible provider serve it with their own paths, namespace and quirks. The Files routes
-are the core's :class:`~polybatch.sandbox.files_api.FilesApi`.
+OpenAI-compatible provider serve it with their own paths, namespace and quirks; for the latter,
+:class:`CompatibleApi` serves a :class:`~polybatch_openai.compatible.Preset`'s differences (upload
+purpose, line shape, status words, progress, refused fields, create envelope, Idempotency-Key).
+The Files routes are the core's :class:`~polybatch.sandbox.files_api.FilesApi`.
 """
 
 from __future__ import annotations
