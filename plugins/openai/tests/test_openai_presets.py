@@ -176,6 +176,24 @@ def test_lost_create_answers_are_retried_under_one_key(tmp_path: Path) -> None:
         assert len(server.engine.batches) == 1  # and the key made it the same batch
 
 
+@pytest.mark.filterwarnings("ignore:no estimate")
+def test_lost_creates_through_the_runner_make_no_second_batch(polybatch_home: Path) -> None:
+    """The chaos case Together and Anthropic fail: with the key, every lost create is harmless."""
+    registry = PluginRegistry(load_entry_points=False)
+    registry.add_plugin(_OneProvider(PerplexityProvider), name="presets-test")
+    reset_registry(registry)
+    try:
+        with serve(PerplexityProvider, faults=Faults(seed=5, create_timeout_rate=0.4)) as server:
+            items = [{"custom_id": f"c{i}", "prompt": f"q {i}"} for i in range(20)]
+            job = submit(items, "perplexity:sonar", sandbox=server, chunk_size=4)
+            job.wait(poll_min=0.02, timeout=120)
+            assert [r.custom_id for r in job.results()] == [f"c{i}" for i in range(20)]
+            assert any(e.kind == "create_timeout" for e in server.engine.fault_log)
+            assert len(server.engine.batches) == 5  # one per chunk, however many creates
+    finally:
+        reset_registry(None)
+
+
 # -- config: a preset by name, a user's own --------------------------------------------------
 @pytest.fixture
 def fresh_registry() -> Iterator[None]:
