@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint format bench clean
+.PHONY: demo test test-fast check lint format bench clean
 
 $(STAMP): requirements-dev.txt pyproject.toml plugins/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,12 +17,18 @@ $(STAMP): requirements-dev.txt pyproject.toml plugins/*/pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# the demo's jobs go to .polybatch-demo (git-ignored), not into the user's own ledger
+demo: export POLYBATCH_HOME = .polybatch-demo
 demo: $(STAMP)
 	$(BIN)/polybatch run examples/requests.jsonl --model openai:gpt-4o-mini --sandbox -o examples/results.openai.jsonl
 	$(BIN)/polybatch run examples/requests.jsonl --model anthropic:claude-haiku-4-5 --sandbox -o examples/results.anthropic.jsonl
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# everything but the tests marked slow (subprocesses, SIGKILL, large jobs, chaos runs)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 check: $(STAMP)
 	$(BIN)/ruff check .

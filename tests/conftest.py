@@ -1,4 +1,5 @@
-"""Every core test runs in an isolated POLYBATCH_HOME with provider credentials cleared."""
+"""Every core test runs in an isolated POLYBATCH_HOME with provider credentials cleared, in its
+own temporary working directory (the pytest plugin's ``polybatch_home``)."""
 
 from __future__ import annotations
 

@@ -102,6 +102,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 def test_cli_estimate_usage_and_prices(sandbox_server: SandboxServer) -> None:
     est = cli("estimate", str(EXAMPLES), "-m", "anthropic:claude-haiku-4-5")
     assert est.returncode == 0, est.stderr

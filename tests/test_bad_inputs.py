@@ -582,6 +582,7 @@ def test_bad_input_in_process(
     check(case, p, run_in_process(p, monkeypatch), sandbox_server)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", _params(SUBPROCESS_CASES))
 def test_bad_input_subprocess(case: Case, tmp_path: Path, sandbox_server: SandboxServer) -> None:
     p = prepare(case, tmp_path, sandbox_server)
@@ -603,6 +604,7 @@ def runner_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [OPENAI, ANTHROPIC])
 def test_control_good_input_reaches_the_sandbox(
     model: str,

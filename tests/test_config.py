@@ -309,6 +309,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_config_show_prints_resolved_settings_masked(tmp_path: Path) -> None:
     write(
         tmp_path / "polybatch.toml",
@@ -326,6 +327,7 @@ def test_config_show_prints_resolved_settings_masked(tmp_path: Path) -> None:
     assert "sk-proj-0123456789abcdef" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_config_show_unknown_profile_exit_2_one_line(tmp_path: Path) -> None:
     write(tmp_path / "polybatch.toml")
     proc = _cli("config", "show", "-p", "nope", cwd=tmp_path)

@@ -146,8 +146,8 @@ def test_cancel_midway_keeps_finished_work(
     results = list(job.results())
     assert [r.custom_id for r in results] == input_ids(path)
     statuses = [r.status for r in results]
-    assert "succeeded" in statuses[:10] and "canceled" in statuses[:10]
-    assert set(statuses[10:]) == {"canceled"}  # queued chunks were never submitted
+    assert "succeeded" in statuses[:10] and "cancelled" in statuses[:10]
+    assert set(statuses[10:]) == {"cancelled"}  # queued chunks were never submitted
     assert len(server.engine.batches) == 1
     assert job.status().state == "cancelled"
 
@@ -193,6 +193,7 @@ def cli(
     )
 
 
+@pytest.mark.slow
 def test_cli_run_sandbox_demo(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     proc = cli("run", str(EXAMPLES), "--model", MODEL, "--sandbox", "-o", str(out), "--no-progress")
@@ -204,6 +205,7 @@ def test_cli_run_sandbox_demo(tmp_path: Path) -> None:
     assert [json.loads(line)["custom_id"] for line in out.read_text().splitlines()] == input_ids()
 
 
+@pytest.mark.slow
 def test_cli_submit_status_resume_results_list_across_processes(
     sandbox_server: SandboxServer, tmp_path: Path
 ) -> None:
@@ -224,6 +226,7 @@ def test_cli_submit_status_resume_results_list_across_processes(
     assert job_id in listing and "completed" in listing
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exit_code_2_names_file_line_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "ok"}\n{"prompt": "ok", "colour": 1}\n')
@@ -232,6 +235,7 @@ def test_cli_bad_input_exit_code_2_names_file_line_field(tmp_path: Path) -> None
     assert f"{bad}:2: field 'colour': unknown field" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -247,6 +251,7 @@ def test_cli_config_errors_exit_2(args: list[str], fragment: str) -> None:
     assert fragment in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_providers_lists_openai() -> None:
     proc = cli("providers", env={"OPENAI_API_KEY": "x"})
     assert proc.returncode == 0

@@ -195,9 +195,10 @@ def test_azure_refuses_embeddings_unless_the_resource_is_said_to_run_them(
 
 
 def test_provider_limits_cap_embedding_batches() -> None:
-    from polybatch_openai.azure import AzureProvider
-    from polybatch_openai.provider import OpenAIProvider
+    from polybatch.plugins import get_registry
 
+    OpenAIProvider = get_registry().provider_class("openai")
+    AzureProvider = get_registry().provider_class("azure")
     assert OpenAIProvider.limits.max_embedding_inputs == 50_000
     assert AzureProvider.limits.max_embedding_inputs == 50_000
     assert AzureProvider.limits.max_requests == 100_000, "chat batches keep Azure's own limit"

@@ -10,8 +10,8 @@ import pytest
 from polybatch import submit
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, Message
+from polybatch.plugins import get_registry
 from polybatch.sandbox import SandboxServer
-from polybatch_openai.provider import OpenAILimits, OpenAIProvider
 
 EMBED = "text-embedding-3-small"
 
@@ -36,10 +36,13 @@ def test_kind_changes_cut_chunks_even_on_one_model(sandbox_server: SandboxServer
 def test_embedding_chunks_respect_the_input_cap(
     sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    openai = get_registry().provider_class("openai")
     monkeypatch.setattr(
-        OpenAIProvider,
+        openai,
         "limits",
-        OpenAILimits(max_requests=50_000, max_bytes=10**8, max_embedding_inputs=2),
+        openai.limits.model_copy(
+            update={"max_requests": 50_000, "max_bytes": 10**8, "max_embedding_inputs": 2}
+        ),
     )
     items = [*(emb(i) for i in range(5)), *(chat(i) for i in range(5, 8))]
     job = submit(items, "openai:gpt-4o-mini", sandbox=sandbox_server)

@@ -1,11 +1,11 @@
 """The price files the plugins ship: they load, cover the models, and are self-consistent.
 
-The files are found without importing the plugins (core tests never import a provider SDK).
+The files come from the plugin registry, as the runner finds them (core tests never import a
+provider SDK or a plugin package).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
@@ -23,16 +23,12 @@ D = Decimal
 TODAY = date(2026, 11, 24)
 
 
-def _price_file(package: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip(f"{package} is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "prices.toml"
-
-
 @pytest.fixture(scope="module")
 def files() -> list[Path]:
-    return [_price_file("polybatch_openai"), _price_file("polybatch_anthropic")]
+    """The price files of the plugins providing ``openai`` and ``anthropic``."""
+    found = PluginRegistry().price_files(["openai", "anthropic"])
+    assert [p.name for p in found] == ["prices.toml", "prices.toml"], found
+    return found
 
 
 @pytest.fixture(scope="module")

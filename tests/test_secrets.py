@@ -145,6 +145,7 @@ def provider_env(name: str, server: SandboxServer, key: str, home: Path) -> dict
 # -- (a) a whole job with --verbose: every byte written is clean --------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "key_source"),
     [("openai", "env"), ("anthropic", "env"), ("openai", "config-file")],
@@ -216,6 +217,7 @@ def test_whole_verbose_job_writes_the_key_nowhere(
 # -- (b) a failing run: 401 from the provider, and the message stays clean ----------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["openai", "anthropic"])
 def test_wrong_key_401_error_message_holds_no_key(
     name: str, tmp_path: Path, polybatch_home: Path, make_sandbox: Callable[..., SandboxServer]
@@ -409,6 +411,7 @@ def test_sqlite_side_files_are_owner_only_while_the_ledger_is_open(
     job.wait(poll_min=0.02, poll_max=0.2, timeout=60)
 
 
+@pytest.mark.slow
 def test_wire_files_left_by_a_failed_submission_are_owner_only(
     tmp_path: Path, polybatch_home: Path, make_sandbox: Callable[..., SandboxServer]
 ) -> None:
@@ -511,6 +514,7 @@ ENDPOINTS: dict[str, tuple[str, Callable[[str], dict[str, str]]]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENDPOINTS))
 def test_sandbox_process_binds_loopback_and_requires_the_key(
     name: str, sandbox_process: tuple[str, str]

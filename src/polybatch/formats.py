@@ -41,7 +41,7 @@ PARAMS: dict[str, str] = {name: name for name in PARAM_FIELDS}
 #: error-only lines every OpenAI-shaped vendor writes: code -> (result status, retryable)
 LINE_ERRORS: dict[str, tuple[ResultStatus, bool]] = {
     "batch_expired": ("expired", True),
-    "batch_cancelled": ("canceled", True),
+    "batch_cancelled": ("cancelled", True),
 }
 #: what a successful response body becomes: ``(body, common result fields) -> BatchResult``
 SuccessDecoder = Callable[[dict[str, Any], dict[str, Any]], BatchResult]

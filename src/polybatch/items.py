@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,7 +23,23 @@ from pydantic import (
 )
 
 Role = Literal["system", "user", "assistant"]
-ResultStatus = Literal["succeeded", "errored", "expired", "canceled"]
+ResultStatus = Literal["succeeded", "errored", "expired", "cancelled"]
+#: spellings of older versions, still read from old result files and ledgers (0.1 wrote
+#: "canceled" for results while jobs and batches said "cancelled")
+LEGACY_STATUS: dict[str, ResultStatus] = {"canceled": "cancelled"}
+RESULT_STATUSES: tuple[ResultStatus, ...] = ("succeeded", "errored", "expired", "cancelled")
+
+
+def result_status(value: str) -> ResultStatus:
+    """``value`` as a result status, old spellings accepted; ValueError naming the valid ones."""
+    status = LEGACY_STATUS.get(value, value)
+    if status not in RESULT_STATUSES:
+        raise ValueError(
+            f"unknown result status {value!r}; use one of {', '.join(RESULT_STATUSES)}"
+        )
+    return status
+
+
 #: what an item asks for: a chat completion, or the embedding vector of one input string
 ItemKind = Literal["chat", "embedding"]
 M = TypeVar("M", bound=BaseModel)
@@ -388,14 +405,25 @@ class Usage(BaseModel):
     ``output_tokens`` spent on reasoning (informational: it is already in ``output_tokens``).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
 
+    #: each bucket is named after the price key it is multiplied by (``input``,
+    #: ``cached_input``, ``cache_write_5m``, ``cache_write_1h``, ``output``) plus ``_tokens``
     input_tokens: int = 0
     cached_input_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_write_5m_tokens: int = Field(
+        default=0,
+        # 0.1 called it cache_write_tokens: old result files and ledgers still read
+        validation_alias=AliasChoices("cache_write_5m_tokens", "cache_write_tokens"),
+    )
     cache_write_1h_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+
+    @property
+    def cache_write_tokens(self) -> int:
+        """Deprecated name of :attr:`cache_write_5m_tokens` (polybatch 0.1)."""
+        return self.cache_write_5m_tokens
 
     @property
     def total_input_tokens(self) -> int:
@@ -403,7 +431,7 @@ class Usage(BaseModel):
         return (
             self.input_tokens
             + self.cached_input_tokens
-            + self.cache_write_tokens
+            + self.cache_write_5m_tokens
             + self.cache_write_1h_tokens
         )
 
@@ -450,6 +478,12 @@ class BatchResult(BaseModel):
     embedding: list[float] | None = None
     #: ``"module:QualName"`` of the model the reply was validated against (see ``parsed``)
     response_model_ref: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _legacy_status(cls, value: Any) -> Any:
+        # result files written by 0.1 spell it "canceled"
+        return LEGACY_STATUS.get(value, value) if isinstance(value, str) else value
 
     #: (text, ref, instance) of the last ``parsed``: copies with other text do not reuse it
     _parsed: tuple[str, str, BaseModel] | None = PrivateAttr(default=None)

@@ -51,6 +51,10 @@ class Limits(BaseModel):
     custom_id_pattern: str | None = None
     #: embedding inputs one batch may hold (None: only max_requests); one item is one input
     max_embedding_inputs: int | None = None
+    #: the fewest requests one batch may hold (a vendor's minimum job size): planning refuses a
+    #: job that would make a smaller batch, before anything is recorded or uploaded; it is never
+    #: padded with filler requests (they would be billed)
+    min_requests: int = 1
 
 
 class BatchStatus(BaseModel):
@@ -97,6 +101,12 @@ class BatchProvider(ABC):
     limits: ClassVar[Limits]
     #: whether ``kind="embedding"`` items can be sent (others are refused while planning)
     supports_embeddings: ClassVar[bool] = False
+    #: provider batches a job keeps in flight unless configured (None: the runner's default);
+    #: set it to the vendor's concurrent-job quota where it has one
+    default_max_in_flight: ClassVar[int | None] = None
+    #: whether a *failed* batch may still hold results (rows the provider exported before the
+    #: failure): then the runner collects them through ``aresults`` as for any ended batch
+    results_after_failure: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -51,7 +51,7 @@ def openai_output_line(r: BatchResult) -> dict[str, Any]:
         }
     if r.status == "expired":
         code = "batch_expired"
-    elif r.status == "canceled":
+    elif r.status == "cancelled":
         code = "batch_cancelled"
     return {
         "id": rid,

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import anthropic
 
 from polybatch.items import BatchItem
-from polybatch.sandbox import SandboxEngine, SandboxServer
+from polybatch.sandbox import SandboxServer
 from polybatch_anthropic.provider import AnthropicProvider
 
 KEY = "sk-ant-test"
 MODEL = "claude-haiku-4-5"
-
-
-@contextmanager
-def serve(engine: SandboxEngine) -> Iterator[SandboxServer]:
-    """A sandbox serving only the anthropic routes."""
-    with SandboxServer(engine, providers={"anthropic": AnthropicProvider}) as srv:
-        yield srv
 
 
 def strict_client(srv: SandboxServer, key: str = KEY) -> anthropic.Anthropic:

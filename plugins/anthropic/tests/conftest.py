@@ -1,40 +1,34 @@
-"""Fixtures for the anthropic plugin's tests: a sandbox on loopback."""
+"""Fixtures for the anthropic plugin's tests: a sandbox on loopback (the environment is
+isolated by polybatch's pytest plugin: every ANTHROPIC_ variable is blanked)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import pytest
-from anthropic_support import KEY, serve
+from anthropic_support import KEY
 
-from polybatch.sandbox import SandboxEngine, SandboxServer
-
-
-@pytest.fixture(autouse=True)
-def _no_real_anthropic(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep a developer's own Anthropic settings out of the tests."""
-    for name in (
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_AUTH_TOKEN",
-        "ANTHROPIC_BASE_URL",
-        "ANTHROPIC_PROFILE",
-    ):
-        monkeypatch.delenv(name, raising=False)
+from polybatch.sandbox import SandboxServer
+from polybatch.testing import Sandbox
 
 
 @pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    """A sandbox whose batches end at once."""
-    with serve(SandboxEngine(api_key=KEY)) as srv:
-        yield srv
+def server(polybatch_sandbox: Callable[..., Sandbox]) -> SandboxServer:
+    """A sandbox serving only anthropic, whose batches end at once."""
+    return polybatch_sandbox(providers=["anthropic"], api_key=KEY).server
 
 
 @pytest.fixture
-def sandbox() -> Callable[..., AbstractContextManager[SandboxServer]]:
-    """Start a sandbox with engine options: ``with sandbox(rate=5) as srv``."""
+def sandbox(
+    polybatch_sandbox: Callable[..., Sandbox],
+) -> Callable[..., AbstractContextManager[SandboxServer]]:
+    """Start a sandbox with engine options: ``with sandbox(rate=5) as srv`` (stopped at teardown)."""
 
-    def start(**options: object) -> AbstractContextManager[SandboxServer]:
-        return serve(SandboxEngine(api_key=KEY, **options))  # type: ignore[arg-type]
+    def start(**options: Any) -> AbstractContextManager[SandboxServer]:
+        return nullcontext(
+            polybatch_sandbox(providers=["anthropic"], api_key=KEY, **options).server
+        )
 
     return start

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import anthropic
+
 from polybatch.items import BatchItem
 from polybatch.testing import ProviderConformance
 from polybatch_anthropic.provider import AnthropicProvider
@@ -16,3 +18,11 @@ class TestAnthropicConformance(ProviderConformance):
     # Message Batches carry no metadata, so a batch cannot be found again
     supports_find_batch = False
     provider_settings = {"max_retries": 0}
+    lifecycle = "async"
+    # it uploads no files: nothing to clean up
+    lifecycle_defaults = ("cleanup",)
+    sync_sdk_seams = ((anthropic.Anthropic, "__init__"),)
+    client_attribute = "client"
+    client_class = anthropic.AsyncAnthropic
+    faults_reproducible = True
+    connection_errors_retryable = True

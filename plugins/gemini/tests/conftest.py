@@ -1,43 +1,32 @@
-"""Fixtures for the gemini plugin's tests: a sandbox on loopback."""
+"""Fixtures for the gemini plugin's tests: a sandbox on loopback (every GEMINI_/GOOGLE_
+variable is blanked by polybatch's pytest plugin, derived from the providers' credential_env)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import pytest
-from gemini_support import KEY, serve
+from gemini_support import KEY
 
-from polybatch.sandbox import SandboxEngine, SandboxServer
-
-
-@pytest.fixture(autouse=True)
-def _no_real_gemini(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep a developer's own Google settings out of the tests."""
-    for name in (
-        "GEMINI_API_KEY",
-        "GOOGLE_API_KEY",
-        "GOOGLE_GEMINI_BASE_URL",
-        "GOOGLE_GENAI_API_VERSION",
-        "GOOGLE_GENAI_USE_VERTEXAI",
-        "GOOGLE_CLOUD_PROJECT",
-        "GOOGLE_CLOUD_LOCATION",
-    ):
-        monkeypatch.delenv(name, raising=False)
+from polybatch.sandbox import SandboxServer
+from polybatch.testing import Sandbox
 
 
 @pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    """A sandbox whose batches end at once."""
-    with serve(SandboxEngine(api_key=KEY)) as srv:
-        yield srv
+def server(polybatch_sandbox: Callable[..., Sandbox]) -> SandboxServer:
+    """A sandbox serving only gemini, whose batches end at once."""
+    return polybatch_sandbox(providers=["gemini"], api_key=KEY).server
 
 
 @pytest.fixture
-def sandbox() -> Callable[..., AbstractContextManager[SandboxServer]]:
-    """Start a sandbox with engine options: ``with sandbox(rate=5) as srv``."""
+def sandbox(
+    polybatch_sandbox: Callable[..., Sandbox],
+) -> Callable[..., AbstractContextManager[SandboxServer]]:
+    """Start a sandbox with engine options: ``with sandbox(rate=5) as srv`` (stopped at teardown)."""
 
-    def start(**options: object) -> AbstractContextManager[SandboxServer]:
-        return serve(SandboxEngine(api_key=KEY, **options))  # type: ignore[arg-type]
+    def start(**options: Any) -> AbstractContextManager[SandboxServer]:
+        return nullcontext(polybatch_sandbox(providers=["gemini"], api_key=KEY, **options).server)
 
     return start

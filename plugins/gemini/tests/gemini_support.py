@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from google import genai
 from google.genai import types
 
 from polybatch.items import BatchItem
-from polybatch.sandbox import SandboxEngine, SandboxServer
+from polybatch.sandbox import SandboxServer
 from polybatch_gemini.provider import GeminiProvider
 
 KEY = "gm-test-key"
 MODEL = "gemini-2.5-flash"
-
-
-@contextmanager
-def serve(engine: SandboxEngine) -> Iterator[SandboxServer]:
-    """A sandbox serving only the gemini routes."""
-    with SandboxServer(engine, providers={"gemini": GeminiProvider}) as srv:
-        yield srv
 
 
 def sdk_client(srv: SandboxServer, key: str = KEY, api_version: str = "v1") -> genai.Client:

@@ -189,7 +189,7 @@ def test_decode_success_finish_reasons_and_thoughts() -> None:
         ({"code": 14}, "errored", "UNAVAILABLE", 503, True),
         ({"code": 8}, "errored", "RESOURCE_EXHAUSTED", 429, True),
         ({"code": 4}, "errored", "DEADLINE_EXCEEDED", 504, True),
-        ({"code": 1}, "canceled", "CANCELLED", 499, True),
+        ({"code": 1}, "cancelled", "CANCELLED", 499, True),
         ({"code": 429, "message": "http-style"}, "errored", "RESOURCE_EXHAUSTED", 429, True),
     ],
 )

@@ -7,6 +7,8 @@ until it exists this module is skipped rather than failing collection.
 from __future__ import annotations
 
 import pytest
+from google.genai import _api_client
+from google.genai.client import AsyncClient
 
 from polybatch.items import BatchItem
 from polybatch_gemini.provider import GeminiProvider
@@ -35,3 +37,15 @@ class TestGeminiConformance(ProviderConformance):  # type: ignore[misc, valid-ty
     )
     supports_cancel = True
     supports_find_batch = True
+    lifecycle = "async"
+    sync_sdk_seams = tuple(
+        (_api_client.BaseApiClient, method)
+        for method in (
+            *("request", "request_streamed", "_request", "_request_once"),
+            *("upload_file", "download_file"),
+        )
+    )
+    missing_batch_id = "batches/missing"
+    client_attribute = "client"
+    client_class = AsyncClient
+    connection_errors_retryable = True

@@ -1,38 +1,26 @@
-"""Fixtures: a sandbox on loopback HTTP and the Mistral provider pointed at it."""
+"""Fixtures: a sandbox on loopback HTTP and the MistralProvider pointed at it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from mistral_testlib import KEY, ServerFactory, provider_for
 
-from polybatch.sandbox import SandboxEngine, SandboxServer
+from polybatch.sandbox import SandboxServer
+from polybatch.testing import Sandbox
 from polybatch_mistral.provider import MistralProvider
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK reads MISTRAL_API_KEY and MISTRAL_SA_TOKEN_PATH itself: keep a user's out."""
-    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
-    monkeypatch.delenv("MISTRAL_SA_TOKEN_PATH", raising=False)
-
-
 @pytest.fixture
-def make_server() -> Iterator[ServerFactory]:
-    """Start sandboxes with engine options; all are stopped at teardown."""
-    servers: list[SandboxServer] = []
+def make_server(polybatch_sandbox: Callable[..., Sandbox]) -> ServerFactory:
+    """Start sandboxes serving only mistral, with engine options; all stopped at teardown."""
 
     def make(**engine_options: Any) -> SandboxServer:
-        engine = SandboxEngine(api_key=KEY, **engine_options)
-        server = SandboxServer(engine, providers={"mistral": MistralProvider}).start()
-        servers.append(server)
-        return server
+        return polybatch_sandbox(providers=["mistral"], api_key=KEY, **engine_options).server
 
-    yield make
-    for server in servers:
-        server.stop()
+    return make
 
 
 @pytest.fixture

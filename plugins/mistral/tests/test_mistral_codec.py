@@ -128,7 +128,7 @@ def test_decode_other_error_shapes() -> None:
         "response": None,
         "error": {"code": "batch_cancelled", "message": "m"},
     }
-    assert codec.decode_result(bare).status == "canceled"
+    assert codec.decode_result(bare).status == "cancelled"
     text = {"custom_id": "c", "error": "boom"}
     r = codec.decode_result(text)
     assert r.status == "errored" and r.error and r.error.message == "boom"
@@ -162,7 +162,7 @@ def test_input_line_round_trip() -> None:
 def test_synthetic_results() -> None:
     r = codec.synthetic_result("c", "expired", provider="mistral", batch_id="b")
     assert r.error and r.error.code == "batch_expired" and r.error.retryable
-    r = codec.synthetic_result("c", "canceled", provider="mistral", batch_id="b")
+    r = codec.synthetic_result("c", "cancelled", provider="mistral", batch_id="b")
     assert r.error and r.error.code == "batch_cancelled"
 
 

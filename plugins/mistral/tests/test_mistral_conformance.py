@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from mistralai.client import Mistral
+from mistralai.client.basesdk import BaseSDK
+
 from polybatch.items import BatchItem
 from polybatch.testing import ProviderConformance
 from polybatch_mistral.provider import MistralProvider
@@ -20,3 +23,11 @@ class TestMistralConformance(ProviderConformance):
     supports_find_batch = True
     # the first answer is what the suite checks: no SDK retries (they would only slow it down)
     provider_settings = {"retries": False}
+    lifecycle = "async"
+    # every sync SDK method sends through BaseSDK.do_request; the *_async ones do not
+    sync_sdk_seams = ((BaseSDK, "do_request"),)
+    missing_batch_id = "job-missing"
+    client_attribute = "client"
+    client_class = Mistral
+    faults_reproducible = True
+    connection_errors_retryable = True

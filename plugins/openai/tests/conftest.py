@@ -1,31 +1,26 @@
-"""Fixtures: a sandbox on loopback HTTP and the OpenAI provider pointed at it."""
+"""Fixtures: a sandbox on loopback HTTP and the OpenAIProvider pointed at it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from openai_testlib import KEY, ServerFactory, provider_for
 
-from polybatch.sandbox import SandboxEngine, SandboxServer
+from polybatch.sandbox import SandboxServer
+from polybatch.testing import Sandbox
 from polybatch_openai.provider import OpenAIProvider
 
 
 @pytest.fixture
-def make_server() -> Iterator[ServerFactory]:
-    """Start sandboxes with engine options; all are stopped at teardown."""
-    servers: list[SandboxServer] = []
+def make_server(polybatch_sandbox: Callable[..., Sandbox]) -> ServerFactory:
+    """Start sandboxes serving only openai, with engine options; all stopped at teardown."""
 
     def make(**engine_options: Any) -> SandboxServer:
-        engine = SandboxEngine(api_key=KEY, **engine_options)
-        server = SandboxServer(engine, providers={"openai": OpenAIProvider}).start()
-        servers.append(server)
-        return server
+        return polybatch_sandbox(providers=["openai"], api_key=KEY, **engine_options).server
 
-    yield make
-    for server in servers:
-        server.stop()
+    return make
 
 
 @pytest.fixture

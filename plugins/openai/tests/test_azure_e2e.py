@@ -154,6 +154,7 @@ def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow
 def test_cli_three_profiles_same_custom_ids(setup: Path, sandbox_server: SandboxServer) -> None:
     env = {"OPENAI_API_KEY": SANDBOX_KEY, "AZURE_OPENAI_API_KEY": SANDBOX_KEY}
     for profile in PROFILES:
@@ -170,6 +171,7 @@ def test_cli_three_profiles_same_custom_ids(setup: Path, sandbox_server: Sandbox
     assert len(sandbox_server.engine.batches) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
@@ -193,6 +195,7 @@ def test_cli_config_errors_exit_2_one_line_nothing_sent(
     assert sandbox_server.engine.requests_seen == []
 
 
+@pytest.mark.slow
 def test_cli_run_sandbox_with_azure_profile(setup: Path) -> None:
     proc = cli(
         "run", str(setup), "-p", "azure-v1", "--sandbox", "--no-progress", cwd=setup.parent, env={}

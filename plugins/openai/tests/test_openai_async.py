@@ -5,55 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any, NoReturn
 
 import openai
-import pytest
-from openai_testlib import MODEL, ServerFactory, items, provider_for, wait_terminal, write_lines
+from openai_testlib import MODEL, ServerFactory, provider_for
 
-from polybatch.providers import LIFECYCLE_PAIRS, BatchProvider
 from polybatch.sandbox import SandboxServer
 from polybatch_openai.azure import AzureProvider
-from polybatch_openai.compatible import GroqProvider
 from polybatch_openai.provider import OpenAIProvider
-
-
-@pytest.mark.parametrize("cls", [OpenAIProvider, AzureProvider, GroqProvider])
-def test_only_the_async_lifecycle_is_written(cls: type[BatchProvider]) -> None:
-    for sync, async_ in LIFECYCLE_PAIRS:
-        assert getattr(cls, sync) is getattr(BatchProvider, sync), f"{sync} is derived"
-        assert getattr(cls, async_) is not getattr(BatchProvider, async_), async_
-
-
-def test_the_blocking_api_never_builds_a_sync_client(
-    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
-        raise AssertionError("a sync openai.OpenAI client was built")
-
-    monkeypatch.setattr(openai.OpenAI, "__init__", refuse)
-    provider = provider_for(server)
-    lines = write_lines(tmp_path / "l.jsonl", [provider.encode(i, MODEL) for i in items(3)])
-    sub = provider.submit(lines, model=MODEL, metadata={"polybatch_job": "pb-x"})
-    assert wait_terminal(provider, server.engine, sub.batch_id).state == "completed"
-    assert sorted(r.custom_id for r in provider.results(sub.batch_id)) == ["c0", "c1", "c2"]
-    assert provider.find_batch({"polybatch_job": "pb-x"}) == sub.batch_id
-    provider.cancel(sub.batch_id)
-    provider.cleanup(sub)
-
-
-def test_one_async_client_per_event_loop(server: SandboxServer) -> None:
-    provider = provider_for(server)
-
-    async def client_used() -> openai.AsyncOpenAI:
-        await asyncio.sleep(0)
-        client = provider.client
-        assert provider.client is client, "the same loop reuses its client"
-        return client
-
-    first = asyncio.run(client_used())
-    second = asyncio.run(client_used())
-    assert isinstance(first, openai.AsyncOpenAI) and first is not second
 
 
 def test_aclose_closes_the_loops_client(server: SandboxServer) -> None:

@@ -169,7 +169,7 @@ def test_decode_http_errors(status: int, error: dict[str, Any], code: str, retry
     ("code", "status", "retryable"),
     [
         ("batch_expired", "expired", True),
-        ("batch_cancelled", "canceled", True),
+        ("batch_cancelled", "cancelled", True),
         ("request_timeout", "errored", True),
         ("something_new", "errored", False),
     ],

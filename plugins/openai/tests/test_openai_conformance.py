@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import openai
+
 from polybatch.items import BatchItem
 from polybatch.testing import ProviderConformance
 from polybatch_openai.provider import OpenAIProvider
@@ -20,3 +22,10 @@ class TestOpenAIConformance(ProviderConformance):
     supports_find_batch = True
     # the first answer is what the suite checks: no SDK retries (they would only slow it down)
     provider_settings = {"max_retries": 0}
+    lifecycle = "async"
+    sync_sdk_seams = ((openai.OpenAI, "__init__"),)
+    missing_batch_id = "batch_missing"
+    client_attribute = "client"
+    client_class = openai.AsyncOpenAI
+    faults_reproducible = True
+    connection_errors_retryable = True

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from openai_testlib import (
-    KEY,
     MODEL,
     ServerFactory,
     by_id,
@@ -19,9 +18,8 @@ from openai_testlib import (
     write_lines,
 )
 
-from polybatch.errors import CredentialsError, ItemValidationError, ProviderError
+from polybatch.errors import ItemValidationError, ProviderError
 from polybatch.items import BatchItem
-from polybatch.providers import META_CHUNK, META_JOB
 from polybatch.sandbox import Faults, SandboxServer
 from polybatch.sandbox.engine import DAY
 from polybatch.tokens import count_tokens
@@ -99,7 +97,7 @@ def test_cancel_midway_keeps_partial_results(make_server: ServerFactory, tmp_pat
     results = by_id(list(provider.results(sub.batch_id)))
     assert len(results) == 50
     done = [r for r in results.values() if r.ok]
-    canceled = [r for r in results.values() if r.status == "canceled"]
+    canceled = [r for r in results.values() if r.status == "cancelled"]
     assert len(done) == 10 == status.completed
     assert len(canceled) == 40
     assert all(
@@ -156,51 +154,6 @@ def test_wrong_key_is_a_401_provider_error(server: SandboxServer, tmp_path: Path
     assert isinstance(info.value.__cause__, Exception)  # raised from the SDK's error
 
 
-def test_missing_key_is_a_credentials_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    provider = OpenAIProvider(base_url="http://127.0.0.1:9/v1")
-    with pytest.raises(CredentialsError, match="OPENAI_API_KEY"):
-        provider.poll("batch_x")
-
-
-def test_key_and_base_url_from_environment(
-    server: SandboxServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in OpenAIProvider.sandbox_env(server.url, KEY).items():
-        monkeypatch.setenv(name, value)
-    provider = OpenAIProvider(settings={"max_retries": 0})
-    with pytest.raises(ProviderError) as info:
-        provider.poll("batch_missing")
-    assert info.value.status_code == 404
-
-
-def test_connection_error_is_retryable() -> None:
-    provider = OpenAIProvider(
-        api_key=KEY, base_url="http://127.0.0.1:9/v1", settings={"max_retries": 0}
-    )
-    with pytest.raises(ProviderError) as info:
-        provider.poll("batch_x")
-    assert info.value.status_code is None and info.value.retryable
-
-
-def test_find_batch_and_cleanup(
-    provider: OpenAIProvider, server: SandboxServer, tmp_path: Path
-) -> None:
-    first = submit_items(provider, items(2), tmp_path, metadata={META_JOB: "j1", META_CHUNK: "0"})
-    second = submit_items(
-        provider, items(2), tmp_path, metadata={META_JOB: "j1", META_CHUNK: "1"}, name="b.jsonl"
-    )
-    assert provider.find_batch({META_JOB: "j1", META_CHUNK: "1"}) == second.batch_id
-    assert provider.find_batch({META_JOB: "j1", META_CHUNK: "0"}) == first.batch_id
-    assert provider.find_batch({META_JOB: "j1"}) == second.batch_id  # newest first
-    assert provider.find_batch({META_JOB: "j2"}) is None
-
-    assert first.input_file_id in server.engine.files
-    provider.cleanup(first)
-    assert first.input_file_id not in server.engine.files
-    provider.cleanup(first)  # already gone is fine
-
-
 def test_submit_streams_the_file(
     provider: OpenAIProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -214,16 +167,6 @@ def test_submit_streams_the_file(
     sub = provider.submit(path, model=MODEL, metadata={})
     f = inspector(provider).files.retrieve(sub.input_file_id or "")
     assert f.filename == "lines.jsonl" and f.bytes == path.stat().st_size
-
-
-def test_results_split_lines_on_newline_only(provider: OpenAIProvider, tmp_path: Path) -> None:
-    # U+2028 and U+0085 are line breaks to str.splitlines (and httpx's iter_lines), not to JSONL
-    weird = ["a\u2028b", "c\x85d", "ünï"]
-    batch_items = [
-        BatchItem(custom_id=c, messages=[{"role": "user", "content": "hi"}]) for c in weird
-    ]
-    sub = submit_items(provider, batch_items, tmp_path)
-    assert sorted(r.custom_id for r in provider.results(sub.batch_id)) == sorted(weird)
 
 
 def test_validate_item_rejects_what_openai_cannot_take(provider: OpenAIProvider) -> None:
@@ -255,21 +198,3 @@ def test_validate_item_rejects_what_openai_cannot_take(provider: OpenAIProvider)
         ),
         MODEL,
     )
-
-
-def test_faults_are_reproducible_and_retries_redraw(
-    make_server: ServerFactory, tmp_path: Path
-) -> None:
-    def failed_ids(server: SandboxServer, name: str, batch_items: list[BatchItem]) -> set[str]:
-        provider = provider_for(server)
-        sub = submit_items(provider, batch_items, tmp_path, name=name)
-        return {r.custom_id for r in provider.results(sub.batch_id) if not r.ok}
-
-    first = make_server(faults=Faults(seed=11, item_error_rate=0.5))
-    second = make_server(faults=Faults(seed=11, item_error_rate=0.5))
-    failed = failed_ids(first, "a.jsonl", items(40))
-    assert failed and failed == failed_ids(second, "b.jsonl", items(40))
-    # resubmitting the failures is a new attempt: about half of them get through this time
-    retry = [i for i in items(40) if i.custom_id in failed]
-    still = failed_ids(first, "c.jsonl", retry)
-    assert still < failed

@@ -105,7 +105,11 @@ class JobDriver:
         retry_after: float | None = None
         for c in self.chunks():
             if c.state == "submitting":
-                await self._recover(c)
+                try:
+                    await self._recover(c)
+                except ProviderError as exc:
+                    # the lookup failed: the chunk stays "submitting", the next step looks again
+                    self._transient(c, "recover", exc)
         chunks = self.chunks()
         in_flight = sum(c.state == "submitted" for c in chunks)
         cancelling = self.row.state == "cancelling"
@@ -244,7 +248,7 @@ class JobDriver:
                 failed += not r.ok
                 out.write(r.model_dump_json(exclude_none=True).encode() + b"\n")
 
-            if st.state == "failed":
+            if st.state == "failed" and not self.provider.results_after_failure:
                 err = ItemError(
                     code="batch_failed", message=st.message or "the provider rejected the batch"
                 )
@@ -307,7 +311,7 @@ class JobDriver:
         )
         with os.fdopen(private_fd(path), "w", encoding="utf-8") as out:
             for i in iter_chunk_items(self.files.dir / c.items_file, c.offset, c.count):
-                r = self._synthetic(i.custom_id or "", "canceled", err, c)
+                r = self._synthetic(i.custom_id or "", "cancelled", err, c)
                 out.write(r.model_dump_json(exclude_none=True) + "\n")
         self.ledger.update_chunk(
             self.id, c.idx, state="collected", n_failed=c.count, event="not-submitted"

@@ -52,7 +52,7 @@ def retryable(r: BatchResult) -> bool:
     """Worth sending again: expired, cancelled, or an error the provider calls transient."""
     if r.ok:
         return False
-    if r.status in ("expired", "canceled"):
+    if r.status in ("expired", "cancelled"):
         return True
     return r.error is not None and r.error.retryable
 

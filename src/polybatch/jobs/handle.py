@@ -22,8 +22,8 @@ from typing import Any, Literal
 from tqdm import tqdm
 
 from .. import portal
-from ..errors import JobError
-from ..items import BatchItem, BatchResult, Usage
+from ..errors import ConfigError, JobError
+from ..items import BatchItem, BatchResult, Usage, result_status
 from ..pricing import Cost
 from ..providers import BatchProvider
 from . import costs
@@ -271,7 +271,14 @@ class Job:
 
     # -- results ---------------------------------------------------------------------------
     def results(self, status: str | None = None) -> Iterator[BatchResult]:
-        """Stream the final results (in input order), optionally only those of one status."""
+        """Stream the final results (in input order), optionally only those of one status:
+        ``succeeded``, ``errored``, ``expired``, ``cancelled``, or ``failed`` (every result that
+        did not succeed). An unknown status is a ConfigError naming the valid ones."""
+        if status is not None and status != "failed":
+            try:
+                status = result_status(status)
+            except ValueError as exc:
+                raise ConfigError(f"{exc} (or 'failed')") from None
         self._refresh()
         ensure_final(self._row)
         return self._driver.files.results(status)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
@@ -64,11 +64,15 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_job ON events(job_id);
 """
 
-#: job states in which the results are final
-FINAL_STATES = ("completed", "cancelled")
+#: a job: planned -> running -> completed, or -> cancelling -> cancelled
+JobState = Literal["planned", "running", "cancelling", "completed", "cancelled"]
+#: a chunk: planned -> submitting -> submitted -> collected (a queued chunk of a cancelled job
+#: goes straight to collected, its items cancelled)
+ChunkState = Literal["planned", "submitting", "submitted", "collected"]
 
-#: chunk states: planned -> submitting -> submitted -> collected (or cancelled before submit)
-CHUNK_STATES = ("planned", "submitting", "submitted", "collected")
+#: job states in which the results are final
+FINAL_STATES: tuple[JobState, ...] = ("completed", "cancelled")
+CHUNK_STATES: tuple[ChunkState, ...] = get_args(ChunkState)
 
 
 class JobRow(BaseModel):
@@ -79,7 +83,7 @@ class JobRow(BaseModel):
     updated_at: float
     provider: str
     model: str
-    state: str
+    state: JobState
     n_items: int
     input_path: str | None
     results_path: str | None
@@ -98,7 +102,7 @@ class ChunkRow(BaseModel):
     count: int
     nbytes: int
     model: str
-    state: str = "planned"
+    state: ChunkState = "planned"
     batch_id: str | None = None
     input_file_id: str | None = None
     batch_state: str | None = None

@@ -251,12 +251,39 @@ def plan_job(
     if n == 0:
         staging.unlink(missing_ok=True)
         raise InputError("no requests to submit")
-    return Plan(
+    plan = Plan(
         job_id="pb-" + digest.hexdigest()[:16],
         staging_path=staging,
         n_items=n,
         chunks=chunker.chunks,
         wire_files=wire_files,
+    )
+    try:
+        check_minimum(plan.chunks, provider)
+    except InputError:
+        plan.discard()
+        raise
+    return plan
+
+
+def check_minimum(chunks: list[PlannedChunk], provider: BatchProvider) -> None:
+    """Refuse (InputError) a plan with a batch smaller than ``provider.limits.min_requests``:
+    the job is not padded with filler requests, which the provider would bill."""
+    minimum = provider.limits.min_requests
+    short = [c for c in chunks if c.count < minimum]
+    if not short:
+        return
+    total = sum(c.count for c in chunks)
+    if len(chunks) == 1:
+        where = f"this job has {total} request(s)"
+        fix = f"send at least {minimum} requests"
+    else:
+        where = f"batch {chunks.index(short[0]) + 1} of {len(chunks)} would hold {short[0].count}"
+        fix = "choose a chunk size that leaves every batch at least that many requests"
+    raise InputError(
+        f"{provider.name} needs at least {minimum} requests per batch job, but {where}; "
+        f"{fix}, or use a provider without a minimum (see 'polybatch providers'). "
+        "polybatch never pads a job with filler requests: they would be billed"
     )
 
 

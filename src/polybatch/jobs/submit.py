@@ -210,7 +210,9 @@ def submit(
     now = time.time()
     recorded: dict[str, Any] = {
         "provider_settings": public,
-        "max_in_flight": resolved.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+        "max_in_flight": (
+            resolved.max_in_flight or cls.default_max_in_flight or DEFAULT_MAX_IN_FLIGHT
+        ),
         "chunk_size": resolved.chunk_size,
         "keep_files": opts.keep_files,
         "retry_failed": opts.retry_failed,

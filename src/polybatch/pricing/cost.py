@@ -55,7 +55,7 @@ def cost_of(usage: Usage, price: PriceRow) -> Cost:
     return Cost(
         input=_usd(usage.input_tokens, rates.input),
         cached_input=_usd(usage.cached_input_tokens, rates.cached_input_rate),
-        cache_write=_usd(usage.cache_write_tokens, rates.cache_write_5m_rate)
+        cache_write=_usd(usage.cache_write_5m_tokens, rates.cache_write_5m_rate)
         + _usd(usage.cache_write_1h_tokens, rates.cache_write_1h_rate),
         output=_usd(usage.output_tokens, rates.output),
     )

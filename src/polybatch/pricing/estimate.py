@@ -140,7 +140,7 @@ def request_bounds(
     dearest = rates.input
     if ("5m" in marks or automatic) and rates.cache_write_5m_rate > dearest:
         dearest = rates.cache_write_5m_rate
-        high = Usage(cache_write_tokens=n_in, output_tokens=n_out)
+        high = Usage(cache_write_5m_tokens=n_in, output_tokens=n_out)
     if "1h" in marks and rates.cache_write_1h_rate > dearest:
         high = Usage(cache_write_1h_tokens=n_in, output_tokens=n_out)
     low = Usage(input_tokens=n_in)

@@ -240,7 +240,7 @@ def usage_rows(
             row.requests_failed += 1
         row.input_tokens += usage.input_tokens
         row.cached_input_tokens += usage.cached_input_tokens
-        row.cache_write_tokens += usage.cache_write_tokens + usage.cache_write_1h_tokens
+        row.cache_write_tokens += usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
         row.output_tokens += usage.output_tokens
 
         costs: dict[Mode, Decimal | None] = {}

@@ -317,7 +317,7 @@ def decode_usage(usage: Mapping[str, Any] | None) -> Usage:
     return Usage(
         input_tokens=int(usage.get("input_tokens") or 0),
         cached_input_tokens=int(usage.get("cache_read_input_tokens") or 0),
-        cache_write_tokens=writes_5m,
+        cache_write_5m_tokens=writes_5m,
         cache_write_1h_tokens=writes_1h,
         output_tokens=int(usage.get("output_tokens") or 0),
         reasoning_tokens=int(details.get("thinking_tokens") or 0)
@@ -392,7 +392,7 @@ def decode_result(
         )
     if kind == "canceled":
         return BatchResult(
-            status="canceled",
+            status="cancelled",
             error=ItemError(
                 code="canceled",
                 message="the batch was canceled before this request was processed",

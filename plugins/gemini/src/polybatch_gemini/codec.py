@@ -398,7 +398,7 @@ def decode_error(error: Mapping[str, Any], *, expired: bool = False) -> tuple[st
             code=status, message=message, status_code=HTTP_STATUS[status], retryable=True
         )
     if status == "CANCELLED":
-        return "canceled", ItemError(
+        return "cancelled", ItemError(
             code=status, message=message, status_code=HTTP_STATUS[status], retryable=True
         )
     return "errored", ItemError(

@@ -20,7 +20,7 @@ State mapping (the SDK turns ``BATCH_STATE_*`` into ``JOB_STATE_*``; neutral
 - ``SUCCEEDED``, ``PARTIALLY_SUCCEEDED`` -> ``completed``; ``FAILED`` -> ``failed``;
   ``CANCELLED`` -> ``cancelled``; ``EXPIRED`` -> ``expired``.
 
-Results: per-request status objects become ``errored`` results (``CANCELLED`` -> ``canceled``;
+Results: per-request status objects become ``errored`` results (``CANCELLED`` -> ``cancelled``;
 ``DEADLINE_EXCEEDED`` in an expired job -> ``expired``). The docs say an expired job (48 h pending
 or running) has no results: then nothing is yielded and the runner fills the requests in as
 retryable ``missing_result`` errors. A responses file is streamed: the SDK's async download

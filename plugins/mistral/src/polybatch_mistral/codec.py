@@ -195,10 +195,10 @@ def synthetic_result(
     custom_id: str, status: ResultStatus, *, provider: str | None, batch_id: str | None
 ) -> BatchResult:
     """The result of a request a cancelled or timed-out job never ran (it has no output line)."""
-    code = "batch_cancelled" if status == "canceled" else "batch_expired"
+    code = "batch_cancelled" if status == "cancelled" else "batch_expired"
     message = (
         "This request was not run because the batch job was cancelled."
-        if status == "canceled"
+        if status == "cancelled"
         else "This request was not run before the batch job's timeout."
     )
     return BatchResult(

@@ -195,7 +195,7 @@ class MistralProvider(SDKProvider[Mistral]):
                     async for result in results:
                         seen.add(result.custom_id)
                         yield result
-        leftover = {"CANCELLED": "canceled", "TIMEOUT_EXCEEDED": "expired"}.get(status)
+        leftover = {"CANCELLED": "cancelled", "TIMEOUT_EXCEEDED": "expired"}.get(status)
         if leftover is None:
             return
         for file_id in job.input_files:
@@ -205,7 +205,7 @@ class MistralProvider(SDKProvider[Mistral]):
                         seen.add(cid)
                         yield codec.synthetic_result(
                             cid,
-                            "canceled" if leftover == "canceled" else "expired",
+                            "cancelled" if leftover == "cancelled" else "expired",
                             provider=self.name,
                             batch_id=batch_id,
                         )

@@ -34,19 +34,27 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, NoReturn
 
 import pytest
 
-from .errors import ConfigError, InputError, ItemValidationError, ProviderError
-from .hookspecs import hookimpl
-from .items import BatchItem, BatchResult, ItemError, Message
-from .jobs import submit
-from .plugins import PluginRegistry, get_registry, reset_registry
-from .providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, Limits, SubmittedBatch
-from .sandbox import SandboxEngine, SandboxServer
-from .sandbox.engine import DAY
-from .tokens import count_tokens, prompt_tokens
+from ..errors import ConfigError, CredentialsError, InputError, ItemValidationError, ProviderError
+from ..hookspecs import hookimpl
+from ..items import BatchItem, BatchResult, ItemError, Message
+from ..jobs import submit
+from ..plugins import PluginRegistry, get_registry, reset_registry
+from ..providers import (
+    LIFECYCLE_PAIRS,
+    META_CHUNK,
+    META_JOB,
+    BatchProvider,
+    BatchStatus,
+    Limits,
+    SubmittedBatch,
+)
+from ..sandbox import SandboxEngine, SandboxServer
+from ..sandbox.engine import DAY
+from ..tokens import count_tokens, prompt_tokens
 
 #: the key every conformance sandbox requires
 CONFORMANCE_KEY = "sk-polybatch-conformance-0123456789"
@@ -97,12 +105,43 @@ class ProviderConformance:
     supports_cancel: ClassVar[bool] = True
     #: whether ``find_batch(metadata)`` finds a batch created with that metadata
     supports_find_batch: ClassVar[bool] = False
+    #: whether uploads are stored as the engine's files (``engine.files``), so the suite can see
+    #: ``cleanup`` delete them; a provider whose uploads go to an emulated object store (Vertex's
+    #: Cloud Storage) says False and checks its clean-up in its own tests
+    uploads_in_engine_files: ClassVar[bool] = True
     #: whether the sandbox lets batches expire (False: the expiry test skips)
     supports_expiry: ClassVar[bool] = True
     #: extra provider settings for every provider the suite builds (e.g. ``{"max_retries": 0}``)
     provider_settings: ClassVar[Mapping[str, Any]] = {}
     #: requests per batch in the lifecycle tests
     batch_size: ClassVar[int] = 5
+    #: which side of the lifecycle the adapter writes: "async" (the other is derived through
+    #: the portal loop) or "blocking" (derived through worker threads); None: not checked
+    lifecycle: ClassVar[Literal["async", "blocking"] | None] = None
+    #: blocking names of the pairs the adapter leaves to a default (BatchProvider's or a shared
+    #: base's such as SDKProvider's), e.g. ``("cleanup",)`` for a provider that uploads no files
+    lifecycle_defaults: ClassVar[tuple[str, ...]] = ()
+    #: the SDK's blocking path as (owner, attribute) pairs, e.g. ``((openai.OpenAI, "__init__"),)``:
+    #: the suite makes them raise while it drives the provider, so an adapter that reaches them
+    #: (instead of its async client) fails; empty: those checks run without the seams
+    sync_sdk_seams: ClassVar[tuple[tuple[Any, str], ...]] = ()
+    #: whether the provider reads its base URL from ``sandbox_env`` too (False: the test passes
+    #: the base URL as an argument); None: True if ``sandbox_env`` names a URL of the sandbox
+    base_url_from_env: ClassVar[bool | None] = None
+    #: whether the sandbox draws item faults from the seed and the request sequence only, so two
+    #: sandboxes fail the same requests (True: checked); a sandbox keying them by its random
+    #: batch ids cannot; the redraw on resubmission is checked either way
+    faults_reproducible: ClassVar[bool] = False
+    #: whether a transport error must be retryable (True for every built-in plugin; a third
+    #: party opts in: its error mapping may not be there yet)
+    connection_errors_retryable: ClassVar[bool] = False
+    #: the attribute handing out the SDK client of the running event loop (e.g. ``"client"``);
+    #: None: the per-loop client test skips
+    client_attribute: ClassVar[str | None] = None
+    #: the class that client is (checked when given)
+    client_class: ClassVar[type[Any] | None] = None
+    #: a batch id of the provider's shape that the sandbox does not hold
+    missing_batch_id: ClassVar[str] = "batch-that-does-not-exist"
 
     # -- fixtures ----------------------------------------------------------------------------
     @pytest.fixture(autouse=True)
@@ -136,7 +175,11 @@ class ProviderConformance:
 
     def connect(self, server: SandboxServer, api_key: str = CONFORMANCE_KEY) -> BatchProvider:
         """The provider pointed at ``server``, built from its own ``sandbox_settings``."""
-        kwargs = dict(self.provider_class.sandbox_settings(server.url, api_key))
+        return self.connect_to(server.url, api_key)
+
+    def connect_to(self, url: str, api_key: str = CONFORMANCE_KEY) -> BatchProvider:
+        """The provider pointed at a sandbox (or nothing) at ``url``, with the suite's settings."""
+        kwargs = dict(self.provider_class.sandbox_settings(url, api_key))
         settings = {**dict(kwargs.pop("settings", None) or {}), **self.provider_settings}
         return self.provider_class(**kwargs, settings=settings)
 
@@ -190,6 +233,36 @@ class ProviderConformance:
             assert user_id is not None
             out[user_id] = r
         return out
+
+    def round_trip_ids(self, ids: Sequence[str], tmp_path: Path) -> dict[str, BatchResult]:
+        """One batch of items with these ids, through a sandbox: the results by user id."""
+        items = [
+            item.model_copy(update={"custom_id": cid})
+            for item, cid in zip(self.make_items(len(ids)), ids, strict=True)
+        ]
+        with self.serve() as server:
+            provider = self.connect(server)
+            submitted = self.submit_items(provider, items, tmp_path)
+            self.wait_terminal(provider, server.engine, submitted.batch_id)
+            return self.collect(provider, submitted.batch_id, items)
+
+    def refuse_sync_sdk(
+        self, monkeypatch: pytest.MonkeyPatch, *, blocking_api: bool = False
+    ) -> None:
+        """Make :attr:`sync_sdk_seams` raise; with ``blocking_api``, the base class's derived
+        blocking lifecycle methods too (what an async job must never call)."""
+
+        def refuse(what: str) -> Callable[..., NoReturn]:
+            def refused(*args: Any, **kwargs: Any) -> NoReturn:
+                raise AssertionError(f"{what} was used: the blocking path")
+
+            return refused
+
+        for owner, attribute in self.sync_sdk_seams:
+            monkeypatch.setattr(owner, attribute, refuse(f"{owner.__name__}.{attribute}"))
+        if blocking_api:
+            for name, _ in LIFECYCLE_PAIRS:
+                monkeypatch.setattr(BatchProvider, name, refuse(f"BatchProvider.{name}"))
 
     @contextmanager
     def registered(self) -> Iterator[None]:
@@ -318,7 +391,7 @@ class ProviderConformance:
 
     def test_item_errors(self, tmp_path: Path) -> None:
         """Per-request server errors are ``errored`` results with a retryable ItemError."""
-        from .sandbox import Faults
+        from ..sandbox import Faults
 
         items = self.make_items(self.batch_size)
         with self.serve(faults=Faults(item_error_rate=1.0)) as server:
@@ -390,7 +463,7 @@ class ProviderConformance:
             assert provider.poll(first_id).state == "completed"
 
     def test_cancel_midway(self, tmp_path: Path) -> None:
-        """Cancel after one request ran: the batch ends cancelled, the rest are ``canceled``."""
+        """Cancel after one request ran: the batch ends cancelled, the rest are ``cancelled``."""
         if not self.supports_cancel:
             pytest.skip("the provider cannot cancel a batch")
         items = self.make_items(self.batch_size)
@@ -407,10 +480,10 @@ class ProviderConformance:
             results = self.collect(provider, submitted.batch_id, items)
             provider.cancel(submitted.batch_id)  # cancelling an ended batch is harmless
         statuses = Counter(r.status for r in results.values())
-        assert set(statuses) <= {"succeeded", "canceled"}, statuses
-        assert statuses["canceled"] >= len(items) - 1, statuses
+        assert set(statuses) <= {"succeeded", "cancelled"}, statuses
+        assert statuses["cancelled"] >= len(items) - 1, statuses
         for r in results.values():
-            if r.status == "canceled":
+            if r.status == "cancelled":
                 assert r.error is None or isinstance(r.error, ItemError)
             else:
                 assert r.text
@@ -436,15 +509,7 @@ class ProviderConformance:
 
     def test_awkward_ids_round_trip(self, tmp_path: Path) -> None:
         """Ids outside the provider's id rules come back, through wire_custom_id, as sent."""
-        items = [
-            item.model_copy(update={"custom_id": cid})
-            for item, cid in zip(self.make_items(len(AWKWARD_IDS)), AWKWARD_IDS, strict=True)
-        ]
-        with self.serve() as server:
-            provider = self.connect(server)
-            submitted = self.submit_items(provider, items, tmp_path)
-            self.wait_terminal(provider, server.engine, submitted.batch_id)
-            results = self.collect(provider, submitted.batch_id, items)
+        results = self.round_trip_ids(AWKWARD_IDS, tmp_path)
         assert set(results) == set(AWKWARD_IDS)
         assert all(r.ok for r in results.values())
 
@@ -486,6 +551,12 @@ class ProviderConformance:
             assert provider.find_batch({META_JOB: job, META_CHUNK: "0"}) == first.batch_id
             assert provider.find_batch({META_JOB: job, META_CHUNK: "1"}) == second.batch_id
             assert provider.find_batch({META_JOB: "pb-never-submitted", META_CHUNK: "0"}) is None
+            assert provider.find_batch({META_JOB: job}) == second.batch_id, "newest first"
+            if first.input_file_id is not None and self.uploads_in_engine_files:
+                assert first.input_file_id in server.engine.files
+                provider.cleanup(first)
+                assert first.input_file_id not in server.engine.files
+            provider.cleanup(first)  # already gone is fine
 
     def test_bad_item_is_rejected(self, tmp_path: Path) -> None:
         """``bad_item`` fails validation, and the runner then submits nothing at all."""
@@ -505,9 +576,200 @@ class ProviderConformance:
                 )
             assert not server.engine.batches, "nothing is submitted when one item is invalid"
 
+    def test_one_side_of_each_lifecycle_pair_is_written(self) -> None:
+        """The adapter writes one side of every pair (``lifecycle``), the base derives the other."""
+        if self.lifecycle is None:
+            pytest.skip("lifecycle not declared")
+        cls = self.provider_class
+        for sync, async_ in LIFECYCLE_PAIRS:
+            written, derived = (async_, sync) if self.lifecycle == "async" else (sync, async_)
+            assert getattr(cls, derived) is getattr(BatchProvider, derived), (
+                f"{derived} must be the base class's (derived from {written}), not an override"
+            )
+            if sync in self.lifecycle_defaults:
+                continue  # left to a default (BatchProvider's or a shared base's)
+            assert getattr(cls, written) is not getattr(BatchProvider, written), written
+            if self.lifecycle == "async":
+                check = (
+                    inspect.isasyncgenfunction
+                    if async_ == "aresults"
+                    else (inspect.iscoroutinefunction)
+                )
+                assert check(getattr(cls, async_)), async_
+        if self.lifecycle == "async":
+            assert cls.aclose is not BatchProvider.aclose, "an async adapter closes its clients"
+
+    def test_blocking_lifecycle_never_uses_the_sync_sdk(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The blocking API, with the SDK's blocking path refused: it runs on the async client."""
+        items = self.make_items(3)
+        job = f"pb-blocking-{uuid.uuid4().hex[:8]}"
+        self.refuse_sync_sdk(monkeypatch)
+        with self.serve() as server:
+            provider = self.connect(server)
+            submitted = self.submit_items(
+                provider, items, tmp_path, metadata={META_JOB: job, META_CHUNK: "0"}
+            )
+            status = self.wait_terminal(provider, server.engine, submitted.batch_id)
+            assert status.state == "completed", status
+            results = self.collect(provider, submitted.batch_id, items)
+            assert all(r.ok for r in results.values())
+            if self.supports_find_batch:
+                assert provider.find_batch({META_JOB: job, META_CHUNK: "0"}) == submitted.batch_id
+            if self.supports_cancel:
+                provider.cancel(submitted.batch_id)  # an ended batch: harmless
+            provider.cleanup(submitted)
+
+    def test_async_job_takes_no_blocking_path(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``polybatch.asubmit`` on the caller's loop: no derived blocking method, no blocking SDK
+        client, and the loop stays free while the job runs."""
+        import polybatch
+
+        async def main(server: SandboxServer) -> tuple[list[BatchResult], int]:
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            ticker = asyncio.create_task(tick())
+            job = await polybatch.asubmit(
+                ["one?", "two?", "three?"],
+                f"{self.provider_class.name}:{self.model}",
+                sandbox=server,
+                chunk_size=2,
+                provider_settings=self.provider_settings,
+            )
+            results = await job.await_results(poll_min=0.01, timeout=60)
+            ticker.cancel()
+            return results, ticks
+
+        with self.serve() as server, self.registered():
+            self.refuse_sync_sdk(monkeypatch, blocking_api=True)
+            results, ticks = asyncio.run(main(server))
+        assert [r.custom_id for r in results] == ["item-1", "item-2", "item-3"]
+        assert all(r.ok and r.text for r in results), results
+        assert ticks > 0, "the loop stayed free while the job ran"
+
+    def test_one_client_per_event_loop(self) -> None:
+        """Each loop gets its own SDK client (a connection pool is bound to its loop), reused on
+        that loop; after ``aclose`` a new one is built, and works."""
+        attribute = self.client_attribute
+        if attribute is None:
+            pytest.skip("client_attribute not given")
+
+        with self.serve() as server:
+            provider = self.connect(server)
+
+            async def client_used() -> Any:
+                await asyncio.sleep(0)
+                client = getattr(provider, attribute)
+                assert getattr(provider, attribute) is client, "the same loop reuses its client"
+                return client
+
+            first, second = asyncio.run(client_used()), asyncio.run(client_used())
+            assert first is not second, "another loop, another client"
+            if self.client_class is not None:
+                assert isinstance(first, self.client_class), type(first)
+
+            async def close_and_rebuild() -> None:
+                await provider.aclose()  # nothing built on this loop yet: nothing to do
+                client = getattr(provider, attribute)
+                await provider.aclose()
+                assert getattr(provider, attribute) is not client, (
+                    "a closed client is not handed out again"
+                )
+                with pytest.raises(ProviderError) as info:
+                    await provider.apoll(self.missing_batch_id)
+                assert info.value.status_code == 404, info.value
+                await provider.aclose()
+                await provider.aclose()  # twice: harmless
+
+            asyncio.run(close_and_rebuild())
+
+    def test_missing_key_is_a_credentials_error(self) -> None:
+        """No key anywhere: the first call names the variable to set."""
+        if not self.provider_class.credential_env:
+            pytest.skip("the provider needs no credentials")
+        kwargs = dict(self.provider_class.sandbox_settings("http://127.0.0.1:9", "unused"))
+        kwargs.pop("api_key", None)
+        settings = {**dict(kwargs.pop("settings", None) or {}), **self.provider_settings}
+        cls = self.provider_class
+        provider = cls(**kwargs, settings=settings)
+        provider.encode(self.make_items(1)[0], self.model)  # encoding needs no key
+        with pytest.raises(CredentialsError, match=cls.credential_env[0]):
+            provider.poll(self.missing_batch_id)
+        assert not cls.credentials_present({})
+        assert cls.credentials_present({cls.credential_env[0]: "k"})
+
+    def test_connection_error_is_retryable(self) -> None:
+        """Nothing listening: a retryable ProviderError with no status, and no key in it."""
+        provider = self.connect_to("http://127.0.0.1:9", CONFORMANCE_KEY)
+        with pytest.raises(ProviderError) as info:
+            provider.poll(self.missing_batch_id)
+        assert info.value.status_code is None, info.value
+        if self.connection_errors_retryable:
+            assert info.value.retryable, info.value
+        assert isinstance(info.value.__cause__, Exception), "raised from the SDK's error"
+        assert CONFORMANCE_KEY not in str(info.value)
+
+    def test_key_and_base_url_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``sandbox_env`` alone points a provider built with no arguments at the sandbox."""
+        with self.serve() as server:
+            env = self.provider_class.sandbox_env(server.url, CONFORMANCE_KEY)
+            if not env:
+                pytest.skip("the provider has no sandbox_env")
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            from_env = self.base_url_from_env
+            if from_env is None:
+                from_env = any(v.startswith(server.url) for v in env.values())
+            base_url = None
+            if not from_env:
+                base_url = self.provider_class.sandbox_settings(server.url, "unused")["base_url"]
+            provider = self.provider_class(base_url=base_url, settings=dict(self.provider_settings))
+            with pytest.raises(ProviderError) as info:
+                provider.poll(self.missing_batch_id)
+            assert info.value.status_code == 404, info.value
+
+    def test_results_split_lines_on_newline_only(self, tmp_path: Path) -> None:
+        """U+2028 and U+0085 are line breaks to str.splitlines (and httpx's iter_lines), not to
+        JSONL: ids holding them come back whole."""
+        weird = ["a\u2028b", "c\x85d", "ünï"]
+        assert sorted(self.round_trip_ids(weird, tmp_path)) == sorted(weird)
+
+    def test_faults_are_reproducible_and_retries_redraw(self, tmp_path: Path) -> None:
+        """Same seed, same requests: same failures; resubmitting the failures is a new draw."""
+        from ..sandbox import Faults
+
+        def failed_ids(server: SandboxServer, items: Sequence[BatchItem]) -> set[str]:
+            provider = self.connect(server)
+            submitted = self.submit_items(provider, items, tmp_path)
+            self.wait_terminal(provider, server.engine, submitted.batch_id)
+            results = self.collect(provider, submitted.batch_id, items)
+            return {cid for cid, r in results.items() if not r.ok}
+
+        items = self.make_items(40)
+        with (
+            self.serve(faults=Faults(seed=11, item_error_rate=0.5)) as first,
+            self.serve(faults=Faults(seed=11, item_error_rate=0.5)) as second,
+        ):
+            failed = failed_ids(first, items)
+            assert failed
+            if self.faults_reproducible:
+                assert failed == failed_ids(second, items)
+            # resubmitting the failures is a new attempt: some of them get through this time
+            retry = [i for i in items if i.custom_id in failed]
+            assert failed_ids(first, retry) < failed
+
     # -- through the real runner ---------------------------------------------------------------
-    def test_split_through_the_runner(self) -> None:
-        """chunk_size k over n items: ceil(n/k) provider batches, every result in input order."""
+    def test_split_through_the_runner(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """chunk_size k over n items: ceil(n/k) provider batches, every result in input order;
+        the blocking runner too goes without the SDK's blocking path."""
+        self.refuse_sync_sdk(monkeypatch)
         n, k = 7, 3
         items = self.make_items(n)
         # awkward ids too: the runner maps wire ids back to the user's
@@ -524,5 +786,6 @@ class ProviderConformance:
             assert len(server.engine.batches) == math.ceil(n / k)
             results = list(job.results())
         assert [r.custom_id for r in results] == [i.custom_id for i in items]
-        assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+        assert all(r.ok and r.text for r in results), [r.error for r in results if not r.ok]
+        assert all(r.model for r in results), "the model is reported (pricing keys on it)"
         assert job.status().state == "completed"

@@ -1,0 +1,65 @@
+"""Item and result helpers every provider's tests need (one copy, not one per plugin)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..items import BatchItem, BatchResult
+from ..providers import BatchProvider, BatchStatus, SubmittedBatch
+from ..sandbox import SandboxEngine
+
+
+def make_items(n: int, prefix: str = "c", **fields: Any) -> list[BatchItem]:
+    """``n`` one-turn items with ids ``{prefix}0`` .. ``{prefix}{n-1}``."""
+    return [
+        BatchItem(
+            custom_id=f"{prefix}{i}",
+            messages=[{"role": "user", "content": f"question number {i}"}],
+            **fields,
+        )
+        for i in range(n)
+    ]
+
+
+def write_lines(path: Path, lines: Iterable[bytes]) -> Path:
+    """Write wire lines, one per line, as the runner does; returns ``path``."""
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def submit_items(
+    provider: BatchProvider,
+    items: Sequence[BatchItem],
+    directory: Path,
+    *,
+    model: str,
+    metadata: dict[str, str] | None = None,
+    name: str = "chunk.jsonl",
+) -> SubmittedBatch:
+    """encode -> a lines file ``directory / name`` -> submit."""
+    lines = [provider.encode(item, item.model or model) for item in items]
+    path = write_lines(directory / name, lines)
+    return provider.submit(path, model=model, metadata=metadata or {})
+
+
+def wait_terminal(
+    provider: BatchProvider, engine: SandboxEngine, batch_id: str, *, step: float = 5.0
+) -> BatchStatus:
+    """Poll until terminal, moving the sandbox clock by ``step`` instead of sleeping."""
+    for _ in range(10_000):
+        status = provider.poll(batch_id)
+        if status.terminal:
+            return status
+        engine.clock.advance(step)
+    raise AssertionError(f"batch {batch_id} never ended")
+
+
+def by_id(results: Iterable[BatchResult]) -> dict[str, BatchResult]:
+    """Results by custom id, checking none came back twice."""
+    out: dict[str, BatchResult] = {}
+    for r in results:
+        assert r.custom_id not in out, f"custom_id {r.custom_id!r} came back twice"
+        out[r.custom_id] = r
+    return out
