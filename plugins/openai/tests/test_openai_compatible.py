@@ -189,10 +189,7 @@ class TestGroqConformance(ProviderConformance):
     lifecycle = "async"
     sync_sdk_seams = ((openai.OpenAI, "__init__"),)
     missing_batch_id = "batch_missing"
-    # KNOWN BUG (plugin src, reported): sandbox_env sets GROQ_BASE_URL and resolved_base_url's
-    # docstring says <NAME>_BASE_URL overrides, but base_url_env is None so it is never read;
-    # set this back to True once OpenAICompatibleProvider reads it
-    base_url_from_env = False
+    base_url_from_env = True  # GROQ_BASE_URL: the preset family sets base_url_env per class
     client_attribute = "client"
     client_class = openai.AsyncOpenAI
     faults_reproducible = True

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
 
 from polybatch import submit
-from polybatch.conformance import _OneProvider
 from polybatch.errors import ConfigError, ProviderConnectionError
+from polybatch.hookspecs import hookimpl
 from polybatch.items import BatchItem
 from polybatch.plugins import PluginRegistry, reset_registry
 from polybatch.providers import META_CHUNK, META_JOB
@@ -37,6 +39,29 @@ from polybatch_openai.compatible import (
 PerplexityProvider = preset_provider("perplexity", PRESETS["perplexity"])
 NovitaProvider = preset_provider("novita", PRESETS["novita"])
 TOGETHER_MODEL = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
+
+
+class _Only:
+    """A plugin registering one provider class."""
+
+    def __init__(self, cls: type[OpenAICompatibleProvider]) -> None:
+        self.cls = cls
+
+    @hookimpl
+    def register_providers(self, register: Callable[[type[Any]], None]) -> None:
+        register(self.cls)
+
+
+@contextmanager
+def registered(cls: type[OpenAICompatibleProvider]) -> Iterator[None]:
+    """The process-wide registry holding ``cls`` alone, for the runner."""
+    registry = PluginRegistry(load_entry_points=False)
+    registry.add_plugin(_Only(cls), name="presets-test")
+    reset_registry(registry)
+    try:
+        yield
+    finally:
+        reset_registry(None)
 
 
 def serve(cls: type[OpenAICompatibleProvider], **engine: object) -> SandboxServer:
@@ -93,20 +118,14 @@ def test_together_preset_is_what_its_sdk_says() -> None:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_each_preset_runs_a_job_on_the_sandbox(name: str, polybatch_home: Path) -> None:
     cls = preset_provider(name, PRESETS[name])
-    registry = PluginRegistry(load_entry_points=False)
-    registry.add_plugin(_OneProvider(cls), name="presets-test")
-    reset_registry(registry)
-    try:
-        with serve(cls) as server:
-            items = [{"custom_id": f"c{i}", "prompt": f"q {i}"} for i in range(4)]
-            job = submit(items, f"{name}:m", sandbox=server, chunk_size=2)
-            job.wait(poll_min=0.02, timeout=60)
-            assert [(r.custom_id, r.status) for r in job.results()] == [
-                (f"c{i}", "succeeded") for i in range(4)
-            ]
-            assert len(server.engine.batches) == 2
-    finally:
-        reset_registry(None)
+    with registered(cls), serve(cls) as server:
+        items = [{"custom_id": f"c{i}", "prompt": f"q {i}"} for i in range(4)]
+        job = submit(items, f"{name}:m", sandbox=server, chunk_size=2)
+        job.wait(poll_min=0.02, timeout=60)
+        assert [(r.custom_id, r.status) for r in job.results()] == [
+            (f"c{i}", "succeeded") for i in range(4)
+        ]
+        assert len(server.engine.batches) == 2
 
 
 # -- Together's differences on the wire -------------------------------------------------------
@@ -179,19 +198,14 @@ def test_lost_create_answers_are_retried_under_one_key(tmp_path: Path) -> None:
 @pytest.mark.filterwarnings("ignore:no estimate")
 def test_lost_creates_through_the_runner_make_no_second_batch(polybatch_home: Path) -> None:
     """The chaos case Together and Anthropic fail: with the key, every lost create is harmless."""
-    registry = PluginRegistry(load_entry_points=False)
-    registry.add_plugin(_OneProvider(PerplexityProvider), name="presets-test")
-    reset_registry(registry)
-    try:
-        with serve(PerplexityProvider, faults=Faults(seed=5, create_timeout_rate=0.4)) as server:
-            items = [{"custom_id": f"c{i}", "prompt": f"q {i}"} for i in range(20)]
-            job = submit(items, "perplexity:sonar", sandbox=server, chunk_size=4)
-            job.wait(poll_min=0.02, timeout=120)
-            assert [r.custom_id for r in job.results()] == [f"c{i}" for i in range(20)]
-            assert any(e.kind == "create_timeout" for e in server.engine.fault_log)
-            assert len(server.engine.batches) == 5  # one per chunk, however many creates
-    finally:
-        reset_registry(None)
+    faults = Faults(seed=5, create_timeout_rate=0.4)
+    with registered(PerplexityProvider), serve(PerplexityProvider, faults=faults) as server:
+        items = [{"custom_id": f"c{i}", "prompt": f"q {i}"} for i in range(20)]
+        job = submit(items, "perplexity:sonar", sandbox=server, chunk_size=4)
+        job.wait(poll_min=0.02, timeout=120)
+        assert [r.custom_id for r in job.results()] == [f"c{i}" for i in range(20)]
+        assert any(e.kind == "create_timeout" for e in server.engine.fault_log)
+        assert len(server.engine.batches) == 5  # one per chunk, however many creates
 
 
 # -- config: a preset by name, a user's own --------------------------------------------------
@@ -242,22 +256,35 @@ def test_preset_config_errors_name_the_key() -> None:
 
 
 # -- the conformance suite on three presets ----------------------------------------------------
-class TestTogetherConformance(ProviderConformance):
+class _PresetConformance(ProviderConformance):
+    """What every preset declares alike: the openai SDK's async client."""
+
+    supports_find_batch = True
+    lifecycle = "async"
+    sync_sdk_seams = ((openai.OpenAI, "__init__"),)
+    missing_batch_id = "batch_missing"
+    client_attribute = "client"
+    client_class = openai.AsyncOpenAI
+    faults_reproducible = True
+    connection_errors_retryable = True
+    # refused by OpenAI's rules, which the family validates with (at most 128 choices)
+    bad_item = BatchItem(messages=[{"role": "user", "content": "hi"}], extra={"n": 500})
+
+
+class TestTogetherConformance(_PresetConformance):
     provider_class = TogetherProvider
     model = TOGETHER_MODEL
     supports_find_batch = False  # Together's batches carry no metadata
 
 
-class TestPerplexityConformance(ProviderConformance):
+class TestPerplexityConformance(_PresetConformance):
     provider_class = PerplexityProvider
     model = "sonar"
-    supports_find_batch = True
 
 
-class TestNovitaConformance(ProviderConformance):
+class TestNovitaConformance(_PresetConformance):
     provider_class = NovitaProvider
     model = "meta-llama/llama-3.3-70b-instruct"
-    supports_find_batch = True
 
 
 def test_the_docs_config_tables_make_providers() -> None:
