@@ -28,13 +28,15 @@ MODELS = [
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Job]:
     mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("home")
-    mp.setenv("POLYBATCH_HOME", str(home))
     mp.chdir(home)
     from polybatch.sandbox import SandboxEngine
     from polybatch.testing import ISOLATED_ENV, SANDBOX_KEY
 
     for name in ISOLATED_ENV:
         mp.delenv(name, raising=False)
+    # after the blanking: ISOLATED_ENV holds every POLYBATCH_ variable set once a plugin declares
+    # one (POLYBATCH_VERTEX_BUCKET), POLYBATCH_HOME among them
+    mp.setenv("POLYBATCH_HOME", str(home))
     out: dict[str, Job] = {}
     with SandboxServer(SandboxEngine(api_key=SANDBOX_KEY)) as server:
         for model in MODELS:

@@ -17,6 +17,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai_testlib import OpenAISDKConformance
 
 from polybatch import submit
 from polybatch.errors import ConfigError, ProviderConnectionError
@@ -25,7 +26,7 @@ from polybatch.items import BatchItem
 from polybatch.plugins import PluginRegistry, reset_registry
 from polybatch.providers import META_CHUNK, META_JOB
 from polybatch.sandbox import Faults, SandboxEngine, SandboxServer
-from polybatch.testing import SANDBOX_KEY, ProviderConformance
+from polybatch.testing import SANDBOX_KEY
 from polybatch_openai.compatible import (
     PRESETS,
     REGISTERED,
@@ -256,17 +257,10 @@ def test_preset_config_errors_name_the_key() -> None:
 
 
 # -- the conformance suite on three presets ----------------------------------------------------
-class _PresetConformance(ProviderConformance):
+class _PresetConformance(OpenAISDKConformance):
     """What every preset declares alike: the openai SDK's async client."""
 
     supports_find_batch = True
-    lifecycle = "async"
-    sync_sdk_seams = ((openai.OpenAI, "__init__"),)
-    missing_batch_id = "batch_missing"
-    client_attribute = "client"
-    client_class = openai.AsyncOpenAI
-    faults_reproducible = True
-    connection_errors_retryable = True
     # refused by OpenAI's rules, which the family validates with (at most 128 choices)
     bad_item = BatchItem(messages=[{"role": "user", "content": "hi"}], extra={"n": 500})
 
