@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
@@ -21,12 +20,11 @@ from openai_testlib import OpenAISDKConformance
 
 from polybatch import submit
 from polybatch.errors import ConfigError, ProviderConnectionError
-from polybatch.hookspecs import hookimpl
 from polybatch.items import BatchItem
 from polybatch.plugins import PluginRegistry, reset_registry
 from polybatch.providers import META_CHUNK, META_JOB
 from polybatch.sandbox import Faults, SandboxEngine, SandboxServer
-from polybatch.testing import SANDBOX_KEY
+from polybatch.testing import SANDBOX_KEY, ProviderConformance
 from polybatch_openai.compatible import (
     PRESETS,
     REGISTERED,
@@ -42,27 +40,10 @@ NovitaProvider = preset_provider("novita", PRESETS["novita"])
 TOGETHER_MODEL = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
 
 
-class _Only:
-    """A plugin registering one provider class."""
-
-    def __init__(self, cls: type[OpenAICompatibleProvider]) -> None:
-        self.cls = cls
-
-    @hookimpl
-    def register_providers(self, register: Callable[[type[Any]], None]) -> None:
-        register(self.cls)
-
-
-@contextmanager
-def registered(cls: type[OpenAICompatibleProvider]) -> Iterator[None]:
-    """The process-wide registry holding ``cls`` alone, for the runner."""
-    registry = PluginRegistry(load_entry_points=False)
-    registry.add_plugin(_Only(cls), name="presets-test")
-    reset_registry(registry)
-    try:
-        yield
-    finally:
-        reset_registry(None)
+def registered(cls: type[OpenAICompatibleProvider]) -> AbstractContextManager[None]:
+    """The process-wide registry holding ``cls`` alone: the conformance suite's own helper."""
+    suite = type("Suite", (ProviderConformance,), {"provider_class": cls})()
+    return suite.registered()
 
 
 def serve(cls: type[OpenAICompatibleProvider], **engine: object) -> SandboxServer:
