@@ -24,6 +24,7 @@ MODELS = [
     "vertex:gemini-2.5-flash",
     "xai:grok-4-1-fast-non-reasoning",
     "openrouter:openai/gpt-4o-mini",
+    "together:meta-llama/Llama-3.3-70B-Instruct-Turbo",
 ]
 
 
@@ -31,13 +32,15 @@ MODELS = [
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Job]:
     mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("home")
-    mp.setenv("POLYBATCH_HOME", str(home))
     mp.chdir(home)
     from polybatch.sandbox import SandboxEngine
     from polybatch.testing import ISOLATED_ENV, SANDBOX_KEY
 
     for name in ISOLATED_ENV:
         mp.delenv(name, raising=False)
+    # after the blanking: ISOLATED_ENV holds every POLYBATCH_ variable set once a plugin declares
+    # one (POLYBATCH_VERTEX_BUCKET), POLYBATCH_HOME among them
+    mp.setenv("POLYBATCH_HOME", str(home))
     out: dict[str, Job] = {}
     with SandboxServer(SandboxEngine(api_key=SANDBOX_KEY)) as server:
         for model in MODELS:

@@ -165,17 +165,32 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
+TOGETHER = "together:meta-llama/Llama-3.3-70B-Instruct-Turbo"
+#: a SIGKILL between create and recording the batch id is recovered by finding the batch again
+_UNFINDABLE = pytest.mark.xfail(
+    strict=True, reason="Together's batches carry no metadata: the rerun creates a second batch"
+)
+
+
 @pytest.mark.parametrize("point", ["before-create", "after-create", "before-collected"])
+@pytest.mark.parametrize("model", [MODEL, TOGETHER])
 def test_killed_at_any_point_then_rerun_ends_exactly_once(
-    sandbox_server: SandboxServer, tmp_path: Path, point: str
+    sandbox_server: SandboxServer,
+    tmp_path: Path,
+    point: str,
+    model: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    if (model, point) == (TOGETHER, "after-create"):
+        request.applymarker(_UNFINDABLE)
     path = write_items(tmp_path / "in.jsonl", 25)
-    env = sandbox_env(sandbox_server)
+    provider = get_registry().provider_class(model.split(":")[0])
+    env = {**os.environ, **provider.sandbox_env(sandbox_server.url, SANDBOX_KEY)}
     args = [
         "run",
         str(path),
         "-m",
-        MODEL,
+        model,
         "--chunk-size",
         "10",
         "--no-progress",
@@ -194,7 +209,8 @@ def test_killed_at_any_point_then_rerun_ends_exactly_once(
     engine = sandbox_server.engine
     assert len(engine.batches) == 3  # one provider batch per chunk: nothing submitted twice
     assert set(sent_counts(sandbox_server).values()) == {1}
-    (job_id,) = {b.metadata["polybatch_job"] for b in engine.batches.values()}
+    printed = again.stdout.split("job ", 1)[1].split(":", 1)[0]  # Together keeps no metadata
+    (job_id,) = {b.metadata.get("polybatch_job", printed) for b in engine.batches.values()}
     assert Job.load(job_id).status().state == "completed"
 
 

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 __all__ = ["fast_sdk_retries"]  # the autouse fixture, shared with test_faults
 
 SEEDS = [11, 12, 13]
+TOGETHER = "together:meta-llama/Llama-3.3-70B-Instruct-Turbo"
 
 #: every fault at a moderate rate but the three tested on their own below
 CHAOS = (
@@ -79,7 +80,7 @@ def check_run(server: SandboxServer, path: Path, model: str) -> None:
     assert not list(job.dir.glob("**/*.part"))
 
 
-@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC])
+@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC, TOGETHER])
 def test_chaos_every_item_once_right_status_no_duplicates(
     make_sandbox: Callable[..., SandboxServer], tmp_path: Path, model: str
 ) -> None:
@@ -102,6 +103,14 @@ def test_chaos_every_item_once_right_status_no_duplicates(
             marks=pytest.mark.xfail(
                 strict=True,
                 reason="lost create answers can duplicate an Anthropic batch: no metadata to find it by",
+            ),
+        ),
+        pytest.param(
+            TOGETHER,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="lost create answers can duplicate a Together batch: no metadata to find "
+                "it by, no documented idempotency key",
             ),
         ),
     ],

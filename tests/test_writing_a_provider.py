@@ -36,7 +36,6 @@ SHOWN = (
     "src/polybatch_acme/__init__.py",
     "src/polybatch_acme/plugin.py",
     "src/polybatch_acme/provider.py",
-    "src/polybatch_acme/codec.py",
     "src/polybatch_acme/sandbox.py",
     "src/polybatch_acme/prices.toml",
     "tests/test_acme_conformance.py",

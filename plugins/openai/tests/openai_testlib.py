@@ -9,8 +9,8 @@ from functools import partial
 import openai
 
 from polybatch.sandbox import SandboxServer
+from polybatch.testing import ProviderConformance, make_items
 from polybatch.testing import by_id as by_id
-from polybatch.testing import make_items
 from polybatch.testing import submit_items as _submit_items
 from polybatch.testing import wait_terminal as wait_terminal
 from polybatch.testing import write_lines as write_lines
@@ -36,3 +36,16 @@ def inspector(provider: OpenAIProvider) -> openai.OpenAI:
     """A plain sync SDK client on the provider's endpoint, to look at what the sandbox holds
     (the adapter itself only has async clients)."""
     return openai.OpenAI(api_key=KEY, base_url=provider.resolved_base_url(), max_retries=0)
+
+
+class OpenAISDKConformance(ProviderConformance):
+    """What every provider on the openai SDK's async client declares to the conformance suite
+    (not collected itself: its name does not start with ``Test``)."""
+
+    lifecycle = "async"
+    sync_sdk_seams: tuple[tuple[type, str], ...] = ((openai.OpenAI, "__init__"),)
+    missing_batch_id = "batch_missing"
+    client_attribute = "client"
+    client_class = openai.AsyncOpenAI
+    faults_reproducible = True
+    connection_errors_retryable = True

@@ -17,7 +17,7 @@ from polybatch.plugins import PluginRegistry
 from polybatch.providers import TERMINAL_STATES
 from polybatch_openai import codec, plugin
 from polybatch_openai.azure import AzureProvider
-from polybatch_openai.compatible import GroqProvider
+from polybatch_openai.compatible import GroqProvider, TogetherProvider
 from polybatch_openai.provider import OpenAIProvider
 
 MODEL = "gpt-4o-mini"
@@ -374,6 +374,7 @@ def test_plugin_registers_provider() -> None:
         "openai": OpenAIProvider,
         "azure": AzureProvider,
         "groq": GroqProvider,
+        "together": TogetherProvider,
     }
     assert registry.price_files() == ([plugin.PRICES] if plugin.PRICES.exists() else [])
 

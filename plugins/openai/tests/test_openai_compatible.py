@@ -14,14 +14,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-import openai
 import pytest
+from openai_testlib import OpenAISDKConformance
 
 from polybatch import submit
 from polybatch.errors import ConfigError, UnknownProviderError
 from polybatch.plugins import PluginRegistry, reset_registry
 from polybatch.sandbox import SandboxServer
-from polybatch.testing import ProviderConformance
 from polybatch_openai.compatible import GroqProvider, compatible_provider
 
 MYLAB = """
@@ -182,18 +181,8 @@ def test_unknown_provider_still_lists_configured_ones(
         submit(items(1), "nope:m", api_key="k")
 
 
-class TestGroqConformance(ProviderConformance):
+class TestGroqConformance(OpenAISDKConformance):
     provider_class = GroqProvider
     model = "llama-3.3-70b-versatile"
     supports_find_batch = True
-    lifecycle = "async"
-    sync_sdk_seams = ((openai.OpenAI, "__init__"),)
-    missing_batch_id = "batch_missing"
-    # KNOWN BUG (plugin src, reported): sandbox_env sets GROQ_BASE_URL and resolved_base_url's
-    # docstring says <NAME>_BASE_URL overrides, but base_url_env is None so it is never read;
-    # set this back to True once OpenAICompatibleProvider reads it
-    base_url_from_env = False
-    client_attribute = "client"
-    client_class = openai.AsyncOpenAI
-    faults_reproducible = True
-    connection_errors_retryable = True
+    base_url_from_env = True  # GROQ_BASE_URL: the preset family sets base_url_env per class

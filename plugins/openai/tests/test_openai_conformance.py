@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import openai
+from openai_testlib import OpenAISDKConformance
 
 from polybatch.items import BatchItem
-from polybatch.testing import ProviderConformance
 from polybatch_openai.provider import OpenAIProvider
 
 
-class TestOpenAIConformance(ProviderConformance):
+class TestOpenAIConformance(OpenAISDKConformance):
     provider_class = OpenAIProvider
     model = "gpt-4o-mini"
     # 'model' is the item's own field: smuggling it through extra is ambiguous, so it is refused
@@ -22,10 +21,3 @@ class TestOpenAIConformance(ProviderConformance):
     supports_find_batch = True
     # the first answer is what the suite checks: no SDK retries (they would only slow it down)
     provider_settings = {"max_retries": 0}
-    lifecycle = "async"
-    sync_sdk_seams = ((openai.OpenAI, "__init__"),)
-    missing_batch_id = "batch_missing"
-    client_attribute = "client"
-    client_class = openai.AsyncOpenAI
-    faults_reproducible = True
-    connection_errors_retryable = True

@@ -9,7 +9,7 @@ from typing import Any
 from polybatch.hookspecs import hookimpl
 
 from .azure import AzureProvider
-from .compatible import KIND, GroqProvider, compatible_provider
+from .compatible import KIND, GroqProvider, TogetherProvider, compatible_provider
 from .provider import OpenAIProvider
 
 PRICES = Path(__file__).parent / "prices.toml"
@@ -21,11 +21,13 @@ def register_providers(register: Callable[[type[Any]], None]) -> None:
     register(OpenAIProvider)
     register(AzureProvider)
     register(GroqProvider)
+    register(TogetherProvider)
 
 
 @hookimpl
 def register_provider_kinds(register: Callable[[str, Callable[..., type[Any]]], None]) -> None:
-    """Any OpenAI-compatible batch API a user names in config (``kind = "openai-compatible"``)."""
+    """Any OpenAI-compatible batch API a user names in config (``kind = "openai-compatible"``,
+    with its fields or a ``preset``: see :data:`polybatch_openai.compatible.PRESETS`)."""
     register(KIND, compatible_provider)
 
 

@@ -15,6 +15,7 @@ from polybatch.errors import ProviderError, ProviderHTTPError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import (
     TERMINAL_STATES,
+    BatchState,
     BatchStatus,
     Limits,
     SubmittedBatch,
@@ -197,7 +198,7 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
         """Stream the output file, then the error file, line by line."""
         with self.sdk_errors(f"retrieving batch {batch_id}"):
             batch = await self.client.batches.retrieve(batch_id)
-        if batch.status not in TERMINAL_STATES:
+        if self.batch_state(batch.status) not in TERMINAL_STATES:
             raise ProviderError(
                 f"batch {batch_id} is {batch.status}; results exist only once it has ended",
                 provider=self.name,
@@ -207,6 +208,10 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
             if file_id:
                 async for result in self._file_results(file_id, batch_id):
                     yield result
+
+    def batch_state(self, status: str) -> BatchState:
+        """A batch ``status`` in neutral terms (the compatible family reads its preset's words)."""
+        return codec.batch_state(status)
 
     async def _file_results(self, file_id: str, batch_id: str) -> AsyncIterator[BatchResult]:
         with self.sdk_errors(f"downloading file {file_id} of batch {batch_id}"):

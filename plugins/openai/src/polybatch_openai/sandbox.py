@@ -11,14 +11,16 @@ completions. Structured-output requests get schema-valid JSON, or broken JSON wh
 ``invalid_json_rate`` fault strikes.
 
 :class:`OpenAIApi` is the one OpenAI-style batch API: Azure (:mod:`.azure_sandbox`) and every
-OpenAI-compatible provider serve it with their own paths, namespace and quirks. The Files routes
-are the core's :class:`~polybatch.sandbox.files_api.FilesApi`.
+OpenAI-compatible provider serve it with their own paths, namespace and quirks; for the latter,
+:class:`CompatibleApi` serves a :class:`~polybatch_openai.compatible.Preset`'s differences (upload
+purpose, line shape, status words, progress, refused fields, create envelope, Idempotency-Key).
+The Files routes are the core's :class:`~polybatch.sandbox.files_api.FilesApi`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -40,6 +42,9 @@ from polybatch.sandbox.files_api import FilesApi
 from polybatch.sandbox.model import SYNTHETIC_MODELS
 
 from . import codec
+
+if TYPE_CHECKING:
+    from .compatible import Preset
 
 NAMESPACE = "openai"
 MAX_REQUESTS = 50_000
@@ -70,6 +75,11 @@ class OpenAIApi(FilesApi):
     expiry_range: tuple[int, int] = EXPIRY_RANGE
     #: where the Batches and Models routes live (Azure moves them)
     api_base: str = "/v1"
+    #: the purpose of batch input files, and their size limit
+    batch_purpose: str = "batch"
+    max_file_bytes: int = MAX_BATCH_FILE_BYTES
+    #: whether input lines may leave out ``method`` and ``url`` (``{custom_id, body}``)
+    lenient_lines: bool = False
 
     def __init__(self, engine: SandboxEngine, namespace: str = NAMESPACE) -> None:
         super().__init__(engine, namespace)
@@ -97,7 +107,7 @@ class OpenAIApi(FilesApi):
         anchor = form.get("expires_after[anchor]")
         seconds_raw = form.get("expires_after[seconds]")
         if anchor is None and seconds_raw is None:
-            return BATCH_FILE_EXPIRY if purpose == "batch" else None
+            return BATCH_FILE_EXPIRY if purpose == self.batch_purpose else None
         try:
             seconds = int(str(seconds_raw))
         except ValueError:
@@ -114,12 +124,12 @@ class OpenAIApi(FilesApi):
         return seconds
 
     def check_upload(self, purpose: str, filename: str, data: bytes) -> Response | None:
-        if purpose == "batch" and not filename.endswith(".jsonl"):
+        if purpose == self.batch_purpose and not filename.endswith(".jsonl"):
             return self.error(400, "Batch input files must be .jsonl files.", param="file")
-        if purpose == "batch" and len(data) > MAX_BATCH_FILE_BYTES:
+        if purpose == self.batch_purpose and len(data) > self.max_file_bytes:
             return self.error(
                 400,
-                "Batch input files may hold at most 200 MB.",
+                f"Batch input files may hold at most {self.max_file_bytes // 2**20} MB.",
                 param="file",
                 code="file_too_large",
             )
@@ -133,6 +143,9 @@ class OpenAIApi(FilesApi):
             return self.error(400, "We could not parse the JSON body of your request.")
         if not isinstance(params, dict):
             return self.error(400, "The request body must be a JSON object.")
+        early = self.early_answer(request, params)
+        if early is not None:
+            return early
         for name in ("input_file_id", "endpoint", "completion_window"):
             if not isinstance(params.get(name), str) or not params[name]:
                 return self.error(
@@ -148,10 +161,11 @@ class OpenAIApi(FilesApi):
         input_file = self.live_file(params["input_file_id"])
         if input_file is None:
             return self.not_found("File", params["input_file_id"])
-        if input_file.purpose != "batch":
+        if input_file.purpose != self.batch_purpose:
             return self.error(
                 400,
-                f"File {input_file.id} has purpose '{input_file.purpose}'; batches need purpose 'batch'.",
+                f"File {input_file.id} has purpose '{input_file.purpose}'; "
+                f"batches need purpose '{self.batch_purpose}'.",
                 param="input_file_id",
             )
         endpoint: str = params["endpoint"]
@@ -172,13 +186,21 @@ class OpenAIApi(FilesApi):
             },
             errors=errors or None,
         )
+        return self.created(request, batch)
+
+    def early_answer(self, request: Request, params: dict[str, Any]) -> Response | None:
+        """The answer to a create before it makes a batch (a hook: refusals, replays), or None."""
+        return None
+
+    def created(self, request: Request, batch: SandboxBatch) -> Response:
+        """What a create answers (a hook): the batch object."""
         return self.json(self.batch_object(batch))
 
     def parse_input(
         self, data: bytes, endpoint: str
     ) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
         """Requests of an input file and the batch-level errors (a hook for Azure's rules)."""
-        requests, errors = _parse_input(data, endpoint, self.max_requests)
+        requests, errors = _parse_input(data, endpoint, self.max_requests, self.lenient_lines)
         if not errors and codec.is_embeddings_url(endpoint):
             n_inputs = sum(
                 len(r.body["input"]) if isinstance(r.body.get("input"), list) else 1
@@ -283,7 +305,7 @@ class OpenAIApi(FilesApi):
             "errors": {"object": "list", "data": batch.errors} if batch.errors else None,
             "input_file_id": extra["input_file_id"],
             "completion_window": extra["completion_window"],
-            "status": state,
+            "status": self.status_word(state),
             "output_file_id": files.get("output_file_id"),
             "error_file_id": files.get("error_file_id"),
             "created_at": int(batch.created_at),
@@ -311,6 +333,10 @@ class OpenAIApi(FilesApi):
             },
             "metadata": batch.metadata or None,
         }
+
+    def status_word(self, state: str) -> str:
+        """The API's word for a neutral state (a hook: OpenAI's words are the neutral ones)."""
+        return state
 
     def outputs(self, batch: SandboxBatch, now: float) -> dict[str, Any]:
         """The output and error files, written once when the batch is first seen terminal."""
@@ -426,9 +452,12 @@ def _metadata_problem(metadata: Any) -> str | None:
 
 
 def _parse_input(
-    data: bytes, endpoint: str, max_requests: int = MAX_REQUESTS
+    data: bytes, endpoint: str, max_requests: int = MAX_REQUESTS, lenient: bool = False
 ) -> tuple[list[BatchRequest], list[dict[str, Any]]]:
-    """Requests of a batch input file, and the batch-level errors that fail it (empty: valid)."""
+    """Requests of a batch input file, and the batch-level errors that fail it (empty: valid).
+
+    ``lenient``: a line may leave out ``method`` and ``url`` (they default to POST and the
+    batch's endpoint), as ``{custom_id, body}`` lines do."""
     requests: list[BatchRequest] = []
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -445,6 +474,9 @@ def _parse_input(
         return [], errors
     for number, raw in lines:
         try:
+            if lenient:
+                obj = wire.load_object(raw)
+                raw = wire.dumps({"method": "POST", "url": endpoint, **obj})
             parsed = codec.decode_input_line(raw)
         except codec.WireError as exc:
             fail(exc.code, exc.message, number, exc.param)
@@ -469,6 +501,63 @@ def _parse_input(
             seen.add(parsed.custom_id)
             requests.append(BatchRequest(len(requests), parsed.custom_id, parsed.body))
     return (requests, []) if not errors else ([], errors)
+
+
+class CompatibleApi(OpenAIApi):
+    """OpenAI's routes with one :class:`~polybatch_openai.compatible.Preset`'s differences: its
+    upload purpose, line shape, status words, progress field, refused create fields, create
+    envelope, and an idempotency header under which a repeated create answers the same batch."""
+
+    def __init__(self, engine: SandboxEngine, namespace: str, preset: Preset) -> None:
+        super().__init__(engine, namespace)
+        self.preset = preset
+        self.batch_purpose = preset.purpose
+        if preset.purpose != "batch":  # the vendor's own word replaces OpenAI's
+            self.upload_purposes = (UPLOAD_PURPOSES - {"batch"}) | {preset.purpose}
+        self.max_requests = preset.max_requests
+        self.max_file_bytes = preset.max_bytes
+        self.lenient_lines = preset.line_fields == "body"
+        self.words = preset.status_words()
+        #: idempotency key -> the batch its first create made
+        self.replays: dict[str, str] = {}
+
+    def status_word(self, state: str) -> str:
+        return self.words[state]
+
+    def idempotency_key(self, request: Request) -> str | None:
+        header = self.preset.idempotency_header
+        return request.headers.get(header) if header else None
+
+    def early_answer(self, request: Request, params: dict[str, Any]) -> Response | None:
+        for name in sorted(self.preset.omit):
+            if params.get(name) is not None:
+                return self.error(
+                    400,
+                    f"Unrecognized request argument supplied: {name}",
+                    param=name,
+                    code="unknown_parameter",
+                )
+        key = self.idempotency_key(request)
+        with self.engine.lock:
+            replayed = self.find_batch(self.replays[key]) if key in self.replays else None
+        return self.created(request, replayed) if replayed is not None else None
+
+    def created(self, request: Request, batch: SandboxBatch) -> Response:
+        key = self.idempotency_key(request)
+        if key:
+            with self.engine.lock:
+                self.replays.setdefault(key, batch.id)
+        obj = self.batch_object(batch)
+        envelope = self.preset.batch_envelope
+        return self.json({envelope: obj, "warning": None} if envelope else obj)
+
+    def batch_object(self, batch: SandboxBatch) -> dict[str, Any]:
+        obj = super().batch_object(batch)
+        if self.preset.progress_field:
+            t = self.tally(batch, self.now())
+            done = t["ok"] + t["failed"]
+            obj[self.preset.progress_field] = 100.0 * done / len(batch.requests or [0])
+        return obj
 
 
 def openai_routes(engine: SandboxEngine, *, namespace: str = NAMESPACE) -> list[BaseRoute]:
