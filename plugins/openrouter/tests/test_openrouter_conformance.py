@@ -14,3 +14,5 @@ class TestOpenRouterConformance(ProviderConformance):
     bad_item = BatchItem(messages=[{"role": "user", "content": [{"type": "input_audio"}]}])
     # batches carry no metadata: a batch cannot be found again (see the provider's docstring)
     supports_find_batch = False
+    # the first answer is what the suite checks: no SDK retries (they would only slow it down)
+    provider_settings = {"retries": False}

@@ -77,10 +77,21 @@ class OpenRouterProvider(SDKProvider[openrouter.OpenRouter]):
     sandbox_prefix = "/openrouter/api/v1"
 
     def make_client(self) -> openrouter.OpenRouter:
+        # The SDK's own default retries 5xx and connection errors with backoff for up to an
+        # hour; polybatch's job driver has its own transient-failure policy, so the SDK's is
+        # bounded (``retry_max_elapsed_ms``, default 30 s) or off (``retries = false``). The
+        # create never retries (NO_RETRY, passed per call).
+        retry = NO_RETRY
+        if self.settings.get("retries", True):
+            max_elapsed = int(self.settings.get("retry_max_elapsed_ms", 30_000))
+            retry = utils.RetryConfig(
+                "backoff", utils.BackoffStrategy(500, 8_000, 2.0, max_elapsed), True
+            )
         return openrouter.OpenRouter(
             api_key=self.require_api_key(),
             server_url=self.resolved_base_url(),
             async_client=httpx.AsyncClient(follow_redirects=True),
+            retry_config=retry,
         )
 
     @staticmethod

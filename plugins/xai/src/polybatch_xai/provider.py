@@ -234,12 +234,12 @@ class XAIProvider(SDKProvider[openai.AsyncOpenAI]):
                 return
 
     async def _named(self, metadata: Mapping[str, str]) -> Json | None:
-        """The batch whose name carries exactly ``metadata``, if there is one among the
+        """The newest batch whose name carries all of ``metadata``, if there is one among the
         ``find_batch_pages`` first pages of the listing (xAI lists the newest first [inferred])."""
         pages_ = int(self.settings.get("find_batch_pages", FIND_PAGES))
         async for batch in self._listing("/batches", "batches", "batches", max_pages=pages_):
             named = codec.parse_name(str(batch.get("name") or ""))
-            if named is not None and named[0] == dict(metadata):
+            if named is not None and metadata.items() <= named[0].items():
                 return batch
         return None
 
