@@ -66,5 +66,8 @@ def test_killed_at_any_point_then_rerun_ends_exactly_once(
     assert [line["custom_id"] for line in lines] == ids
     assert all(line["status"] == "succeeded" for line in lines)
     assert len(jobs) == 3, "one Bedrock job per chunk: nothing submitted twice"
-    assert creates == 3
+    # Chunks in flight are submitted concurrently, so a kill can land while another chunk's create
+    # is on the wire; the rerun may then send that create again, with the same clientRequestToken,
+    # and Bedrock answers with the job it already made. So a create may be repeated, a job never.
+    assert creates >= 3
     assert SANDBOX_KEY not in again.stdout + again.stderr
