@@ -217,3 +217,17 @@ def test_prices_all_marks_the_rows_in_force() -> None:
         ("standard", "2025-04-16"): False,
         ("standard", "2025-06-10"): True,
     }
+
+
+def test_a_job_below_a_providers_minimum_batch_size_is_flagged_not_cheapest() -> None:
+    """Bedrock takes at least 100 records per job: 18 requests would be refused as a whole (and
+    polybatch never pads), so the comparison says so and does not call it the cheapest."""
+    rows = polybatch.estimate(
+        [f"question {i}?" for i in range(18)],
+        models=["bedrock:anthropic.claude-haiku-4-5-20251001-v1:0", "openai:gpt-4o-mini"],
+    )
+    by_spec = {r.spec: r for r in rows}
+    bedrock = by_spec["bedrock:anthropic.claude-haiku-4-5-20251001-v1:0"]
+    assert bedrock.blocked is not None and "at least 100" in bedrock.blocked
+    assert by_spec["openai:gpt-4o-mini"].blocked is None
+    assert rows[0].spec == "openai:gpt-4o-mini"

@@ -22,11 +22,11 @@ from typing import Any
 
 from . import config as _config
 from .config import JobLimits, RequestDefaults
-from .errors import ItemValidationError, PricingError
+from .errors import InputError, ItemValidationError, PricingError
 from .inputs import coerce_items, read_items
 from .items import BatchItem
 from .jobs.clients import make_provider
-from .jobs.planner import Chunker, apply_defaults
+from .jobs.planner import Chunker, apply_defaults, check_minimum
 from .pricing import Estimate, PriceRegistry, estimator, price_registry
 
 ItemsLike = Iterable[BatchItem | dict[str, Any] | str] | str | Path
@@ -60,6 +60,8 @@ class Comparison:
     profile: str | None = None
     #: the budget this provider's job would have (``max_cost``), if any
     max_cost: Decimal | None = None
+    #: why the provider would refuse the job as a whole (a batch below its minimum size), if so
+    blocked: str | None = None
 
     @property
     def over_budget(self) -> bool:
@@ -87,9 +89,10 @@ class Comparison:
 
 
 def _sort_key(row: Comparison) -> tuple[int, Decimal, Decimal, str]:
+    # priced and submittable first, cheapest first; then jobs the provider would refuse; unpriced last
     if row.batch is None:
-        return (1, Decimal(0), Decimal(0), row.spec)
-    return (0, row.batch.high, row.batch.low, row.spec)
+        return (2, Decimal(0), Decimal(0), row.spec)
+    return (1 if row.blocked else 0, row.batch.high, row.batch.low, row.spec)
 
 
 def estimate(
@@ -190,6 +193,10 @@ def _compare_one(
                 except PricingError as exc:
                     problems[mode] = str(exc)
     row.chunks = len(chunker.chunks)
+    try:
+        check_minimum(chunker.chunks, provider)
+    except InputError as exc:
+        row.blocked = exc.reason
     row.max_cost = resolved.max_cost
     row.unpriced = problems.get("batch")
     if row.requests and "batch" not in problems:

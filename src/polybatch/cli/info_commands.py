@@ -382,12 +382,14 @@ def render_comparison(rows: list[Comparison]) -> str:
             lines.append(f"{row.spec} refuses {refusal.custom_id}: {refusal.reason}")
         if len(row.refused) > 5:
             lines.append(f"{row.spec} refuses {len(row.refused) - 5} more item(s)")
+        if row.blocked:
+            lines.append(f"{row.spec}: a job would be refused: {row.blocked}")
         if row.over_budget and row.batch is not None:
             lines.append(
                 f"{row.spec}: up to {usd(row.batch.high, row.batch.currency)} exceeds "
                 f"--max-cost ${row.max_cost}: a job would be refused"
             )
-    cheapest = next((r for r in rows if r.batch), None)
+    cheapest = next((r for r in rows if r.batch and not r.blocked), None)
     if cheapest and cheapest.batch:
         lines.append(
             f"cheapest: {cheapest.spec}, up to {usd(cheapest.batch.high, cheapest.batch.currency)} "
