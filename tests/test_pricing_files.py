@@ -5,7 +5,8 @@ four plugins' price files when they still wrote every model twice (one ``[[price
 every row, every alias and a lookup per name, mode and date. The files in the new shape must answer
 exactly the same. The files are found without importing the plugins (core tests never import a
 provider SDK). Regenerated once, for issue 17's data changes (the Sonnet 4 long-context tier, Azure
-o3's pre-cut period, the mistral-medium-3 alias, and the models added then); every other line is
+o3's pre-cut period, the mistral-medium-3 alias, and the models added then), and again when the
+together preset's three models were added (lines naming ``together`` only); every other line is
 as converted.
 """
 
