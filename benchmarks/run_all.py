@@ -95,24 +95,13 @@ def run_api(path: Path, n: int, env: dict[str, str], base: str) -> tuple[float, 
     return secs, int(rss)
 
 
-# the CLI in a child process that reports its own peak RSS on exit (wall time is taken outside)
-CLI = """
-import os, resource, sys
-from polybatch.cli import main
-sys.argv = ["polybatch", *sys.argv[1:]]
-try:
-    main()
-finally:
-    with open(os.environ["BENCH_PEAK_FILE"], "w") as fh:
-        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-"""
-
-
+# the CLI as users run it, in a child process that records its own peak RSS on exit
 def run_cli(path: Path, n: int, env: dict[str, str], base: str) -> tuple[float, int]:
     out_path = path.with_suffix(".out.jsonl")
     peak = path.with_suffix(".peak")
     args = ["run", str(path), "-m", MODEL, "--new", "--no-progress", "-o", str(out_path)]
-    secs, out = timed([sys.executable, "-c", CLI, *args], {**env, "BENCH_PEAK_FILE": str(peak)})
+    cmd = [sys.executable, "-m", "polybatch.testing.peak", str(peak), *args]
+    secs, out = timed(cmd, env)
     assert f"{n} results ({n} succeeded)" in out, out
     with out_path.open("rb") as fh:
         assert sum(1 for _ in fh) == n

@@ -272,28 +272,16 @@ def test_memory_does_not_grow_with_the_number_of_items(
     assert_flat_memory(tmp_path, measure)
 
 
-# the CLI as users run it, in a subprocess; the peak RSS is written by the process itself on exit
-_MEASURE_CLI = """
-import os, resource, sys
-from polybatch.cli import main
-sys.argv = ["polybatch", *sys.argv[2:]]
-try:
-    main()
-finally:
-    with open(os.environ["PEAK_FILE"], "w") as fh:
-        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-"""
-
-
 def test_cli_run_memory_does_not_grow_with_the_number_of_items(
     sandbox_server: SandboxServer, tmp_path: Path
 ) -> None:
-    env = sandbox_env(sandbox_server, PEAK_FILE=str(tmp_path / "peak"))
+    env = sandbox_env(sandbox_server)
 
     def measure(n: int, path: Path) -> int:
         out = tmp_path / f"out-{n}.jsonl"
         args = ["run", str(path), "-m", MODEL, "--chunk-size", "2000", "--no-progress"]
-        proc = run_measured(["-c", _MEASURE_CLI, "-", *args, "-o", str(out)], env)
+        peak = str(tmp_path / "peak")
+        proc = run_measured(["-m", "polybatch.testing.peak", peak, *args, "-o", str(out)], env)
         assert f"{n} results ({n} succeeded)" in proc.stdout
         assert sum(1 for _ in out.open()) == n
         return int((tmp_path / "peak").read_text())
