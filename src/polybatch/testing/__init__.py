@@ -25,15 +25,13 @@ scriptable outcomes per item (:mod:`polybatch.testing.fake`).
 
 from __future__ import annotations
 
-from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
 
 from .env import SANDBOX_KEY, isolated_env
 from .fake import FakeProvider
 from .helpers import by_id, make_items, submit_items, wait_terminal, write_lines
 
-# pytest is a test-time dependency: without it, the fake and the helpers still import (the
-# ``fake`` entry point loads this package in a plain ``polybatch run``)
-if find_spec("pytest") is not None:
+if TYPE_CHECKING:
     from .conformance import CONFORMANCE_KEY, ProviderConformance
     from .fixtures import (
         CliOutcome,
@@ -48,11 +46,24 @@ if find_spec("pytest") is not None:
         sandbox_server,
     )
 
-    # the pytest hooks and the autouse fixture: pytest finds them on this module
-    from .fixtures import _polybatch_auto_isolation as _polybatch_auto_isolation
-    from .fixtures import pytest_addoption as pytest_addoption
-    from .fixtures import pytest_sessionfinish as pytest_sessionfinish
-    from .fixtures import pytest_sessionstart as pytest_sessionstart
+# pytest is a test-time dependency, and importing it (with the conformance suite) costs a plain
+# ``polybatch run`` seconds: the ``fake`` entry point loads this package. So the names that need
+# pytest are imported on first access; pytest itself loads the fixtures and hooks from
+# ``polybatch.testing.fixtures`` (the ``pytest11`` entry point).
+_LAZY = {
+    "CONFORMANCE_KEY": "conformance",
+    "ProviderConformance": "conformance",
+    "CliOutcome": "fixtures",
+    "RealHomeGuard": "fixtures",
+    "Sandbox": "fixtures",
+    "isolate": "fixtures",
+    "make_sandbox": "fixtures",
+    "polybatch_cli": "fixtures",
+    "polybatch_home": "fixtures",
+    "polybatch_isolation": "fixtures",
+    "polybatch_sandbox": "fixtures",
+    "sandbox_server": "fixtures",
+}
 
 __all__ = [
     "CONFORMANCE_KEY",
@@ -79,8 +90,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> tuple[str, ...]:
-    """``ISOLATED_ENV``: computed on access (loading the plugins only when a test asks)."""
+def __getattr__(name: str) -> Any:
+    """``ISOLATED_ENV`` (computed on access, loading the plugins only when a test asks) and the
+    names that need pytest (imported on first access)."""
     if name == "ISOLATED_ENV":
         return isolated_env()
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
