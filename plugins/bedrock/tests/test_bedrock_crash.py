@@ -6,28 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from polybatch.sandbox import SandboxEngine, SandboxServer
-from polybatch.testing import SANDBOX_KEY
+from polybatch.testing import SANDBOX_KEY, run_cli
 from polybatch_bedrock.provider import BedrockProvider
 
 MODEL = "bedrock:anthropic.claude-haiku-4-5-20251001-v1:0"
-
-
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.slow

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,20 +11,10 @@ from vertex_support import KEY, MODEL, serve
 
 from polybatch import submit
 from polybatch.sandbox import Faults, SandboxEngine
+from polybatch.testing import run_cli
 from polybatch_vertex import codec
 from polybatch_vertex.provider import VertexProvider
 from polybatch_vertex.sandbox import NAMESPACE
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("point", ["before-create", "after-create", "before-collected"])
@@ -42,9 +30,9 @@ def test_killed_then_rerun_ends_exactly_once(tmp_path: Path, point: str) -> None
             **VertexProvider.sandbox_env(srv.url, KEY),
             "POLYBATCH_HOME": str(tmp_path / "home"),
         }
-        crashed = _run([*args, "-o", str(out)], {**env, "POLYBATCH_CRASH_AT": point})
+        crashed = run_cli([*args, "-o", str(out)], {**env, "POLYBATCH_CRASH_AT": point})
         assert crashed.returncode == -9, crashed.stderr  # SIGKILL: no cleanup ran
-        again = _run([*args, "-o", str(out)], env)
+        again = run_cli([*args, "-o", str(out)], env)
         assert again.returncode == 0, again.stderr
         batches = srv.engine.list_batches(NAMESPACE)
     results = [json.loads(line) for line in out.read_text().splitlines()]

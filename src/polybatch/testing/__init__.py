@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .env import SANDBOX_KEY, isolated_env
 from .fake import FakeProvider
-from .helpers import by_id, make_items, submit_items, wait_terminal, write_lines
+from .helpers import by_id, make_items, run_cli, submit_items, wait_terminal, write_lines
 
 if TYPE_CHECKING:
     from .conformance import CONFORMANCE_KEY, ProviderConformance
@@ -83,6 +83,7 @@ __all__ = [
     "polybatch_home",
     "polybatch_isolation",
     "polybatch_sandbox",
+    "run_cli",
     "sandbox_server",
     "submit_items",
     "wait_terminal",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,3 +65,18 @@ def by_id(results: Iterable[BatchResult]) -> dict[str, BatchResult]:
         assert r.custom_id not in out, f"custom_id {r.custom_id!r} came back twice"
         out[r.custom_id] = r
     return out
+
+
+def run_cli(
+    args: Sequence[str], env: dict[str, str], *, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``polybatch ARGS`` in a child process, as a user runs it (the tests that kill it or need a
+    process of its own); its exit code, stdout and stderr. ``env`` is the whole environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "polybatch.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
