@@ -34,7 +34,7 @@ from ..pricing import (
     show_money,
     usd,
 )
-from ..pricing.files import RATE_KEYS
+from ..pricing.rows import RATE_KEYS
 from ..pricing.tables import GROUP_KEYS
 from ..sandbox import Faults, SandboxEngine, SandboxServer
 from .options import (

@@ -32,8 +32,8 @@ from ..errors import PricingError
 from ..items import BatchItem, Usage
 from ..tokens import count_tokens, prompt_tokens
 from .cost import cost_of
-from .files import DEFAULT_CURRENCY
 from .registry import Mode, PriceRegistry, PriceRow
+from .rows import DEFAULT_CURRENCY
 
 #: the shortest prompt any provider caches (OpenAI and Anthropic: 1,024 tokens)
 MIN_CACHEABLE_TOKENS = 1024

@@ -66,33 +66,13 @@ from typing import Any, cast
 from ..errors import PricingError
 from .rows import (
     ALWAYS,
-    DEFAULT_CURRENCY,
     MODES,
     RATE_KEYS,
-    Caching,
     Mode,
     PriceRow,
     Rates,
     Tier,
 )
-
-__all__ = [
-    "ALWAYS",
-    "DEFAULT_CURRENCY",
-    "MODES",
-    "RATE_KEYS",
-    "SCHEMA_FILE",
-    "Caching",
-    "Mode",
-    "PriceRow",
-    "Rates",
-    "Tier",
-    "load_price_file",
-    "parse_model",
-    "parse_row",
-    "parse_rows",
-    "strip_date_suffix",
-]
 
 _REQUIRED_RATES = ("input", "output")
 #: facts about a set of rates, given on an entry, a period or a mode table (the nearest wins)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from .files import DEFAULT_CURRENCY
+from .rows import DEFAULT_CURRENCY
 
 #: significant digits kept by default when showing money to a person
 SIGNIFICANT = 4

@@ -16,15 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError, PriceNotFoundError, PricingError
 from .files import (
-    ALWAYS,
-    DEFAULT_CURRENCY,
-    MODES,
-    RATE_KEYS,
     SCHEMA_FILE,
-    Mode,
-    PriceRow,
-    Rates,
-    Tier,
     _show_date,
     load_price_file,
     parse_model,
@@ -32,6 +24,7 @@ from .files import (
     parse_rows,
     strip_date_suffix,
 )
+from .rows import ALWAYS, DEFAULT_CURRENCY, MODES, RATE_KEYS, Mode, PriceRow, Rates, Tier
 
 __all__ = [
     "ALWAYS",

@@ -23,9 +23,9 @@ from typing import Any, Literal
 from ..errors import PricingError
 from ..items import BatchResult, Usage
 from .cost import cost_of
-from .files import DEFAULT_CURRENCY
 from .money import money_text, show_money
 from .registry import Mode, PriceRegistry
+from .rows import DEFAULT_CURRENCY
 
 GroupKey = Literal["provider", "model", "job_id", "date"]
 GROUP_KEYS: tuple[GroupKey, ...] = ("provider", "model", "job_id", "date")
