@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from polybatch import Job, submit, usage_table
 from polybatch.errors import BudgetExceededError
 from polybatch.pricing import UnpricedWarning
 from polybatch.sandbox import SandboxServer
+from polybatch.testing import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "requests.jsonl"
 
@@ -92,14 +92,7 @@ source = "test override"
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-        check=False,
-    )
+    return run_cli(args, {**os.environ, **(env or {})})
 
 
 @pytest.mark.slow

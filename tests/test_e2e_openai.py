@@ -10,7 +10,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import polybatch
 from polybatch import Job, submit
 from polybatch.errors import CredentialsError, InputError, ItemValidationError
 from polybatch.sandbox import Faults, SandboxServer
-from polybatch.testing import SANDBOX_KEY
+from polybatch.testing import SANDBOX_KEY, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "requests.jsonl"
 MODEL = "openai:gpt-4o-mini"
@@ -181,16 +180,7 @@ def test_missing_key_is_reported_before_anything_happens(tmp_path: Path) -> None
 def cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(args, {**os.environ, **(env or {})}, cwd=cwd)
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 from polybatch import Job, submit
 from polybatch.plugins import get_registry
 from polybatch.sandbox import Faults, SandboxServer
-from polybatch.testing import SANDBOX_KEY
+from polybatch.testing import SANDBOX_KEY, run_cli
 
 #: large jobs, SIGKILLed subprocesses and a memory check: `make test-fast` leaves them out
 pytestmark = pytest.mark.slow
@@ -152,17 +152,6 @@ def sandbox_env(server: SandboxServer, **more: str) -> dict[str, str]:
         "OPENAI_BASE_URL": server.url + "/openai/v1",
         **more,
     }
-
-
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 TOGETHER = "together:meta-llama/Llama-3.3-70B-Instruct-Turbo"

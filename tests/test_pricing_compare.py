@@ -8,7 +8,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import polybatch
 from polybatch import BatchItem, Comparison, Message
 from polybatch.sandbox import SandboxServer
+from polybatch.testing import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "requests.jsonl"
 FOUR = [
@@ -28,15 +28,7 @@ FOUR = [
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=120,
-        check=False,
-        cwd=cwd,
-    )
+    return run_cli(args, os.environ, cwd=cwd)
 
 
 def _items() -> list[BatchItem]:

@@ -39,6 +39,7 @@ from polybatch.errors import ProviderError
 from polybatch.items import BatchItem, BatchResult, ItemError
 from polybatch.providers import BatchProvider, BatchStatus, Limits, SubmittedBatch
 from polybatch.sandbox import Faults, SandboxEngine, SandboxServer
+from polybatch.testing import run_cli
 
 OPENAI = "openai:gpt-4o-mini"
 ANTHROPIC = "anthropic:claude-haiku-4-5"
@@ -105,15 +106,7 @@ class Proc:
 
 def cli(*args: str, env: dict[str, str], cwd: Path) -> Proc:
     """``python -m polybatch.cli ARGS`` as a user runs it."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+    proc = run_cli(args, {**os.environ, **env}, cwd=cwd)
     return Proc(proc.returncode, proc.stdout, proc.stderr)
 
 

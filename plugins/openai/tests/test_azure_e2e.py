@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 import polybatch
 from polybatch.errors import ConfigError, CredentialsError
 from polybatch.sandbox import SandboxServer
-from polybatch.testing import SANDBOX_KEY
+from polybatch.testing import SANDBOX_KEY, run_cli
 
 PROFILES = ("openai", "azure-classic", "azure-v1")
 DEPLOYMENT = "gpt-4o-mini-globalbatch"
@@ -143,15 +142,7 @@ def test_missing_endpoint_and_key_submit_nothing(
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(args, {**os.environ, **env}, cwd=cwd)
 
 
 @pytest.mark.slow

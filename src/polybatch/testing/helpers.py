@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,11 @@ def by_id(results: Iterable[BatchResult]) -> dict[str, BatchResult]:
 
 
 def run_cli(
-    args: Sequence[str], env: dict[str, str], *, timeout: float = 120
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    cwd: str | Path | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """``polybatch ARGS`` in a child process, as a user runs it (the tests that kill it or need a
     process of its own); its exit code, stdout and stderr. ``env`` is the whole environment."""
@@ -76,7 +80,8 @@ def run_cli(
         [sys.executable, "-m", "polybatch.cli", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=dict(env),
+        cwd=cwd,
         timeout=timeout,
         check=False,
     )
