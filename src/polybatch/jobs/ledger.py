@@ -144,6 +144,32 @@ def _private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+#: how long opening a ledger waits for another connection that holds it (as ``connect``'s timeout)
+LOCK_WAIT_SECONDS = 30.0
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the ledger in WAL mode (persistent: only the first opener of a new file changes it).
+
+    Switching a database into WAL needs it to itself, and SQLite answers ``database is locked`` at
+    once, without waiting the connection's busy timeout, while another connection (a thread or
+    process opening the same new ledger) is in the middle of it; so the switch is retried.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 class Ledger:
     """A SQLite ledger. Safe to share between threads of one process; WAL for other processes."""
 
@@ -170,9 +196,9 @@ class Ledger:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             self._local.conn = conn
         return conn
