@@ -23,12 +23,16 @@ demo: $(STAMP)
 	$(BIN)/polybatch run examples/requests.jsonl --model openai:gpt-4o-mini --sandbox -o examples/results.openai.jsonl
 	$(BIN)/polybatch run examples/requests.jsonl --model anthropic:claude-haiku-4-5 --sandbox -o examples/results.anthropic.jsonl
 
+# three workers on CI's two cores: most tests wait on loopback HTTP, subprocesses and polls;
+# every test has its own POLYBATCH_HOME and sandbox port, so they are independent (TEST_WORKERS=0
+# runs them in one process)
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # everything but the tests marked slow (subprocesses, SIGKILL, large jobs, chaos runs)
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 check: $(STAMP)
 	$(BIN)/ruff check .
