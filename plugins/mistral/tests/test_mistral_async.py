@@ -88,6 +88,7 @@ def test_blocking_lifecycle_never_uses_the_sync_sdk(
     make_server: ServerFactory, tmp_path: Path, no_sync_sdk: list[str]
 ) -> None:
     server = make_server(rate=5.0)
+    server.engine.clock.freeze()  # requests run only as the test advances the clock: exact counts on any machine
     # the seam bites: a sync SDK call fails (so a sync adapter would fail this test)
     with sdk_client(server) as sync, pytest.raises(SyncPathUsed):
         sync.batch.jobs.get(job_id="job-x")
@@ -119,6 +120,7 @@ def test_async_lifecycle_on_a_user_loop_with_its_own_client(
     make_server: ServerFactory, tmp_path: Path, no_sync_sdk: list[str]
 ) -> None:
     server = make_server(rate=5.0)
+    server.engine.clock.freeze()  # requests run only as the test advances the clock: exact counts on any machine
     engine = server.engine
     provider = provider_for(server)
     # the blocking API first: it builds the portal loop's client

@@ -34,18 +34,29 @@ DAY = 24 * 3600
 
 
 class Clock:
-    """Wall-clock time plus an offset tests can move forward."""
+    """Wall-clock time plus an offset tests can move forward; frozen, only the offset moves.
+
+    A test that counts how many requests have run at a given moment freezes the clock, so that a
+    slow machine (the time between two of the test's calls) cannot run one more.
+    """
 
     def __init__(self) -> None:
         self.offset = 0.0
+        self._frozen_at: float | None = None
 
     def now(self) -> float:
         """Seconds since the epoch, as the sandbox sees them."""
-        return time.time() + self.offset
+        base = time.time() if self._frozen_at is None else self._frozen_at
+        return base + self.offset
 
     def advance(self, seconds: float) -> None:
         """Move the sandbox's time forward."""
         self.offset += seconds
+
+    def freeze(self) -> None:
+        """Stop following wall time: from now on only :meth:`advance` moves the clock."""
+        if self._frozen_at is None:
+            self._frozen_at = time.time()
 
 
 @dataclass
