@@ -84,6 +84,21 @@ class SubmittedBatch(BaseModel):
     input_file_id: str | None = None
 
 
+class RecentBatch(BaseModel):
+    """A batch as a provider's listing shows it, for adopting one whose create answer was lost.
+
+    ``metadata`` is what the provider kept that names the job and chunk (None when it keeps
+    nothing: then the batch is matched by its request count, time and, once ended, its ids).
+    """
+
+    batch_id: str
+    created_at: float
+    request_count: int | None = None
+    model: str | None = None
+    ended: bool = False
+    metadata: dict[str, str] | None = None
+
+
 class BatchProvider(ABC):
     """Base class of every provider adapter. Subclass it in a plugin and register it.
 
@@ -280,6 +295,17 @@ class BatchProvider(ABC):
         if not self._overrides("afind_batch"):
             return None
         return portal.run(self.afind_batch(metadata))
+
+    @property
+    def finds_batches(self) -> bool:
+        """Whether :meth:`afind_batch` can find a batch again (by metadata, a name ...)."""
+        return self._overrides("find_batch") or self._overrides("afind_batch")
+
+    async def alist_batches_since(self, since: float) -> list[RecentBatch] | None:
+        """The batches created since ``since`` (epoch seconds), newest first, for adopting a
+        batch whose create answer was lost (:mod:`polybatch.jobs.adopt`); None: cannot list.
+        Only providers whose batches :meth:`afind_batch` cannot find need it."""
+        return None
 
     async def acleanup(self, submitted: SubmittedBatch) -> None:
         """Delete what the batch left behind at the provider (uploaded files), if anything."""

@@ -387,6 +387,13 @@ class SDKProvider(BatchProvider, Generic[C]):
         """Delete one uploaded file through the SDK (providers that upload files implement it)."""
         raise NotImplementedError(f"{type(self).__name__} uploads no files")
 
+    async def drop_refused_upload(self, exc: ProviderError, file_id: str) -> None:
+        """After a failed create: delete its upload only when the create was refused outright
+        (an HTTP status below 500). After a lost answer (a dropped connection, a timeout, a 5xx)
+        the batch may exist and read the file, and the runner will find it again."""
+        if isinstance(exc, ProviderHTTPError) and exc.status_code < 500:
+            await self.delete_file(file_id, quiet=True)
+
     async def delete_file(self, file_id: str, *, quiet: bool = False) -> None:
         """Delete an uploaded file; one already gone (404) is the goal reached. ``quiet``: any
         failure is swallowed (cleaning up on a path that already reports an error)."""

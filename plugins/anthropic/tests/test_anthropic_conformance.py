@@ -15,12 +15,13 @@ class TestAnthropicConformance(ProviderConformance):
     # Anthropic takes no 'seed': an item asking for one cannot be expressed
     bad_item = BatchItem(custom_id="bad", messages=[{"role": "user", "content": "hi"}], seed=7)
     supports_cancel = True
-    # Message Batches carry no metadata, so a batch cannot be found again
+    # Message Batches carry no metadata: a batch is not found by it, but adopted from the
+    # listing (alist_batches_since, polybatch.jobs.adopt)
     supports_find_batch = False
     provider_settings = {"max_retries": 0}
     lifecycle = "async"
-    # it uploads no files: nothing to clean up
-    lifecycle_defaults = ("cleanup",)
+    # it uploads no files: nothing to clean up; nothing to find by metadata
+    lifecycle_defaults = ("cleanup", "find_batch")
     sync_sdk_seams = ((anthropic.Anthropic, "__init__"),)
     client_attribute = "client"
     client_class = anthropic.AsyncAnthropic

@@ -175,7 +175,7 @@ def _lines(p: OpenRouterProvider, tmp_path: Path) -> Path:
 
 
 # -- a lost create answer --------------------------------------------------------------------
-def test_a_lost_create_answer_is_not_retried_by_the_sdk(
+def test_a_lost_create_answer_is_not_retried_by_the_sdk_and_its_batch_is_adopted(
     make_sandbox: ServerFactory, polybatch_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = or_sandbox.OpenRouterApi.create_batch
@@ -195,10 +195,11 @@ def test_a_lost_create_answer_is_not_retried_by_the_sdk(
     batch_items = items(3)
     job = polybatch.submit(batch_items, f"openrouter:{MODEL}", sandbox=server)
     job.wait(poll_min=0.01, poll_max=0.05, timeout=60)
-    # one create per attempt (no SDK retry); batches carry no metadata, so the first batch,
-    # made before its answer was lost, cannot be found: the runner's retry makes a second one
-    # (the limitation docs/providers/openrouter.md states). Every item still has one result.
-    assert creates == [202, 202] and len(server.engine.batches) == 2
+    # one create per attempt (no SDK retry); batches carry no metadata, so the batch made
+    # before its answer was lost is adopted from the listing (its model, count and time) and
+    # not created again (polybatch.jobs.adopt)
+    assert creates == [202] and len(server.engine.batches) == 1
+    assert {c.batch_id for c in job.chunks()} == set(server.engine.batches)
     assert [r.custom_id for r in job.results()] == [i.custom_id for i in batch_items]
     assert all(r.ok for r in job.results())
 

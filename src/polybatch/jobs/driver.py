@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ProviderError
 from ..items import BatchResult, ItemError, OutputCheck
 from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, SubmittedBatch
+from . import adopt
 from .files import JobFiles, private_fd
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
 from .planner import PlannedChunk, chunk_items_file, iter_chunk_checks, iter_chunk_items
@@ -105,13 +106,17 @@ class JobDriver:
             return None
         max_in_flight = int(self.row.options.get("max_in_flight") or DEFAULT_MAX_IN_FLIGHT)
         retry_after: float | None = None
-        for c in self.chunks():
-            if c.state == "submitting":
-                try:
-                    await self._recover(c)
-                except ProviderError as exc:
-                    # the lookup failed: the chunk stays "submitting", the next step looks again
-                    self._transient(c, "recover", exc)
+        # chunks whose create answer was lost; those with the same request count are rivals
+        # for the same unnamed batches (see .adopt)
+        lost = {c.idx: c for c in self.chunks() if c.state == "submitting"}
+        for c in list(lost.values()):
+            rivals = sum(o.count == c.count for o in lost.values()) - 1
+            try:
+                if await self._recover(c, rivals):
+                    del lost[c.idx]
+            except ProviderError as exc:
+                # the lookup failed: the chunk stays "submitting", the next step looks again
+                self._transient(c, "recover", exc)
         chunks = self.chunks()
         in_flight = sum(c.state == "submitted" for c in chunks)
         cancelling = self.row.state == "cancelling"
@@ -252,23 +257,59 @@ class JobDriver:
         wire_path.unlink(missing_ok=True)
         log.info("job %s chunk %d submitted as %s", self.id, c.idx, submitted.batch_id)
 
-    async def _recover(self, c: ChunkRow) -> None:
-        """A crash (or a timeout) happened between recording intent and recording the batch id."""
-        found = await self.provider.afind_batch(self._meta(c))
-        if found:
+    async def _recover(self, c: ChunkRow, rivals: int = 0) -> bool:
+        """A crash (or a lost answer) came between recording intent and recording the batch id:
+        find the batch by its metadata or, where the provider keeps none, by its listing
+        (:mod:`.adopt`); resubmit only when it was not made."""
+        provider = self.provider
+        decision = await adopt.find_lost(
+            provider,
+            since=self.ledger.first_event_at(self.id, c.idx, "submitting"),
+            claimed=lambda ids: self.ledger.claimed_batches(self.row.provider, ids),
+            metadata=self._meta(c),
+            count=c.count,
+            model=c.model,
+            wire_ids=lambda: {
+                provider.wire_custom_id(cid)
+                for cid, _ in iter_chunk_checks(self.files.dir / c.items_file, c.offset, c.count)
+            },
+            rivals=rivals,
+        )
+        if decision is None:  # the provider cannot list: by metadata, where it keeps some
+            found = await provider.afind_batch(self._meta(c))
+            if found is None and not provider.finds_batches:
+                log.warning(
+                    "job %s chunk %d: the create's answer was lost and %s cannot look a batch up:"
+                    " resubmitting may duplicate a batch (cancel it at the provider if so)",
+                    self.id,
+                    c.idx,
+                    provider.name,
+                )
+            decision = adopt.Decision("adopt", found) if found else adopt.Decision("resubmit")
+        if decision.action == "wait":
             log.info(
-                "job %s chunk %d: found batch %s created before a crash", self.id, c.idx, found
+                "job %s chunk %d: waiting to tell lost-create candidates apart", self.id, c.idx
             )
-            self.ledger.update_chunk(
-                self.id,
-                c.idx,
-                state="submitted",
-                batch_id=found,
-                submitted_at=time.time(),
-                event="recovered",
-            )
-        else:
+            return False
+        if decision.action == "resubmit":
             self.ledger.update_chunk(self.id, c.idx, state="planned", event="resubmit")
+            return True
+        log.info(
+            "job %s chunk %d: found batch %s created before a crash or a lost answer",
+            self.id,
+            c.idx,
+            decision.batch_id,
+        )
+        self.ledger.update_chunk(
+            self.id,
+            c.idx,
+            state="submitted",
+            batch_id=decision.batch_id,
+            submitted_at=time.time(),
+            event="recovered",
+        )
+        await adopt.cancel_orphans(provider, self.id, c.idx, decision.orphans)
+        return True
 
     async def _collect(self, c: ChunkRow, st: BatchStatus) -> None:
         """Download a terminal batch's results; every item of the chunk gets exactly one.

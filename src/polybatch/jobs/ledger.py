@@ -333,6 +333,30 @@ class Ledger:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO job_tallies VALUES (?,?,?)", (job_id, round_, tally))
 
+    def first_event_at(self, job_id: str, chunk: int, kind: str) -> float | None:
+        """When a chunk's first ``kind`` event was logged (its first create attempt, say)."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT MIN(ts) AS ts FROM events WHERE job_id = ? AND chunk = ? AND kind = ?",
+                (job_id, chunk, kind),
+            )
+            .fetchone()
+        )
+        return None if row is None or row["ts"] is None else float(row["ts"])
+
+    def claimed_batches(self, provider: str, batch_ids: list[str]) -> set[str]:
+        """Which of these batch ids a chunk of some job on ``provider`` already holds."""
+        if not batch_ids:
+            return set()
+        marks = ",".join("?" * len(batch_ids))
+        rows = self._conn().execute(
+            "SELECT c.batch_id FROM chunks c JOIN jobs j ON j.id = c.job_id"
+            f" WHERE j.provider = ? AND c.batch_id IN ({marks})",
+            (provider, *batch_ids),
+        )
+        return {str(r["batch_id"]) for r in rows}
+
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """The side-effect log of a job, oldest first."""
         rows = self._conn().execute(

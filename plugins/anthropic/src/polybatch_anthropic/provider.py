@@ -11,7 +11,9 @@ Whatever the ended state, every request has a result (succeeded, errored, cancel
 the runner collects results for each of them and retries the retryable ones.
 
 Anthropic batches carry no metadata: the ``metadata`` passed to :meth:`asubmit` is not sent, and
-:meth:`afind_batch` cannot find a batch again (it returns None).
+a batch whose create answer was lost is found again from the listing instead
+(:meth:`alist_batches_since`: by its request count, its creation time and, once it has ended, its
+results' ids; see :mod:`polybatch.jobs.adopt`).
 
 The adapter is async-first, on the SDK's ``AsyncAnthropic`` (one client per event loop); the
 blocking lifecycle methods are derived by :class:`~polybatch.providers.BatchProvider`.
@@ -31,7 +33,7 @@ import anthropic
 from polybatch import portal, wire
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, BatchResult
-from polybatch.providers import BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import BatchStatus, Limits, RecentBatch, SubmittedBatch
 from polybatch.sdk import SDKProvider, connection, failure, http
 
 from . import codec
@@ -178,9 +180,31 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
         """Blocking :meth:`adelete`."""
         portal.run(self.adelete(batch_id))
 
-    async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
-        """Always None: Anthropic batches carry no metadata to search by."""
-        return None
+    async def alist_batches_since(self, since: float) -> list[RecentBatch]:
+        """Batches created since ``since``, newest first (Anthropic lists newest first): the
+        runner adopts one whose create answer was lost by its count, time and ids (see
+        :mod:`polybatch.jobs.adopt`), as batches carry no metadata to find them by."""
+        client = self.client
+        found: list[RecentBatch] = []
+        with self.sdk_errors("listing batches"):
+            async for batch in client.messages.batches.list(limit=100):
+                created = batch.created_at.timestamp()
+                if created < since:
+                    break
+                n = batch.request_counts
+                found.append(
+                    RecentBatch(
+                        batch_id=batch.id,
+                        created_at=created,
+                        request_count=n.processing
+                        + n.succeeded
+                        + n.errored
+                        + n.canceled
+                        + n.expired,
+                        ended=batch.processing_status == "ended",
+                    )
+                )
+        return found
 
     # -- the sandbox ------------------------------------------------------------------------
     @classmethod

@@ -209,9 +209,8 @@ class GeminiProvider(SDKProvider[AsyncClient]):
         try:
             with self.sdk_errors("create batch"):
                 job = await client.batches.create(model=model, src=file_name, config=config)
-        except ProviderError:
-            # best effort: nothing will use the input any more
-            await self.delete_file(file_name, quiet=True)
+        except ProviderError as exc:
+            await self.drop_refused_upload(exc, file_name)
             raise
         return SubmittedBatch(batch_id=self._name(job), input_file_id=file_name)
 

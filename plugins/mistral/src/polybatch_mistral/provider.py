@@ -138,9 +138,8 @@ class MistralProvider(SDKProvider[Mistral]):
                     # looking for the first one with afind_batch (the job carries the metadata).
                     retries=None,
                 )
-        except ProviderError:
-            # don't leave an orphan upload behind; the original error is what matters
-            await self.delete_file(uploaded.id, quiet=True)
+        except ProviderError as exc:
+            await self.drop_refused_upload(exc, uploaded.id)
             raise
         return SubmittedBatch(batch_id=job.id, input_file_id=uploaded.id)
 

@@ -48,18 +48,20 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from polybatch import formats
-from polybatch.errors import ConfigError, ProviderError, ProviderHTTPError
+from polybatch.errors import ConfigError, ProviderError
 from polybatch.items import BatchItem
 from polybatch.providers import (
     META_CHUNK,
     META_JOB,
+    TERMINAL_STATES,
     BatchState,
     BatchStatus,
+    RecentBatch,
     SubmittedBatch,
 )
 from polybatch.wire import short_hash
 
-from . import codec
+from . import codec, listing
 from .provider import OpenAILimits, OpenAIProvider, _retry_after
 
 if TYPE_CHECKING:
@@ -251,7 +253,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
         p, client = self.preset, self.client
         with self.sdk_errors("uploading the batch file"), lines_path.open("rb") as fh:
             uploaded = await client.files.create(
-                file=(f"{lines_path.stem}.jsonl", fh, "application/jsonl"),
+                file=(self.upload_name(lines_path, metadata), fh, "application/jsonl"),
                 purpose=cast(Any, p.purpose),
                 **self.upload_options(),
             )
@@ -274,9 +276,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
                     **fields,
                 )
                 data = raw.http_response.json()
-        except ProviderHTTPError as exc:
-            if exc.status_code < 500:  # a definite refusal: the upload is an orphan
-                await self.delete_file(uploaded.id, quiet=True)
+        except ProviderError as exc:
+            await self.drop_refused_upload(exc, uploaded.id)
             raise
         batch = data.get(p.batch_envelope) if p.batch_envelope else data
         if not isinstance(batch, dict) or not isinstance(batch.get("id"), str):
@@ -305,6 +306,21 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def batch_state(self, status: str) -> BatchState:
         """The preset's word in neutral terms (a word newer than the table reads as in progress)."""
         return self.preset.states().get(status, "in_progress")
+
+    def upload_name(self, lines_path: Path, metadata: Mapping[str, str]) -> str:
+        """Where the vendor keeps no metadata, the upload's name carries the job and chunk."""
+        default = f"{lines_path.stem}.jsonl"
+        return listing.upload_name(metadata, default) if "metadata" in self.preset.omit else default
+
+    async def alist_batches_since(self, since: float) -> list[RecentBatch] | None:
+        """Where the vendor keeps no metadata: its batches since ``since``, each with the job
+        and chunk its upload's name carries (:mod:`.listing`); else None (found by metadata)."""
+        if "metadata" not in self.preset.omit:
+            return None
+        words = self.preset.states()
+        ended = frozenset(w for w, st in words.items() if st in TERMINAL_STATES)
+        with self.sdk_errors("listing batches"):
+            return await listing.batches_since(self.client, since, ended)
 
     async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
         """By metadata, where the vendor keeps it (else None: nothing to find a batch by)."""

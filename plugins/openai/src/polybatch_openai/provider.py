@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import openai
 
 from polybatch import wire
-from polybatch.errors import ProviderError, ProviderHTTPError
+from polybatch.errors import ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import (
     TERMINAL_STATES,
@@ -153,11 +153,8 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
                     metadata=dict(metadata) or None,
                     **self.batch_options(),
                 )
-        except ProviderHTTPError as exc:
-            # a definite refusal leaves an orphan upload: delete it. After a timeout or a server
-            # error the batch may exist and use the file, so it stays.
-            if exc.status_code < 500:
-                await self.delete_file(uploaded.id, quiet=True)
+        except ProviderError as exc:
+            await self.drop_refused_upload(exc, uploaded.id)
             raise
         return SubmittedBatch(batch_id=batch.id, input_file_id=uploaded.id)
 

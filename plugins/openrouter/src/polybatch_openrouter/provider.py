@@ -12,8 +12,8 @@ batch's object holds its results. Settings (``[providers.openrouter]`` or a prof
 
 The SDK (1.3.84) has create, get, list and delete, but no cancel: :meth:`acancel` posts
 ``/batches/{id}/cancel`` through the SDK's own httpx client [route unverified]. Batches carry no
-metadata, so a batch whose create answer was lost cannot be found again (as with Anthropic): the
-create is sent once per attempt (no SDK retry), and the runner's retry is a new batch.
+metadata: the create is sent once per attempt (no SDK retry), and a batch whose create answer was
+lost is adopted from the listing (:meth:`alist_batches_since`), as with Anthropic.
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ from openrouter import errors, utils
 
 from polybatch import formats, wire
 from polybatch.items import BatchItem, BatchResult
-from polybatch.providers import BatchStatus, Limits, SubmittedBatch
+from polybatch.providers import (
+    TERMINAL_STATES,
+    BatchStatus,
+    Limits,
+    RecentBatch,
+    SubmittedBatch,
+)
 from polybatch.sdk import SDKProvider, connection, http
 
 from . import codec
@@ -180,6 +186,32 @@ class OpenRouterProvider(SDKProvider[openrouter.OpenRouter]):
         except Exception as exc:
             if getattr(exc, "status_code", None) != 404:
                 raise
+
+    async def alist_batches_since(self, since: float) -> list[RecentBatch]:
+        """Batches created since ``since``, newest first: batches carry no metadata, so the runner
+        adopts one whose create answer was lost by its model, request count, time and results'
+        ids (:mod:`polybatch.jobs.adopt`)."""
+        found: list[RecentBatch] = []
+        after: str | None = None
+        with self.sdk_errors("listing batches"):
+            while True:
+                page = await self.client.batch.list_async(limit=100, after=after)
+                rows = page.result.data if page is not None else []
+                for b in rows:
+                    if b.created_at < since:
+                        return found
+                    found.append(
+                        RecentBatch(
+                            batch_id=b.id,
+                            created_at=float(b.created_at),
+                            request_count=b.request_counts.total,
+                            model=b.model,
+                            ended=codec.STATES.get(str(b.status)) in TERMINAL_STATES,
+                        )
+                    )
+                if page is None or not page.result.has_more or not page.result.last_id:
+                    return found
+                after = page.result.last_id
 
     async def acleanup(self, submitted: SubmittedBatch) -> None:
         """With the setting ``delete_after_collect``, delete the collected batch."""

@@ -159,7 +159,9 @@ class OpenRouterApi(ProviderApi):
         data = [self.batch_view(b, request) for b in page]
         last = data[-1]["id"] if data else None
         first = data[0]["id"] if data else None
-        return self.json({"data": data, "first_id": first, "has_more": more, "last_id": last})
+        return self.json(
+            {"object": "list", "data": data, "first_id": first, "has_more": more, "last_id": last}
+        )
 
     async def delete_batch(self, request: Request) -> Response:
         found = self.batch_or_404(request)

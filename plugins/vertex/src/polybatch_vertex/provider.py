@@ -283,8 +283,8 @@ class VertexProvider(GeminiProvider):
                 created = await client.batches.create(
                     model=model, src=codec.gs_uri(bucket, f"{folder}/input.jsonl"), config=config
                 )
-        except ProviderError:
-            await self.delete_file(folder_uri, quiet=True)
+        except ProviderError as exc:
+            await self.drop_refused_upload(exc, folder_uri)
             raise
         return SubmittedBatch(batch_id=self._name(created), input_file_id=folder_uri)
 
