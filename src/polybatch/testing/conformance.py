@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Literal, NoReturn
 
 import pytest
 
+from .. import portal
 from ..errors import ConfigError, CredentialsError, InputError, ItemValidationError, ProviderError
 from ..hookspecs import hookimpl
 from ..items import BatchItem, BatchResult, ItemError, Message
@@ -528,6 +529,37 @@ class ProviderConformance:
             provider = self.connect(server)
             with pytest.raises(ProviderError):
                 provider.poll("batch-that-does-not-exist")
+
+    def test_listing_finds_a_lost_batch_again(self, tmp_path: Path) -> None:
+        """Where batches carry no metadata, the listing (``alist_batches_since``) shows each
+        batch since a time, newest first, with what :mod:`polybatch.jobs.adopt` matches on."""
+        job = f"pb-conformance-{uuid.uuid4().hex[:8]}"
+        with self.serve() as server:
+            provider = self.connect(server)
+            if portal.run(provider.alist_batches_since(0.0)) is None:
+                pytest.skip("the provider does not list batches (it finds them by metadata)")
+            since = server.engine.now() - 1
+            two = self.submit_items(
+                provider,
+                self.make_items(2, "a"),
+                tmp_path,
+                metadata={META_JOB: job, META_CHUNK: "0"},
+            )
+            three = self.submit_items(
+                provider,
+                self.make_items(3, "b"),
+                tmp_path,
+                metadata={META_JOB: job, META_CHUNK: "1"},
+            )
+            listed = portal.run(provider.alist_batches_since(since)) or []
+            assert [b.batch_id for b in listed] == [three.batch_id, two.batch_id], "newest first"
+            for b, n, chunk in zip(listed, (3, 2), ("1", "0"), strict=True):
+                assert b.created_at >= since
+                if b.metadata is not None:  # derived (an upload's name): it must name the chunk
+                    assert b.metadata == {META_JOB: job, META_CHUNK: chunk}
+                else:  # matched by count and, once ended, results
+                    assert b.request_count == n
+            assert portal.run(provider.alist_batches_since(server.engine.now() + 3600)) == []
 
     def test_find_batch(self, tmp_path: Path) -> None:
         """A batch submitted with metadata is found again by it (crash recovery)."""
