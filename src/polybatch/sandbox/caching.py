@@ -93,12 +93,16 @@ class PromptCache:
         messages: Iterable[tuple[str, str]],
         *,
         writes: bool = False,
+        length: int | None = None,
         minimum: int = MIN_CACHEABLE_TOKENS,
         step: int = STEP,
     ) -> Cached:
         """Automatic prefix caching of one prompt: the longest cached prefix is read, the
         prompt's own prefixes are cached; with ``writes`` the newly cached tokens are reported
-        as 5-minute-bucket writes (the provider's default retention)."""
+        as 5-minute-bucket writes (the provider's default retention). ``length``, the prompt's
+        token count when the caller has it, spares short prompts a second tokenization."""
+        if length is not None and length < minimum:
+            return Cached()
         tokens = prompt_token_list(messages)
         if len(tokens) < minimum:
             return Cached()

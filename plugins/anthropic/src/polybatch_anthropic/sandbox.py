@@ -46,13 +46,20 @@ def marked_prompt(params: dict[str, Any]) -> tuple[list[str], list[tuple[int, st
     """The prompt's tokens (as :func:`codec.conversation` counts them: system first, framing
     included) and its ``cache_control`` breakpoints: (tokens up to the end of the marked block,
     ``ttl``). A text block's tokens end where the next one's start: the texts are joined with a
-    newline, which is no token."""
+    newline, which is no token. A prompt without markers is not tokenized: ``([], [])``."""
     tokens = ["<prompt>"] * PROMPT_OVERHEAD
     points: list[tuple[int, str]] = []
     turns: list[tuple[str, Any]] = []
     if params.get("system"):
         turns.append(("system", params["system"]))
     turns.extend((m["role"], m["content"]) for m in params["messages"])
+    if not any(
+        isinstance(b, dict) and "cache_control" in b
+        for _, content in turns
+        if isinstance(content, list)
+        for b in content
+    ):
+        return [], []
     for role, content in turns:
         tokens += [f"<{role}>"] * MESSAGE_OVERHEAD
         if isinstance(content, str):

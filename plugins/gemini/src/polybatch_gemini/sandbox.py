@@ -208,7 +208,8 @@ class GeminiSandbox(ProviderApi):
             usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
         else:
             # implicit caching: a repeated long prefix is a cache hit (no cache-write charge)
-            hit = self.engine.model.cache.automatic((self.ns, model), turns).read
+            scope = (self.ns, model)
+            hit = self.engine.model.cache.automatic(scope, turns, length=reply.prompt_tokens).read
             if hit:
                 usage["cachedContentTokenCount"] = hit
                 usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": hit}]

@@ -263,7 +263,7 @@ class OpenAIApi(FilesApi):
         # automatic prefix caching; the families that bill cache writes also report them
         writes = chat.model.startswith(CACHE_WRITE_FAMILIES)
         cached = self.engine.model.cache.automatic(
-            (self.ns, chat.model), chat.transcript(), writes=writes
+            (self.ns, chat.model), chat.transcript(), writes=writes, length=reply.prompt_tokens
         )
         body = codec.chat_completion(
             completion_id="chatcmpl-" + codec.short_hash(batch.id, req.index),
