@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from polybatch.errors import ConfigError, PriceNotFoundError
+from polybatch.formats import usage as decode_usage
 from polybatch.items import BatchItem, Message, Usage
 from polybatch.pricing import (
     Mode,
@@ -843,3 +844,23 @@ def test_a_price_row_may_name_its_currency(tmp_path: Path) -> None:
     ]
     with pytest.raises(PricingError, match=r"different currencies: EUR .* USD"):
         usage_rows(records, reg)
+
+
+def test_decoded_openai_cache_writes_cost_the_write_rate(bundled: PriceRegistry) -> None:
+    # the case end to end through the OpenAI decoder: a gpt-6-sol reply whose 10,000
+    # prompt tokens were all written to the cache (prompt_tokens_details.cache_write_tokens)
+    # batch: 10,000 x 1.25 (cache write) / 1M = 0.0125, not 10,000 x 1 (input) / 1M = 0.01
+    usage = decode_usage(
+        {
+            "prompt_tokens": 10_000,
+            "completion_tokens": 0,
+            "total_tokens": 10_000,
+            "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 10_000},
+        }
+    )
+    assert usage == Usage(cache_write_5m_tokens=10_000)
+    price = bundled.price("openai", "gpt-6-sol", "batch", TODAY)
+    assert cost_of(usage, price).total == D("0.0125")
+    # standard: 10,000 x 2.5 / 1M = 0.025
+    standard = bundled.price("openai", "gpt-6-sol", "standard", TODAY)
+    assert cost_of(usage, standard).total == D("0.025")

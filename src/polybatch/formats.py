@@ -87,23 +87,43 @@ def encode_line(
 
 
 # -- decode -------------------------------------------------------------------------------------
-def usage(raw: Mapping[str, Any] | None) -> Usage:
+def usage(raw: Mapping[str, Any] | None, *, reasoning_outside: bool = False) -> Usage:
     """Map a chat-completion ``usage`` onto disjoint neutral buckets.
 
     ``prompt_tokens`` already includes the cached tokens reported in
-    ``prompt_tokens_details.cached_tokens``, so they are subtracted once here (never below zero,
-    and never more than the prompt holds, so the buckets always add up to ``prompt_tokens``);
-    ``reasoning_tokens`` is part of ``completion_tokens`` and only reported alongside.
+    ``prompt_tokens_details.cached_tokens`` and the tokens written to the cache,
+    ``prompt_tokens_details.cache_write_tokens`` (OpenAI's gpt-5.6 / gpt-6 families, OpenRouter
+    for models with explicit caching), so both are subtracted once here (never below zero, and
+    never more than the prompt holds, so the buckets always add up to ``prompt_tokens``). Writes
+    go to ``cache_write_5m_tokens``, the bucket of the provider's default-retention write rate.
+
+    ``reasoning_tokens`` is part of ``completion_tokens`` on OpenAI and is only reported
+    alongside. xAI counts it outside ``completion_tokens`` (its ``total_tokens`` is prompt +
+    completion + reasoning) and bills it as output: with ``reasoning_outside`` (the xAI codec)
+    it is added to output, unless ``total_tokens`` shows it already inside; without it, it is
+    added only when ``total_tokens`` shows it outside.
     """
     if not raw:
         return Usage()
     prompt = int(raw.get("prompt_tokens") or 0)
-    cached = int(as_mapping(raw.get("prompt_tokens_details")).get("cached_tokens") or 0)
+    details = as_mapping(raw.get("prompt_tokens_details"))
+    cached = int(details.get("cached_tokens") or 0)
+    writes = int(details.get("cache_write_tokens") or 0)
+    if prompt:
+        cached = min(cached, prompt)
+        writes = min(writes, prompt - cached)
+    completion = int(raw.get("completion_tokens") or 0)
     reasoning = int(as_mapping(raw.get("completion_tokens_details")).get("reasoning_tokens") or 0)
+    total = raw.get("total_tokens")
+    if isinstance(total, int) and not isinstance(total, bool) and reasoning:
+        outside = total == prompt + completion + reasoning
+    else:
+        outside = reasoning_outside
     return Usage(
-        input_tokens=max(prompt - cached, 0),
-        cached_input_tokens=min(cached, prompt) if prompt else cached,
-        output_tokens=int(raw.get("completion_tokens") or 0),
+        input_tokens=max(prompt - cached - writes, 0),
+        cached_input_tokens=cached,
+        cache_write_5m_tokens=writes,
+        output_tokens=completion + reasoning if outside else completion,
         reasoning_tokens=reasoning,
     )
 
@@ -114,10 +134,15 @@ def reply_text(content: Any) -> str | None:
 
 
 def chat_result(
-    body: dict[str, Any], common: dict[str, Any], *, finish_reasons: Mapping[str, str] | None = None
+    body: dict[str, Any],
+    common: dict[str, Any],
+    *,
+    finish_reasons: Mapping[str, str] | None = None,
+    reasoning_outside: bool = False,
 ) -> BatchResult:
     """A successful ``chat.completion`` body: the first choice's text and finish reason
-    (translated through ``finish_reasons``; unlisted ones pass unchanged), usage and model."""
+    (translated through ``finish_reasons``; unlisted ones pass unchanged), usage (see
+    :func:`usage` for ``reasoning_outside``) and model."""
     choices = body.get("choices")
     choice = as_mapping(choices[0]) if isinstance(choices, list) and choices else {}
     finish = choice.get("finish_reason")
@@ -127,7 +152,7 @@ def chat_result(
         status="succeeded",
         text=reply_text(as_mapping(choice.get("message")).get("content")),
         finish_reason=finish,
-        usage=usage(as_mapping(body.get("usage"))),
+        usage=usage(as_mapping(body.get("usage")), reasoning_outside=reasoning_outside),
         model=body.get("model"),
         response=body,
         **common,

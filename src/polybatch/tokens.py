@@ -34,3 +34,9 @@ def truncate(text: str, max_tokens: int) -> str:
             break
         end = m.end()
     return text[:end]
+
+
+def tokenize(text: str) -> list[str]:
+    """The tokens :func:`count_tokens` counts, in order (the sandbox's prompt caching hashes
+    prompt prefixes made of them)."""
+    return _TOKEN_RE.findall(text)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..tokens import count_tokens, prompt_tokens, truncate
+from .caching import PromptCache
 
 #: model names GET /models lists; any other name is still answered (sandbox is permissive)
 SYNTHETIC_MODELS = (
@@ -74,7 +75,14 @@ class Reply:
 
 
 class SyntheticModel:
-    """Replies derived from the request, honouring max_tokens and JSON-schema requests."""
+    """Replies derived from the request, honouring max_tokens and JSON-schema requests.
+
+    ``cache`` is its prompt cache (:mod:`polybatch.sandbox.caching`): the providers' routes ask
+    it which part of a prompt was cached, so an engine's model remembers the prompts it saw.
+    """
+
+    def __init__(self) -> None:
+        self.cache = PromptCache()
 
     def prompt_tokens(self, messages: list[tuple[str, str]]) -> int:
         """Input tokens of a conversation: content tokens plus framing per message."""

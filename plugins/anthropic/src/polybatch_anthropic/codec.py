@@ -302,7 +302,9 @@ def decode_usage(usage: Mapping[str, Any] | None) -> Usage:
     """Anthropic usage -> disjoint polybatch buckets.
 
     Anthropic's ``input_tokens`` already excludes cache reads and writes, so it is taken as is;
-    writes are split by TTL from ``cache_creation`` when present, else all counted as 5-minute.
+    writes are split by TTL from ``cache_creation`` when present, else all counted as 5-minute
+    (as are writes the split leaves out of ``cache_creation_input_tokens``: never dropped).
+    ``output_tokens`` already includes ``output_tokens_details.thinking_tokens``.
     """
     if not usage:
         return Usage()
@@ -311,6 +313,7 @@ def decode_usage(usage: Mapping[str, Any] | None) -> Usage:
     if isinstance(creation, Mapping):
         writes_5m = int(creation.get("ephemeral_5m_input_tokens") or 0)
         writes_1h = int(creation.get("ephemeral_1h_input_tokens") or 0)
+        writes_5m += max(total_writes - writes_5m - writes_1h, 0)
     else:
         writes_5m, writes_1h = total_writes, 0
     details = usage.get("output_tokens_details") or {}

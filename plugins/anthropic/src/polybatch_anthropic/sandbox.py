@@ -24,9 +24,10 @@ from starlette.routing import BaseRoute
 
 from polybatch import wire
 from polybatch.sandbox.api import ProviderApi, RouteKind, before_cursor, cursor_page
+from polybatch.sandbox.caching import Cached
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine
 from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
-from polybatch.tokens import count_tokens, truncate
+from polybatch.tokens import MESSAGE_OVERHEAD, PROMPT_OVERHEAD, count_tokens, tokenize, truncate
 
 from . import codec
 
@@ -39,6 +40,40 @@ def check_request_body(params: Any) -> str | None:
     """Why the Messages API would reject a request's ``params`` (its errored result's message),
     or None."""
     return codec.check_params(params)
+
+
+def marked_prompt(params: dict[str, Any]) -> tuple[list[str], list[tuple[int, str]]]:
+    """The prompt's tokens (as :func:`codec.conversation` counts them: system first, framing
+    included) and its ``cache_control`` breakpoints: (tokens up to the end of the marked block,
+    ``ttl``). A text block's tokens end where the next one's start: the texts are joined with a
+    newline, which is no token. A prompt without markers is not tokenized: ``([], [])``."""
+    tokens = ["<prompt>"] * PROMPT_OVERHEAD
+    points: list[tuple[int, str]] = []
+    turns: list[tuple[str, Any]] = []
+    if params.get("system"):
+        turns.append(("system", params["system"]))
+    turns.extend((m["role"], m["content"]) for m in params["messages"])
+    if not any(
+        isinstance(b, dict) and "cache_control" in b
+        for _, content in turns
+        if isinstance(content, list)
+        for b in content
+    ):
+        return [], []
+    for role, content in turns:
+        tokens += [f"<{role}>"] * MESSAGE_OVERHEAD
+        if isinstance(content, str):
+            tokens += tokenize(content)
+            continue
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text":
+                tokens += tokenize(str(block.get("text", "")))
+            mark = block.get("cache_control")
+            if isinstance(mark, dict):
+                points.append((len(tokens), "1h" if mark.get("ttl") == "1h" else "5m"))
+    return tokens, points
 
 
 def _rfc3339(ts: float | None) -> str | None:
@@ -202,6 +237,8 @@ class AnthropicSandbox(ProviderApi):
                 stop_reason, stop_sequence = "max_tokens", None
             content = [{"type": "text", "text": text}]
             output_tokens = count_tokens(text)
+        tokens, points = marked_prompt(params)
+        cached = model.cache.marked((self.ns, name), tokens, points) if points else Cached()
         return {
             "id": "msg_" + digest[:24],
             "type": "message",
@@ -211,11 +248,15 @@ class AnthropicSandbox(ProviderApi):
             "stop_reason": stop_reason,
             "stop_sequence": stop_sequence,
             "usage": {
-                "input_tokens": reply.prompt_tokens,
+                # input_tokens is what follows the last cached point: reads and writes apart
+                "input_tokens": reply.prompt_tokens - cached.read - cached.written,
                 "output_tokens": output_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+                "cache_creation_input_tokens": cached.written,
+                "cache_read_input_tokens": cached.read,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": cached.write_5m,
+                    "ephemeral_1h_input_tokens": cached.write_1h,
+                },
                 "service_tier": "batch",
             },
         }

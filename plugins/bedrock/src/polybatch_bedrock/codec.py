@@ -377,15 +377,25 @@ def _int(value: Any) -> int:
 
 
 def converse_usage(raw: Mapping[str, Any]) -> Usage:
-    """Converse / Nova usage (input excludes cache reads and writes: disjoint buckets)."""
+    """Converse / Nova usage (input excludes cache reads and writes: disjoint buckets).
+
+    Converse's ``cacheDetails`` (``[{ttl: "5m" | "1h", inputTokens}]``, botocore's
+    ``TokenUsage``) splits the writes by TTL; writes it does not account for are 5-minute ones.
+    """
+    writes = _int(raw.get("cacheWriteInputTokens") or raw.get("cacheWriteInputTokenCount"))
+    by_ttl = {"5m": 0, "1h": 0}
+    for detail in raw.get("cacheDetails") or []:
+        entry = wire.as_mapping(detail)
+        ttl = str(entry.get("ttl") or "5m")
+        by_ttl["1h" if ttl == "1h" else "5m"] += _int(entry.get("inputTokens"))
+    writes_1h = min(by_ttl["1h"], writes) if writes else by_ttl["1h"]
     return Usage(
         input_tokens=_int(raw.get("inputTokens")),
         cached_input_tokens=_int(
             raw.get("cacheReadInputTokens") or raw.get("cacheReadInputTokenCount")
         ),
-        cache_write_tokens=_int(
-            raw.get("cacheWriteInputTokens") or raw.get("cacheWriteInputTokenCount")
-        ),
+        cache_write_5m_tokens=max(writes - writes_1h, by_ttl["5m"]),
+        cache_write_1h_tokens=writes_1h,
         output_tokens=_int(raw.get("outputTokens")),
     )
 

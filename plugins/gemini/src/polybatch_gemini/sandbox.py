@@ -206,6 +206,13 @@ class GeminiSandbox(ProviderApi):
             cached = min(count_tokens(turns[0][1]) + 4, reply.prompt_tokens)
             usage["cachedContentTokenCount"] = cached
             usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+        else:
+            # implicit caching: a repeated long prefix is a cache hit (no cache-write charge)
+            scope = (self.ns, model)
+            hit = self.engine.model.cache.automatic(scope, turns, length=reply.prompt_tokens).read
+            if hit:
+                usage["cachedContentTokenCount"] = hit
+                usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": hit}]
         # thinking: a positive budget spends tokens on thoughts, billed as output
         thinking = config.get("thinkingConfig") or {}
         budget = thinking.get("thinkingBudget") if isinstance(thinking, dict) else None

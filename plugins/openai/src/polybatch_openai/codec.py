@@ -508,8 +508,13 @@ def chat_completion(
     completion_tokens: int,
     cached_tokens: int = 0,
     reasoning_tokens: int = 0,
+    cache_write_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """A ``chat.completion`` object, one choice per text."""
+    """A ``chat.completion`` object, one choice per text (``cache_write_tokens`` is reported
+    only when given: the models that bill cache writes)."""
+    prompt_details: dict[str, int] = {"cached_tokens": cached_tokens, "audio_tokens": 0}
+    if cache_write_tokens is not None:
+        prompt_details["cache_write_tokens"] = cache_write_tokens
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -533,7 +538,7 @@ def chat_completion(
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
+            "prompt_tokens_details": prompt_details,
             "completion_tokens_details": {
                 "reasoning_tokens": reasoning_tokens,
                 "audio_tokens": 0,

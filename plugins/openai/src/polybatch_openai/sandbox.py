@@ -57,6 +57,9 @@ UPLOAD_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user
 EXPIRY_RANGE = (3600, 30 * DAY)
 BATCH_FILE_EXPIRY = 30 * DAY
 MODELS_CREATED = 1_700_000_000
+#: model families that bill cache writes (priced ``cache_write_5m``) and report
+#: ``prompt_tokens_details.cache_write_tokens``; others cache for free and report reads only
+CACHE_WRITE_FAMILIES = ("gpt-6", "gpt-5.6")
 
 
 def check_request_body(body: Mapping[str, Any], endpoint: str = codec.CHAT_URL) -> str | None:
@@ -257,6 +260,11 @@ class OpenAIApi(FilesApi):
             invalid_json=broken,
         )
         completion_tokens = reply.completion_tokens * chat.n
+        # automatic prefix caching; the families that bill cache writes also report them
+        writes = chat.model.startswith(CACHE_WRITE_FAMILIES)
+        cached = self.engine.model.cache.automatic(
+            (self.ns, chat.model), chat.transcript(), writes=writes, length=reply.prompt_tokens
+        )
         body = codec.chat_completion(
             completion_id="chatcmpl-" + codec.short_hash(batch.id, req.index),
             created=int(batch.started_at),
@@ -265,6 +273,8 @@ class OpenAIApi(FilesApi):
             finish_reason=reply.finish_reason,
             prompt_tokens=reply.prompt_tokens,
             completion_tokens=completion_tokens,
+            cached_tokens=cached.read,
+            cache_write_tokens=cached.written if writes else None,
         )
         return Outcome(200, body, (reply.prompt_tokens, completion_tokens))
 

@@ -153,7 +153,8 @@ def decode_result(row: Mapping[str, Any], *, provider: str, batch_id: str) -> Ba
     if not body:
         error_ = ItemError(code="invalid_output_line", message="result row has no reply")
         return BatchResult(status="errored", error=error_, **common)
-    return formats.chat_result(dict(body), common)
+    # xAI counts reasoning tokens outside completion_tokens and bills them as output
+    return formats.chat_result(dict(body), common, reasoning_outside=True)
 
 
 # -- the sandbox side ----------------------------------------------------------------------------
