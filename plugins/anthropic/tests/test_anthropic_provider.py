@@ -79,6 +79,7 @@ def test_round_trip_with_json_modes_and_finish_reasons(
 
 def test_every_result_type(sandbox: Sandbox, tmp_path: Path) -> None:
     with sandbox(rate=5, faults=Faults(seed=1, item_error_rate=0.3)) as srv:
+        srv.engine.clock.freeze()  # the counts below depend on sandbox time alone
         p = provider_for(srv)
         items = [item(f"i{n}") for n in range(50)]
         # an invalid request only the API can judge (polybatch allows temperature up to 1 here)

@@ -59,6 +59,7 @@ def raw(
 
 def test_lifecycle_in_strict_mode(sandbox: Sandbox) -> None:
     with sandbox(rate=10) as srv:
+        srv.engine.clock.freeze()  # the counts below depend on sandbox time alone
         client = strict_client(srv)
         batch = client.messages.batches.create(requests=[req(f"r{i}") for i in range(20)])
         assert batch.processing_status == "in_progress"

@@ -85,6 +85,7 @@ def test_blocking_lifecycle_runs_on_the_async_client(
 ) -> None:
     settings: dict[str, Any] = {"inline_max_bytes": 0} if mode == "file" else {}
     with sandbox(rate=5) as srv:
+        srv.engine.clock.freeze()  # "5 of 10 processed" depends on sandbox time alone
         p = provider_for(srv, **settings)
         items = [item(f"i{n}") for n in range(10)]
         sub = p.submit(write_lines(tmp_path / "a.jsonl", p, items), model=MODEL, metadata=META)

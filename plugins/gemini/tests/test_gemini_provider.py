@@ -108,6 +108,7 @@ def test_v1beta_paths(server: SandboxServer, tmp_path: Path) -> None:
 
 def test_cancel_errors_and_faults(sandbox: Sandbox, tmp_path: Path) -> None:
     with sandbox(rate=5, faults=Faults(seed=3, item_error_rate=0.3)) as srv:
+        srv.engine.clock.freeze()  # the counts below depend on sandbox time alone
         p = provider_for(srv)
         items = [item(f"i{n}") for n in range(50)]
         items[0] = item("i0", extra={"generationConfig": {"temperature": 3}})  # only the API judges

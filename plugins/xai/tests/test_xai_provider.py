@@ -179,6 +179,7 @@ def test_results_can_be_read_before_the_batch_ends(
     make_sandbox: ServerFactory, tmp_path: Path
 ) -> None:
     server = make_sandbox(rate=0.01)  # one request per 100 s of sandbox time
+    server.engine.clock.freeze()  # the counts below depend on sandbox time alone
     p = connect(server)
     batch_id = submit(p, items(4), tmp_path)
     server.engine.clock.advance(250)
