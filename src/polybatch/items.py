@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-import functools
-import importlib
 import json
-import math
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -23,6 +18,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from .jsonsafe import MAX_JSON_DEPTH as MAX_JSON_DEPTH
+from .jsonsafe import MAX_OUTPUT_TOKENS as MAX_OUTPUT_TOKENS
+from .jsonsafe import json_path as json_path
+from .jsonsafe import json_problem as json_problem
+from .jsonsafe import json_safe
+from .structured import REF_RE, import_model, json_schema_format, model_ref
+from .structured import strict_json_schema as strict_json_schema
+from .structured import validation_message as validation_message
 
 Role = Literal["system", "user", "assistant"]
 ResultStatus = Literal["succeeded", "errored", "expired", "cancelled"]
@@ -56,21 +60,6 @@ CHAT_ONLY_FIELDS: tuple[str, ...] = (
     "response_format",
     "response_model_ref",
 )
-#: ``module:QualName`` (what :func:`model_ref` writes and :func:`import_model` reads)
-_REF_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-#: json_schema names providers accept (OpenAI's rule, the narrowest)
-_SCHEMA_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
-
-#: how deep objects and arrays may nest in an item's values (a request, the record holding it
-#: included): far above any real request (strict structured-output schemas stop at 10 levels),
-#: far below Python's recursion limit, which JSON parsers and encoders would hit instead
-MAX_JSON_DEPTH = 64
-#: the largest ``max_tokens`` an item may ask for: above every model's output limit (the
-#: largest are 128k tokens today), far below what a provider's integer field overflows at
-MAX_OUTPUT_TOKENS = 1_000_000
-#: a UTF-16 surrogate code point: a Python str may hold one alone (JSON's "\ud800" escape, or
-#: ``surrogateescape`` argv), UTF-8 cannot encode it, so no API can receive it
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 #: fields of a neutral item that map onto request parameters (the rest are structure)
 PARAM_FIELDS: tuple[str, ...] = (
@@ -83,72 +72,9 @@ PARAM_FIELDS: tuple[str, ...] = (
 )
 
 
-def _float_name(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
-
-
-def json_problem(
-    value: Any, *, max_depth: int = MAX_JSON_DEPTH
-) -> tuple[tuple[str | int, ...], str] | None:
-    """Why ``value`` cannot be sent as JSON, and where: ``(location, reason)``, or None.
-
-    Refused: NaN and infinite floats (JSON has no such numbers: ``json`` writes ``NaN``, which no
-    API parses, and the SDKs refuse it locally), strings or keys holding a lone surrogate (no
-    UTF-8 encoder takes one), and objects or arrays nested deeper than ``max_depth`` (the value
-    itself counts as one level). The location is the path of keys and list indexes to the bad
-    value; for a key, the object holding it; for nesting, the outermost member holding it (the
-    full path would be as long as the nesting is deep). Problems are found in document order,
-    without recursion (a deep value cannot exhaust the stack).
-    """
-    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, (), 1)]
-    while stack:
-        node, loc, depth = stack.pop()
-        if isinstance(node, str):
-            if not node.isascii() and _SURROGATE.search(node):
-                return loc, "holds a lone surrogate (\\ud800-\\udfff), which is not text"
-        elif isinstance(node, float):
-            if not math.isfinite(node):
-                return loc, f"{_float_name(node)} is not a JSON number"
-        elif isinstance(node, dict):
-            if depth > max_depth:
-                return loc[:1], f"nested deeper than {max_depth} levels"
-            children: list[tuple[Any, tuple[str | int, ...], int]] = []
-            for key, child in node.items():
-                if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
-                    return loc, "a key holds a lone surrogate (\\ud800-\\udfff)"
-                children.append((child, (*loc, str(key)), depth + 1))
-            stack.extend(reversed(children))
-        elif isinstance(node, (list, tuple)):
-            if depth > max_depth:
-                return loc[:1], f"nested deeper than {max_depth} levels"
-            stack.extend(
-                (child, (*loc, i), depth + 1) for i, child in reversed(list(enumerate(node)))
-            )
-    return None
-
-
-def json_path(loc: tuple[str | int, ...]) -> str:
-    """A location as a field path: ``messages[0].content``, ``extra.logit_bias.50256``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-def _json_safe(value: Any) -> Any:
-    """A field validator: ``value`` if it can be sent as JSON (see :func:`json_problem`)."""
-    problem = json_problem(value)
-    if problem is not None:
-        loc, reason = problem
-        raise ValueError(f"{json_path(loc)}: {reason}" if loc else reason)
-    return value
-
-
 #: a value that must survive JSON encoding (the check travels with the type, so that
 #: RequestDefaults, which takes BatchItem's fields, checks it too)
-JSONSafe = AfterValidator(_json_safe)
+JSONSafe = AfterValidator(json_safe)
 
 
 class Message(BaseModel):
@@ -164,7 +90,7 @@ class Message(BaseModel):
     def _not_empty(cls, value: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
         if isinstance(value, list) and not value:
             raise ValueError("content must not be an empty list")
-        _json_safe(value)
+        json_safe(value)
         return value
 
     @property
@@ -173,108 +99,6 @@ class Message(BaseModel):
         if isinstance(self.content, str):
             return self.content
         return "\n".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
-
-
-# -- structured outputs: schemas from pydantic models, and references that survive a restart --
-def strict_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``schema`` in the "strict" form structured outputs need.
-
-    Every object gets ``additionalProperties: false`` and lists all its properties as required
-    (optional fields stay nullable through their ``anyOf``); ``default: null`` is dropped and a
-    ``$ref`` with sibling keys is inlined. The same rules as the openai SDK's
-    ``to_strict_json_schema``, kept here so that the core stays provider-neutral.
-    """
-    root = copy.deepcopy(schema)
-    out: dict[str, Any] = _strict(root, root)
-    return out
-
-
-def _strict(node: Any, root: dict[str, Any]) -> Any:
-    if isinstance(node, list):
-        return [_strict(n, root) for n in node]
-    if not isinstance(node, dict):
-        return node
-    for key in ("$defs", "definitions"):
-        if isinstance(node.get(key), dict):
-            node[key] = {k: _strict(v, root) for k, v in node[key].items()}
-    if node.get("type") == "object" and "additionalProperties" not in node:
-        node["additionalProperties"] = False
-    props = node.get("properties")
-    if isinstance(props, dict):
-        node["required"] = list(props)
-        node["properties"] = {k: _strict(v, root) for k, v in props.items()}
-    for key in ("items", "anyOf", "allOf", "oneOf", "prefixItems"):
-        if key in node:
-            node[key] = _strict(node[key], root)
-    if "default" in node and node["default"] is None:
-        del node["default"]
-    ref = node.get("$ref")
-    if isinstance(ref, str) and len(node) > 1 and ref.startswith("#/"):
-        # strict mode refuses "$ref" next to other keys: inline the target, local keys winning
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target[part]
-        merged = {**copy.deepcopy(target), **node}
-        del merged["$ref"]
-        return _strict(merged, root)
-    return node
-
-
-def json_schema_format(model: type[BaseModel], *, name: str | None = None) -> dict[str, Any]:
-    """The ``response_format`` asking for replies that validate as ``model`` (strict JSON schema)."""
-    label = _SCHEMA_NAME_BAD.sub("_", name or model.__name__)[:64] or "response"
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": label,
-            "schema": strict_json_schema(model.model_json_schema()),
-            "strict": True,
-        },
-    }
-
-
-def model_ref(model: type[BaseModel]) -> str | None:
-    """``"module:QualName"`` for a class another process can import, else None.
-
-    Classes defined inside a function cannot be found again by name: results of such items are
-    parsed with :meth:`BatchResult.parsed_as` instead. Classes of ``__main__`` (a script, a
-    notebook) are found again wherever ``__main__`` defines them, as it does in the process that
-    submitted the job.
-    """
-    qualname = model.__qualname__
-    if "<locals>" in qualname:
-        return None
-    return f"{model.__module__}:{qualname}"
-
-
-@functools.lru_cache(maxsize=256)
-def import_model(ref: str) -> type[BaseModel]:
-    """The pydantic model class named by ``"module:QualName"``.
-
-    Raises ImportError (module or attribute missing) or TypeError (not a pydantic model).
-    """
-    if not _REF_RE.match(ref):
-        raise ImportError(f"{ref!r} is not a 'module:ClassName' reference")
-    module_name, _, qualname = ref.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ImportError(f"{module_name!r} has no attribute {qualname!r}") from None
-    if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
-        raise TypeError(f"{ref!r} is not a pydantic model class")
-    return obj
-
-
-def validation_message(exc: ValidationError) -> str:
-    """pydantic's message on one line, without its documentation links (it goes in tables)."""
-    problems = "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}"
-        for e in exc.errors(include_url=False)
-    )
-    n = exc.error_count()
-    return f"{n} validation error{'s' if n != 1 else ''} for {exc.title}: {problems}"
 
 
 def _invalid_output(result: BatchResult, message: str) -> BatchResult:
@@ -420,7 +244,7 @@ class BatchItem(BaseModel):
     @field_validator("response_model_ref")
     @classmethod
     def _ref_shape(cls, value: str | None) -> str | None:
-        if value is not None and not _REF_RE.match(value):
+        if value is not None and not REF_RE.match(value):
             raise ValueError("must be 'module:ClassName'")
         return value
 
