@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from ..config import JobOptions, RequestDefaults
+from ..errors import CredentialsError
 from ..jobs import Job, submit, usage_table
 from ..pricing import usd
 from ..sandbox import SandboxEngine, SandboxServer
@@ -29,11 +31,57 @@ from .options import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _PlainFormatter(logging.Formatter):
+    """``warning: the message`` (``error: ...`` for errors): no time, no logger name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+class _Once(logging.Filter):
+    """Lets each distinct message through once (a warning repeated each poll is said once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+def show_warnings_plainly() -> None:
+    """Python warnings as one ``warning: ...`` line each, once, without the source path and line
+    that Python's default format adds (those help a developer, not a user of the CLI)."""
+    seen: set[str] = set()
+
+    def show(message: Any, category: Any, filename: str, lineno: int, *_: Any, **__: Any) -> None:
+        text = str(message).removeprefix("polybatch: ")
+        if text not in seen:
+            seen.add(text)
+            click.echo(f"warning: {text}", err=True)
+
+    warnings.showwarning = show
+
+
 def setup_logging(verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    """``-v``: log lines (time, level, logger) from DEBUG up. Otherwise only warnings, each as
+    one plain ``warning: ...`` line, once."""
+    show_warnings_plainly()
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_PlainFormatter())
+        handler.addFilter(_Once())
+        logging.basicConfig(level=logging.WARNING, handlers=[handler])
     # the SDKs' HTTP loggers print request details at debug level; they stay quiet so that
     # nothing sensitive reaches the terminal or a log collector
     for name in ("openai", "anthropic", "httpx", "httpx2", "httpcore", "httpcore2", "uvicorn"):
@@ -68,17 +116,25 @@ def maybe_sandbox(enabled: bool, rate: float | None) -> Iterator[Any]:
         yield server
 
 
-def submit_from_cli(input_path: Path, sandbox: Any, **kw: Any) -> Job:
+def submit_from_cli(input_path: Path, sandbox: Any, *, start: bool = True, **kw: Any) -> Job:
     # the sandbox answers in seconds, not hours: poll it briskly
     fast = {"poll_min": 0.2, "poll_max": 1.0} if sandbox is not None else {}
-    return submit(
-        input_path,
-        defaults=request_defaults(kw),
-        options=job_options_from(kw, **fast),
-        profile=kw["profile"],
-        base_url=kw["base_url"],
-        sandbox=sandbox,
-    )
+    try:
+        return submit(
+            input_path,
+            defaults=request_defaults(kw),
+            options=job_options_from(kw, **fast),
+            profile=kw["profile"],
+            base_url=kw["base_url"],
+            sandbox=sandbox,
+            start=start,
+        )
+    except CredentialsError as exc:
+        if sandbox is not None or "no API key" not in str(exc):
+            raise
+        raise CredentialsError(
+            f"{exc} (or rehearse without a key: `polybatch run INPUT -m MODEL --sandbox`)"
+        ) from None
 
 
 def print_estimate(job: Job) -> None:

@@ -19,9 +19,10 @@ from .. import config as _config
 from ..compare import Comparison
 from ..compare import estimate as compare_estimates
 from ..config import JobOptions, RequestDefaults
-from ..errors import ConfigError
+from ..errors import ConfigError, PriceNotFoundError
 from ..jobs import Job, usage_table
 from ..jobs.clients import make_provider
+from ..jobs.costs import group_keys
 from ..jobs.planner import iter_chunk_items
 from ..jobs.submit import plan_items
 from ..plugins import get_registry
@@ -35,8 +36,8 @@ from ..pricing import (
     usd,
 )
 from ..pricing.rows import RATE_KEYS
-from ..pricing.tables import GROUP_KEYS
 from ..sandbox import Faults, SandboxEngine, SandboxServer
+from .aliases import hidden_alias
 from .options import (
     PROFILE_OPTION,
     REQUEST_FIELDS,
@@ -82,11 +83,25 @@ def providers() -> None:
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default)."
 )
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(min=0, max=65535),
+    help="Port to listen on (0: any free port, printed).",
+)
 @click.option(
     "--key", default="sandbox-key", show_default=True, help="The API key clients must send."
 )
-@click.option("--rate", type=float, default=0.0, help="Requests/second per batch (0: instant).")
+@click.option(
+    "--sandbox-rate",
+    "rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Requests/second per batch (0: instant).",
+)
+@hidden_alias("--rate", "rate", type=click.FloatRange(min=0))
 @click.option(
     "--faults",
     "faults_spec",
@@ -172,9 +187,13 @@ def estimate(input_path: Path, profile: str | None, compare: str | None, **kw: A
     provider = make_provider(resolved.provider, resolved.provider_settings)  # no key needed
     with tempfile.TemporaryDirectory() as tmp:
         plan, _ = plan_items(input_path, provider, resolved, Path(tmp))
-        est = estimate_items(
-            iter_chunk_items(plan.staging_path, 0, plan.n_items), provider, resolved.model
-        )
+        try:
+            est = estimate_items(
+                iter_chunk_items(plan.staging_path, 0, plan.n_items), provider, resolved.model
+            )
+        except PriceNotFoundError as exc:
+            # documented: an estimate that cannot be made is a configuration problem (exit 2)
+            raise ConfigError(str(exc).split(" [")[0]) from None
     click.echo(describe_estimate(est))
     click.echo(f"{len(plan.chunks)} batch(es) on {resolved.provider}:{resolved.model}")
     check_budget(est, resolved.max_cost)
@@ -203,11 +222,10 @@ def estimate(input_path: Path, profile: str | None, compare: str | None, **kw: A
 )
 def usage(job_ids: tuple[str, ...], since: Any, by: str, fmt: str, digits: int | None) -> None:
     """Tokens and cost (batch, standard, saving) over finished jobs, from the ledger."""
-    keys = [{"job": "job_id"}.get(k.strip(), k.strip()) for k in by.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in GROUP_KEYS]
-    if unknown or not keys:
-        shown = ", ".join(repr(k) for k in unknown) or "nothing"
-        raise ConfigError(f"--by: cannot group by {shown}; choose from provider, model, job, date")
+    try:
+        keys = group_keys(by)
+    except ConfigError as exc:
+        raise ConfigError(f"--by: {exc}") from None
     jobs = [Job.load(j) for j in job_ids] if job_ids else None
     day: date | None = since.date() if since else None
     click.echo(usage_table(jobs, by=keys, since=day, fmt=fmt, digits=digits))  # type: ignore[arg-type]
@@ -404,18 +422,37 @@ def config_group() -> None:
 
 
 @config_group.command("show")
-@click.option("-m", "--model")
-@click.option("-p", "--profile")
+@click.option("-m", "--model", help="Resolve as if this provider:model were given.")
+@click.option("-p", "--profile", help="Resolve this profile instead of the default one.")
 def config_show(model: str | None, profile: str | None) -> None:
-    """Print the resolved settings (secrets masked) and where each came from."""
+    """Print the resolved settings (secrets masked) and where each came from.
+
+    With no model anywhere (no -m, POLYBATCH_MODEL or default profile with one), it prints the
+    config file, its default_profile and its profiles instead, and says what is missing.
+
+    \b
+    Example: polybatch config show -p cheap
+    Exit codes: 0 shown, 2 the config file or the profile is wrong.
+    """
     cfg, path = _config.load_config()
+    profiles = {
+        name: {k: v for k, v in p.model_dump(exclude_none=True).items() if v not in ({}, [])}
+        for name, p in cfg.profiles.items()
+    }
+    about = {
+        "config_file": str(path) if path else None,
+        "default_profile": cfg.default_profile,
+        "profiles": _config.mask(profiles),
+    }
     try:
         resolved = _config.resolve(model=model, profile=profile, config=cfg, config_file=path)
     except ConfigError as exc:
-        click.echo(f"config file: {path or 'none'}")
-        raise exc
+        if model is not None or profile is not None or "no model" not in str(exc):
+            raise
+        click.echo(json.dumps({**about, "model": None, "note": str(exc)}, indent=2, default=str))
+        return
     raw = json.loads(resolved.model_dump_json())
     sources = raw.pop("sources", {})  # where a value came from is never a secret
     data = _config.mask(raw)
     data["sources"] = sources
-    click.echo(json.dumps(data, indent=2))
+    click.echo(json.dumps({**data, **about}, indent=2, default=str))

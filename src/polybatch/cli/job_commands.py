@@ -12,7 +12,7 @@ from prettytable import PrettyTable
 
 from ..jobs import Job
 from ..jobs.files import private_fd
-from ..jobs.ledger import open_ledger
+from ..jobs.ledger import FINAL_STATES, open_ledger
 from ..report import openai_output_line
 from .common import job_options, maybe_sandbox, print_estimate, print_outcome, submit_from_cli
 
@@ -27,7 +27,7 @@ from .common import job_options, maybe_sandbox, print_estimate, print_outcome, s
 )
 @click.option(
     "--sandbox-rate",
-    type=float,
+    type=click.FloatRange(min=0),
     default=200.0,
     show_default=True,
     help="Sandbox requests/second per batch (0: instant).",
@@ -43,12 +43,13 @@ def run(
 ) -> None:
     """Submit INPUT, wait for it, write results and print a usage table."""
     with maybe_sandbox(sandbox, sandbox_rate or None) as server:
-        job = submit_from_cli(input_path, server, **kw)
+        # planned and recorded, nothing sent yet: the estimate is read before anything is
+        job = submit_from_cli(input_path, server, start=False, **kw)
+        print_estimate(job)
         click.echo(
             f"job {job.id}: {job.status().total} requests, {len(job.chunks())} batch(es) on {job.provider_name}:{job.model}",
             err=True,
         )
-        print_estimate(job)
         job.wait(progress=not no_progress)
         print_outcome(job, output)
 
@@ -57,8 +58,10 @@ def run(
 @job_options
 def submit_cmd(input_path: Path, **kw: Any) -> None:
     """Submit INPUT and return at once with the job id (see ``status``, ``resume``)."""
-    job = submit_from_cli(input_path, None, **kw)
-    print_estimate(job)
+    job = submit_from_cli(input_path, None, start=False, **kw)
+    print_estimate(job)  # before anything is sent
+    if job.status().state == "planned":
+        job.step()
     st = job.status()
     click.echo(job.id)
     click.echo(
@@ -155,6 +158,10 @@ def retry(job_id: str, rounds: int, no_progress: bool) -> None:
 def cancel(job_id: str) -> None:
     """Cancel JOB_ID: running batches are cancelled, queued ones never sent."""
     job = Job.load(job_id)
+    state = job.status().state
+    if state in FINAL_STATES:
+        click.echo(f"job {job.id}: already finished ({state}); nothing to cancel")
+        return
     job.cancel()
     click.echo(
         f"job {job.id}: cancel requested; `polybatch resume {job.id}` collects what finished"

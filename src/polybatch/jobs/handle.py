@@ -123,9 +123,14 @@ class Job:
         row = ledger.get_job(job_id)
         if row is None:
             matches = ledger.find_jobs(job_id)
-            if len(matches) != 1:
-                why = "no job" if not matches else f"{len(matches)} jobs"
-                raise JobError(f"{why} matching {job_id!r} in {ledger.path}")
+            if not matches:
+                raise JobError(f"no job matching {job_id!r} in {ledger.path}")
+            if len(matches) > 1:
+                shown = ", ".join(m.id for m in matches[:10])
+                more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+                raise JobError(
+                    f"{len(matches)} jobs match {job_id!r}: {shown}{more}; give more of the id"
+                )
             row = matches[0]
         if provider is None:
             provider = remembered(row.id)

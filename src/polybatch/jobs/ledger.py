@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel
 
 from .. import config as _config
+from ..errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -347,6 +348,10 @@ def _job(row: sqlite3.Row) -> JobRow:
     return JobRow(**data)
 
 
-def open_ledger(home: Path | None = None) -> Ledger:
-    """The ledger under ``home`` (default: ``polybatch.config.home()``)."""
-    return Ledger((home or _config.home()) / "ledger.sqlite3")
+def open_ledger(home: str | os.PathLike[str] | None = None) -> Ledger:
+    """The ledger under ``home`` (a path or a string; default: ``polybatch.config.home()``)."""
+    if home is None:
+        return Ledger(_config.home() / "ledger.sqlite3")
+    if not isinstance(home, str | os.PathLike):
+        raise ConfigError(f"home: expected a path or a string, got {type(home).__name__} {home!r}")
+    return Ledger(Path(home) / "ledger.sqlite3")
