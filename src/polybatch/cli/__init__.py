@@ -13,15 +13,22 @@ import click
 
 from ..errors import PolybatchError
 from .common import setup_logging
-from .info_commands import config_group, estimate, prices, providers, sandbox, usage
+from .info_commands import config_group, estimate, providers, sandbox, usage
 from .job_commands import cancel, list_cmd, results, resume, retry, run, status, submit_cmd
+from .price_commands import prices
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="polybatch")
 @click.option("-v", "--verbose", is_flag=True, help="Log what polybatch does (to stderr).")
 def cli(verbose: bool) -> None:
-    """Run LLM requests through the providers' discounted batch APIs."""
+    """Run LLM requests through the providers' discounted batch APIs.
+
+    \b
+    Example: polybatch run requests.jsonl -m openai:gpt-4o-mini --sandbox
+    Exit codes: 0 done, 2 bad input or configuration (nothing was sent), 1 a provider
+    refused or stayed down, 130 interrupted (`polybatch resume JOB` continues).
+    """
     setup_logging(verbose)
 
 

@@ -18,6 +18,7 @@ from ..errors import CredentialsError
 from ..jobs import Job, submit, usage_table
 from ..pricing import usd
 from ..sandbox import SandboxEngine, SandboxServer
+from .aliases import hidden_alias
 from .options import (
     JOB_FIELDS,
     PROFILE_OPTION,
@@ -97,6 +98,7 @@ def job_options(fn: F) -> F:
             *model_options(RequestDefaults, REQUEST_FIELDS[:1]),
             PROFILE_OPTION,
             *model_options(RequestDefaults, REQUEST_FIELDS[1:]),
+            hidden_alias("--system", "system_prompt"),  # its 0.2 name
             *model_options(JobOptions, JOB_FIELDS),
             click.option("--base-url", help="Point the provider's client at this URL."),
         ],
