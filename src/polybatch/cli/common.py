@@ -13,9 +13,11 @@ from typing import Any, TypeVar
 
 import click
 
+from .. import config as _config
 from ..config import JobOptions, RequestDefaults
 from ..errors import CredentialsError
 from ..jobs import Job, submit, usage_table
+from ..plugins import get_registry
 from ..pricing import usd
 from ..sandbox import SandboxEngine, SandboxServer
 from .aliases import hidden_alias
@@ -105,15 +107,26 @@ def job_options(fn: F) -> F:
     )
 
 
+def chosen_provider(kw: dict[str, Any]) -> str:
+    """The provider the options (or the profile, the environment) name, without loading any."""
+    resolved = _config.resolve(
+        profile=kw["profile"], defaults=request_defaults(kw), limits=job_options_from(kw)
+    )
+    return resolved.provider
+
+
 @contextmanager
-def maybe_sandbox(enabled: bool, rate: float | None) -> Iterator[Any]:
+def maybe_sandbox(enabled: bool, rate: float | None, provider: str | None = None) -> Iterator[Any]:
+    """An in-process sandbox for ``run --sandbox``; with ``provider``, it serves only that
+    provider's API, so a run imports only that provider's SDK."""
     if not enabled:
         yield None
         return
     engine = SandboxEngine(
         api_key="sandbox-key", rate=rate, validation_seconds=0.3 if rate else 0.0
     )
-    with SandboxServer(engine) as server:
+    served = None if provider is None else {provider: get_registry().provider_class(provider)}
+    with SandboxServer(engine, providers=served) as server:
         click.echo(f"sandbox: serving the emulated batch APIs at {server.url}", err=True)
         yield server
 

@@ -56,8 +56,9 @@ def providers(as_json: bool) -> None:
     """
     reg = get_registry()
     records: list[dict[str, Any]] = []
+    # from the registry's records: a provider registered by import path is not imported (nor
+    # its SDK) to be listed
     for name, info in sorted(reg.infos().items()):
-        cls = info.provider_class
         try:
             ver = version(info.distribution or "")
         except (PackageNotFoundError, ValueError):
@@ -67,11 +68,11 @@ def providers(as_json: bool) -> None:
                 "provider": name,
                 "plugin": info.origin,
                 "version": ver,
-                "max_requests": cls.limits.max_requests,
-                "max_bytes": cls.limits.max_bytes,
+                "max_requests": info.max_requests,
+                "max_bytes": info.max_bytes,
                 "credentials": {
-                    "set": cls.credentials_present(),
-                    "env": list(cls.credential_env),
+                    "set": info.credentials_present(),
+                    "env": list(info.credential_env),
                 },
             }
         )
@@ -96,7 +97,13 @@ def providers(as_json: bool) -> None:
                     r["version"],
                     f"{r['max_requests']:,}",
                     f"{r['max_bytes']:,}",
-                    "set" if creds["set"] else "missing: " + " or ".join(creds["env"]),
+                    (
+                        "none needed"
+                        if not creds["env"]
+                        else "set"
+                        if creds["set"]
+                        else "missing: " + " or ".join(creds["env"])
+                    ),
                 ]
             )
         click.echo(t.get_string())

@@ -17,7 +17,14 @@ from ..jobs.files import private_fd
 from ..jobs.ledger import FINAL_STATES, open_ledger
 from ..report import openai_output_line
 from .aliases import hidden_alias
-from .common import job_options, maybe_sandbox, print_estimate, print_outcome, submit_from_cli
+from .common import (
+    chosen_provider,
+    job_options,
+    maybe_sandbox,
+    print_estimate,
+    print_outcome,
+    submit_from_cli,
+)
 from .formats import JSON_OPTION, echo_json
 
 
@@ -55,7 +62,8 @@ def run(
     Exit codes: 0 finished (failed requests are in the results), 2 bad input or
     configuration (nothing was sent), 1 a provider refused, 130 interrupted (resume it).
     """
-    with maybe_sandbox(sandbox, sandbox_rate or None) as server:
+    provider = chosen_provider(kw) if sandbox else None
+    with maybe_sandbox(sandbox, sandbox_rate or None, provider) as server:
         # planned and recorded, nothing sent yet: the estimate is read before anything is
         job = submit_from_cli(input_path, server, start=False, **kw)
         print_estimate(job)
