@@ -19,7 +19,6 @@ from ..errors import CredentialsError
 from ..jobs import Job, submit, usage_table
 from ..plugins import get_registry
 from ..pricing import usd
-from ..sandbox import SandboxEngine, SandboxServer
 from .aliases import hidden_alias
 from .options import (
     JOB_FIELDS,
@@ -122,6 +121,8 @@ def maybe_sandbox(enabled: bool, rate: float | None, provider: str | None = None
     if not enabled:
         yield None
         return
+    from ..sandbox import SandboxEngine, SandboxServer  # the web stack: only when asked for
+
     engine = SandboxEngine(
         api_key="sandbox-key", rate=rate, validation_seconds=0.3 if rate else 0.0
     )

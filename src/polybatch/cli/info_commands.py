@@ -31,7 +31,6 @@ from ..pricing import (
     show_money,
     usd,
 )
-from ..sandbox import Faults, SandboxEngine, SandboxServer
 from .aliases import hidden_alias
 from .formats import FORMAT_OPTION, JSON_OPTION, echo_json
 from .options import (
@@ -153,6 +152,8 @@ def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> No
     Example: polybatch sandbox --port 0 --faults seed=3,http=0.1
     Exit codes: 0 stopped by Ctrl-C, 2 a bad option (or the port is taken).
     """
+    from ..sandbox import Faults, SandboxEngine, SandboxServer  # the web stack: only here
+
     try:
         faults = Faults.parse(faults_spec)
     except ValueError as exc:
