@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from . import wire
-from .errors import ProviderConnectionError, ProviderError, ProviderHTTPError
+from .errors import ProviderConnectionError, ProviderError, ProviderHTTPError, api_error_message
 from .providers import BatchProvider, SubmittedBatch
 
 T = TypeVar("T")
@@ -232,24 +232,10 @@ TRANSPORT_ERRORS: ErrorTable = _transport_table()
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 
 
-def _body_message(body: Any) -> str | None:
-    """The human words of an API error body (``{"error": {"type", "message"}}``, the shape
-    OpenAI, Anthropic, Mistral and most others share; or a bare ``{"message"}``)."""
-    if not isinstance(body, dict):
-        return None
-    error = body.get("error", body)
-    if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"]:
-        kind = error.get("type") or error.get("code") or error.get("status")
-        return f"{kind}: {error['message']}" if isinstance(kind, str) and kind else error["message"]
-    if isinstance(error, str) and error:
-        return error
-    return None
-
-
 def _default_detail(exc: BaseException) -> str:
     """The error's message: the body's own words when the SDK gives a parsed body, so the user
     reads ``authentication_error: invalid x-api-key``, not the SDK's repr of a dict."""
-    from_body = _body_message(getattr(exc, "body", None))
+    from_body = api_error_message(getattr(exc, "body", None))
     if from_body:
         return from_body
     message = getattr(exc, "message", None)

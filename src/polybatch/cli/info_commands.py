@@ -14,7 +14,6 @@ import click
 from prettytable import PrettyTable
 
 from .. import config as _config
-from ..compare import Comparison
 from ..compare import estimate as compare_estimates
 from ..config import JobOptions, RequestDefaults
 from ..errors import ConfigError, PriceNotFoundError
@@ -28,8 +27,6 @@ from ..pricing import (
     check_budget,
     describe_estimate,
     estimate_items,
-    show_money,
-    usd,
 )
 from .aliases import hidden_alias
 from .formats import FORMAT_OPTION, JSON_OPTION, echo_json
@@ -42,6 +39,7 @@ from .options import (
     model_options,
     request_defaults,
 )
+from .price_commands import render_comparison
 
 
 @click.command()
@@ -293,67 +291,6 @@ def usage(job_ids: tuple[str, ...], since: Any, by: str, fmt: str, digits: int |
     jobs = [Job.load(j) for j in job_ids] if job_ids else None
     day: date | None = since.date() if since else None
     click.echo(usage_table(jobs, by=keys, since=day, fmt=fmt, digits=digits))  # type: ignore[arg-type]
-
-
-def render_comparison(rows: list[Comparison]) -> str:
-    """The ``estimate --compare`` table, cheapest first, and the refused items under it."""
-    t = PrettyTable(
-        [
-            "provider:model",
-            "requests",
-            "chunks",
-            "refused",
-            "batch cost",
-            "synchronous cost",
-            "saving",
-            "currency",
-        ]
-    )
-    for name in ("requests", "chunks", "refused"):
-        t.align[name] = "r"
-    for row in rows:
-        cur = row.currency or ""
-
-        def span(low: Any, high: Any) -> str:
-            return f"{show_money(low)} - {show_money(high)}"
-
-        batch = span(row.batch.low, row.batch.high) if row.batch else "unpriced"
-        sync = span(row.standard.low, row.standard.high) if row.standard else "unpriced"
-        saving = row.saving
-        t.add_row(
-            [
-                row.spec + (f" (profile {row.profile})" if row.profile else ""),
-                f"{row.requests:,}",
-                f"{row.chunks:,}",
-                f"{len(row.refused):,}",
-                batch,
-                sync,
-                span(*saving) if saving else "",
-                cur,
-            ]
-        )
-    lines = [t.get_string()]
-    for row in rows:
-        if row.unpriced:
-            lines.append(f"{row.spec}: unpriced: {row.unpriced.split(' [')[0]}")
-        for refusal in row.refused[:5]:
-            lines.append(f"{row.spec} refuses {refusal.custom_id}: {refusal.reason}")
-        if len(row.refused) > 5:
-            lines.append(f"{row.spec} refuses {len(row.refused) - 5} more item(s)")
-        if row.blocked:
-            lines.append(f"{row.spec}: a job would be refused: {row.blocked}")
-        if row.over_budget and row.batch is not None:
-            lines.append(
-                f"{row.spec}: up to {usd(row.batch.high, row.batch.currency)} exceeds "
-                f"--max-cost ${row.max_cost}: a job would be refused"
-            )
-    cheapest = next((r for r in rows if r.batch and not r.blocked), None)
-    if cheapest and cheapest.batch:
-        lines.append(
-            f"cheapest: {cheapest.spec}, up to {usd(cheapest.batch.high, cheapest.batch.currency)} "
-            "at batch prices; nothing was submitted"
-        )
-    return "\n".join(lines)
 
 
 @click.group("config")

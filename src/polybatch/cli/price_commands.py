@@ -1,4 +1,5 @@
-"""``polybatch prices``: the price rows in force, as a table, CSV or JSON."""
+"""``polybatch prices`` (the price rows in force, as a table, CSV or JSON) and the table of
+``estimate --compare``."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 import click
 from prettytable import PrettyTable
 
+from ..compare import Comparison
 from ..errors import ConfigError
 from ..plugins import get_registry
-from ..pricing import PriceRow, price_registry
+from ..pricing import PriceRow, price_registry, show_money, usd
 from ..pricing.rows import RATE_KEYS
 from .formats import FORMAT_OPTION
 
@@ -144,3 +146,64 @@ def prices(model: str | None, provider: str | None, at: Any, show_all: bool, fmt
     sources = sorted({rec["source"] for rec in records if rec["source"]})
     if sources:
         click.echo("sources: " + " | ".join(sources))
+
+
+def render_comparison(rows: list[Comparison]) -> str:
+    """The ``estimate --compare`` table, cheapest first, and the refused items under it."""
+    t = PrettyTable(
+        [
+            "provider:model",
+            "requests",
+            "chunks",
+            "refused",
+            "batch cost",
+            "synchronous cost",
+            "saving",
+            "currency",
+        ]
+    )
+    for name in ("requests", "chunks", "refused"):
+        t.align[name] = "r"
+    for row in rows:
+        cur = row.currency or ""
+
+        def span(low: Any, high: Any) -> str:
+            return f"{show_money(low)} - {show_money(high)}"
+
+        batch = span(row.batch.low, row.batch.high) if row.batch else "unpriced"
+        sync = span(row.standard.low, row.standard.high) if row.standard else "unpriced"
+        saving = row.saving
+        t.add_row(
+            [
+                row.spec + (f" (profile {row.profile})" if row.profile else ""),
+                f"{row.requests:,}",
+                f"{row.chunks:,}",
+                f"{len(row.refused):,}",
+                batch,
+                sync,
+                span(*saving) if saving else "",
+                cur,
+            ]
+        )
+    lines = [t.get_string()]
+    for row in rows:
+        if row.unpriced:
+            lines.append(f"{row.spec}: unpriced: {row.unpriced.split(' [')[0]}")
+        for refusal in row.refused[:5]:
+            lines.append(f"{row.spec} refuses {refusal.custom_id}: {refusal.reason}")
+        if len(row.refused) > 5:
+            lines.append(f"{row.spec} refuses {len(row.refused) - 5} more item(s)")
+        if row.blocked:
+            lines.append(f"{row.spec}: a job would be refused: {row.blocked}")
+        if row.over_budget and row.batch is not None:
+            lines.append(
+                f"{row.spec}: up to {usd(row.batch.high, row.batch.currency)} exceeds "
+                f"--max-cost ${row.max_cost}: a job would be refused"
+            )
+    cheapest = next((r for r in rows if r.batch and not r.blocked), None)
+    if cheapest and cheapest.batch:
+        lines.append(
+            f"cheapest: {cheapest.spec}, up to {usd(cheapest.batch.high, cheapest.batch.currency)} "
+            "at batch prices; nothing was submitted"
+        )
+    return "\n".join(lines)

@@ -120,18 +120,7 @@ class Job:
     ) -> Job:
         """Open an existing job by id (or unique id prefix), from any process."""
         ledger = open_ledger(home)
-        row = ledger.get_job(job_id)
-        if row is None:
-            matches = ledger.find_jobs(job_id)
-            if not matches:
-                raise JobError(f"no job matching {job_id!r} in {ledger.path}")
-            if len(matches) > 1:
-                shown = ", ".join(m.id for m in matches[:10])
-                more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
-                raise JobError(
-                    f"{len(matches)} jobs match {job_id!r}: {shown}{more}; give more of the id"
-                )
-            row = matches[0]
+        row = ledger.job_by_prefix(job_id)
         if provider is None:
             provider = remembered(row.id)
         if provider is None or api_key or base_url:

@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel
 
 from .. import config as _config
-from ..errors import ConfigError
+from ..errors import ConfigError, JobError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -273,6 +273,23 @@ class Ledger:
             "SELECT * FROM jobs WHERE id LIKE ? ORDER BY created_at", (prefix + "%",)
         )
         return [_job(r) for r in rows]
+
+    def job_by_prefix(self, job_id: str) -> JobRow:
+        """The job ``job_id`` names, in full or by a unique prefix; a JobError saying there is
+        none, or listing the jobs an ambiguous prefix matches."""
+        row = self.get_job(job_id)
+        if row is not None:
+            return row
+        matches = self.find_jobs(job_id)
+        if not matches:
+            raise JobError(f"no job matching {job_id!r} in {self.path}")
+        if len(matches) > 1:
+            shown = ", ".join(m.id for m in matches[:10])
+            more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+            raise JobError(
+                f"{len(matches)} jobs match {job_id!r}: {shown}{more}; give more of the id"
+            )
+        return matches[0]
 
     def list_jobs(self, *, since: float | None = None) -> list[JobRow]:
         """All jobs, newest first."""
