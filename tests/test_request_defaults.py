@@ -112,7 +112,7 @@ def test_cli_options_are_the_model_fields(command: str) -> None:
     temperature = params["temperature"].type
     assert isinstance(temperature, click.FloatRange)
     assert (temperature.min, temperature.max) == (0, 2)
-    assert params["system_prompt"].opts == ["--system"]
+    assert params["system_prompt"].opts == ["--system-prompt"]  # --system: its hidden old name
 
 
 def test_cli_option_reaches_the_same_field(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ and status, unless the raiser says so with ``retryable=``:
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PolybatchError(Exception):
     """Base class of every error polybatch raises on purpose."""
@@ -173,3 +175,17 @@ class JobError(PolybatchError):
     """A job cannot be found, loaded or continued."""
 
     exit_code = 2
+
+
+def api_error_message(body: Any) -> str | None:
+    """The human words of an API error body (``{"error": {"type", "message"}}``, the shape
+    OpenAI, Anthropic, Mistral and most others share; or a bare ``{"message"}``)."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error", body)
+    if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"]:
+        kind = error.get("type") or error.get("code") or error.get("status")
+        return f"{kind}: {error['message']}" if isinstance(kind, str) and kind else error["message"]
+    if isinstance(error, str) and error:
+        return error
+    return None

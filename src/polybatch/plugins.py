@@ -12,11 +12,12 @@ registered it). Nothing is written onto the provider classes.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -33,6 +34,53 @@ ENTRY_POINT_GROUP = "polybatch"
 
 
 @dataclass(frozen=True)
+class LazyProvider:
+    """A provider registered by import path: registering it imports nothing (not its SDK).
+
+    What ``polybatch providers`` shows comes from these fields; the class (``"module:Class"``)
+    is imported on first use (:attr:`ProviderInfo.provider_class`). The conformance suite checks
+    that the fields match the class, so they cannot drift.
+    """
+
+    #: the provider's name (``BatchProvider.name``)
+    name: str
+    #: ``"package.module:ClassName"``
+    path: str
+    #: ``BatchProvider.credential_env``
+    credential_env: tuple[str, ...] = ()
+    #: ``BatchProvider.limits.max_requests`` and ``max_bytes``
+    max_requests: int = 0
+    max_bytes: int = 0
+    #: ``"module:function"``: a ``(env) -> bool`` credential check, for a provider whose
+    #: ``credentials_present`` looks beyond its variables (a login file); imported when asked
+    credentials_check: str | None = None
+
+    def load(self) -> type[BatchProvider]:
+        """Import the class; a PluginError if it is not the BatchProvider named ``name``."""
+        cls = _import(self.path)
+        if not (isinstance(cls, type) and issubclass(cls, BatchProvider)) or cls.name != self.name:
+            raise PluginError(f"{self.path} is not the BatchProvider {self.name!r}")
+        return cls
+
+    def credentials_present(self, env: Mapping[str, str] | None = None) -> bool:
+        """``BatchProvider.credentials_present`` without importing the class."""
+        env = os.environ if env is None else env
+        if self.credentials_check is not None:
+            return bool(_import(self.credentials_check)(env))
+        return any(env.get(name) for name in self.credential_env)
+
+
+def _import(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+#: the classes of the lazily registered providers, once imported
+_loaded: dict[LazyProvider, type[BatchProvider]] = {}
+_loaded_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
 class ProviderInfo:
     """The registry's record of one provider: its class and where it comes from.
 
@@ -42,7 +90,8 @@ class ProviderInfo:
 
     #: the provider's one name (``BatchProvider.name``, the prefix of ``"name:model"``)
     name: str
-    provider_class: type[BatchProvider]
+    #: the class, or the :class:`LazyProvider` that imports it on first use
+    target: type[BatchProvider] | LazyProvider
     #: the plugin (entry point) name that registered it; price files are looked up by plugin
     plugin: str
     #: the installed distribution of that plugin, when it came from an entry point
@@ -51,6 +100,56 @@ class ProviderInfo:
     kind: str | None = None
     #: ...and the config file that defines it
     config: Path | None = None
+
+    @property
+    def provider_class(self) -> type[BatchProvider]:
+        """The provider's class (imported now if it was registered by path)."""
+        if not isinstance(self.target, LazyProvider):
+            return self.target
+        with _loaded_lock:
+            if self.target not in _loaded:
+                try:
+                    _loaded[self.target] = self.target.load()
+                except PluginError:
+                    raise
+                except Exception as exc:  # its SDK is missing or broken: one line, not a trace
+                    raise PluginError(
+                        f"provider {self.name!r} ({self.target.path}) failed to load: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+            return _loaded[self.target]
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the class is imported (always, for a class registered as a class)."""
+        return not isinstance(self.target, LazyProvider) or self.target in _loaded
+
+    @property
+    def credential_env(self) -> tuple[str, ...]:
+        """The variables holding its credentials, without importing a lazy provider."""
+        if isinstance(self.target, LazyProvider) and not self.loaded:
+            return self.target.credential_env
+        return tuple(self.provider_class.credential_env)
+
+    @property
+    def max_requests(self) -> int:
+        """Its ``limits.max_requests``, without importing a lazy provider."""
+        if isinstance(self.target, LazyProvider) and not self.loaded:
+            return self.target.max_requests
+        return self.provider_class.limits.max_requests
+
+    @property
+    def max_bytes(self) -> int:
+        """Its ``limits.max_bytes``, without importing a lazy provider."""
+        if isinstance(self.target, LazyProvider) and not self.loaded:
+            return self.target.max_bytes
+        return self.provider_class.limits.max_bytes
+
+    def credentials_present(self, env: Mapping[str, str] | None = None) -> bool:
+        """Whether its credentials are set, without importing a lazy provider."""
+        if isinstance(self.target, LazyProvider) and not self.loaded:
+            return self.target.credentials_present(env)
+        return self.provider_class.credentials_present(env)
 
     @property
     def origin(self) -> str:
@@ -138,8 +237,9 @@ class PluginRegistry:
             prices: list[Path] = []
             kinds: dict[str, Callable[..., type[BatchProvider]]] = {}
 
-            def register_provider(cls: type[Any]) -> None:
-                if not (isinstance(cls, type) and issubclass(cls, BatchProvider)):
+            def register_provider(cls: type[Any] | LazyProvider) -> None:
+                lazy = isinstance(cls, LazyProvider)
+                if not lazy and not (isinstance(cls, type) and issubclass(cls, BatchProvider)):
                     raise PluginError(f"plugin {name!r} registered {cls!r}, not a BatchProvider")
                 if cls.name in new or cls.name in self._providers:
                     other = (new.get(cls.name) or self._providers[cls.name]).origin

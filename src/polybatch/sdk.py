@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from . import wire
-from .errors import ProviderConnectionError, ProviderError, ProviderHTTPError
+from .errors import ProviderConnectionError, ProviderError, ProviderHTTPError, api_error_message
 from .providers import BatchProvider, SubmittedBatch
 
 T = TypeVar("T")
@@ -233,6 +233,11 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 
 
 def _default_detail(exc: BaseException) -> str:
+    """The error's message: the body's own words when the SDK gives a parsed body, so the user
+    reads ``authentication_error: invalid x-api-key``, not the SDK's repr of a dict."""
+    from_body = api_error_message(getattr(exc, "body", None))
+    if from_body:
+        return from_body
     message = getattr(exc, "message", None)
     return str(message or exc) or type(exc).__name__
 

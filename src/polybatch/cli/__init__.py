@@ -13,15 +13,22 @@ import click
 
 from ..errors import PolybatchError
 from .common import setup_logging
-from .info_commands import config_group, estimate, prices, providers, sandbox, usage
+from .info_commands import config_group, estimate, providers, sandbox, usage
 from .job_commands import cancel, list_cmd, results, resume, retry, run, status, submit_cmd
+from .price_commands import prices
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="polybatch")
 @click.option("-v", "--verbose", is_flag=True, help="Log what polybatch does (to stderr).")
 def cli(verbose: bool) -> None:
-    """Run LLM requests through the providers' discounted batch APIs."""
+    """Run LLM requests through the providers' discounted batch APIs.
+
+    \b
+    Example: polybatch run requests.jsonl -m openai:gpt-4o-mini --sandbox
+    Exit codes: 0 done, 2 bad input or configuration (nothing was sent), 1 a provider
+    refused or stayed down, 130 interrupted (`polybatch resume JOB` continues).
+    """
     setup_logging(verbose)
 
 
@@ -51,8 +58,13 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # one line, like every other mistake: what was wrong and where the help is
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -12,10 +13,13 @@ from typing import Any, TypeVar
 
 import click
 
+from .. import config as _config
 from ..config import JobOptions, RequestDefaults
+from ..errors import CredentialsError
 from ..jobs import Job, submit, usage_table
+from ..plugins import get_registry
 from ..pricing import usd
-from ..sandbox import SandboxEngine, SandboxServer
+from .aliases import hidden_alias
 from .options import (
     JOB_FIELDS,
     PROFILE_OPTION,
@@ -29,11 +33,57 @@ from .options import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _PlainFormatter(logging.Formatter):
+    """``warning: the message`` (``error: ...`` for errors): no time, no logger name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+class _Once(logging.Filter):
+    """Lets each distinct message through once (a warning repeated each poll is said once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+def show_warnings_plainly() -> None:
+    """Python warnings as one ``warning: ...`` line each, once, without the source path and line
+    that Python's default format adds (those help a developer, not a user of the CLI)."""
+    seen: set[str] = set()
+
+    def show(message: Any, category: Any, filename: str, lineno: int, *_: Any, **__: Any) -> None:
+        text = str(message).removeprefix("polybatch: ")
+        if text not in seen:
+            seen.add(text)
+            click.echo(f"warning: {text}", err=True)
+
+    warnings.showwarning = show
+
+
 def setup_logging(verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    """``-v``: log lines (time, level, logger) from DEBUG up. Otherwise only warnings, each as
+    one plain ``warning: ...`` line, once."""
+    show_warnings_plainly()
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_PlainFormatter())
+        handler.addFilter(_Once())
+        logging.basicConfig(level=logging.WARNING, handlers=[handler])
     # the SDKs' HTTP loggers print request details at debug level; they stay quiet so that
     # nothing sensitive reaches the terminal or a log collector
     for name in ("openai", "anthropic", "httpx", "httpx2", "httpcore", "httpcore2", "uvicorn"):
@@ -49,36 +99,58 @@ def job_options(fn: F) -> F:
             *model_options(RequestDefaults, REQUEST_FIELDS[:1]),
             PROFILE_OPTION,
             *model_options(RequestDefaults, REQUEST_FIELDS[1:]),
+            hidden_alias("--system", "system_prompt"),  # its 0.2 name
             *model_options(JobOptions, JOB_FIELDS),
             click.option("--base-url", help="Point the provider's client at this URL."),
         ],
     )
 
 
+def chosen_provider(kw: dict[str, Any]) -> str:
+    """The provider the options (or the profile, the environment) name, without loading any."""
+    resolved = _config.resolve(
+        profile=kw["profile"], defaults=request_defaults(kw), limits=job_options_from(kw)
+    )
+    return resolved.provider
+
+
 @contextmanager
-def maybe_sandbox(enabled: bool, rate: float | None) -> Iterator[Any]:
+def maybe_sandbox(enabled: bool, rate: float | None, provider: str | None = None) -> Iterator[Any]:
+    """An in-process sandbox for ``run --sandbox``; with ``provider``, it serves only that
+    provider's API, so a run imports only that provider's SDK."""
     if not enabled:
         yield None
         return
+    from ..sandbox import SandboxEngine, SandboxServer  # the web stack: only when asked for
+
     engine = SandboxEngine(
         api_key="sandbox-key", rate=rate, validation_seconds=0.3 if rate else 0.0
     )
-    with SandboxServer(engine) as server:
+    served = None if provider is None else {provider: get_registry().provider_class(provider)}
+    with SandboxServer(engine, providers=served) as server:
         click.echo(f"sandbox: serving the emulated batch APIs at {server.url}", err=True)
         yield server
 
 
-def submit_from_cli(input_path: Path, sandbox: Any, **kw: Any) -> Job:
+def submit_from_cli(input_path: Path, sandbox: Any, *, start: bool = True, **kw: Any) -> Job:
     # the sandbox answers in seconds, not hours: poll it briskly
     fast = {"poll_min": 0.2, "poll_max": 1.0} if sandbox is not None else {}
-    return submit(
-        input_path,
-        defaults=request_defaults(kw),
-        options=job_options_from(kw, **fast),
-        profile=kw["profile"],
-        base_url=kw["base_url"],
-        sandbox=sandbox,
-    )
+    try:
+        return submit(
+            input_path,
+            defaults=request_defaults(kw),
+            options=job_options_from(kw, **fast),
+            profile=kw["profile"],
+            base_url=kw["base_url"],
+            sandbox=sandbox,
+            start=start,
+        )
+    except CredentialsError as exc:
+        if sandbox is not None or "no API key" not in str(exc):
+            raise
+        raise CredentialsError(
+            f"{exc} (or rehearse without a key: `polybatch run INPUT -m MODEL --sandbox`)"
+        ) from None
 
 
 def print_estimate(job: Job) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -16,27 +14,22 @@ import click
 from prettytable import PrettyTable
 
 from .. import config as _config
-from ..compare import Comparison
 from ..compare import estimate as compare_estimates
 from ..config import JobOptions, RequestDefaults
-from ..errors import ConfigError
+from ..errors import ConfigError, PriceNotFoundError
 from ..jobs import Job, usage_table
 from ..jobs.clients import make_provider
+from ..jobs.costs import group_keys
 from ..jobs.planner import iter_chunk_items
 from ..jobs.submit import plan_items
 from ..plugins import get_registry
 from ..pricing import (
-    PriceRow,
     check_budget,
     describe_estimate,
     estimate_items,
-    price_registry,
-    show_money,
-    usd,
 )
-from ..pricing.rows import RATE_KEYS
-from ..pricing.tables import GROUP_KEYS
-from ..sandbox import Faults, SandboxEngine, SandboxServer
+from .aliases import hidden_alias
+from .formats import FORMAT_OPTION, JSON_OPTION, echo_json
 from .options import (
     PROFILE_OPTION,
     REQUEST_FIELDS,
@@ -46,34 +39,71 @@ from .options import (
     model_options,
     request_defaults,
 )
+from .price_commands import render_comparison
 
 
 @click.command()
-def providers() -> None:
-    """List installed providers, their plugins, limits and whether credentials are set."""
+@JSON_OPTION
+def providers(as_json: bool) -> None:
+    """List installed providers, their plugins, limits and whether credentials are set.
+
+    \b
+    Example: polybatch providers --json
+    Exit codes: 0 listed (a plugin that fails to load is skipped, with a warning).
+    """
     reg = get_registry()
-    t = PrettyTable()
-    t.field_names = ["provider", "plugin", "version", "max requests", "max bytes", "credentials"]
+    records: list[dict[str, Any]] = []
+    # from the registry's records: a provider registered by import path is not imported (nor
+    # its SDK) to be listed
     for name, info in sorted(reg.infos().items()):
-        cls = info.provider_class
         try:
             ver = version(info.distribution or "")
         except (PackageNotFoundError, ValueError):
             ver = "?"
-        creds = (
-            "set" if cls.credentials_present() else "missing: " + " or ".join(cls.credential_env)
+        records.append(
+            {
+                "provider": name,
+                "plugin": info.origin,
+                "version": ver,
+                "max_requests": info.max_requests,
+                "max_bytes": info.max_bytes,
+                "credentials": {
+                    "set": info.credentials_present(),
+                    "env": list(info.credential_env),
+                },
+            }
         )
-        t.add_row(
-            [
-                name,
-                info.origin,
-                ver,
-                f"{cls.limits.max_requests:,}",
-                f"{cls.limits.max_bytes:,}",
-                creds,
-            ]
-        )
-    click.echo(t.get_string())
+    if as_json:
+        echo_json(records)
+    else:
+        t = PrettyTable()
+        t.field_names = [
+            "provider",
+            "plugin",
+            "version",
+            "max requests",
+            "max bytes",
+            "credentials",
+        ]
+        for r in records:
+            creds = r["credentials"]
+            t.add_row(
+                [
+                    r["provider"],
+                    r["plugin"],
+                    r["version"],
+                    f"{r['max_requests']:,}",
+                    f"{r['max_bytes']:,}",
+                    (
+                        "none needed"
+                        if not creds["env"]
+                        else "set"
+                        if creds["set"]
+                        else "missing: " + " or ".join(creds["env"])
+                    ),
+                ]
+            )
+        click.echo(t.get_string())
     for name, why in sorted(reg.skipped.items()):
         click.echo(f"skipped plugin {name}: {why}", err=True)
 
@@ -82,11 +112,25 @@ def providers() -> None:
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default)."
 )
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(min=0, max=65535),
+    help="Port to listen on (0: any free port, printed).",
+)
 @click.option(
     "--key", default="sandbox-key", show_default=True, help="The API key clients must send."
 )
-@click.option("--rate", type=float, default=0.0, help="Requests/second per batch (0: instant).")
+@click.option(
+    "--sandbox-rate",
+    "rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Requests/second per batch (0: instant).",
+)
+@hidden_alias("--rate", "rate", type=click.FloatRange(min=0))
 @click.option(
     "--faults",
     "faults_spec",
@@ -97,7 +141,17 @@ def providers() -> None:
     "expire, cancel, item, truncate, missing, all).",
 )
 def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> None:
-    """Serve the emulated batch APIs in the foreground until Ctrl-C."""
+    """Serve the emulated batch APIs in the foreground until Ctrl-C.
+
+    It prints, per provider, the environment variables that point that provider's SDK (and
+    polybatch) at it.
+
+    \b
+    Example: polybatch sandbox --port 0 --faults seed=3,http=0.1
+    Exit codes: 0 stopped by Ctrl-C, 2 a bad option (or the port is taken).
+    """
+    from ..sandbox import Faults, SandboxEngine, SandboxServer  # the web stack: only here
+
     try:
         faults = Faults.parse(faults_spec)
     except ValueError as exc:
@@ -121,16 +175,6 @@ def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> No
         server.stop()
 
 
-#: ``--format table|csv|json`` of the commands that print tables
-FORMAT_OPTION = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
-
-
 def _estimate_options(fn: F) -> F:
     return apply(
         fn,
@@ -139,6 +183,7 @@ def _estimate_options(fn: F) -> F:
             *model_options(RequestDefaults, REQUEST_FIELDS[:1]),
             PROFILE_OPTION,
             *model_options(RequestDefaults, REQUEST_FIELDS[1:]),
+            hidden_alias("--system", "system_prompt"),  # its 0.2 name
             *model_options(
                 JobOptions,
                 ("chunk_size", "max_cost"),
@@ -157,8 +202,18 @@ def _estimate_options(fn: F) -> F:
 
 @click.command()
 @_estimate_options
-def estimate(input_path: Path, profile: str | None, compare: str | None, **kw: Any) -> None:
-    """Estimate what INPUT would cost at batch prices, without submitting anything."""
+@JSON_OPTION
+def estimate(
+    input_path: Path, profile: str | None, compare: str | None, as_json: bool, **kw: Any
+) -> None:
+    """Estimate what INPUT would cost at batch prices, without submitting anything.
+
+    No key is needed and nothing is sent.
+
+    \b
+    Example: polybatch estimate requests.jsonl -m openai:gpt-4o-mini --max-cost 5
+    Exit codes: 0 estimated, 2 bad input, an unpriced model, or above --max-cost.
+    """
     if compare:
         specs = [s.strip() for s in compare.split(",") if s.strip()]
         rows = compare_estimates(
@@ -172,11 +227,32 @@ def estimate(input_path: Path, profile: str | None, compare: str | None, **kw: A
     provider = make_provider(resolved.provider, resolved.provider_settings)  # no key needed
     with tempfile.TemporaryDirectory() as tmp:
         plan, _ = plan_items(input_path, provider, resolved, Path(tmp))
-        est = estimate_items(
-            iter_chunk_items(plan.staging_path, 0, plan.n_items), provider, resolved.model
+        try:
+            est = estimate_items(
+                iter_chunk_items(plan.staging_path, 0, plan.n_items), provider, resolved.model
+            )
+        except PriceNotFoundError as exc:
+            # documented: an estimate that cannot be made is a configuration problem (exit 2)
+            raise ConfigError(str(exc).split(" [")[0]) from None
+    if as_json:
+        echo_json(
+            {
+                "model": f"{resolved.provider}:{resolved.model}",
+                "requests": plan.n_items,
+                "batches": len(plan.chunks),
+                "low": est.low,
+                "high": est.high,
+                "currency": est.currency,
+                "mode": est.mode,
+                "input_tokens": est.input_tokens,
+                "max_output_tokens": est.max_output_tokens,
+                "method": est.method,
+                "max_cost": resolved.max_cost,
+            }
         )
-    click.echo(describe_estimate(est))
-    click.echo(f"{len(plan.chunks)} batch(es) on {resolved.provider}:{resolved.model}")
+    else:
+        click.echo(describe_estimate(est))
+        click.echo(f"{len(plan.chunks)} batch(es) on {resolved.provider}:{resolved.model}")
     check_budget(est, resolved.max_cost)
 
 
@@ -202,220 +278,63 @@ def estimate(input_path: Path, profile: str | None, compare: str | None, **kw: A
     "significant digits in the table).",
 )
 def usage(job_ids: tuple[str, ...], since: Any, by: str, fmt: str, digits: int | None) -> None:
-    """Tokens and cost (batch, standard, saving) over finished jobs, from the ledger."""
-    keys = [{"job": "job_id"}.get(k.strip(), k.strip()) for k in by.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in GROUP_KEYS]
-    if unknown or not keys:
-        shown = ", ".join(repr(k) for k in unknown) or "nothing"
-        raise ConfigError(f"--by: cannot group by {shown}; choose from provider, model, job, date")
+    """Tokens and cost (batch, standard, saving) over finished jobs, from the ledger.
+
+    \b
+    Example: polybatch usage --by provider,job --since 2026-12-01 --format csv
+    Exit codes: 0 shown, 2 a bad --by key or no such job.
+    """
+    try:
+        keys = group_keys(by)
+    except ConfigError as exc:
+        raise ConfigError(f"--by: {exc}") from None
     jobs = [Job.load(j) for j in job_ids] if job_ids else None
     day: date | None = since.date() if since else None
     click.echo(usage_table(jobs, by=keys, since=day, fmt=fmt, digits=digits))  # type: ignore[arg-type]
 
 
-#: the columns of ``polybatch prices``: rates are per million tokens in the row's currency
-PRICE_COLUMNS: tuple[str, ...] = (
-    "provider",
-    "model",
-    "mode",
-    "effective",
-    "currency",
-    "unit",
-    *RATE_KEYS,
-    "tiers",
-    "derived",
-    "source",
-    "checked_on",
-    "origin",
-    "in_force",
-)
-UNIT = "per 1M tokens"
-
-
-def price_record(row: PriceRow, bundled: set[str], in_force: bool = True) -> dict[str, Any]:
-    """One price row as a flat record (rates as exact decimal strings, "" where none)."""
-    rates = row.rates
-    return {
-        "provider": row.provider,
-        "model": row.model,
-        "mode": row.mode,
-        "effective": "" if row.effective == date.min else row.effective.isoformat(),
-        "currency": row.currency,
-        "unit": UNIT,
-        **{
-            k: "" if getattr(rates, k) is None else format(getattr(rates, k), "f")
-            for k in RATE_KEYS
-        },
-        "tiers": "; ".join(
-            f">{t.above_input_tokens}: "
-            + " ".join(
-                f"{k}={format(getattr(t.rates, k), 'f')}"
-                for k in RATE_KEYS
-                if getattr(t.rates, k) is not None
-            )
-            for t in row.tiers
-        ),
-        "derived": row.derived,
-        "source": row.source,
-        "checked_on": row.checked_on.isoformat() if row.checked_on else "",
-        "origin": ("bundled " if row.origin in bundled and not row.user else "user ") + row.origin,
-        "in_force": in_force,
-    }
-
-
-@click.command()
-@click.argument("model", required=False)
-@click.option("--provider", help="Only this provider's prices.")
-@click.option(
-    "--at",
-    "at",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="The rows in force on this date (default: today).",
-)
-@click.option(
-    "--all", "show_all", is_flag=True, help="Every row of every period, not only those in force."
-)
-@FORMAT_OPTION
-def prices(model: str | None, provider: str | None, at: Any, show_all: bool, fmt: str) -> None:
-    """Show the price rows in force (bundled, overridden by your config), per 1M tokens.
-
-    Each row says where it came from (a plugin's bundled file or your file), its source and
-    when it was checked, and whether its rates were derived by the 50% batch rule rather than
-    read from a published batch price table.
-    """
-    reg = price_registry()
-    day = at.date() if at else datetime.now(UTC).date()
-    candidates = reg.rows() if show_all else reg.in_force(day)
-    rows = [
-        r
-        for r in candidates
-        if (provider is None or r.provider == provider)
-        and (model is None or r.model == (reg.resolve_model(r.provider, model) or model))
-    ]
-    if model and not rows:
-        raise ConfigError(
-            f"no price for model {model!r}"
-            + (f" of {provider}" if provider else "")
-            + ("" if show_all else f" on {day.isoformat()}")
-        )
-    bundled = {str(p) for p in get_registry().price_files()}
-    current = {id(r) for r in reg.in_force(day)}
-    records = [price_record(r, bundled, id(r) in current) for r in rows]
-    if fmt == "json":
-        click.echo(json.dumps(records, indent=2))
-        return
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=PRICE_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(
-            {**r, "derived": str(r["derived"]).lower(), "in_force": str(r["in_force"]).lower()}
-            for r in records
-        )
-        click.echo(buffer.getvalue(), nl=False)
-        return
-    hidden = {"unit", "source"} | (set() if show_all else {"in_force"})
-    shown = [c for c in PRICE_COLUMNS if c not in hidden]
-    headers = {k: k.replace("_", " ") for k in shown}
-    headers.update({k: f"{k.replace('_', ' ')} $/1M" for k in RATE_KEYS})
-    t = PrettyTable([headers[c] for c in shown])
-    for rec in records:
-        # the table names a bundled file by its package; CSV and JSON keep the full path
-        kind, _, path = rec["origin"].partition(" ")
-        short = "/".join(Path(path).parts[-2:]) if kind == "bundled" else path
-        cells = {**rec, "origin": f"{kind} {short}"}
-        t.add_row(
-            ["yes" if cells[c] is True else "" if cells[c] is False else cells[c] for c in shown]
-        )
-    in_force = "every period" if show_all else f"in force on {day.isoformat()}"
-    click.echo(
-        f"prices {in_force}; rates in USD ($) per 1M tokens unless the currency says otherwise"
-    )
-    click.echo(t.get_string())
-    sources = sorted({rec["source"] for rec in records if rec["source"]})
-    if sources:
-        click.echo("sources: " + " | ".join(sources))
-
-
-def render_comparison(rows: list[Comparison]) -> str:
-    """The ``estimate --compare`` table, cheapest first, and the refused items under it."""
-    t = PrettyTable(
-        [
-            "provider:model",
-            "requests",
-            "chunks",
-            "refused",
-            "batch cost",
-            "synchronous cost",
-            "saving",
-            "currency",
-        ]
-    )
-    for name in ("requests", "chunks", "refused"):
-        t.align[name] = "r"
-    for row in rows:
-        cur = row.currency or ""
-
-        def span(low: Any, high: Any) -> str:
-            return f"{show_money(low)} - {show_money(high)}"
-
-        batch = span(row.batch.low, row.batch.high) if row.batch else "unpriced"
-        sync = span(row.standard.low, row.standard.high) if row.standard else "unpriced"
-        saving = row.saving
-        t.add_row(
-            [
-                row.spec + (f" (profile {row.profile})" if row.profile else ""),
-                f"{row.requests:,}",
-                f"{row.chunks:,}",
-                f"{len(row.refused):,}",
-                batch,
-                sync,
-                span(*saving) if saving else "",
-                cur,
-            ]
-        )
-    lines = [t.get_string()]
-    for row in rows:
-        if row.unpriced:
-            lines.append(f"{row.spec}: unpriced: {row.unpriced.split(' [')[0]}")
-        for refusal in row.refused[:5]:
-            lines.append(f"{row.spec} refuses {refusal.custom_id}: {refusal.reason}")
-        if len(row.refused) > 5:
-            lines.append(f"{row.spec} refuses {len(row.refused) - 5} more item(s)")
-        if row.blocked:
-            lines.append(f"{row.spec}: a job would be refused: {row.blocked}")
-        if row.over_budget and row.batch is not None:
-            lines.append(
-                f"{row.spec}: up to {usd(row.batch.high, row.batch.currency)} exceeds "
-                f"--max-cost ${row.max_cost}: a job would be refused"
-            )
-    cheapest = next((r for r in rows if r.batch and not r.blocked), None)
-    if cheapest and cheapest.batch:
-        lines.append(
-            f"cheapest: {cheapest.spec}, up to {usd(cheapest.batch.high, cheapest.batch.currency)} "
-            "at batch prices; nothing was submitted"
-        )
-    return "\n".join(lines)
-
-
 @click.group("config")
 def config_group() -> None:
-    """Inspect configuration."""
+    """Inspect configuration (polybatch.toml, the environment, profiles).
+
+    \b
+    Example: polybatch config show -p cheap
+    Exit codes: 0 shown, 2 the config file or the profile is wrong.
+    """
 
 
 @config_group.command("show")
-@click.option("-m", "--model")
-@click.option("-p", "--profile")
+@click.option("-m", "--model", help="Resolve as if this provider:model were given.")
+@click.option("-p", "--profile", help="Resolve this profile instead of the default one.")
 def config_show(model: str | None, profile: str | None) -> None:
-    """Print the resolved settings (secrets masked) and where each came from."""
+    """Print the resolved settings (secrets masked) and where each came from.
+
+    With no model anywhere (no -m, POLYBATCH_MODEL or default profile with one), it prints the
+    config file, its default_profile and its profiles instead, and says what is missing.
+
+    \b
+    Example: polybatch config show -p cheap
+    Exit codes: 0 shown, 2 the config file or the profile is wrong.
+    """
     cfg, path = _config.load_config()
+    profiles = {
+        name: {k: v for k, v in p.model_dump(exclude_none=True).items() if v not in ({}, [])}
+        for name, p in cfg.profiles.items()
+    }
+    about = {
+        "config_file": str(path) if path else None,
+        "default_profile": cfg.default_profile,
+        "profiles": _config.mask(profiles),
+    }
     try:
         resolved = _config.resolve(model=model, profile=profile, config=cfg, config_file=path)
     except ConfigError as exc:
-        click.echo(f"config file: {path or 'none'}")
-        raise exc
+        if model is not None or profile is not None or "no model" not in str(exc):
+            raise
+        click.echo(json.dumps({**about, "model": None, "note": str(exc)}, indent=2, default=str))
+        return
     raw = json.loads(resolved.model_dump_json())
     sources = raw.pop("sources", {})  # where a value came from is never a secret
     data = _config.mask(raw)
     data["sources"] = sources
-    click.echo(json.dumps(data, indent=2))
+    click.echo(json.dumps({**data, **about}, indent=2, default=str))

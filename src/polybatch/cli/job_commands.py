@@ -1,9 +1,11 @@
-"""The commands that run jobs and read them back: run, submit, resume, status, results, retry, cancel, list."""
+"""The commands that run jobs and read them back: run, submit, resume, status, results, retry,
+cancel, list."""
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,18 @@ from prettytable import PrettyTable
 
 from ..jobs import Job
 from ..jobs.files import private_fd
-from ..jobs.ledger import open_ledger
+from ..jobs.ledger import FINAL_STATES, open_ledger
 from ..report import openai_output_line
-from .common import job_options, maybe_sandbox, print_estimate, print_outcome, submit_from_cli
+from .aliases import hidden_alias
+from .common import (
+    chosen_provider,
+    job_options,
+    maybe_sandbox,
+    print_estimate,
+    print_outcome,
+    submit_from_cli,
+)
+from .formats import JSON_OPTION, echo_json
 
 
 @click.command()
@@ -27,7 +38,7 @@ from .common import job_options, maybe_sandbox, print_estimate, print_outcome, s
 )
 @click.option(
     "--sandbox-rate",
-    type=float,
+    type=click.FloatRange(min=0),
     default=200.0,
     show_default=True,
     help="Sandbox requests/second per batch (0: instant).",
@@ -41,14 +52,25 @@ def run(
     input_path: Path,
     **kw: Any,
 ) -> None:
-    """Submit INPUT, wait for it, write results and print a usage table."""
-    with maybe_sandbox(sandbox, sandbox_rate or None) as server:
-        job = submit_from_cli(input_path, server, **kw)
+    """Submit INPUT, wait for it, write results and print a usage table.
+
+    The cost estimate is printed before anything is sent; a job that stops (Ctrl-C, a crash)
+    is continued by `polybatch resume JOB`.
+
+    \b
+    Example: polybatch run requests.jsonl -m openai:gpt-4o-mini -o results.jsonl
+    Exit codes: 0 finished (failed requests are in the results), 2 bad input or
+    configuration (nothing was sent), 1 a provider refused, 130 interrupted (resume it).
+    """
+    provider = chosen_provider(kw) if sandbox else None
+    with maybe_sandbox(sandbox, sandbox_rate or None, provider) as server:
+        # planned and recorded, nothing sent yet: the estimate is read before anything is
+        job = submit_from_cli(input_path, server, start=False, **kw)
+        print_estimate(job)
         click.echo(
             f"job {job.id}: {job.status().total} requests, {len(job.chunks())} batch(es) on {job.provider_name}:{job.model}",
             err=True,
         )
-        print_estimate(job)
         job.wait(progress=not no_progress)
         print_outcome(job, output)
 
@@ -56,9 +78,17 @@ def run(
 @click.command("submit")
 @job_options
 def submit_cmd(input_path: Path, **kw: Any) -> None:
-    """Submit INPUT and return at once with the job id (see ``status``, ``resume``)."""
-    job = submit_from_cli(input_path, None, **kw)
-    print_estimate(job)
+    """Submit INPUT and return at once, printing the job id (then `status`, `resume`).
+
+    \b
+    Example: polybatch submit requests.jsonl -m anthropic:claude-haiku-4-5
+    Exit codes: 0 submitted, 2 bad input or configuration (nothing was sent), 1 a provider
+    refused.
+    """
+    job = submit_from_cli(input_path, None, start=False, **kw)
+    print_estimate(job)  # before anything is sent
+    if job.status().state == "planned":
+        job.step()
     st = job.status()
     click.echo(job.id)
     click.echo(
@@ -74,7 +104,13 @@ def submit_cmd(input_path: Path, **kw: Any) -> None:
     "-o", "--output", type=click.Path(path_type=Path), help="Write the results JSONL here too."
 )
 def resume(job_id: str, no_progress: bool, output: Path | None) -> None:
-    """Continue JOB_ID (after a crash, or one submitted with ``submit``) until it ends."""
+    """Continue JOB_ID (after a crash, or one submitted with `submit`) until it ends.
+
+    \b
+    Example: polybatch resume pb-1a2b3c
+    Exit codes: 0 finished (failed requests are in the results), 2 bad input or
+    configuration (nothing was sent), 1 a provider refused, 130 interrupted (resume it).
+    """
     job = Job.load(job_id)
     job.wait(progress=not no_progress)
     print_outcome(job, output)
@@ -83,21 +119,54 @@ def resume(job_id: str, no_progress: bool, output: Path | None) -> None:
 @click.command()
 @click.argument("job_id")
 @click.option("--refresh/--no-refresh", default=True, help="Poll the provider once first.")
-def status(job_id: str, refresh: bool) -> None:
-    """Show the state of JOB_ID and of its provider batches."""
+@JSON_OPTION
+def status(job_id: str, refresh: bool, as_json: bool) -> None:
+    """Show the state of JOB_ID and of its provider batches (a unique prefix will do).
+
+    \b
+    Example: polybatch status pb-1a2b --json
+    Exit codes: 0 shown, 2 no such job (or several match the prefix), 1 a provider refused.
+    """
     job = Job.load(job_id)
     if refresh:
         job.step()
     st = job.status()
+    chunks = []
+    for c in job.chunks():
+        # a running batch shows the provider's progress as of the last poll
+        ok, failed = (c.n_ok, c.n_failed) if c.state == "collected" else (c.live_ok, c.live_failed)
+        chunks.append(
+            {
+                "chunk": c.idx,
+                "requests": c.count,
+                "state": c.state,
+                "batch_id": c.batch_id,
+                "provider_state": c.batch_state,
+                "ok": ok,
+                "failed": failed,
+            }
+        )
+    if as_json:
+        echo_json(
+            {
+                "job_id": st.job_id,
+                "state": st.state,
+                "provider": st.provider,
+                "model": st.model,
+                "total": st.total,
+                "succeeded": st.succeeded,
+                "failed": st.failed,
+                "chunks": chunks,
+            }
+        )
+        return
     click.echo(
         f"job {st.job_id}: {st.state} on {st.provider}:{st.model}; {st.total} requests, {st.succeeded} ok, {st.failed} failed"
     )
     t = PrettyTable()
     t.field_names = ["chunk", "requests", "state", "batch", "provider state", "ok", "failed"]
-    for c in job.chunks():
-        # a running batch shows the provider's progress as of the last poll
-        ok, failed = (c.n_ok, c.n_failed) if c.state == "collected" else (c.live_ok, c.live_failed)
-        t.add_row([c.idx, c.count, c.state, c.batch_id or "-", c.batch_state or "-", ok, failed])
+    for ch in chunks:
+        t.add_row([v if v is not None else "-" for v in ch.values()])
     click.echo(t.get_string())
 
 
@@ -111,15 +180,21 @@ def status(job_id: str, refresh: bool) -> None:
 )
 @click.option("--failed", is_flag=True, help="Only results that did not succeed.")
 @click.option(
-    "--format",
+    "--schema",
     "fmt",
     type=click.Choice(["neutral", "openai"]),
     default="neutral",
     show_default=True,
     help="neutral BatchResult lines, or OpenAI batch-output lines (for migrating).",
 )
+@hidden_alias("--format", "fmt", type=click.Choice(["neutral", "openai"]))
 def results(job_id: str, output: Path | None, failed: bool, fmt: str) -> None:
-    """Print (or write) the results of JOB_ID as JSONL, in input order."""
+    """Print (or write) the results of JOB_ID as JSONL, in input order.
+
+    \b
+    Example: polybatch results pb-1a2b --failed -o failed.jsonl
+    Exit codes: 0 written, 2 no such job or it has not finished.
+    """
     job = Job.load(job_id)
     chosen = job.results("failed" if failed else None)
     if fmt == "openai":
@@ -138,10 +213,24 @@ def results(job_id: str, output: Path | None, failed: bool, fmt: str) -> None:
 
 @click.command()
 @click.argument("job_id")
-@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--retry-failed",
+    "rounds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Rounds of resubmitting the requests that still fail (as run's --retry-failed).",
+)
+@hidden_alias("--rounds", "rounds", type=click.IntRange(min=1))
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def retry(job_id: str, rounds: int, no_progress: bool) -> None:
-    """Resubmit the retryable failures of a finished JOB_ID and wait for them."""
+    """Resubmit the retryable failures of a finished JOB_ID and wait for them.
+
+    \b
+    Example: polybatch retry pb-1a2b --retry-failed 2
+    Exit codes: 0 finished (failed requests are in the results), 2 bad input or
+    configuration (nothing was sent), 1 a provider refused, 130 interrupted (resume it).
+    """
     job = Job.load(job_id)
     if not job.retry(rounds):
         click.echo(f"job {job.id}: nothing to retry")
@@ -153,8 +242,19 @@ def retry(job_id: str, rounds: int, no_progress: bool) -> None:
 @click.command()
 @click.argument("job_id")
 def cancel(job_id: str) -> None:
-    """Cancel JOB_ID: running batches are cancelled, queued ones never sent."""
+    """Cancel JOB_ID: running batches are cancelled, queued ones never sent.
+
+    A job that already finished is left as it is (and says so).
+
+    \b
+    Example: polybatch cancel pb-1a2b
+    Exit codes: 0 shown, 2 no such job (or several match the prefix), 1 a provider refused.
+    """
     job = Job.load(job_id)
+    state = job.status().state
+    if state in FINAL_STATES:
+        click.echo(f"job {job.id}: already finished ({state}); nothing to cancel")
+        return
     job.cancel()
     click.echo(
         f"job {job.id}: cancel requested; `polybatch resume {job.id}` collects what finished"
@@ -162,24 +262,55 @@ def cancel(job_id: str) -> None:
 
 
 @click.command("list")
-@click.option("--limit", type=int, default=20, show_default=True)
-def list_cmd(limit: int) -> None:
-    """List jobs, newest first."""
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Show at most this many jobs (0: all).",
+)
+@JSON_OPTION
+def list_cmd(limit: int, as_json: bool) -> None:
+    """List jobs, newest first, with their per-request counts.
+
+    \b
+    Example: polybatch list --limit 5 --json
+    Exit codes: 0 listed.
+    """
     ledger = open_ledger()
+    rows = ledger.list_jobs()
+    records: list[dict[str, Any]] = []
+    for row in rows[:limit] if limit else rows:
+        st = Job(row, ledger).status()  # per request, latest outcome (from the ledger)
+        records.append(
+            {
+                "job_id": row.id,
+                "created": datetime.fromtimestamp(row.created_at, UTC).isoformat(),
+                "provider": row.provider,
+                "model": row.model,
+                "requests": row.n_items,
+                "ok": st.succeeded,
+                "failed": st.failed,
+                "state": row.state,
+                "created_at": row.created_at,
+            }
+        )
+    if as_json:
+        echo_json([{k: v for k, v in r.items() if k != "created_at"} for r in records])
+        return
     t = PrettyTable()
     t.field_names = ["job", "created", "provider:model", "requests", "ok", "failed", "state"]
-    for row in ledger.list_jobs()[:limit]:
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at))
-        st = Job(row, ledger).status()  # per request, latest outcome (from the ledger)
+    for r in records:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
         t.add_row(
             [
-                row.id,
+                r["job_id"],
                 created,
-                f"{row.provider}:{row.model}",
-                row.n_items,
-                st.succeeded,
-                st.failed,
-                row.state,
+                f"{r['provider']}:{r['model']}",
+                r["requests"],
+                r["ok"],
+                r["failed"],
+                r["state"],
             ]
         )
     click.echo(t.get_string())

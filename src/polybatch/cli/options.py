@@ -37,7 +37,7 @@ PROFILE_OPTION = click.option(
     "-p", "--profile", help="A profile from polybatch.toml (or POLYBATCH_PROFILE)."
 )
 #: flags that are not the field's name spelled with dashes
-FLAGS: dict[str, tuple[str, ...]] = {"model": ("-m", "--model"), "system_prompt": ("--system",)}
+FLAGS: dict[str, tuple[str, ...]] = {"model": ("-m", "--model")}
 
 
 def _scalar(annotation: Any) -> Any:

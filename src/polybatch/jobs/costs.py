@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal, Protocol
 
+from ..errors import ConfigError
 from ..pricing import Cost, PriceRegistry, UsageRecord, cost_of, price_registry, render_table
 from ..pricing import usage_rows as _usage_rows
+from ..pricing.tables import GROUP_KEYS, GroupKey
 from .files import JobFiles, ensure_final
 from .ledger import FINAL_STATES, JobRow, Ledger, open_ledger
 from .tally import final_tally
@@ -131,6 +133,24 @@ def _group_key(record: UsageRecord, registry: PriceRegistry, by: Sequence[str]) 
     return tuple(values.get(k, "") for k in by)
 
 
+#: the names ``by`` accepts, as the CLI's ``--by`` spells them, and the key each one groups by
+GROUP_NAMES: dict[str, GroupKey] = {("job" if key == "job_id" else key): key for key in GROUP_KEYS}
+
+
+def group_keys(by: Sequence[str] | str) -> list[GroupKey]:
+    """``by`` (names or one comma-separated string: ``"provider,job"``) as the table's keys.
+
+    ``job`` (the CLI's name) and ``job_id`` are the same key. Anything else is a ConfigError
+    naming the choices."""
+    names = [n.strip() for n in (by.split(",") if isinstance(by, str) else by) if n.strip()]
+    aliases: dict[str, GroupKey] = {**GROUP_NAMES, "job_id": "job_id"}
+    unknown = [n for n in names if n not in aliases]
+    if unknown or not names:
+        shown = ", ".join(repr(n) for n in unknown) or "nothing"
+        raise ConfigError(f"cannot group by {shown}; choose from {', '.join(GROUP_NAMES)}")
+    return [aliases[n] for n in names]
+
+
 def usage_table(
     jobs: Sequence[JobRef] | None = None,
     *,
@@ -143,8 +163,9 @@ def usage_table(
     """A usage and cost table over ``jobs`` (default: every finished job in the ledger).
 
     Built from the jobs' tallies in the ledger (see :func:`weighted_records`): its time and
-    memory do not grow with the number of results.
+    memory do not grow with the number of results. ``by``: any of provider, model, job, date.
     """
+    by = group_keys(by)
     if jobs is None:
         ledger = open_ledger()
         since_ts = datetime.combine(since, datetime.min.time(), UTC).timestamp() if since else None
@@ -167,7 +188,7 @@ def usage_table(
                     (ok if record.ok else failed)[_group_key(record, reg, by)] += n
                     yield record
 
-        rows = _usage_rows(records(), reg, by=by)  # type: ignore[arg-type]
+        rows = _usage_rows(records(), reg, by=by)
     for row in rows:
         if row.total:
             row.requests_ok, row.requests_failed = ok.total(), failed.total()

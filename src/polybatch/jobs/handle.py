@@ -120,13 +120,7 @@ class Job:
     ) -> Job:
         """Open an existing job by id (or unique id prefix), from any process."""
         ledger = open_ledger(home)
-        row = ledger.get_job(job_id)
-        if row is None:
-            matches = ledger.find_jobs(job_id)
-            if len(matches) != 1:
-                why = "no job" if not matches else f"{len(matches)} jobs"
-                raise JobError(f"{why} matching {job_id!r} in {ledger.path}")
-            row = matches[0]
+        row = ledger.job_by_prefix(job_id)
         if provider is None:
             provider = remembered(row.id)
         if provider is None or api_key or base_url:

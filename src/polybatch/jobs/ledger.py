@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel
 
 from .. import config as _config
+from ..errors import ConfigError, JobError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -273,6 +274,23 @@ class Ledger:
         )
         return [_job(r) for r in rows]
 
+    def job_by_prefix(self, job_id: str) -> JobRow:
+        """The job ``job_id`` names, in full or by a unique prefix; a JobError saying there is
+        none, or listing the jobs an ambiguous prefix matches."""
+        row = self.get_job(job_id)
+        if row is not None:
+            return row
+        matches = self.find_jobs(job_id)
+        if not matches:
+            raise JobError(f"no job matching {job_id!r} in {self.path}")
+        if len(matches) > 1:
+            shown = ", ".join(m.id for m in matches[:10])
+            more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+            raise JobError(
+                f"{len(matches)} jobs match {job_id!r}: {shown}{more}; give more of the id"
+            )
+        return matches[0]
+
     def list_jobs(self, *, since: float | None = None) -> list[JobRow]:
         """All jobs, newest first."""
         rows = self._conn().execute(
@@ -371,6 +389,10 @@ def _job(row: sqlite3.Row) -> JobRow:
     return JobRow(**data)
 
 
-def open_ledger(home: Path | None = None) -> Ledger:
-    """The ledger under ``home`` (default: ``polybatch.config.home()``)."""
-    return Ledger((home or _config.home()) / "ledger.sqlite3")
+def open_ledger(home: str | os.PathLike[str] | None = None) -> Ledger:
+    """The ledger under ``home`` (a path or a string; default: ``polybatch.config.home()``)."""
+    if home is None:
+        return Ledger(_config.home() / "ledger.sqlite3")
+    if not isinstance(home, str | os.PathLike):
+        raise ConfigError(f"home: expected a path or a string, got {type(home).__name__} {home!r}")
+    return Ledger(Path(home) / "ledger.sqlite3")

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from .. import config as _config
 from ..config import JobOptions, RequestDefaults
-from ..errors import PricingError, UnknownProviderError
+from ..errors import ConfigError, PricingError, UnknownProviderError
 from ..inputs import coerce_items, read_numbered_items
 from ..items import BatchItem
 from ..plugins import get_registry
@@ -143,6 +143,11 @@ def submit(
     ``SandboxServer`` to point the provider at. Nothing is submitted if any item is invalid.
     With ``start=False`` the job is planned and recorded only; ``wait()`` or ``step()`` sends it.
     """
+    if sandbox is not None and not hasattr(sandbox, "url"):
+        raise ConfigError(
+            f"sandbox={sandbox!r}: pass a running polybatch.sandbox.SandboxServer "
+            "(with SandboxServer(SandboxEngine()) as server: submit(..., sandbox=server))"
+        )
     request, opts = request_and_options(defaults, options, keywords)
     resolved = _config.resolve(
         model=model,

@@ -48,7 +48,9 @@ def price_registry(
             user_prices=cfg.prices or None,
             base_dir=path.parent if path else None,
             config_file=path,
-            known_providers=get_registry().providers(),
+            # checking the user's rows needs every provider's name (which loads every plugin):
+            # only when there are user rows, so a plain job imports its own provider's SDK only
+            known_providers=get_registry().providers() if cfg.prices or price_file else None,
         )
     return _registry_cache[key]
 

@@ -7,16 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from polybatch.hookspecs import hookimpl
-
-from .provider import AnthropicProvider
+from polybatch.plugins import LazyProvider
 
 PRICES = Path(__file__).parent / "prices.toml"
 
+#: registered by import path: loading the plugin does not import the SDK (checked against the
+#: class by tests/test_lazy_plugins.py)
+ANTHROPIC = LazyProvider(
+    "anthropic",
+    "polybatch_anthropic.provider:AnthropicProvider",
+    credential_env=("ANTHROPIC_API_KEY",),
+    max_requests=100_000,
+    max_bytes=268_435_456,
+)
+
 
 @hookimpl
-def register_providers(register: Callable[[type[Any]], None]) -> None:
+def register_providers(register: Callable[[Any], None]) -> None:
     """Register :class:`AnthropicProvider`."""
-    register(AnthropicProvider)
+    register(ANTHROPIC)
 
 
 @hookimpl

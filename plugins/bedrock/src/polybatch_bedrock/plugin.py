@@ -7,16 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from polybatch.hookspecs import hookimpl
-
-from .provider import BedrockProvider
+from polybatch.plugins import LazyProvider
 
 PRICES = Path(__file__).parent / "prices.toml"
 
+#: registered by import path: loading the plugin does not import the SDK (checked against the
+#: class by tests/test_lazy_plugins.py)
+BEDROCK = LazyProvider(
+    "bedrock",
+    "polybatch_bedrock.provider:BedrockProvider",
+    credential_env=("AWS_ACCESS_KEY_ID", "AWS_PROFILE"),
+    max_requests=50_000,
+    max_bytes=1_000_000_000,
+)
+
 
 @hookimpl
-def register_providers(register: Callable[[type[Any]], None]) -> None:
+def register_providers(register: Callable[[Any], None]) -> None:
     """Register :class:`BedrockProvider`."""
-    register(BedrockProvider)
+    register(BEDROCK)
 
 
 @hookimpl

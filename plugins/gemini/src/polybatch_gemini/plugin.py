@@ -7,16 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from polybatch.hookspecs import hookimpl
-
-from .provider import GeminiProvider
+from polybatch.plugins import LazyProvider
 
 PRICES = Path(__file__).parent / "prices.toml"
 
+#: registered by import path: loading the plugin does not import the SDK (checked against the
+#: class by tests/test_lazy_plugins.py)
+GEMINI = LazyProvider(
+    "gemini",
+    "polybatch_gemini.provider:GeminiProvider",
+    credential_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    max_requests=100_000,
+    max_bytes=2_147_483_648,
+)
+
 
 @hookimpl
-def register_providers(register: Callable[[type[Any]], None]) -> None:
+def register_providers(register: Callable[[Any], None]) -> None:
     """Register :class:`GeminiProvider`."""
-    register(GeminiProvider)
+    register(GEMINI)
 
 
 @hookimpl

@@ -7,16 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from polybatch.hookspecs import hookimpl
-
-from .provider import MistralProvider
+from polybatch.plugins import LazyProvider
 
 PRICES = Path(__file__).parent / "prices.toml"
 
+#: registered by import path: loading the plugin does not import the SDK (checked against the
+#: class by tests/test_lazy_plugins.py)
+MISTRAL = LazyProvider(
+    "mistral",
+    "polybatch_mistral.provider:MistralProvider",
+    credential_env=("MISTRAL_API_KEY",),
+    max_requests=1_000_000,
+    max_bytes=524_288_000,
+)
+
 
 @hookimpl
-def register_providers(register: Callable[[type[Any]], None]) -> None:
+def register_providers(register: Callable[[Any], None]) -> None:
     """Register the providers this plugin offers."""
-    register(MistralProvider)
+    register(MISTRAL)
 
 
 @hookimpl

@@ -1,6 +1,23 @@
 """polybatch openai plugin: OpenAI's and Azure OpenAI's Batch APIs through the official SDK, and their sandboxes."""
 
-from .azure import AzureProvider
-from .provider import OpenAIProvider
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .azure import AzureProvider
+    from .provider import OpenAIProvider
+
+#: imported on first access, so that loading the plugin (``polybatch --help``) imports no SDK
+_LAZY = {"AzureProvider": "azure", "OpenAIProvider": "provider"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["AzureProvider", "OpenAIProvider"]

@@ -7,13 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from polybatch.hookspecs import hookimpl
+from polybatch.plugins import LazyProvider
 
-from .provider import OpenRouterProvider
+#: registered by import path: loading the plugin does not import the SDK (checked against the
+#: class by tests/test_lazy_plugins.py)
+OPENROUTER = LazyProvider(
+    "openrouter",
+    "polybatch_openrouter.provider:OpenRouterProvider",
+    credential_env=("OPENROUTER_API_KEY",),
+    max_requests=5_000,
+    max_bytes=199_934_464,
+)
 
 
 @hookimpl
-def register_providers(register: Callable[[type[Any]], None]) -> None:
-    register(OpenRouterProvider)
+def register_providers(register: Callable[[Any], None]) -> None:
+    register(OPENROUTER)
 
 
 @hookimpl

@@ -64,6 +64,7 @@ from polybatch.sdk import connection, failure, http
 from polybatch_gemini.provider import GeminiProvider
 
 from . import codec
+from . import credentials as _credentials
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -202,16 +203,9 @@ class VertexProvider(GeminiProvider):
     @classmethod
     def credentials_present(cls, env: Mapping[str, str] | None = None) -> bool:
         """A token or key file in the environment, or gcloud's application-default login."""
-        env = os.environ if env is None else env
         if super().credentials_present(env):
             return True
-        default = (
-            Path(env.get("APPDATA", "")) / "gcloud"
-            if os.name == "nt"
-            else Path.home() / ".config" / "gcloud"
-        )
-        config = Path(env["CLOUDSDK_CONFIG"]) if env.get("CLOUDSDK_CONFIG") else default
-        return (config / "application_default_credentials.json").is_file()
+        return _credentials.credentials_present(env)
 
     @property
     def key_env(self) -> str | None:

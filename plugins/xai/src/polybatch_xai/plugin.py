@@ -7,13 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from polybatch.hookspecs import hookimpl
+from polybatch.plugins import LazyProvider
 
-from .provider import XAIProvider
+#: registered by import path: loading the plugin does not import the SDK (checked against the
+#: class by tests/test_lazy_plugins.py)
+XAI = LazyProvider(
+    "xai",
+    "polybatch_xai.provider:XAIProvider",
+    credential_env=("XAI_API_KEY",),
+    max_requests=100_000,
+    max_bytes=209_715_200,
+)
 
 
 @hookimpl
-def register_providers(register: Callable[[type[Any]], None]) -> None:
-    register(XAIProvider)
+def register_providers(register: Callable[[Any], None]) -> None:
+    register(XAI)
 
 
 @hookimpl
