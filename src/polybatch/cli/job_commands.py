@@ -10,9 +10,10 @@ from typing import Any
 import click
 from prettytable import PrettyTable
 
-from ..jobs import Job
+from ..errors import JobBusyError
+from ..jobs import Job, lease
 from ..jobs.files import private_fd
-from ..jobs.ledger import open_ledger
+from ..jobs.ledger import ReadOnlyLedgerError, open_ledger
 from ..report import openai_output_line
 from .common import job_options, maybe_sandbox, print_estimate, print_outcome, submit_from_cli
 
@@ -41,8 +42,11 @@ def run(
     input_path: Path,
     **kw: Any,
 ) -> None:
-    """Submit INPUT, wait for it, write results and print a usage table."""
-    with maybe_sandbox(sandbox, sandbox_rate or None) as server:
+    """Submit INPUT, wait for it, write results and print a usage table.
+
+    Exit code 2, nothing sent, while another live process runs the same job."""
+    # the job's lease is held from planning to the end, with no gap another process could take
+    with maybe_sandbox(sandbox, sandbox_rate or None) as server, lease.keeping():
         job = submit_from_cli(input_path, server, **kw)
         click.echo(
             f"job {job.id}: {job.status().total} requests, {len(job.chunks())} batch(es) on {job.provider_name}:{job.model}",
@@ -87,7 +91,10 @@ def status(job_id: str, refresh: bool) -> None:
     """Show the state of JOB_ID and of its provider batches."""
     job = Job.load(job_id)
     if refresh:
-        job.step()
+        try:
+            job.step()
+        except (JobBusyError, ReadOnlyLedgerError) as exc:  # show the ledger as it has it
+            click.echo(f"{exc}: not polling, showing the ledger", err=True)
     st = job.status()
     click.echo(
         f"job {st.job_id}: {st.state} on {st.provider}:{st.model}; {st.total} requests, {st.succeeded} ok, {st.failed} failed"

@@ -12,13 +12,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
 from .. import config as _config
+from ..errors import JobError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     tally TEXT,
     PRIMARY KEY (job_id, idx)
 );
+-- added after the first release: IF NOT EXISTS adds it to an older ledger when it is opened
 CREATE TABLE IF NOT EXISTS job_tallies (
     job_id TEXT NOT NULL,
     round INTEGER NOT NULL,
@@ -71,6 +73,15 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS events_job ON events(job_id);
+-- one job, one owner (see lease.py); added in 0.3, to an older ledger on open as above
+CREATE TABLE IF NOT EXISTS leases (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
 #: a job: planned -> running -> completed, or -> cancelling -> cancelled
@@ -136,9 +147,18 @@ class ChunkRow(BaseModel):
     tally: str | None = None
 
 
+def private_dir(path: Path) -> Path:
+    """Create the directory ``path`` (if needed) usable by its owner only (0700); missing
+    parents are created too, with the default mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    return path
+
+
 def _private_file(path: Path) -> None:
     """Create ``path`` (if needed) readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
@@ -170,13 +190,38 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             delay = min(delay * 2, 0.2)
 
 
+def writable(path: Path) -> bool:
+    """Whether a ledger at ``path`` can be written: its directory (journal files live there) and
+    the file itself, if it exists."""
+    directory = path.parent if path.parent.exists() else None
+    if directory is None:
+        return True  # created on open
+    if not os.access(directory, os.W_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
+class ReadOnlyLedgerError(JobError):
+    """A command that writes to the ledger, on a ledger polybatch may only read."""
+
+
 class Ledger:
-    """A SQLite ledger. Safe to share between threads of one process; WAL for other processes."""
+    """A SQLite ledger. Safe to share between threads of one process; WAL for other processes.
+
+    Where the ledger cannot be written (a read-only POLYBATCH_HOME), it opens read-only: reading
+    jobs works (``list``, ``status --no-refresh``, ``results``, ``usage``), and anything that
+    writes raises :class:`ReadOnlyLedgerError`, one line naming the ledger.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        _private_file(self.path)
         self._local = threading.local()
+        #: True when opened read-only (nothing is created, migrated or written)
+        self.readonly = self.path.exists() and not writable(self.path)
+        if self.readonly:
+            self._conn()
+            return
+        _private_file(self.path)
         # executescript manages its own transaction (it commits first), so it runs outside _tx
         self._conn().executescript(SCHEMA)
         self._migrate()
@@ -195,6 +240,9 @@ class Ledger:
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None and self.readonly:
+            conn = _open_readonly(self.path)
+            self._local.conn = conn
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -203,8 +251,17 @@ class Ledger:
             self._local.conn = conn
         return conn
 
+    def require_writable(self) -> None:
+        """Raise ReadOnlyLedgerError if this ledger was opened read-only."""
+        if self.readonly:
+            raise ReadOnlyLedgerError(
+                f"{self.path} is read-only: this command writes to the ledger "
+                "(list, status --no-refresh, results and usage only read it)"
+            )
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.require_writable()
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -339,6 +396,27 @@ class Ledger:
             "SELECT ts, chunk, kind, detail FROM events WHERE job_id = ? ORDER BY rowid", (job_id,)
         )
         return [dict(r) for r in rows]
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection (``mode=ro``). A WAL ledger whose directory is read-only, with
+    no ``-shm`` file left, cannot even be read that way (SQLite would create the file), so it is
+    then opened ``immutable``: nothing can change it while its directory stays read-only."""
+    uri = path.resolve().as_uri()
+    for query in ("mode=ro", "mode=ro&immutable=1"):
+        conn = sqlite3.connect(
+            f"{uri}?{query}", uri=True, timeout=LOCK_WAIT_SECONDS, isolation_level=None
+        )
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            if "immutable" in query:
+                raise
+            continue
+        return conn
+    raise AssertionError("unreachable")
 
 
 def _job(row: sqlite3.Row) -> JobRow:
