@@ -138,3 +138,18 @@ def test_an_older_ledger_gets_the_leases_table_on_open(tmp_path: Path) -> None:
     db.commit()
     db.close()
     assert lease.acquire(Ledger(path), "j1").job_id == "j1"
+
+
+def test_an_exited_but_unreaped_holder_is_dead(ledger: Ledger) -> None:
+    child = subprocess.Popen(["true"])  # a test that SIGKILLs a run and resumes before reaping it
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].startswith(" Z"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not lease.pid_alive(child.pid)
+        put(ledger, "j1", "killed", child.pid, lease.host(), time.time() + 60)
+        assert lease.acquire(ledger, "j1").owner == lease.token()
+    finally:
+        child.wait()
+    assert lease.pid_alive(os.getpid())

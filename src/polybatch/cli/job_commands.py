@@ -150,6 +150,11 @@ def results(job_id: str, output: Path | None, failed: bool, fmt: str) -> None:
 def retry(job_id: str, rounds: int, no_progress: bool) -> None:
     """Resubmit the retryable failures of a finished JOB_ID and wait for them."""
     job = Job.load(job_id)
+    with lease.keeping():  # one hold from planning the retry round to its end
+        _retry(job, rounds, no_progress)
+
+
+def _retry(job: Job, rounds: int, no_progress: bool) -> None:
     if not job.retry(rounds):
         click.echo(f"job {job.id}: nothing to retry")
         return
