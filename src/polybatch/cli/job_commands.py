@@ -12,8 +12,9 @@ from prettytable import PrettyTable
 
 from ..errors import JobBusyError
 from ..jobs import Job, lease
+from ..jobs.access import ReadOnlyLedgerError
 from ..jobs.files import private_fd
-from ..jobs.ledger import ReadOnlyLedgerError, open_ledger
+from ..jobs.ledger import open_ledger
 from ..report import openai_output_line
 from .common import job_options, maybe_sandbox, print_estimate, print_outcome, submit_from_cli
 

@@ -27,7 +27,8 @@ from typing import overload
 
 from ..errors import JobError
 from ..items import BatchItem, BatchResult
-from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger, private_dir
+from .access import private_dir
+from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
 from .planner import ITEMS_FILE
 
 

@@ -12,14 +12,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
 from .. import config as _config
-from ..errors import JobError
+from .access import ReadOnlyLedgerError, open_readonly, private_dir, writable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -147,15 +147,6 @@ class ChunkRow(BaseModel):
     tally: str | None = None
 
 
-def private_dir(path: Path) -> Path:
-    """Create the directory ``path`` (if needed) usable by its owner only (0700); missing
-    parents are created too, with the default mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    return path
-
-
 def _private_file(path: Path) -> None:
     """Create ``path`` (if needed) readable by its owner only."""
     private_dir(path.parent)
@@ -188,21 +179,6 @@ def _use_wal(conn: sqlite3.Connection) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
-
-
-def writable(path: Path) -> bool:
-    """Whether a ledger at ``path`` can be written: its directory (journal files live there) and
-    the file itself, if it exists."""
-    directory = path.parent if path.parent.exists() else None
-    if directory is None:
-        return True  # created on open
-    if not os.access(directory, os.W_OK):
-        return False
-    return not path.exists() or os.access(path, os.W_OK)
-
-
-class ReadOnlyLedgerError(JobError):
-    """A command that writes to the ledger, on a ledger polybatch may only read."""
 
 
 class Ledger:
@@ -241,7 +217,7 @@ class Ledger:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None and self.readonly:
-            conn = _open_readonly(self.path)
+            conn = open_readonly(self.path, LOCK_WAIT_SECONDS)
             self._local.conn = conn
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
@@ -396,27 +372,6 @@ class Ledger:
             "SELECT ts, chunk, kind, detail FROM events WHERE job_id = ? ORDER BY rowid", (job_id,)
         )
         return [dict(r) for r in rows]
-
-
-def _open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection (``mode=ro``). A WAL ledger whose directory is read-only, with
-    no ``-shm`` file left, cannot even be read that way (SQLite would create the file), so it is
-    then opened ``immutable``: nothing can change it while its directory stays read-only."""
-    uri = path.resolve().as_uri()
-    for query in ("mode=ro", "mode=ro&immutable=1"):
-        conn = sqlite3.connect(
-            f"{uri}?{query}", uri=True, timeout=LOCK_WAIT_SECONDS, isolation_level=None
-        )
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError:
-            conn.close()
-            if "immutable" in query:
-                raise
-            continue
-        return conn
-    raise AssertionError("unreachable")
 
 
 def _job(row: sqlite3.Row) -> JobRow:

@@ -21,8 +21,8 @@ from typing import Any
 from ..errors import InputError, ItemValidationError, PolybatchError
 from ..items import BatchItem, Message, OutputCheck, json_problem
 from ..providers import BatchProvider
+from .access import private_dir
 from .lease import host, pid_alive
-from .ledger import private_dir
 
 ITEMS_FILE = "items.jsonl"
 

@@ -27,11 +27,12 @@ from ..plugins import get_registry
 from ..pricing import Estimate, Estimator, check_budget, estimator
 from ..providers import BatchProvider
 from . import lease
+from .access import private_dir
 from .clients import make_provider, public_settings, remember
 from .driver import DEFAULT_MAX_IN_FLIGHT, planned_rows
 from .files import JobFiles, ResultList, jobs_dir
 from .handle import Job
-from .ledger import JobRow, Ledger, open_ledger, private_dir
+from .ledger import JobRow, Ledger, open_ledger
 from .planner import ITEMS_FILE, Plan, plan_job
 
 log = logging.getLogger("polybatch")
