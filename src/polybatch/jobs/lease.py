@@ -192,15 +192,13 @@ class _Keeper:
                 self._start()
             else:
                 if not renew(entry[0], job_id):
-                    lost = holder(entry[0], job_id)
-                    del self.held[key]
-                    raise (
-                        busy_error(lost)
-                        if lost
-                        else JobBusyError(
-                            f"job {job_id}: this process lost its lease", job_id=job_id
-                        )
-                    )
+                    # lost meanwhile (suspended past the expiry, say): taken again if nobody
+                    # live has it, else JobBusyError and this process lets go
+                    try:
+                        acquire(entry[0], job_id)
+                    except JobBusyError:
+                        del self.held[key]
+                        raise
                 self.held[key] = (entry[0], entry[1] + 1)
 
     def let_go(self, ledger: Ledger, job_id: str) -> None:
