@@ -17,6 +17,7 @@
     |   +-- PriceNotFoundError
     +-- PluginError                 a plugin is broken or two plugins clash
     +-- JobError                    a job cannot be found or continued
+        +-- JobBusyError            another live process holds the job's lease (exit code 2)
 
 Provider SDK exceptions are translated once, at the adapter boundary, with ``raise ... from``
 (:class:`polybatch.sdk.SDKProvider` holds the table). Per-item failures are data on
@@ -189,3 +190,21 @@ def api_error_message(body: Any) -> str | None:
     if isinstance(error, str) and error:
         return error
     return None
+
+
+class JobBusyError(JobError):
+    """Another live process owns the job (holds its lease in the ledger): this one must not
+    submit, poll, collect or cancel it. ``pid`` and ``host`` name the holder."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str | None = None,
+        pid: int | None = None,
+        host: str | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.pid = pid
+        self.host = host
+        super().__init__(message)

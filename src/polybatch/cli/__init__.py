@@ -7,6 +7,7 @@ the options and printouts they share. This module builds the group and turns err
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -71,11 +72,27 @@ def main() -> None:
     except PolybatchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        click.echo(f"error: {os_error_line(exc)}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo(
             "interrupted: the job is in the ledger; `polybatch resume JOB` continues it", err=True
         )
         sys.exit(130)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an error of the machine (a full disk, a directory one may not write)."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on device{where}; nothing partial is kept: free some space, then "
+            "run the same command again or `polybatch resume JOB` (the job is in the ledger)"
+        )
+    return f"{exc.strerror or exc}{where}"
 
 
 __all__ = ["cli", "main", "setup_logging"]

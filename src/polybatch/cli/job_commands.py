@@ -12,7 +12,9 @@ from typing import Any
 import click
 from prettytable import PrettyTable
 
-from ..jobs import Job
+from ..errors import JobBusyError
+from ..jobs import Job, lease
+from ..jobs.access import ReadOnlyLedgerError
 from ..jobs.files import private_fd
 from ..jobs.ledger import FINAL_STATES, open_ledger
 from ..report import openai_output_line
@@ -60,11 +62,13 @@ def run(
     \b
     Example: polybatch run requests.jsonl -m openai:gpt-4o-mini -o results.jsonl
     Exit codes: 0 finished (failed requests are in the results), 2 bad input or
-    configuration (nothing was sent), 1 a provider refused, 130 interrupted (resume it).
+    configuration (nothing was sent) or another live process runs the same job, 1 a
+    provider refused, 130 interrupted (resume it).
     """
     provider = chosen_provider(kw) if sandbox else None
-    with maybe_sandbox(sandbox, sandbox_rate or None, provider) as server:
-        # planned and recorded, nothing sent yet: the estimate is read before anything is
+    # the job's lease is held from planning to the end, with no gap another process could take
+    with maybe_sandbox(sandbox, sandbox_rate or None, provider) as server, lease.keeping():
+        # planned and recorded, nothing sent yet: the estimate is printed before anything is sent
         job = submit_from_cli(input_path, server, start=False, **kw)
         print_estimate(job)
         click.echo(
@@ -129,7 +133,10 @@ def status(job_id: str, refresh: bool, as_json: bool) -> None:
     """
     job = Job.load(job_id)
     if refresh:
-        job.step()
+        try:
+            job.step()
+        except (JobBusyError, ReadOnlyLedgerError) as exc:  # show the ledger as it has it
+            click.echo(f"{exc}: not polling, showing the ledger", err=True)
     st = job.status()
     chunks = []
     for c in job.chunks():
@@ -232,6 +239,11 @@ def retry(job_id: str, rounds: int, no_progress: bool) -> None:
     configuration (nothing was sent), 1 a provider refused, 130 interrupted (resume it).
     """
     job = Job.load(job_id)
+    with lease.keeping():  # one hold from planning the retry round to its end
+        _retry(job, rounds, no_progress)
+
+
+def _retry(job: Job, rounds: int, no_progress: bool) -> None:
     if not job.retry(rounds):
         click.echo(f"job {job.id}: nothing to retry")
         return

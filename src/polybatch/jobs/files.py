@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -26,13 +27,14 @@ from typing import overload
 
 from ..errors import JobError
 from ..items import BatchItem, BatchResult
+from .access import private_dir
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
 from .planner import ITEMS_FILE
 
 
 def private_fd(path: Path, *, readable: bool = False) -> int:
     """Open ``path`` for writing, owner-only (results may hold sensitive model output)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     mode = os.O_RDWR if readable else os.O_WRONLY
     return os.open(path, mode | os.O_CREAT | os.O_TRUNC, 0o600)
 
@@ -112,7 +114,7 @@ class JobFiles:
         if dest.exists():
             return False
         tmp = dest.with_name(dest.name + ".part")
-        with os.fdopen(private_fd(tmp), "w", encoding="utf-8") as out:
+        with _removed_on_error(tmp), os.fdopen(private_fd(tmp), "w", encoding="utf-8") as out:
             fresh = self._round_in_order(round_, chunks)
             if round_ == 0:
                 for line in fresh:
@@ -240,7 +242,18 @@ def _bounds(s: slice) -> tuple[int | None, int | None, int | None]:
 def copy_private(src: Path, dest: Path) -> Path:
     """Copy ``src`` to ``dest`` atomically, owner-only."""
     tmp = dest.with_name(dest.name + ".part")
-    with src.open("rb") as fh, os.fdopen(private_fd(tmp), "wb") as out:
+    with _removed_on_error(tmp), src.open("rb") as fh, os.fdopen(private_fd(tmp), "wb") as out:
         shutil.copyfileobj(fh, out)
     tmp.replace(dest)
     return dest
+
+
+@contextmanager
+def _removed_on_error(tmp: Path) -> Iterator[None]:
+    """Delete the temporary file ``tmp`` if writing it fails (a full disk, say): no ``.part``
+    file is left behind; the next attempt writes it again from the start."""
+    try:
+        yield
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -26,7 +26,7 @@ from ..errors import ConfigError, JobError
 from ..items import BatchItem, BatchResult, Usage, result_status
 from ..pricing import Cost
 from ..providers import BatchProvider
-from . import costs
+from . import costs, lease
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
 from .files import ResultList, copy_private, ensure_final
@@ -210,9 +210,13 @@ class Job:
         return portal.run(self.astep())
 
     async def astep(self) -> float | None:
-        """:meth:`step` on the caller's event loop."""
+        """:meth:`step` on the caller's event loop.
+
+        The step holds the job's lease (:mod:`.lease`): JobBusyError, and nothing sent, while
+        another live process owns the job."""
         self._driver.max_transient_failures = self.max_transient_failures
-        return await self._driver.astep()
+        with lease.owning(self.ledger, self.id):
+            return await self._driver.astep()
 
     def wait(
         self,
@@ -237,7 +241,20 @@ class Job:
         poll_min: float | None = None,
         poll_max: float | None = None,
     ) -> Job:
-        """:meth:`wait` on the caller's event loop (polls without blocking it)."""
+        """:meth:`wait` on the caller's event loop (polls without blocking it).
+
+        The job's lease is held throughout, between the polls too (JobBusyError at once if
+        another live process owns the job)."""
+        with lease.owning(self.ledger, self.id):
+            return await self._await_done(progress, timeout, poll_min, poll_max)
+
+    async def _await_done(
+        self,
+        progress: bool,
+        timeout: float | None,
+        poll_min: float | None,
+        poll_max: float | None,
+    ) -> Job:
         poll_min = (
             poll_min if poll_min is not None else float(self.options.get("poll_min", POLL_MIN))
         )
@@ -349,7 +366,12 @@ class Job:
 
         Only requests that expired, were cancelled or failed transiently are sent again;
         permanent errors (an invalid request) keep their result. Call ``wait()`` afterwards.
+        JobBusyError while another live process owns the job.
         """
+        with lease.owning(self.ledger, self.id):
+            return self._retry(rounds)
+
+    def _retry(self, rounds: int) -> bool:
         self._refresh()
         if self._row.state != "completed":
             raise JobError(
@@ -397,9 +419,11 @@ class Job:
         portal.run(self.acancel())
 
     async def acancel(self) -> None:
-        """:meth:`cancel` on the caller's event loop."""
+        """:meth:`cancel` on the caller's event loop (JobBusyError while another live process
+        owns the job: cancel it there, or once it has stopped)."""
         try:
-            await self._driver.acancel()
+            with lease.owning(self.ledger, self.id):
+                await self._driver.acancel()
         finally:
             await self._release_client()
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from .. import config as _config
 from ..errors import ConfigError, JobError
+from .access import ReadOnlyLedgerError, open_readonly, private_dir, writable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -58,6 +59,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     tally TEXT,
     PRIMARY KEY (job_id, idx)
 );
+-- added after the first release: IF NOT EXISTS adds it to an older ledger when it is opened
 CREATE TABLE IF NOT EXISTS job_tallies (
     job_id TEXT NOT NULL,
     round INTEGER NOT NULL,
@@ -72,6 +74,15 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS events_job ON events(job_id);
+-- one job, one owner (see lease.py); added in 0.3, to an older ledger on open as above
+CREATE TABLE IF NOT EXISTS leases (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
 #: a job: planned -> running -> completed, or -> cancelling -> cancelled
@@ -139,7 +150,7 @@ class ChunkRow(BaseModel):
 
 def _private_file(path: Path) -> None:
     """Create ``path`` (if needed) readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
@@ -172,12 +183,22 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 
 class Ledger:
-    """A SQLite ledger. Safe to share between threads of one process; WAL for other processes."""
+    """A SQLite ledger. Safe to share between threads of one process; WAL for other processes.
+
+    Where the ledger cannot be written (a read-only POLYBATCH_HOME), it opens read-only: reading
+    jobs works (``list``, ``status --no-refresh``, ``results``, ``usage``), and anything that
+    writes raises :class:`ReadOnlyLedgerError`, one line naming the ledger.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        _private_file(self.path)
         self._local = threading.local()
+        #: True when opened read-only (nothing is created, migrated or written)
+        self.readonly = self.path.exists() and not writable(self.path)
+        if self.readonly:
+            self._conn()
+            return
+        _private_file(self.path)
         # executescript manages its own transaction (it commits first), so it runs outside _tx
         self._conn().executescript(SCHEMA)
         self._migrate()
@@ -196,6 +217,9 @@ class Ledger:
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None and self.readonly:
+            conn = open_readonly(self.path, LOCK_WAIT_SECONDS)
+            self._local.conn = conn
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -204,8 +228,17 @@ class Ledger:
             self._local.conn = conn
         return conn
 
+    def require_writable(self) -> None:
+        """Raise ReadOnlyLedgerError if this ledger was opened read-only."""
+        if self.readonly:
+            raise ReadOnlyLedgerError(
+                f"{self.path} is read-only: this command writes to the ledger "
+                "(list, status --no-refresh, results and usage only read it)"
+            )
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.require_writable()
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:

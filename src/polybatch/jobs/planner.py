@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any
 from ..errors import InputError, ItemValidationError, PolybatchError
 from ..items import BatchItem, Message, OutputCheck, json_problem
 from ..providers import BatchProvider
+from .access import private_dir
+from .lease import host, pid_alive
 
 ITEMS_FILE = "items.jsonl"
 
@@ -118,6 +122,42 @@ def chunk_items_file(
     return chunker.chunks
 
 
+#: a planning process's staging files: ``plan-<pid>@<host>~<random>.jsonl`` and what is named
+#: after it (``.ids.sqlite3``, ``.wire-NNNN.jsonl``); from before 0.3: ``plan-<random>.jsonl``
+_STAGING = re.compile(r"^plan-(?:(?P<pid>\d+)@(?P<host>[^~/]+)~)?")
+#: staging files of the old naming (no pid) older than this are removed, seconds
+OLD_STAGING_SECONDS = 24 * 3600
+
+
+def staging_prefix() -> str:
+    """The name prefix of this process's staging files (its pid and host: see clean_staging)."""
+    return f"plan-{os.getpid()}@{host()}~"
+
+
+def clean_staging(staging_dir: Path) -> list[Path]:
+    """Delete staging files left by planning processes that are gone (killed mid-plan); the
+    files removed. A file of a live process, or of another host, stays."""
+    removed: list[Path] = []
+    here = host()
+    now = time.time()
+    for path in staging_dir.glob("plan-*"):
+        m = _STAGING.match(path.name)
+        if m is None or not path.is_file():
+            continue
+        try:
+            if m["pid"] is None:
+                gone = now - path.stat().st_mtime > OLD_STAGING_SECONDS
+            else:
+                pid = int(m["pid"])
+                gone = m["host"] == here and pid != os.getpid() and not pid_alive(pid)
+            if gone:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # another process cleaned it meanwhile
+            continue
+    return removed
+
+
 def apply_defaults(
     item: BatchItem, defaults: dict[str, Any], system_prompt: str | None
 ) -> BatchItem:
@@ -159,10 +199,12 @@ def plan_job(
     if problem is not None:
         raise InputError(problem[1], field="system_prompt")
     chunker = Chunker(provider, chunk_size)
-    staging_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="plan-", suffix=".jsonl", dir=staging_dir)
+    private_dir(staging_dir)
+    clean_staging(staging_dir)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(), suffix=".jsonl", dir=staging_dir)
     staging = Path(tmp)
     ids_db_path = staging.with_suffix(".ids.sqlite3")
+    os.close(os.open(ids_db_path, os.O_CREAT | os.O_WRONLY, 0o600))  # before sqlite makes it 0644
     digest = hashlib.sha256()
     digest.update(
         json.dumps(

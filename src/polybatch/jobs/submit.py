@@ -26,11 +26,13 @@ from ..items import BatchItem
 from ..plugins import get_registry
 from ..pricing import Estimate, Estimator, check_budget, estimator
 from ..providers import BatchProvider
+from . import lease
+from .access import private_dir
 from .clients import make_provider, public_settings, remember
 from .driver import DEFAULT_MAX_IN_FLIGHT, planned_rows
 from .files import JobFiles, ResultList, jobs_dir
 from .handle import Job
-from .ledger import JobRow, open_ledger
+from .ledger import JobRow, Ledger, open_ledger
 from .planner import ITEMS_FILE, Plan, plan_job
 
 log = logging.getLogger("polybatch")
@@ -181,6 +183,7 @@ def submit(
     provider.preflight()
 
     ledger = open_ledger(opts.home)
+    ledger.require_writable()  # before planning writes its staging files there
     public = public_settings(settings)
     estimator = _Estimating(provider)
     plan, src_path = plan_items(
@@ -191,16 +194,42 @@ def submit(
         identity={"settings": public},
         observe=estimator.add,
     )
+    try:
+        # one owner: while another live process records or steps this job, this one records and
+        # sends nothing (JobBusyError); the lease is held from the check to the first step
+        with lease.owning(ledger, plan.job_id):
+            job = _record(
+                plan, ledger, provider, cls, resolved, opts, estimator, public, src_path, sandbox
+            )
+            remember(job.id, provider)
+            if start and job._row.state == "planned":
+                job.step()
+    except BaseException:
+        plan.discard()  # what was not moved into the job's directory
+        raise
+    return job
+
+
+def _record(
+    plan: Plan,
+    ledger: Ledger,
+    provider: BatchProvider,
+    cls: type[BatchProvider],
+    resolved: _config.Resolved,
+    opts: JobOptions,
+    estimator: _Estimating,
+    public: dict[str, Any],
+    src_path: str | None,
+    sandbox: Any,
+) -> Job:
+    """The job ``plan`` becomes: the one already recorded (resumed), or a new one recorded now.
+    Called with the lease on ``plan.job_id`` held."""
     job_id = plan.job_id
     existing = ledger.get_job(job_id)
     if existing is not None and not opts.new:
         plan.discard()
         log.info("job %s exists: resuming it", job_id)
-        job = Job(existing, ledger, provider)
-        remember(job.id, provider)
-        if start and existing.state == "planned":
-            job.step()
-        return job
+        return Job(existing, ledger, provider)
     try:
         estimate = estimator.result(resolved.max_cost)
     except BaseException:
@@ -243,17 +272,13 @@ def submit(
         options=recorded,
     )
     files = JobFiles.of(ledger, row)
-    files.dir.mkdir(parents=True, exist_ok=True)
+    private_dir(files.dir)
     plan.staging_path.replace(files.items_path)
     for i, wire in enumerate(plan.wire_files):
         wire.replace(files.wire_path(i))
     chunks = planned_rows(job_id, plan.chunks, round_=0, items_file=ITEMS_FILE, first_idx=0)
     ledger.add_job(row, chunks)
-    job = Job(row, ledger, provider)
-    remember(job.id, provider)
-    if start:
-        job.step()
-    return job
+    return Job(row, ledger, provider)
 
 
 class _Estimating:

@@ -196,7 +196,8 @@ def chunk_tally(ledger: Ledger, row: JobRow, c: ChunkRow, days: dict[str, str]) 
     path = JobFiles.of(ledger, row).chunk_results(c.idx)
     with path.open("rb") as fh:
         tally = tally_lines(fh, row.provider, row.model, days, day_of(None, row.created_at))
-    ledger.update_chunk(row.id, c.idx, tally=tally.dumps())
+    if not ledger.readonly:  # kept for next time; a read-only ledger counts again
+        ledger.update_chunk(row.id, c.idx, tally=tally.dumps())
     return tally
 
 
@@ -214,7 +215,8 @@ def round_tally(ledger: Ledger, row: JobRow, round_: int, chunks: Iterable[Chunk
         tally = tally_lines(
             fh, row.provider, row.model, batch_days(row, chunks), day_of(None, row.created_at)
         )
-    ledger.set_job_tally(row.id, round_, tally.dumps())
+    if not ledger.readonly:
+        ledger.set_job_tally(row.id, round_, tally.dumps())
     return tally
 
 
