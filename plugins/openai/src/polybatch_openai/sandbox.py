@@ -583,4 +583,4 @@ def ended_before_running(batch: SandboxBatch) -> bool:
     cancelled = (
         batch.cancel_requested_at is not None and batch.cancel_requested_at < batch.started_at
     )
-    return cancelled or batch.expires_at <= batch.started_at
+    return cancelled or batch.expires_at < batch.started_at
