@@ -92,8 +92,10 @@ def test_lifecycle_in_strict_mode(sandbox: Sandbox) -> None:
         assert first.message.content[0].type == "text"
         listed = client.messages.batches.list()
         assert [b.id for b in listed.data] == [batch.id]
-        cancelled = client.messages.batches.cancel(batch.id)  # no effect once ended
-        assert cancelled.processing_status == "ended" and cancelled.cancel_initiated_at is None
+        with pytest.raises(anthropic.BadRequestError, match="invalid_request_error"):
+            client.messages.batches.cancel(batch.id)  # refused once ended, as the API does
+        unchanged = client.messages.batches.retrieve(batch.id)
+        assert unchanged.processing_status == "ended" and unchanged.cancel_initiated_at is None
         deleted = client.messages.batches.delete(batch.id)
         assert (deleted.id, deleted.type) == (batch.id, "message_batch_deleted")
         with pytest.raises(anthropic.NotFoundError):

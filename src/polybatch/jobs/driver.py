@@ -19,7 +19,8 @@ from typing import Any
 from ..errors import ProviderError
 from ..items import BatchResult, ItemError, OutputCheck
 from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, SubmittedBatch
-from . import adopt
+from . import adopt, lost
+from .cancel import cancel_all, leftover_label
 from .files import JobFiles, private_fd
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
 from .planner import PlannedChunk, chunk_items_file, iter_chunk_checks, iter_chunk_items
@@ -177,7 +178,10 @@ class JobDriver:
         try:
             st = await self.provider.apoll(c.batch_id)
         except ProviderError as exc:
-            self._transient(c, "polling", exc)
+            if lost.is_not_found(exc):  # gone at the provider: confirmed lost after a window
+                lost.on_not_found(self, c, exc)
+            else:
+                self._transient(c, "polling", exc)
             return None
         if not st.terminal:
             self.failures.pop(c.idx, None)
@@ -368,14 +372,10 @@ class JobDriver:
                         emit(check.apply(r) if check is not None else r)
                 finally:
                     await _aclose(stream)
-                missing = ItemError(
-                    code="missing_result",
-                    message="the provider returned no result for this request",
-                    retryable=True,
-                )
+                status, missing = leftover_label(st.state, any_result=bool(offsets))
                 for cid in ids:
                     if cid not in offsets:
-                        emit(self._synthetic(cid, "errored", missing, c))
+                        emit(self._synthetic(cid, status, missing, c))
             # results that came in item order (as many providers send them) are already in place
             in_order = all(a == b for a, b in zip(offsets, ids, strict=True))
             tmp = arrival if in_order else path.with_suffix(".part")
@@ -480,13 +480,11 @@ class JobDriver:
 
     # -- cancel -----------------------------------------------------------------------------
     async def acancel(self) -> None:
-        """Mark the job cancelling and cancel its in-flight batches (queued chunks never go)."""
+        """Mark the job cancelling and cancel every in-flight batch (queued chunks never go);
+        then take one step, which collects what has ended (see :mod:`.cancel`)."""
         self.refresh()
         if self.row.state in FINAL_STATES:
             return
         self.ledger.update_job(self.id, state="cancelling")
-        for c in self.chunks():
-            if c.state == "submitted" and c.batch_id:
-                await self.provider.acancel(c.batch_id)
-                self.ledger.update_chunk(self.id, c.idx, event="cancel-requested")
+        await cancel_all(self)
         self.refresh()

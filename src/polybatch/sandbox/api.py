@@ -194,12 +194,22 @@ class ProviderApi:
         return self.json(self.batch_view(found, request))
 
     async def cancel_batch(self, request: Request) -> Response:
-        """Start cancelling (idempotent; a no-op once the batch has ended)."""
+        """Start cancelling (idempotent; a no-op once the batch has ended, unless the vendor
+        refuses that: see :meth:`refuse_cancel`)."""
         found = self.batch_or_404(request)
         if isinstance(found, Response):
             return found
+        if found.ended_at(self.engine.now()) is not None:
+            refused = self.refuse_cancel(found)
+            if refused is not None:
+                return refused
         self.engine.cancel(found)
         return self.json(self.batch_view(found, request))
+
+    def refuse_cancel(self, batch: SandboxBatch) -> Response | None:
+        """The vendor's answer to cancelling a batch that has ended, or None to answer with the
+        batch as it is (a hook: OpenAI answers 409, Anthropic 400)."""
+        return None
 
     def next_attempts(self, custom_ids: Iterable[str]) -> list[int]:
         """How many batches carried each of ``custom_ids`` before (then count this one)."""

@@ -404,6 +404,12 @@ class SandboxEngine:
         """Live batches of a namespace, oldest first."""
         return [b for b in self.batches.values() if b.namespace == namespace and not b.deleted]
 
+    def forget(self, batch_id: str) -> None:
+        """Drop a batch as if it never existed (a provider that lost it, a restarted server, a
+        batch deleted by someone else): every route then answers the vendor's 404 for it."""
+        with self.lock:
+            self.batches.pop(batch_id.removeprefix("batches/"), None)
+
     def cancel(self, batch: SandboxBatch) -> None:
         """Record a cancel request (idempotent; no effect once the batch has ended)."""
         with self.lock:

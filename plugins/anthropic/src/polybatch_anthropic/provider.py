@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 import anthropic
 
 from polybatch import portal, wire
-from polybatch.errors import ItemValidationError
+from polybatch.errors import ItemValidationError, ProviderHTTPError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, RecentBatch, SubmittedBatch
 from polybatch.sdk import SDKProvider, connection, failure, http
@@ -165,10 +165,18 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
                 await stream.close()
 
     async def acancel(self, batch_id: str) -> None:
-        """Ask Anthropic to cancel; the batch goes through ``canceling`` to ``ended``."""
+        """Ask Anthropic to cancel; the batch goes through ``canceling`` to ``ended``.
+
+        Anthropic refuses to cancel a batch that has ended (400 ``invalid_request_error``):
+        that is no failure (the batch is checked to have ended), so cancelling is harmless.
+        """
         client = self.client
-        with self.sdk_errors(f"cancel batch {batch_id}"):
-            await client.messages.batches.cancel(batch_id)
+        try:
+            with self.sdk_errors(f"cancel batch {batch_id}"):
+                await client.messages.batches.cancel(batch_id)
+        except ProviderHTTPError as exc:
+            if exc.status_code != 400 or not (await self.apoll(batch_id)).terminal:
+                raise
 
     async def adelete(self, batch_id: str) -> None:
         """Delete an ended batch and its results (Anthropic refuses while it is processing)."""

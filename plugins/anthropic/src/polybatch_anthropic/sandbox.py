@@ -106,6 +106,15 @@ class AnthropicSandbox(ProviderApi):
     def not_found(self, what: str, ident: str) -> Response:
         return self.error(404, f"message batch {ident!r} not found", type="not_found_error")
 
+    def refuse_cancel(self, batch: SandboxBatch) -> Response | None:
+        """Anthropic answers a cancel of an ended batch with 400 ``invalid_request_error``
+        (the message wording is UNVERIFIED)."""
+        return self.error(
+            400,
+            f"Batch {batch.id} cannot be canceled: it has already ended.",
+            type="invalid_request_error",
+        )
+
     def presented_key(self, request: Request) -> str | None:
         # the SDK (2.x) sends "Authorization: Bearer"; docs and curl use "x-api-key": accept both
         return request.headers.get("x-api-key") or super().presented_key(request)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import openai
 
 from polybatch import wire
-from polybatch.errors import ProviderError
+from polybatch.errors import ProviderError, ProviderHTTPError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import (
     TERMINAL_STATES,
@@ -223,9 +223,17 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
                     yield result
 
     async def acancel(self, batch_id: str) -> None:
-        """Ask OpenAI to cancel; the batch moves through cancelling to cancelled."""
-        with self.sdk_errors(f"cancelling batch {batch_id}"):
-            await self.client.batches.cancel(batch_id)
+        """Ask OpenAI to cancel; the batch moves through cancelling to cancelled.
+
+        OpenAI refuses to cancel a batch that has ended (409): that is no failure (the batch is
+        checked to have ended), so cancelling is harmless.
+        """
+        try:
+            with self.sdk_errors(f"cancelling batch {batch_id}"):
+                await self.client.batches.cancel(batch_id)
+        except ProviderHTTPError as exc:
+            if exc.status_code != 409 or not (await self.apoll(batch_id)).terminal:
+                raise
 
     async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
         """The newest batch whose metadata holds all of ``metadata`` (crash recovery)."""

@@ -97,6 +97,15 @@ class OpenAIApi(FilesApi):
     def not_found(self, what: str, ident: str) -> Response:
         return self.error(404, f"No such {what}: '{ident}'", code=None, param="id")
 
+    def refuse_cancel(self, batch: SandboxBatch) -> Response | None:
+        """OpenAI answers a cancel of an ended batch with 409 (the status code is OpenAI's and
+        the openai SDK's ConflictError; the message wording is UNVERIFIED, taken from user
+        reports)."""
+        word = self.status_word(batch.state(self.now()))
+        return self.error(
+            409, f"Cannot cancel a batch with status '{word}'.", code=None, param=None
+        )
+
     def denied(self, request: Request, presented: str | None) -> Response:
         message = (
             "Incorrect API key provided."
@@ -355,6 +364,10 @@ class OpenAIApi(FilesApi):
     def write_files(self, batch: SandboxBatch, now: float) -> dict[str, Any]:
         """Write an ended batch's output and error files; their ids by batch-object key."""
         state = batch.state(now)
+        if ended_before_running(batch):
+            # cancelled or expired while still validating: nothing ran, and OpenAI leaves both
+            # file ids null (UNVERIFIED beyond user reports); the client labels the items
+            return {}
         leftover_code = {"cancelled": "batch_cancelled", "expired": "batch_expired"}.get(state)
         ok_lines: list[bytes] = []
         err_lines: list[bytes] = []
@@ -573,3 +586,11 @@ class CompatibleApi(OpenAIApi):
 def openai_routes(engine: SandboxEngine, *, namespace: str = NAMESPACE) -> list[BaseRoute]:
     """The OpenAI Files/Batches/Models routes over ``engine`` (mount them at ``/openai``)."""
     return OpenAIApi(engine, namespace).routes()
+
+
+def ended_before_running(batch: SandboxBatch) -> bool:
+    """Whether ``batch`` was cancelled or expired before its first request could run."""
+    cancelled = (
+        batch.cancel_requested_at is not None and batch.cancel_requested_at < batch.started_at
+    )
+    return cancelled or batch.expires_at < batch.started_at
