@@ -177,3 +177,38 @@ def test_a_cancel_refused_for_one_batch_still_cancels_the_others_and_says_which(
         job.cancel()
     engine = sandbox.engine
     assert [engine.batches[b].cancel_requested_at is not None for b in ids] == [True, False, True]
+
+
+def test_a_transient_failure_of_a_cancel_is_tried_again(
+    polybatch_sandbox: Callable[..., Sandbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancels go through the job path's transient-failure policy (issue #15 item 2): a batch
+    whose cancel fails with a 503 beyond the SDK's own retries is tried again, not reported."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from polybatch.jobs import cancel
+    from polybatch_openai.sandbox import OpenAIApi
+
+    ids: list[str] = []
+    failures: list[str] = []
+    original = OpenAIApi.cancel_batch
+
+    async def fail_chunk_1_at_first(self: OpenAIApi, request: Request) -> Response:
+        batch_id = request.path_params["batch_id"]
+        if batch_id == ids[1] and len(failures) < 3:  # the SDK's two retries, then ours
+            failures.append(batch_id)
+            return self.error(503, "The server is overloaded.")
+        return await original(self, request)
+
+    monkeypatch.setattr(OpenAIApi, "cancel_batch", fail_chunk_1_at_first)
+    monkeypatch.setattr(cancel, "CANCEL_PAUSE", 0.01)
+    monkeypatch.setattr("openai._base_client.INITIAL_RETRY_DELAY", 0.001)
+    sandbox = polybatch_sandbox(providers=["openai"], rate=0.01)
+    path = write_items(tmp_path / "in.jsonl", 12)
+    job = submit(path, MODELS["openai"], sandbox=sandbox.server, chunk_size=4)
+    ids.extend(str(c.batch_id) for c in job.chunks())
+    job.cancel()
+    engine = sandbox.engine
+    assert len(failures) == 3
+    assert all(engine.batches[b].cancel_requested_at is not None for b in ids)

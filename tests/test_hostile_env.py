@@ -136,6 +136,47 @@ def test_a_full_disk_is_one_line_and_leaves_no_part_file(
     assert len(out.read_text().splitlines()) == 6
 
 
+def test_a_full_disk_while_collecting_a_chunk_leaves_no_staging_file(
+    sandbox_server: SandboxServer,
+    polybatch_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # as above, a full disk is mocked: the chunk's results file (written as the download
+    # arrives) takes a few bytes, then fails with OSError(ENOSPC)
+    from polybatch.jobs import driver as driver_module
+
+    class Full:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def tell(self) -> int:
+            return int(self.fh.tell())
+
+        def write(self, data: bytes) -> int:
+            self.fh.write(data[:5])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def full_open(*args: Any, **kw: Any) -> Full:
+        return Full(open(*args, **kw))
+
+    monkeypatch.setattr(driver_module, "open", full_open, raising=False)
+    job = submit(write_items(tmp_path / "in.jsonl", 6), MODEL, sandbox=sandbox_server, start=False)
+    with pytest.raises(OSError, match="No space left"):
+        job.wait(poll_min=0.01, timeout=30)
+    staged = [p.name for p in polybatch_home.rglob("*") if p.suffix in (".arrival", ".part")]
+    assert staged == []
+    monkeypatch.undo()  # space freed: the job goes on from where it stopped
+    job.wait(poll_min=0.01, timeout=30)
+    assert [r.status for r in job.results()] == ["succeeded"] * 6
+
+
 @pytest.mark.slow
 def test_a_kill_during_planning_leaves_no_staging_files(
     sandbox_server: SandboxServer, polybatch_home: Path, tmp_path: Path

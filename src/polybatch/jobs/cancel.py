@@ -9,6 +9,7 @@ was tried, so that one stubborn batch never leaves the later ones running.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
     from .ledger import ChunkRow
 
 log = logging.getLogger("polybatch")
+
+#: tries of one batch's cancel when the provider fails transiently (a 503, a dropped
+#: connection: the SDKs' own retries come first), with a doubling pause from CANCEL_PAUSE
+CANCEL_ATTEMPTS = 4
+CANCEL_PAUSE = 0.5
 
 #: what the items of a batch that ended this way, with no result at all, are labelled
 _ENDED_EMPTY = {
@@ -55,6 +61,20 @@ async def _has_ended(driver: JobDriver, c: ChunkRow) -> bool:
         return False
 
 
+async def _cancel(driver: JobDriver, batch_id: str) -> None:
+    """One batch's cancel, under the job path's transient-failure policy: a retryable failure
+    is tried again (CANCEL_ATTEMPTS in all); a definite one is raised at once."""
+    for attempt in range(CANCEL_ATTEMPTS):
+        try:
+            await driver.provider.acancel(batch_id)
+            return
+        except ProviderError as exc:
+            if not exc.retryable or lost.is_not_found(exc) or attempt == CANCEL_ATTEMPTS - 1:
+                raise
+            log.info("cancelling batch %s failed (%s); trying again", batch_id, exc)
+            await asyncio.sleep(CANCEL_PAUSE * 2**attempt)
+
+
 async def cancel_all(driver: JobDriver) -> None:
     """Ask the provider to cancel each submitted chunk's batch, then take one step (it collects
     the batches that have ended). Raises one ProviderError naming every batch that refused."""
@@ -63,7 +83,7 @@ async def cancel_all(driver: JobDriver) -> None:
         if c.state != "submitted" or not c.batch_id:
             continue
         try:
-            await driver.provider.acancel(c.batch_id)
+            await _cancel(driver, c.batch_id)
         except ProviderError as exc:
             if lost.is_not_found(exc):
                 log.warning(

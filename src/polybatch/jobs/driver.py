@@ -339,53 +339,59 @@ class JobDriver:
         provider, model = self.row.provider, self.row.model
         path = self.files.chunk_results(c.idx)
         arrival = path.with_suffix(".arrival")
-        with open(private_fd(arrival, readable=True), "w+b") as out:
+        try:
+            with open(private_fd(arrival, readable=True), "w+b") as out:
 
-            def emit(r: BatchResult) -> None:
-                offsets[r.custom_id] = out.tell()
-                tally.add_result(r, provider, model, days.get(r.batch_id or "", default_day))
-                out.write(r.model_dump_json(exclude_none=True).encode() + b"\n")
+                def emit(r: BatchResult) -> None:
+                    offsets[r.custom_id] = out.tell()
+                    tally.add_result(r, provider, model, days.get(r.batch_id or "", default_day))
+                    out.write(r.model_dump_json(exclude_none=True).encode() + b"\n")
 
-            if st.state == "failed" and not self.provider.results_after_failure:
-                err = ItemError(
-                    code="batch_failed", message=st.message or "the provider rejected the batch"
-                )
-                for cid in ids:
-                    emit(self._synthetic(cid, "errored", err, c))
-            else:
-                assert c.batch_id is not None
-                stream = self.provider.aresults(c.batch_id)
-                try:
-                    async for r in stream:
-                        user_id = wire_to_user.get(r.custom_id)
-                        if user_id is None or user_id in offsets:
-                            log.warning(
-                                "job %s chunk %d: ignoring unexpected result %r",
-                                self.id,
-                                c.idx,
-                                r.custom_id,
-                            )
-                            continue
-                        if user_id != r.custom_id:  # most adapters send the ids as they are
-                            r = r.model_copy(update={"custom_id": user_id})
-                        check = checks.get(user_id)
-                        emit(check.apply(r) if check is not None else r)
-                finally:
-                    await _aclose(stream)
-                status, missing = leftover_label(st.state, any_result=bool(offsets))
-                for cid in ids:
-                    if cid not in offsets:
-                        emit(self._synthetic(cid, status, missing, c))
-            # results that came in item order (as many providers send them) are already in place
-            in_order = all(a == b for a, b in zip(offsets, ids, strict=True))
-            tmp = arrival if in_order else path.with_suffix(".part")
-            if not in_order:
-                with open(private_fd(tmp), "wb") as ordered:
+                if st.state == "failed" and not self.provider.results_after_failure:
+                    err = ItemError(
+                        code="batch_failed", message=st.message or "the provider rejected the batch"
+                    )
                     for cid in ids:
-                        out.seek(offsets[cid])
-                        ordered.write(out.readline())
-        if not in_order:
-            arrival.unlink()
+                        emit(self._synthetic(cid, "errored", err, c))
+                else:
+                    assert c.batch_id is not None
+                    stream = self.provider.aresults(c.batch_id)
+                    try:
+                        async for r in stream:
+                            user_id = wire_to_user.get(r.custom_id)
+                            if user_id is None or user_id in offsets:
+                                log.warning(
+                                    "job %s chunk %d: ignoring unexpected result %r",
+                                    self.id,
+                                    c.idx,
+                                    r.custom_id,
+                                )
+                                continue
+                            if user_id != r.custom_id:  # most adapters send the ids as they are
+                                r = r.model_copy(update={"custom_id": user_id})
+                            check = checks.get(user_id)
+                            emit(check.apply(r) if check is not None else r)
+                    finally:
+                        await _aclose(stream)
+                    status, missing = leftover_label(st.state, any_result=bool(offsets))
+                    for cid in ids:
+                        if cid not in offsets:
+                            emit(self._synthetic(cid, status, missing, c))
+                # results that came in item order (as many providers send them) are already in place
+                in_order = all(a == b for a, b in zip(offsets, ids, strict=True))
+                tmp = arrival if in_order else path.with_suffix(".part")
+                if not in_order:
+                    with open(private_fd(tmp), "wb") as ordered:
+                        for cid in ids:
+                            out.seek(offsets[cid])
+                            ordered.write(out.readline())
+            if not in_order:
+                arrival.unlink()
+        except OSError:
+            # a full disk or another failed write: no staging file of the chunk stays behind
+            arrival.unlink(missing_ok=True)
+            path.with_suffix(".part").unlink(missing_ok=True)
+            raise
         _crashpoint("before-collected")
         tmp.replace(path)
         self.ledger.update_chunk(
