@@ -6,8 +6,8 @@ Each run must end with every input custom_id exactly once, in input order, the j
 usage total equal to the sum over results, and not one provider batch that the job's ledger does
 not know: on providers that keep a chunk's metadata the lost batch is found by it, on those that
 keep none (Anthropic, OpenRouter, Together) it is adopted from the provider's listing
-(``polybatch.jobs.adopt``). Bedrock's own campaign is in its plugin (its batches need at least 100
-records, more than these jobs hold).
+(``polybatch.jobs.adopt``). Bedrock's campaign, over ten seeds too, is in its plugin
+(plugins/bedrock/tests/test_bedrock_chaos.py): its sandbox keys jobs by id, the ledger by ARN.
 """
 
 from __future__ import annotations

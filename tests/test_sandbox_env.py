@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from polybatch.cli import main
 from polybatch.plugins import get_registry
 from polybatch.sandbox import SandboxEngine, SandboxServer
+from polybatch.testing import CliOutcome
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "requests.jsonl"
 KEY = "sk-sandbox-env-test-0123456789"
@@ -105,3 +106,38 @@ def test_run_with_the_printed_env_reaches_the_sandbox(
     assert any(path.startswith(prefix) for _, path in server.engine.requests_seen[seen:]), (
         "the requests went to the sandbox"
     )
+
+
+def test_the_default_port_is_one_the_os_chooses_and_its_url_is_printed(tmp_path: Path) -> None:
+    """``polybatch sandbox`` with no --port does not clash between users (issue #16 item 4)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "POLYBATCH_HOME": str(tmp_path / "home")}
+    cmd = [sys.executable, "-m", "polybatch.cli", "sandbox"]
+    urls = []
+    for _ in range(2):  # two at once: each gets its own port
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        assert proc.stdout is not None
+        urls.append((proc, proc.stdout.readline().strip()))
+    for proc, _ in urls:
+        proc.terminate()
+        proc.wait(timeout=30)
+    (a, b) = [line for _, line in urls]
+    assert a.startswith("polybatch sandbox on http://127.0.0.1:") and ":8765" not in a, a
+    assert b.startswith("polybatch sandbox on http://127.0.0.1:") and a != b
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(polybatch_cli: Callable[..., CliOutcome]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = polybatch_cli("sandbox", "--port", str(port))
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"127.0.0.1:{port} is already in use" in line and line.startswith("error:"), line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import tempfile
 import time
@@ -114,10 +115,10 @@ def providers(as_json: bool) -> None:
 )
 @click.option(
     "--port",
-    default=8765,
+    default=0,
     show_default=True,
     type=click.IntRange(min=0, max=65535),
-    help="Port to listen on (0: any free port, printed).",
+    help="Port to listen on (0: a free port the OS chooses; the URL is printed).",
 )
 @click.option(
     "--key", default="sandbox-key", show_default=True, help="The API key clients must send."
@@ -147,7 +148,7 @@ def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> No
     polybatch) at it.
 
     \b
-    Example: polybatch sandbox --port 0 --faults seed=3,http=0.1
+    Example: polybatch sandbox --faults seed=3,http=0.1
     Exit codes: 0 stopped by Ctrl-C, 2 a bad option (or the port is taken).
     """
     from ..sandbox import Faults, SandboxEngine, SandboxServer  # the web stack: only here
@@ -156,9 +157,16 @@ def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> No
         faults = Faults.parse(faults_spec)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
-    server = SandboxServer(
-        SandboxEngine(api_key=key, rate=rate or None, faults=faults), host=host, port=port
-    ).start()
+    engine = SandboxEngine(api_key=key, rate=rate or None, faults=faults)
+    try:
+        server = SandboxServer(engine, host=host, port=port).start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise click.BadParameter(
+            f"{host}:{port} is already in use; choose another port (0: any free port)",
+            param_hint="--port",
+        ) from None
     click.echo(f"polybatch sandbox on {server.url}")
     if faults.active:
         click.echo(f"  faults: {faults.to_spec()}")
