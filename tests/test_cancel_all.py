@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from polybatch import Job, submit
-from polybatch.errors import ProviderError
 from polybatch.items import BatchItem
 from polybatch.plugins import get_registry
 from polybatch.testing import SANDBOX_KEY, Sandbox, run_cli
@@ -149,66 +148,3 @@ def test_a_batch_that_ended_before_it_ran_labels_its_items_by_its_state(
     assert [r.status for r in results] == [status] * 4
     assert all(r.error and r.error.code == code and r.error.retryable for r in results)
     assert job.counts() == {status: 4}
-
-
-def test_a_cancel_refused_for_one_batch_still_cancels_the_others_and_says_which(
-    polybatch_sandbox: Callable[..., Sandbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from starlette.requests import Request
-    from starlette.responses import Response
-
-    from polybatch_openai.sandbox import OpenAIApi
-
-    ids: list[str] = []
-    original = OpenAIApi.cancel_batch
-
-    async def refuse_chunk_1(self: OpenAIApi, request: Request) -> Response:
-        if request.path_params["batch_id"] == ids[1]:
-            return self.error(403, "You may not cancel this batch.")
-        return await original(self, request)
-
-    # the routes bind their handlers when the server starts: patch first
-    monkeypatch.setattr(OpenAIApi, "cancel_batch", refuse_chunk_1)
-    sandbox = polybatch_sandbox(providers=["openai"], rate=0.01)
-    path = write_items(tmp_path / "in.jsonl", 12)
-    job = submit(path, MODELS["openai"], sandbox=sandbox.server, chunk_size=4)
-    ids.extend(str(c.batch_id) for c in job.chunks())
-    with pytest.raises(ProviderError, match=r"1 batch\(es\) could not be cancelled: chunk 1 "):
-        job.cancel()
-    engine = sandbox.engine
-    assert [engine.batches[b].cancel_requested_at is not None for b in ids] == [True, False, True]
-
-
-def test_a_transient_failure_of_a_cancel_is_tried_again(
-    polybatch_sandbox: Callable[..., Sandbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Cancels go through the job path's transient-failure policy (issue #15 item 2): a batch
-    whose cancel fails with a 503 beyond the SDK's own retries is tried again, not reported."""
-    from starlette.requests import Request
-    from starlette.responses import Response
-
-    from polybatch.jobs import cancel
-    from polybatch_openai.sandbox import OpenAIApi
-
-    ids: list[str] = []
-    failures: list[str] = []
-    original = OpenAIApi.cancel_batch
-
-    async def fail_chunk_1_at_first(self: OpenAIApi, request: Request) -> Response:
-        batch_id = request.path_params["batch_id"]
-        if batch_id == ids[1] and len(failures) < 3:  # the SDK's two retries, then ours
-            failures.append(batch_id)
-            return self.error(503, "The server is overloaded.")
-        return await original(self, request)
-
-    monkeypatch.setattr(OpenAIApi, "cancel_batch", fail_chunk_1_at_first)
-    monkeypatch.setattr(cancel, "CANCEL_PAUSE", 0.01)
-    monkeypatch.setattr("openai._base_client.INITIAL_RETRY_DELAY", 0.001)
-    sandbox = polybatch_sandbox(providers=["openai"], rate=0.01)
-    path = write_items(tmp_path / "in.jsonl", 12)
-    job = submit(path, MODELS["openai"], sandbox=sandbox.server, chunk_size=4)
-    ids.extend(str(c.batch_id) for c in job.chunks())
-    job.cancel()
-    engine = sandbox.engine
-    assert len(failures) == 3
-    assert all(engine.batches[b].cancel_requested_at is not None for b in ids)

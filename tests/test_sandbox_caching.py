@@ -22,8 +22,6 @@ from polybatch.items import BatchItem, Message
 from polybatch.sandbox import SandboxServer
 from polybatch.sandbox.caching import Cached, PromptCache, prompt_token_list
 from polybatch.tokens import prompt_tokens
-from polybatch_anthropic.codec import conversation
-from polybatch_anthropic.sandbox import marked_prompt
 
 #: four requests, one per question: the first writes the cache, the other three read it
 QUESTIONS = [f"q{k} please answer" for k in range(4)]  # 3 tokens each
@@ -202,38 +200,3 @@ def test_gemini_implicit_caching_reports_cached_content(
     row = table_row(job)
     assert row["cached_input_tokens"] == 3 * 1408
     check_estimate(job, job.cost().total)
-
-
-def test_anthropic_marked_prompt_counts_what_the_sandbox_bills() -> None:
-    params: dict[str, Any] = {
-        "model": "claude-haiku-4-5",
-        "max_tokens": 1,
-        "system": [
-            {"type": "text", "text": "Be brief, please.", "cache_control": {"type": "ephemeral"}}
-        ],
-        "messages": [
-            {"role": "user", "content": "Hello there!"},
-            {
-                "role": "assistant",
-                "content": [
-                    {"type": "text", "text": "Hi."},
-                    {"type": "text", "text": "How can I help?"},
-                ],
-            },
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "Tell me", "cache_control": {"ttl": "1h"}},
-                ],
-            },
-        ],
-    }
-    tokens, points = marked_prompt(params)
-    assert len(tokens) == prompt_tokens(text for _, text in conversation(params))
-    # the system block ends after 3 + 4 + 5 tokens ("Be", "brief", ",", "please", ".")
-    assert points == [(3 + 4 + 5, "5m"), (len(tokens), "1h")]
-    # no marker anywhere: nothing to tokenize
-    assert marked_prompt({**params, "system": "plain", "messages": params["messages"][:1]}) == (
-        [],
-        [],
-    )

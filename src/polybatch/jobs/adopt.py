@@ -23,12 +23,18 @@ neither find nor list), a warning says that resubmitting may pay twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Container, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import ProviderError
 from ..providers import BatchProvider, RecentBatch
+from .planner import iter_chunk_checks
+
+if TYPE_CHECKING:
+    from .driver import JobDriver
+    from .ledger import ChunkRow
 
 log = logging.getLogger("polybatch")
 
@@ -182,3 +188,56 @@ async def find_lost(
         wire_ids=_Ids(),
         rivals=rivals,
     )
+
+
+async def recover(driver: JobDriver, c: ChunkRow, rivals: int) -> bool:
+    """Find the batch of chunk ``c``, whose create answer was lost, by its metadata or, where
+    the provider keeps none, by its listing; resubmit only when it was not made. False while
+    the chunk must wait (``rivals`` other lost chunks hold as many requests)."""
+    provider = driver.provider
+    decision = await find_lost(
+        provider,
+        since=driver.ledger.first_event_at(driver.id, c.idx, "submitting"),
+        claimed=lambda ids: driver.ledger.claimed_batches(driver.row.provider, ids),
+        metadata=driver.meta(c),
+        count=c.count,
+        model=c.model,
+        wire_ids=lambda: {
+            provider.wire_custom_id(cid)
+            for cid, _ in iter_chunk_checks(driver.files.dir / c.items_file, c.offset, c.count)
+        },
+        rivals=rivals,
+    )
+    if decision is None:  # the provider cannot list: by metadata, where it keeps some
+        found = await provider.afind_batch(driver.meta(c))
+        if found is None and not provider.finds_batches:
+            log.warning(
+                "job %s chunk %d: the create's answer was lost and %s cannot look a batch up:"
+                " resubmitting may duplicate a batch (cancel it at the provider if so)",
+                driver.id,
+                c.idx,
+                provider.name,
+            )
+        decision = Decision("adopt", found) if found else Decision("resubmit")
+    if decision.action == "wait":
+        log.info("job %s chunk %d: waiting to tell lost-create candidates apart", driver.id, c.idx)
+        return False
+    if decision.action == "resubmit":
+        driver.ledger.update_chunk(driver.id, c.idx, state="planned", event="resubmit")
+        return True
+    log.info(
+        "job %s chunk %d: found batch %s created before a crash or a lost answer",
+        driver.id,
+        c.idx,
+        decision.batch_id,
+    )
+    driver.ledger.update_chunk(
+        driver.id,
+        c.idx,
+        state="submitted",
+        batch_id=decision.batch_id,
+        submitted_at=time.time(),
+        event="recovered",
+    )
+    await cancel_orphans(provider, driver.id, c.idx, decision.orphans)
+    return True

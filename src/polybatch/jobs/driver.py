@@ -230,7 +230,8 @@ class JobDriver:
             "job %s chunk %d: %s failed (%d in a row), will retry: %s", self.id, c.idx, what, n, exc
         )
 
-    def _meta(self, c: ChunkRow) -> dict[str, str]:
+    def meta(self, c: ChunkRow) -> dict[str, str]:
+        """The metadata a chunk's batch is created with (and found again by)."""
         return {META_JOB: self.id, META_CHUNK: str(c.idx)}
 
     async def _submit(self, c: ChunkRow) -> None:
@@ -244,7 +245,7 @@ class JobDriver:
         # record intent before the side effect, so a crash in between is recoverable
         self.ledger.update_chunk(self.id, c.idx, state="submitting", event="submitting")
         _crashpoint("before-create")
-        submitted = await self.provider.asubmit(wire_path, model=c.model, metadata=self._meta(c))
+        submitted = await self.provider.asubmit(wire_path, model=c.model, metadata=self.meta(c))
         _crashpoint("after-create")
         self.ledger.update_chunk(
             self.id,
@@ -263,57 +264,8 @@ class JobDriver:
 
     async def _recover(self, c: ChunkRow, rivals: int = 0) -> bool:
         """A crash (or a lost answer) came between recording intent and recording the batch id:
-        find the batch by its metadata or, where the provider keeps none, by its listing
-        (:mod:`.adopt`); resubmit only when it was not made."""
-        provider = self.provider
-        decision = await adopt.find_lost(
-            provider,
-            since=self.ledger.first_event_at(self.id, c.idx, "submitting"),
-            claimed=lambda ids: self.ledger.claimed_batches(self.row.provider, ids),
-            metadata=self._meta(c),
-            count=c.count,
-            model=c.model,
-            wire_ids=lambda: {
-                provider.wire_custom_id(cid)
-                for cid, _ in iter_chunk_checks(self.files.dir / c.items_file, c.offset, c.count)
-            },
-            rivals=rivals,
-        )
-        if decision is None:  # the provider cannot list: by metadata, where it keeps some
-            found = await provider.afind_batch(self._meta(c))
-            if found is None and not provider.finds_batches:
-                log.warning(
-                    "job %s chunk %d: the create's answer was lost and %s cannot look a batch up:"
-                    " resubmitting may duplicate a batch (cancel it at the provider if so)",
-                    self.id,
-                    c.idx,
-                    provider.name,
-                )
-            decision = adopt.Decision("adopt", found) if found else adopt.Decision("resubmit")
-        if decision.action == "wait":
-            log.info(
-                "job %s chunk %d: waiting to tell lost-create candidates apart", self.id, c.idx
-            )
-            return False
-        if decision.action == "resubmit":
-            self.ledger.update_chunk(self.id, c.idx, state="planned", event="resubmit")
-            return True
-        log.info(
-            "job %s chunk %d: found batch %s created before a crash or a lost answer",
-            self.id,
-            c.idx,
-            decision.batch_id,
-        )
-        self.ledger.update_chunk(
-            self.id,
-            c.idx,
-            state="submitted",
-            batch_id=decision.batch_id,
-            submitted_at=time.time(),
-            event="recovered",
-        )
-        await adopt.cancel_orphans(provider, self.id, c.idx, decision.orphans)
-        return True
+        find the batch again, or resubmit (see :func:`.adopt.recover`)."""
+        return await adopt.recover(self, c, rivals)
 
     async def _collect(self, c: ChunkRow, st: BatchStatus) -> None:
         """Download a terminal batch's results; every item of the chunk gets exactly one.

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..formats import response_line
 from ..items import BatchItem, BatchResult
 from ..providers import BatchProvider, BatchStatus, SubmittedBatch
 from ..sandbox import SandboxEngine
@@ -85,3 +86,21 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def chat_completion(usage: Mapping[str, Any], model: str = "m") -> dict[str, Any]:
+    """A one-choice ``chat.completion`` body (OpenAI's shape, which many vendors share)."""
+    message = {"role": "assistant", "content": "ok"}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": dict(usage),
+    }
+
+
+def output_line(body: Mapping[str, Any], custom_id: str = "a") -> dict[str, Any]:
+    """An OpenAI-style batch output line carrying ``body`` as a 200 response."""
+    return response_line("batch_req_1", custom_id, status_code=200, body=body, request_id="req_1")
