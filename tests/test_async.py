@@ -119,6 +119,9 @@ def test_an_interrupt_cancels_the_running_coroutine() -> None:
         finally:
             unwound.set()
 
+    # Python's own SIGINT handler, whatever an earlier test in this worker left installed (an
+    # asyncio runner or a server may swap it): this test is about the portal, not the handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -126,6 +129,7 @@ def test_an_interrupt_cancels_the_running_coroutine() -> None:
             portal.run(forever())
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert unwound.is_set(), "the coroutine was cancelled before the call returned"
 
 

@@ -19,6 +19,8 @@ from polybatch.cli import cli
 from polybatch.jobs import Job
 from polybatch.testing.fixtures import CliOutcome
 
+from .test_cli_mistakes import finished_job, requests_file
+
 Cli = Callable[..., CliOutcome]
 
 
@@ -88,20 +90,9 @@ def test_the_top_level_help_lists_every_command() -> None:
 
 
 # -- one name per concept ------------------------------------------------------------------------
-@pytest.fixture
-def requests_file(tmp_path: Path) -> Path:
-    path = tmp_path / "in.jsonl"
-    path.write_text(
-        "".join(json.dumps({"custom_id": f"q-{i}", "prompt": f"hi {i}"}) + "\n" for i in range(2))
-    )
-    return path
+run_job = finished_job  # a job run to the end on the fake provider: its id
 
-
-def run_job(polybatch_cli: Cli, path: Path, *extra: str) -> str:
-    out = polybatch_cli("run", str(path), "-m", "fake:echo", "--no-progress", *extra)
-    assert out.exit_code == 0, out.stderr
-    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("job "))
-    return line.split()[1].rstrip(":")
+__all__ = ["requests_file"]  # the fixture, shared with test_cli_mistakes
 
 
 def test_system_prompt_is_the_flag_and_system_still_works(
@@ -151,8 +142,8 @@ def test_status_json(polybatch_cli: Cli, requests_file: Path) -> None:
     data = json.loads(out.stdout)
     assert data["job_id"] == job_id
     assert data["state"] == "completed"
-    assert data["succeeded"] == 2 and data["total"] == 2
-    assert data["chunks"][0]["requests"] == 2
+    assert data["succeeded"] == 3 and data["total"] == 3
+    assert data["chunks"][0]["requests"] == 3
 
 
 def test_list_json(polybatch_cli: Cli, requests_file: Path) -> None:
@@ -161,7 +152,7 @@ def test_list_json(polybatch_cli: Cli, requests_file: Path) -> None:
     assert out.exit_code == 0, out.stderr
     data = json.loads(out.stdout)
     assert [j["job_id"] for j in data] == [job_id]
-    assert data[0]["ok"] == 2 and data[0]["provider"] == "fake"
+    assert data[0]["ok"] == 3 and data[0]["provider"] == "fake"
 
 
 def test_providers_json() -> None:

@@ -17,17 +17,17 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from polybatch import submit
-from polybatch.cli import main
 from polybatch.jobs import files as files_module
 from polybatch.sandbox import SandboxServer
-from polybatch.testing import run_cli
+from polybatch.testing import CliOutcome, run_cli
 
 from .test_large_jobs import sandbox_env
 
@@ -39,18 +39,6 @@ def write_items(path: Path, n: int) -> Path:
         for i in range(n):
             fh.write(json.dumps({"custom_id": f"h-{i:06d}", "prompt": f"Question {i}?"}) + "\n")
     return path
-
-
-def cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    """``polybatch ARGS`` through the real entry point, in this process (so a test can patch)."""
-    monkeypatch.setattr(sys, "argv", ["polybatch", *args])
-    code = 0
-    with CliRunner().isolation() as (out, err, _):
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue().decode(), err.getvalue().decode()
 
 
 def one_line(stderr: str) -> str:
@@ -101,6 +89,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_part_file(
     polybatch_home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    polybatch_cli: Callable[..., CliOutcome],
 ) -> None:
     # a full disk cannot be made for a test without root and a loop mount, so the copy that
     # publishes the results (the biggest write of a job) fails as a full disk fails: some
@@ -117,7 +106,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_part_file(
     path = write_items(tmp_path / "in.jsonl", 6)
     out = tmp_path / "out" / "results.jsonl"
     args = ["run", str(path), "-m", MODEL, "--no-progress", "-o", str(out)]
-    code, _, err = cli(args, monkeypatch)
+    code, _, err = astuple(polybatch_cli(*args))
     assert code == 1, err
     line = one_line(
         "\n".join(x for x in err.splitlines() if not x.startswith(("job ", "estimate", "  method")))
@@ -130,7 +119,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_part_file(
     assert left == []
     # space freed: the same command picks the job up and finishes it
     monkeypatch.setattr(files_module.shutil, "copyfileobj", real_copy)
-    code, stdout, err = cli(args, monkeypatch)
+    code, stdout, err = astuple(polybatch_cli(*args))
     assert code == 0, err
     assert "6 results (6 succeeded)" in stdout
     assert len(out.read_text().splitlines()) == 6

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from polybatch.cli import main
 from polybatch.plugins import get_registry
 from polybatch.sandbox import SandboxEngine, SandboxServer
 from polybatch.testing import CliOutcome
@@ -56,18 +55,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
-def cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    """``polybatch ARGS`` through the real entry point, in this process."""
-    monkeypatch.setattr(sys, "argv", ["polybatch", *args])
-    code = 0
-    with CliRunner().isolation() as (out, err, _):
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue().decode(), err.getvalue().decode()
-
-
 @pytest.mark.parametrize("provider", MODELS)
 def test_sandbox_env_names_the_key_and_the_base_url(provider: str) -> None:
     cls = get_registry().provider_class(provider)
@@ -79,15 +66,19 @@ def test_sandbox_env_names_the_key_and_the_base_url(provider: str) -> None:
 @pytest.mark.usefixtures("clean_env")
 @pytest.mark.parametrize("provider", MODELS)
 def test_run_with_the_printed_env_reaches_the_sandbox(
-    provider: str, server: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    provider: str,
+    server: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    polybatch_cli: Callable[..., CliOutcome],
 ) -> None:
     cls = get_registry().provider_class(provider)
     for name, value in cls.sandbox_env(server.url, KEY).items():
         monkeypatch.setenv(name, value)
     seen = len(server.engine.requests_seen)
     out_path = tmp_path / "out.jsonl"
-    code, out, err = cli(
-        [
+    code, out, err = astuple(
+        polybatch_cli(
             "run",
             str(EXAMPLES),
             "--model",
@@ -95,8 +86,7 @@ def test_run_with_the_printed_env_reaches_the_sandbox(
             "--no-progress",
             "-o",
             str(out_path),
-        ],
-        monkeypatch,
+        )
     )
     assert code == 0, err
     assert "18 succeeded" in out, out

@@ -141,12 +141,12 @@ def group_keys(by: Sequence[str] | str) -> list[GroupKey]:
     """``by`` (names or one comma-separated string: ``"provider,job"``) as the table's keys.
 
     ``job`` (the CLI's name) and ``job_id`` are the same key. Anything else is a ConfigError
-    naming the choices."""
+    naming the choices. No key at all is the totals alone."""
     names = [n.strip() for n in (by.split(",") if isinstance(by, str) else by) if n.strip()]
     aliases: dict[str, GroupKey] = {**GROUP_NAMES, "job_id": "job_id"}
     unknown = [n for n in names if n not in aliases]
-    if unknown or not names:
-        shown = ", ".join(repr(n) for n in unknown) or "nothing"
+    if unknown:
+        shown = ", ".join(repr(n) for n in unknown)
         raise ConfigError(f"cannot group by {shown}; choose from {', '.join(GROUP_NAMES)}")
     return [aliases[n] for n in names]
 
