@@ -205,3 +205,40 @@ def test_cli_cancel_of_a_job_with_a_lost_batch_ends(
     assert [r["custom_id"] for r in lines] == ids_of(path)
     assert {r["status"] for r in lines[:4]} == {"cancelled"}
     assert [r["error"]["code"] for r in lines[4:]] == ["batch_lost"] * 4
+
+
+def test_results_gone_at_the_provider_mark_their_items_and_the_rest_completes(
+    polybatch_sandbox: Callable[..., Sandbox], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ended batch whose output file the provider no longer has (deleted, expired) answers
+    404 to the download: after a few tries its items get a retryable ``results_lost`` result
+    and the job completes, instead of failing for ever (issue #15 item 3)."""
+    sandbox = polybatch_sandbox(providers=["openai"], validation_seconds=HOLD)
+    path = write_items(tmp_path / "in.jsonl", 12)
+    job = submit(path, MODELS["openai"], sandbox=sandbox.server, chunk_size=4, retry_failed=0)
+    gone = job.chunks()[1].batch_id
+    assert gone is not None
+    sandbox.engine.clock.advance(2 * HOLD)  # every batch has ended
+    ended = job.provider.poll(gone)  # the sandbox writes the output file when asked
+    assert ended.terminal
+    output = sandbox.engine.batches[gone].output or {}
+    for file_id in output.values():  # chunk 1's output and error files are deleted
+        if file_id:
+            del sandbox.engine.files[file_id]
+    with caplog.at_level(logging.WARNING, logger="polybatch"):
+        job.wait(poll_min=0.01, poll_max=0.05, timeout=60)
+    assert job.status().state == "completed"
+    by_chunk = [
+        sorted({r.status for r in job.results() if r.custom_id in ids})
+        for ids in (ids_of(path)[0:4], ids_of(path)[4:8], ids_of(path)[8:12])
+    ]
+    assert by_chunk == [["succeeded"], ["errored"], ["succeeded"]]
+    errors = {r.error.code for r in job.results() if r.error is not None}
+    assert errors == {"results_lost"}
+    assert f"batch {gone} is lost" in caplog.text
+    assert job.retry()  # only the four lost requests go again
+    job.step()  # the retry round's batch is created ...
+    assert len(sandbox.engine.batches) == 4
+    sandbox.engine.clock.advance(2 * HOLD)  # ... and ends
+    job.wait(poll_min=0.01, poll_max=0.05, timeout=60)
+    assert [r.status for r in job.results()] == ["succeeded"] * 12

@@ -196,7 +196,10 @@ class JobDriver:
                 async with self._collecting:
                     await self._collect(c, st)
             except ProviderError as exc:
-                self._transient(c, "download", exc)
+                if lost.is_not_found(exc):  # its results are gone at the provider
+                    lost.on_results_not_found(self, c, exc)
+                else:
+                    self._transient(c, "download", exc)
             else:
                 self.failures.pop(c.idx, None)
         return st.retry_after or None

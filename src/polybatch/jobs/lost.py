@@ -39,6 +39,8 @@ LOST_CONFIRM_SECONDS = 30.0
 NOT_FOUND = "not_found"
 LOST = "lost"
 NOT_FOUND_EVENT = "not-found"
+#: downloads of an ended batch's results answered 404 in a row before its chunk is lost
+RESULTS_NOT_FOUND_TRIES = 3
 
 
 def confirm_seconds() -> float:
@@ -91,9 +93,41 @@ def on_not_found(driver: JobDriver, c: ChunkRow, exc: ProviderError) -> None:
         )
 
 
-def mark_lost(driver: JobDriver, c: ChunkRow, since: float) -> None:
-    """Give each of chunk ``c``'s items a retryable ``batch_lost`` result; collect the chunk."""
+def on_results_not_found(driver: JobDriver, c: ChunkRow, exc: ProviderError) -> None:
+    """A 404 for the results of chunk ``c``'s ended batch (its output deleted or expired at the
+    provider): after :data:`RESULTS_NOT_FOUND_TRIES` in a row, its items get a retryable
+    ``results_lost`` result and the chunk is collected, so the rest of the job completes."""
+    n = driver.failures.get(c.idx, 0) + 1
+    driver.failures[c.idx] = n
+    if n < RESULTS_NOT_FOUND_TRIES:
+        log.warning(
+            "job %s chunk %d: the results of batch %s are not found (%s); trying again",
+            driver.id,
+            c.idx,
+            c.batch_id,
+            exc,
+        )
+        return
     err = ItemError(
+        code="results_lost",
+        message=f"the provider no longer has the results of batch {c.batch_id}; "
+        "`polybatch retry` resends the request",
+        retryable=True,
+    )
+    mark_lost(driver, c, time.time(), err, why="its results are gone at the provider")
+
+
+def mark_lost(
+    driver: JobDriver,
+    c: ChunkRow,
+    since: float,
+    err: ItemError | None = None,
+    *,
+    why: str | None = None,
+) -> None:
+    """Give each of chunk ``c``'s items a retryable ``batch_lost`` (or ``err``) result; collect
+    the chunk."""
+    err = err or ItemError(
         code="batch_lost",
         message=f"the provider no longer knows batch {c.batch_id}; `polybatch retry` resends it",
         retryable=True,
@@ -123,12 +157,13 @@ def mark_lost(driver: JobDriver, c: ChunkRow, since: float) -> None:
         event="lost",
     )
     log.warning(
-        "job %s chunk %d: batch %s is lost (not found at the provider for %.0f s); its %d "
-        "requests are marked batch_lost, `polybatch retry %s` resends them",
+        "job %s chunk %d: batch %s is lost (%s); its %d requests are marked %s, "
+        "`polybatch retry %s` resends them",
         driver.id,
         c.idx,
         c.batch_id,
-        time.time() - since,
+        why or f"not found at the provider for {time.time() - since:.0f} s",
         c.count,
+        err.code,
         driver.id,
     )
