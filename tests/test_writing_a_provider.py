@@ -15,15 +15,15 @@ import json
 import re
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
 
 from polybatch.plugins import ENTRY_POINT_GROUP, get_registry, reset_registry
 from polybatch.providers import BatchProvider
-
-from .test_sandbox_env import cli  # polybatch ARGS through the console entry point, in process
+from polybatch.testing import CliOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin-acme"
@@ -105,12 +105,14 @@ def test_the_entry_point_registers_the_provider_and_its_prices() -> None:
 
 
 @pytest.mark.usefixtures("installed")
-def test_polybatch_run_on_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_polybatch_run_on_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, polybatch_cli: Callable[..., CliOutcome]
+) -> None:
     """The guide's last step: ``polybatch run ... --model acme:acme-1 --sandbox``."""
     monkeypatch.delenv("ACME_API_KEY", raising=False)
     out_path = tmp_path / "results.jsonl"
     args = ["run", str(REQUESTS), "--model", "acme:acme-1", "--sandbox", "--no-progress"]
-    code, out, err = cli([*args, "-o", str(out_path)], monkeypatch)
+    code, out, err = astuple(polybatch_cli(*args, "-o", str(out_path)))
     assert code == 0, err
     assert "18 succeeded" in out, out
     results = [json.loads(line) for line in out_path.read_text().splitlines()]
