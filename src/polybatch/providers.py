@@ -1,4 +1,5 @@
-"""The provider seam: the BatchProvider base class, Limits, and "provider:model" strings."""
+"""The provider seam: the BatchProvider base class and "provider:model" strings (the batch data
+it speaks in, Limits, BatchStatus ..., is in :mod:`polybatch.batches`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import portal
+from .batches import META_CHUNK as META_CHUNK
+from .batches import META_JOB as META_JOB
+from .batches import TERMINAL_STATES as TERMINAL_STATES
+from .batches import BatchState as BatchState
+from .batches import BatchStatus as BatchStatus
+from .batches import Limits as Limits
+from .batches import RecentBatch as RecentBatch
+from .batches import SubmittedBatch as SubmittedBatch
 from .errors import CredentialsError, UnknownProviderError
 from .items import BatchItem, BatchResult
 
@@ -21,82 +28,6 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from .sandbox.engine import SandboxEngine
-
-#: the neutral lifecycle of one provider batch; providers map their own states onto it
-BatchState = Literal[
-    "validating",
-    "in_progress",
-    "finalizing",
-    "cancelling",
-    "completed",
-    "failed",
-    "expired",
-    "cancelled",
-]
-TERMINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "expired", "cancelled"})
-
-#: metadata keys polybatch tags every provider batch with, so a batch can be found again
-META_JOB = "polybatch_job"
-META_CHUNK = "polybatch_chunk"
-
-
-class Limits(BaseModel):
-    """What one provider batch may hold."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_requests: int
-    max_bytes: int
-    completion_windows: tuple[str, ...] = ("24h",)
-    #: ids the provider accepts; ids outside it are mapped to safe ones by the adapter
-    custom_id_pattern: str | None = None
-    #: embedding inputs one batch may hold (None: only max_requests); one item is one input
-    max_embedding_inputs: int | None = None
-    #: the fewest requests one batch may hold (a vendor's minimum job size): planning refuses a
-    #: job that would make a smaller batch, before anything is recorded or uploaded; it is never
-    #: padded with filler requests (they would be billed)
-    min_requests: int = 1
-
-
-class BatchStatus(BaseModel):
-    """A snapshot of one provider batch, in neutral terms."""
-
-    batch_id: str
-    state: BatchState
-    total: int = 0
-    completed: int = 0
-    failed: int = 0
-    #: why a batch failed as a whole (validation errors), if it did
-    message: str | None = None
-    #: seconds the provider asked us to wait before the next poll (Retry-After), if it said
-    retry_after: float | None = None
-
-    @property
-    def terminal(self) -> bool:
-        """True once the batch will not change any more."""
-        return self.state in TERMINAL_STATES
-
-
-class SubmittedBatch(BaseModel):
-    """What a provider returns after creating a batch."""
-
-    batch_id: str
-    input_file_id: str | None = None
-
-
-class RecentBatch(BaseModel):
-    """A batch as a provider's listing shows it, for adopting one whose create answer was lost.
-
-    ``metadata`` is what the provider kept that names the job and chunk (None when it keeps
-    nothing: then the batch is matched by its request count, time and, once ended, its ids).
-    """
-
-    batch_id: str
-    created_at: float
-    request_count: int | None = None
-    model: str | None = None
-    ended: bool = False
-    metadata: dict[str, str] | None = None
 
 
 class BatchProvider(ABC):
