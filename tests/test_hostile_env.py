@@ -133,7 +133,7 @@ def test_a_full_disk_while_collecting_a_chunk_leaves_no_staging_file(
 ) -> None:
     # as above, a full disk is mocked: the chunk's results file (written as the download
     # arrives) takes a few bytes, then fails with OSError(ENOSPC)
-    from polybatch.jobs import driver as driver_module
+    from polybatch.jobs import collect as collect_module
 
     class Full:
         def __init__(self, fh: Any) -> None:
@@ -155,7 +155,7 @@ def test_a_full_disk_while_collecting_a_chunk_leaves_no_staging_file(
     def full_open(*args: Any, **kw: Any) -> Full:
         return Full(open(*args, **kw))
 
-    monkeypatch.setattr(driver_module, "open", full_open, raising=False)
+    monkeypatch.setattr(collect_module, "open", full_open, raising=False)
     job = submit(write_items(tmp_path / "in.jsonl", 6), MODEL, sandbox=sandbox_server, start=False)
     with pytest.raises(OSError, match="No space left"):
         job.wait(poll_min=0.01, timeout=30)

@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 from ..errors import ProviderError
-from ..items import BatchResult, ItemError, OutputCheck
+from ..items import BatchResult, ItemError
 from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, SubmittedBatch
 from . import adopt, lost
-from .cancel import cancel_all, leftover_label
+from .cancel import cancel_all
+from .collect import collect, crashpoint
 from .files import JobFiles, private_fd
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
-from .planner import PlannedChunk, chunk_items_file, iter_chunk_checks, iter_chunk_items
+from .planner import PlannedChunk, chunk_items_file, iter_chunk_items
 from .tally import Tally, add_line, batch_days, chunk_tally, day_of, round_tally
 
 log = logging.getLogger("polybatch")
@@ -54,19 +53,6 @@ def planned_rows(
         )
         for i, pc in enumerate(chunks)
     ]
-
-
-async def _aclose(stream: AsyncIterator[Any]) -> None:
-    """Close an async generator left early (an error while writing), so its download ends."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-def _crashpoint(name: str) -> None:
-    """Die here, as a SIGKILL would, when ``POLYBATCH_CRASH_AT`` names this point (crash tests)."""
-    if os.environ.get("POLYBATCH_CRASH_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class JobDriver:
@@ -247,9 +233,9 @@ class JobDriver:
             tmp.replace(wire_path)
         # record intent before the side effect, so a crash in between is recoverable
         self.ledger.update_chunk(self.id, c.idx, state="submitting", event="submitting")
-        _crashpoint("before-create")
+        crashpoint("before-create")
         submitted = await self.provider.asubmit(wire_path, model=c.model, metadata=self.meta(c))
-        _crashpoint("after-create")
+        crashpoint("after-create")
         self.ledger.update_chunk(
             self.id,
             c.idx,
@@ -271,98 +257,8 @@ class JobDriver:
         return await adopt.recover(self, c, rivals)
 
     async def _collect(self, c: ChunkRow, st: BatchStatus) -> None:
-        """Download a terminal batch's results; every item of the chunk gets exactly one.
-
-        Results arrive in any order; they are written as they come, then copied into the
-        chunk's file in item order unless they came in it (memory: one offset per item of the
-        chunk). Their tally is recorded with the chunk.
-        """
-        ids: list[str] = []
-        # structured-output items: each reply is checked against its model here, where the items
-        # are known, so the results on disk are final (a reply that does not validate is an
-        # ``invalid_output`` item error) and carry the model's ref for ``BatchResult.parsed``
-        checks: dict[str, OutputCheck] = {}
-        for cid, check in iter_chunk_checks(self.files.dir / c.items_file, c.offset, c.count):
-            ids.append(cid)
-            if check is not None:
-                checks[cid] = check
-        wire_to_user = {self.provider.wire_custom_id(cid): cid for cid in ids}
-        offsets: dict[str, int] = {}
-        tally = Tally()
-        days = batch_days(self.row, [c])
-        default_day = day_of(None, self.row.created_at)
-        provider, model = self.row.provider, self.row.model
-        path = self.files.chunk_results(c.idx)
-        arrival = path.with_suffix(".arrival")
-        try:
-            with open(private_fd(arrival, readable=True), "w+b") as out:
-
-                def emit(r: BatchResult) -> None:
-                    offsets[r.custom_id] = out.tell()
-                    tally.add_result(r, provider, model, days.get(r.batch_id or "", default_day))
-                    out.write(r.model_dump_json(exclude_none=True).encode() + b"\n")
-
-                if st.state == "failed" and not self.provider.results_after_failure:
-                    err = ItemError(
-                        code="batch_failed", message=st.message or "the provider rejected the batch"
-                    )
-                    for cid in ids:
-                        emit(self._synthetic(cid, "errored", err, c))
-                else:
-                    assert c.batch_id is not None
-                    stream = self.provider.aresults(c.batch_id)
-                    try:
-                        async for r in stream:
-                            user_id = wire_to_user.get(r.custom_id)
-                            if user_id is None or user_id in offsets:
-                                log.warning(
-                                    "job %s chunk %d: ignoring unexpected result %r",
-                                    self.id,
-                                    c.idx,
-                                    r.custom_id,
-                                )
-                                continue
-                            if user_id != r.custom_id:  # most adapters send the ids as they are
-                                r = r.model_copy(update={"custom_id": user_id})
-                            check = checks.get(user_id)
-                            emit(check.apply(r) if check is not None else r)
-                    finally:
-                        await _aclose(stream)
-                    status, missing = leftover_label(st.state, any_result=bool(offsets))
-                    for cid in ids:
-                        if cid not in offsets:
-                            emit(self._synthetic(cid, status, missing, c))
-                # results that came in item order (as many providers send them) are already in place
-                in_order = all(a == b for a, b in zip(offsets, ids, strict=True))
-                tmp = arrival if in_order else path.with_suffix(".part")
-                if not in_order:
-                    with open(private_fd(tmp), "wb") as ordered:
-                        for cid in ids:
-                            out.seek(offsets[cid])
-                            ordered.write(out.readline())
-            if not in_order:
-                arrival.unlink()
-        except OSError:
-            # a full disk or another failed write: no staging file of the chunk stays behind
-            arrival.unlink(missing_ok=True)
-            path.with_suffix(".part").unlink(missing_ok=True)
-            raise
-        _crashpoint("before-collected")
-        tmp.replace(path)
-        self.ledger.update_chunk(
-            self.id,
-            c.idx,
-            state="collected",
-            batch_state=st.state,
-            ended_at=time.time(),
-            n_ok=tally.succeeded,
-            n_failed=tally.failed,
-            live_ok=0,
-            live_failed=0,
-            tally=tally.dumps(),
-            message=st.message,
-            event="collected",
-        )
+        """Download a terminal batch's results (see :func:`.collect.collect`)."""
+        await collect(self, c, st)
 
     def _collect_unsubmitted(self, c: ChunkRow) -> None:
         """A queued chunk of a cancelled job: its items end as canceled, never sent."""
