@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +19,7 @@ from polybatch import submit
 from polybatch.errors import ConfigError, UnknownProviderError
 from polybatch.plugins import PluginRegistry, reset_registry
 from polybatch.sandbox import SandboxServer
+from polybatch.testing import run_cli
 from polybatch_openai.compatible import GroqProvider, compatible_provider
 
 MYLAB = """
@@ -139,36 +138,13 @@ def test_cli_lists_and_runs_a_configured_provider(tmp_path: Path, polybatch_home
     (polybatch_home.parent / "polybatch.toml").write_text(MYLAB)
     env = {**os.environ, "MYLAB_API_KEY": "k"}
     cwd = polybatch_home.parent
-    listing = subprocess.run(
-        [sys.executable, "-m", "polybatch.cli", "providers"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        check=False,
-    )
+    listing = run_cli(["providers"], env, cwd=cwd)
     assert listing.returncode == 0, listing.stderr
     assert "mylab" in listing.stdout and "groq" in listing.stdout
     path = tmp_path / "in.jsonl"
     path.write_text("".join(json.dumps(i) + "\n" for i in items(3)))
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "polybatch.cli",
-            "run",
-            str(path),
-            "-m",
-            "mylab:lab-model",
-            "--sandbox",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        check=False,
-    )
+    args = ["run", str(path), "-m", "mylab:lab-model", "--sandbox", "--no-progress"]
+    run = run_cli(args, env, cwd=cwd)
     assert run.returncode == 0, run.stderr
     assert "3 succeeded" in run.stdout and "mylab" in run.stdout
 
