@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from polybatch.providers import META_CHUNK, META_JOB
 from polybatch.sandbox import SandboxServer
@@ -47,3 +50,30 @@ def test_together_lists_its_batches_with_the_job_and_chunk_of_each(
     batch_id, found = asyncio.run(scenario())
     (only,) = found
     assert only.batch_id == batch_id and only.metadata == meta  # type: ignore[attr-defined]
+
+
+def test_a_listing_of_unknown_shape_means_nothing_to_adopt(
+    make_sandbox: Callable[..., SandboxServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vendor whose ``GET /batches`` is not what the preset expects (Together's is unverified):
+    the runner gets None (resubmit, with a warning), not an error that would stop the job."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    from polybatch_openai.sandbox import OpenAIApi
+
+    async def odd(self: OpenAIApi, request: Request) -> Response:
+        return JSONResponse({"jobs": "elsewhere"})
+
+    monkeypatch.setattr(OpenAIApi, "list_batches", odd)
+    server = make_sandbox()
+    cls = preset_provider("together", PRESETS["together"])
+    provider = cls(**cls.sandbox_settings(server.url, SANDBOX_KEY))
+
+    async def listed() -> object:
+        try:
+            return await provider.alist_batches_since(0.0)
+        finally:
+            await provider.aclose()
+
+    assert asyncio.run(listed()) is None

@@ -39,6 +39,7 @@ See docs/providers/openai-compatible.md.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +64,8 @@ from polybatch.wire import short_hash
 
 from . import codec, listing
 from .provider import OpenAILimits, OpenAIProvider, _retry_after
+
+log = logging.getLogger("polybatch")
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -319,8 +322,16 @@ class OpenAICompatibleProvider(OpenAIProvider):
             return None
         words = self.preset.states()
         ended = frozenset(w for w, st in words.items() if st in TERMINAL_STATES)
-        with self.sdk_errors("listing batches"):
-            return await listing.batches_since(self.client, since, ended)
+        try:
+            with self.sdk_errors("listing batches"):
+                return await listing.batches_since(self.client, since, ended)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise  # the runner looks again on its next step
+            # a vendor whose listing is not what the preset expects (unverified for some):
+            # nothing to adopt by, so the runner resubmits and warns that it may pay twice
+            log.warning("%s: cannot list batches to find a lost one: %s", self.name, exc)
+            return None
 
     async def afind_batch(self, metadata: Mapping[str, str]) -> str | None:
         """By metadata, where the vendor keeps it (else None: nothing to find a batch by)."""

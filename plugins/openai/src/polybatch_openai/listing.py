@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import openai
 
+from polybatch.errors import ProviderError
 from polybatch.providers import META_CHUNK, META_JOB, RecentBatch
 
 #: the upload's name carries the job and the chunk
@@ -58,7 +59,9 @@ async def batches_since(
         "/batches", cast_to=httpx.Response, options={"params": {"limit": 100}}
     )
     body = response.json()
-    rows = body if isinstance(body, list) else body.get("data", [])
+    rows = body if isinstance(body, list) else body.get("data") if isinstance(body, dict) else None
+    if not isinstance(rows, list):
+        raise ProviderError(f"listing batches: an answer of unknown shape: {str(body)[:200]}")
     found: list[RecentBatch] = []
     for row in rows[:MAX_LISTED]:
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
