@@ -8,6 +8,8 @@ import anthropic
 
 from polybatch.items import BatchItem
 from polybatch.sandbox import SandboxServer
+from polybatch.testing.helpers import encode_lines
+from polybatch.testing.helpers import item as item
 from polybatch_anthropic.provider import AnthropicProvider
 
 KEY = "sk-ant-test"
@@ -30,13 +32,5 @@ def provider_for(srv: SandboxServer, **settings: object) -> AnthropicProvider:
 
 
 def write_lines(path: Path, provider: AnthropicProvider, items: list[BatchItem]) -> Path:
-    """Encode items into a lines file, as the runner does."""
-    path.write_bytes(b"".join(provider.encode(i, MODEL) + b"\n" for i in items))
-    return path
-
-
-def item(custom_id: str, text: str = "Say something", **fields: object) -> BatchItem:
-    """A one-turn item."""
-    return BatchItem.model_validate(
-        {"custom_id": custom_id, "messages": [{"role": "user", "content": text}], **fields}
-    )
+    """Encode items into a lines file for this plugin's MODEL, as the runner does."""
+    return encode_lines(path, provider, items, MODEL)

@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 from .costs import job_cost, job_records, usage_table
-from .handle import Job, JobStatus, jobs
+from .handle import Job, jobs
+from .status import JobStatus
 from .submit import arun, asubmit, run, submit
 
 __all__ = [

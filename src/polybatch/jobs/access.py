@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -57,3 +58,37 @@ def open_readonly(path: Path, timeout: float) -> sqlite3.Connection:
             continue
         return conn
     raise AssertionError("unreachable")
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (if needed) readable by its owner only."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+#: how long opening a ledger waits for another connection that holds it (as ``connect``'s timeout)
+LOCK_WAIT_SECONDS = 30.0
+
+
+def use_wal(conn: sqlite3.Connection) -> None:
+    """Put the ledger in WAL mode (persistent: only the first opener of a new file changes it).
+
+    Switching a database into WAL needs it to itself, and SQLite answers ``database is locked`` at
+    once, without waiting the connection's busy timeout, while another connection (a thread or
+    process opening the same new ledger) is in the middle of it; so the switch is retried.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)

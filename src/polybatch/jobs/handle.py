@@ -15,7 +15,6 @@ import asyncio
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,31 +29,13 @@ from . import costs, lease
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
 from .files import ResultList, copy_private, ensure_final
-from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger, open_ledger
-from .tally import final_tally, round_tally
+from .ledger import ChunkRow, JobRow, Ledger, open_ledger
+from .status import JobStatus, request_counts
+from .tally import final_tally
 
 #: default bounds of the adaptive poll interval, seconds
 POLL_MIN = 1.0
 POLL_MAX = 60.0
-
-
-@dataclass
-class JobStatus:
-    """Where a job stands."""
-
-    job_id: str
-    state: str
-    provider: str
-    model: str
-    total: int
-    succeeded: int
-    failed: int
-    chunks: dict[str, int]
-
-    @property
-    def done(self) -> bool:
-        """True once results are final."""
-        return self.state in FINAL_STATES
 
 
 class Job:
@@ -161,7 +142,7 @@ class Job:
         by_state: dict[str, int] = {}
         for c in chunks:
             by_state[c.state] = by_state.get(c.state, 0) + 1
-        ok, failed = self._counts(chunks)
+        ok, failed = request_counts(self.ledger, self._row, self._driver.files, chunks)
         return JobStatus(
             job_id=self.id,
             state=self._row.state,
@@ -172,37 +153,6 @@ class Job:
             failed=failed,
             chunks=by_state,
         )
-
-    def _counts(self, chunks: list[ChunkRow]) -> tuple[int, int]:
-        """(succeeded, failed) per custom_id, latest outcome (see :meth:`status`)."""
-        merged = self._merged_round(chunks)
-        if merged is None:
-            ok = failed = 0
-            for c in chunks:
-                if c.round == 0:
-                    done = c.state == "collected"
-                    ok += c.n_ok if done else c.live_ok
-                    failed += c.n_failed if done else c.live_failed
-            return ok, failed
-        base = round_tally(self.ledger, self._row, merged, chunks)
-        # a later round's items all failed before: each success moves one from failed to ok
-        moved = sum(
-            c.n_ok if c.state == "collected" else c.live_ok for c in chunks if c.round > merged
-        )
-        return base.succeeded + moved, base.failed - moved
-
-    def _merged_round(self, chunks: list[ChunkRow]) -> int | None:
-        """The last round whose results are merged (every chunk collected, its file written)."""
-        merged = None
-        for round_ in sorted({c.round for c in chunks}):
-            if any(c.state != "collected" for c in chunks if c.round == round_):
-                break
-            if self._row.state not in FINAL_STATES and not (
-                self._driver.files.round_results(round_).exists()
-            ):
-                break
-            merged = round_
-        return merged
 
     # -- the loop --------------------------------------------------------------------------
     def step(self) -> float | None:
@@ -281,7 +231,7 @@ class Job:
                     for c in chunks
                     if c.round == 0
                 )
-                failed = self._counts(chunks)[1]
+                failed = request_counts(self.ledger, self._row, self._driver.files, chunks)[1]
                 states: dict[str, int] = {}
                 for c in chunks:
                     states[c.state] = states.get(c.state, 0) + 1

@@ -20,7 +20,14 @@ from pydantic import BaseModel
 
 from .. import config as _config
 from ..errors import ConfigError, JobError
-from .access import ReadOnlyLedgerError, open_readonly, private_dir, writable
+from .access import (
+    LOCK_WAIT_SECONDS,
+    ReadOnlyLedgerError,
+    open_readonly,
+    private_file,
+    use_wal,
+    writable,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -148,40 +155,6 @@ class ChunkRow(BaseModel):
     tally: str | None = None
 
 
-def _private_file(path: Path) -> None:
-    """Create ``path`` (if needed) readable by its owner only."""
-    private_dir(path.parent)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
-
-
-#: how long opening a ledger waits for another connection that holds it (as ``connect``'s timeout)
-LOCK_WAIT_SECONDS = 30.0
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """Put the ledger in WAL mode (persistent: only the first opener of a new file changes it).
-
-    Switching a database into WAL needs it to itself, and SQLite answers ``database is locked`` at
-    once, without waiting the connection's busy timeout, while another connection (a thread or
-    process opening the same new ledger) is in the middle of it; so the switch is retried.
-    """
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    delay = 0.005
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                return
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-
-
 class Ledger:
     """A SQLite ledger. Safe to share between threads of one process; WAL for other processes.
 
@@ -198,7 +171,7 @@ class Ledger:
         if self.readonly:
             self._conn()
             return
-        _private_file(self.path)
+        private_file(self.path)
         # executescript manages its own transaction (it commits first), so it runs outside _tx
         self._conn().executescript(SCHEMA)
         self._migrate()
@@ -223,7 +196,7 @@ class Ledger:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            _use_wal(conn)
+            use_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             self._local.conn = conn
         return conn

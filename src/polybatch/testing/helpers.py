@@ -26,6 +26,20 @@ def make_items(n: int, prefix: str = "c", **fields: Any) -> list[BatchItem]:
     ]
 
 
+def item(custom_id: str, text: str = "Say something", **fields: Any) -> BatchItem:
+    """A one-turn item (``fields`` as BatchItem takes them, validated)."""
+    return BatchItem.model_validate(
+        {"custom_id": custom_id, "messages": [{"role": "user", "content": text}], **fields}
+    )
+
+
+def encode_lines(
+    path: Path, provider: BatchProvider, items: Iterable[BatchItem], model: str
+) -> Path:
+    """Encode ``items`` for ``provider`` into a lines file, as the runner does; returns ``path``."""
+    return write_lines(path, (provider.encode(i, i.model or model) for i in items))
+
+
 def write_lines(path: Path, lines: Iterable[bytes]) -> Path:
     """Write wire lines, one per line, as the runner does; returns ``path``."""
     path.write_bytes(b"".join(line + b"\n" for line in lines))
