@@ -57,7 +57,7 @@ def decide(
             metadata=META,
             count=2,
             model=model,
-            wire_ids=MINE,
+            wire_ids=lambda: MINE,
             rivals=rivals,
         )
     )

@@ -22,14 +22,16 @@ neither find nor list), a warning says that resubmitting may pay twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Container, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import ProviderError
 from ..providers import BatchProvider, RecentBatch
+from .collect import aclose_stream
 from .planner import iter_chunk_checks
 
 if TYPE_CHECKING:
@@ -60,9 +62,7 @@ async def _first_id(provider: BatchProvider, batch_id: str) -> str | None:
         async for r in stream:
             return r.custom_id
     finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose_stream(stream)
     return None
 
 
@@ -74,14 +74,16 @@ async def decide(
     metadata: Mapping[str, str],
     count: int,
     model: str,
-    wire_ids: Container[str],
+    wire_ids: Callable[[], Collection[str]],
     rivals: int,
 ) -> Decision:
     """Which of ``recent`` (already cut to the chunk's window) is the chunk's batch.
 
-    ``wire_ids`` are the chunk's custom ids as sent; ``rivals`` how many other chunks awaiting
-    recovery have the same request count.
+    ``wire_ids`` reads the chunk's custom ids as sent (once, and only if an ended candidate must
+    be told apart by its results); ``rivals`` is how many other chunks awaiting recovery have
+    the same request count.
     """
+    chunk_ids = functools.cache(wire_ids)
     free = [b for b in recent if b.batch_id not in claimed]
     # a provider that derives metadata gives every batch some ({} when not polybatch's)
     named = [(b, b.metadata) for b in free if b.metadata is not None]
@@ -105,7 +107,7 @@ async def decide(
             log.info("could not read the results of candidate batch %s: %s", b.batch_id, exc)
             running.append(b)  # cannot tell yet
             continue
-        if first is not None and first in wire_ids:
+        if first is not None and first in chunk_ids():
             proven.append(b)
     if proven:
         return _pick(sorted(proven, key=lambda b: b.created_at))
@@ -169,15 +171,6 @@ async def find_lost(
     if recent is None:
         return None
     recent = [b for b in recent if b.created_at >= start]
-    ids: Collection[str] | None = None
-
-    class _Ids:  # reads the chunk's ids on first use: a listing of running batches needs none
-        def __contains__(self, cid: object) -> bool:
-            nonlocal ids
-            if ids is None:
-                ids = wire_ids()
-            return cid in ids
-
     return await decide(
         provider,
         recent,
@@ -185,7 +178,7 @@ async def find_lost(
         metadata=metadata,
         count=count,
         model=model,
-        wire_ids=_Ids(),
+        wire_ids=wire_ids,
         rivals=rivals,
     )
 
