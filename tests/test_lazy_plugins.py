@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import types
-from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any
 
 import pytest
 
 from polybatch.errors import PluginError
-from polybatch.hookspecs import hookimpl
 from polybatch.plugins import ENTRY_POINT_GROUP, LazyProvider, PluginRegistry, ProviderInfo
+from polybatch.provider_plugin import ProviderPlugin
 from polybatch.testing import FakeProvider
 
 
@@ -80,15 +77,10 @@ def test_a_path_that_is_not_the_provider_is_a_plugin_error() -> None:
 
 
 def test_a_registry_takes_lazy_records_next_to_classes() -> None:
-    mod = types.ModuleType("lazy_plugin")
-
-    @hookimpl
-    def register_providers(register: Callable[[Any], None]) -> None:
-        register(LazyProvider("fake", "polybatch.testing.fake:FakeProvider"))
-
-    mod.register_providers = register_providers  # type: ignore[attr-defined]
     reg = PluginRegistry(load_entry_points=False)
-    reg.add_plugin(mod, name="lazy")
+    reg.add_plugin(
+        ProviderPlugin(LazyProvider("fake", "polybatch.testing.fake:FakeProvider")), name="lazy"
+    )
     assert not reg.info("fake").loaded or reg.info("fake").provider_class is FakeProvider
     assert reg.provider_class("fake") is FakeProvider
     assert reg.providers() == {"fake": FakeProvider}

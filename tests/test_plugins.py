@@ -14,6 +14,7 @@ from polybatch import hookimpl, hookspecs
 from polybatch.errors import PluginError, UnknownProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.plugins import PluginRegistry, ProviderInfo, get_registry
+from polybatch.provider_plugin import ProviderPlugin
 from polybatch.providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
 
 
@@ -99,7 +100,16 @@ def _all_hooks_plugin() -> types.ModuleType:
     return mod
 
 
-def test_every_hookspec_is_called_through_pluggy() -> None:
+def _all_hooks_object() -> ProviderPlugin:
+    return ProviderPlugin(
+        make_provider_class("everyhook"),
+        prices=Path("prices.toml"),
+        kinds={"a-kind": lambda name, settings: make_provider_class(name)},
+    )
+
+
+@pytest.mark.parametrize("make", [_all_hooks_plugin, _all_hooks_object], ids=["module", "object"])
+def test_every_hookspec_is_called_through_pluggy(make: Callable[[], object]) -> None:
     specs = {n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "polybatch_spec")}
     assert specs, "hookspecs are found by pluggy's marker"
     reg = PluginRegistry(load_entry_points=False)
@@ -109,12 +119,13 @@ def test_every_hookspec_is_called_through_pluggy() -> None:
         lambda hook, impls, kwargs: called.append((hook, [i.plugin_name for i in impls])),
         lambda outcome, hook, impls, kwargs: None,
     )
-    reg.add_plugin(_all_hooks_plugin(), name="all")
+    reg.add_plugin(make(), name="all")
     assert {hook for hook, _ in called} == specs
     # each call reached only the plugin being added
     assert all(plugins == ["all"] for _, plugins in called)
     assert reg.price_files(["everyhook"]) == [Path("prices.toml")]
     assert reg.price_files(["other"]) == []
+    assert reg._kinds["a-kind"][0] == "all", "the kind is recorded as the plugin's"
 
 
 def test_a_plugin_whose_hook_fails_leaves_nothing_behind() -> None:

@@ -6,18 +6,18 @@ provider SDK or a plugin package).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from polybatch.hookspecs import hookimpl
 from polybatch.items import Usage
 from polybatch.plugins import PluginRegistry, reset_registry
 from polybatch.pricing import PriceRegistry, Rates, cost_of
 from polybatch.pricing.registry import RATE_KEYS
+from polybatch.provider_plugin import ProviderPlugin
 
 D = Decimal
 TODAY = date(2026, 11, 24)
@@ -36,22 +36,10 @@ def bundled(files: list[Path]) -> PriceRegistry:
     return PriceRegistry.load(files=files)
 
 
-class _PricesOnly:
-    """A stand-in plugin registering the shipped files, as the real plugins do."""
-
-    def __init__(self, paths: list[Path]) -> None:
-        self.paths = paths
-
-    @hookimpl
-    def register_prices(self, register: Callable[[Path], None]) -> None:
-        for path in self.paths:
-            register(path)
-
-
 @pytest.fixture
 def plugin_registry(files: list[Path]) -> Iterator[PluginRegistry]:
     registry = PluginRegistry(load_entry_points=False)
-    registry.add_plugin(_PricesOnly(files), name="prices")
+    registry.add_plugin(ProviderPlugin(prices=files), name="prices")
     reset_registry(registry)
     yield registry
     reset_registry(None)

@@ -90,7 +90,7 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 def test_pyproject_declares_the_polybatch_entry_point() -> None:
     entry_points = _project()["entry-points"]
     assert isinstance(entry_points, dict)
-    assert entry_points[ENTRY_POINT_GROUP] == {"acme": "polybatch_acme.plugin"}
+    assert entry_points[ENTRY_POINT_GROUP] == {"acme": "polybatch_acme.plugin:plugin"}
 
 
 @pytest.mark.usefixtures("installed")

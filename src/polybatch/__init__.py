@@ -34,6 +34,7 @@ from .hookspecs import hookimpl
 from .inputs import read_items
 from .items import BatchItem, BatchResult, ItemError, Message, Usage
 from .jobs import Job, JobStatus, arun, asubmit, jobs, run, submit, usage_table
+from .provider_plugin import ProviderPlugin
 from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
+    "ProviderPlugin",
     "Refusal",
     "RequestDefaults",
     "SubmittedBatch",

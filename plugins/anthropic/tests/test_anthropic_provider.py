@@ -163,7 +163,7 @@ def test_errors_are_translated_without_the_key(server: SandboxServer) -> None:
 
 def test_plugin_registers_the_provider() -> None:
     registry = PluginRegistry(load_entry_points=False)
-    registry.add_plugin(plugin, name="anthropic")
+    registry.add_plugin(plugin.plugin, name="anthropic")
     assert registry.providers()["anthropic"] is AnthropicProvider
     assert registry.price_files() == ([plugin.PRICES] if plugin.PRICES.exists() else [])
 
@@ -172,7 +172,7 @@ def test_entry_point_is_installed() -> None:
     from importlib.metadata import entry_points
 
     eps = {ep.name: ep.value for ep in entry_points(group="polybatch")}
-    assert eps.get("anthropic") == "polybatch_anthropic.plugin"
+    assert eps.get("anthropic") == "polybatch_anthropic.plugin:plugin"
 
 
 def test_a_whole_job_through_the_runner(server: SandboxServer, polybatch_home: Path) -> None:

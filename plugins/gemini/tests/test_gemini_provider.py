@@ -231,11 +231,11 @@ def test_states_map() -> None:
 
 def test_plugin_registers_provider_and_prices() -> None:
     reg = PluginRegistry(load_entry_points=False)
-    reg.add_plugin(plugin, name="gemini")
+    reg.add_plugin(plugin.plugin, name="gemini")
     assert reg.providers()["gemini"] is GeminiProvider
     assert reg.price_files() == [plugin.PRICES]
     eps = {ep.name: ep.value for ep in entry_points(group="polybatch")}
-    assert eps.get("gemini") == "polybatch_gemini.plugin"
+    assert eps.get("gemini") == "polybatch_gemini.plugin:plugin"
     assert plugin.PRICES.exists()
     env = GeminiProvider.sandbox_env("http://h", "k")
     assert env == {"GOOGLE_GEMINI_BASE_URL": "http://h/gemini", "GEMINI_API_KEY": "k"}

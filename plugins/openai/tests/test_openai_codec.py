@@ -369,7 +369,7 @@ def test_dumps_survives_lone_surrogates() -> None:
 
 def test_plugin_registers_provider() -> None:
     registry = PluginRegistry(load_entry_points=False)
-    registry.add_plugin(plugin, name="openai", dist="polybatch-openai")
+    registry.add_plugin(plugin.plugin, name="openai", dist="polybatch-openai")
     assert registry.providers() == {
         "openai": OpenAIProvider,
         "azure": AzureProvider,

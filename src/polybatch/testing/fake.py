@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ..errors import ProviderError
-from ..hookspecs import hookimpl
 from ..items import BatchItem, BatchResult, ItemError, Usage
+from ..provider_plugin import ProviderPlugin
 from ..providers import BatchProvider, BatchStatus, Limits, SubmittedBatch
 from ..sandbox.model import SyntheticModel
 
@@ -213,13 +213,5 @@ class FakeProvider(BatchProvider):
         return None
 
 
-@hookimpl
-def register_providers(register: Callable[[type[Any]], None]) -> None:
-    """Register the fake provider."""
-    register(FakeProvider)
-
-
-@hookimpl
-def register_prices(register: Callable[[Path], None]) -> None:
-    """Register the fake's made-up prices."""
-    register(PRICES)
+#: the entry point (``polybatch.testing.fake:plugin``): the fake provider and its made-up prices
+plugin = ProviderPlugin(FakeProvider, prices=PRICES)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from polybatch.hookspecs import hookimpl
 from polybatch.plugins import LazyProvider
+from polybatch.provider_plugin import ProviderPlugin
 
 PRICES = Path(__file__).parent / "prices.toml"
 
@@ -21,15 +19,6 @@ ANTHROPIC = LazyProvider(
     max_bytes=268_435_456,
 )
 
-
-@hookimpl
-def register_providers(register: Callable[[Any], None]) -> None:
-    """Register :class:`AnthropicProvider`."""
-    register(ANTHROPIC)
-
-
-@hookimpl
-def register_prices(register: Callable[[Path], None]) -> None:
-    """Register the plugin's prices, once the price file exists (written separately)."""
-    if PRICES.exists():
-        register(PRICES)
+#: the entry point (``polybatch_anthropic.plugin:plugin``): the hooks that hand polybatch the
+#: provider and its price file
+plugin = ProviderPlugin(ANTHROPIC, prices=PRICES)

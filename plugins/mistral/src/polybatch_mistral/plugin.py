@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from polybatch.hookspecs import hookimpl
 from polybatch.plugins import LazyProvider
+from polybatch.provider_plugin import ProviderPlugin
 
 PRICES = Path(__file__).parent / "prices.toml"
 
@@ -21,14 +19,6 @@ MISTRAL = LazyProvider(
     max_bytes=524_288_000,
 )
 
-
-@hookimpl
-def register_providers(register: Callable[[Any], None]) -> None:
-    """Register the providers this plugin offers."""
-    register(MISTRAL)
-
-
-@hookimpl
-def register_prices(register: Callable[[Path], None]) -> None:
-    """Register the plugin's price file."""
-    register(PRICES)
+#: the entry point (``polybatch_mistral.plugin:plugin``): the hooks that hand polybatch the
+#: provider and its price file
+plugin = ProviderPlugin(MISTRAL, prices=PRICES)

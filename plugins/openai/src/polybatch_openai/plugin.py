@@ -7,12 +7,12 @@ tests/test_lazy_plugins.py checks these fields against the classes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from polybatch.hookspecs import hookimpl
 from polybatch.plugins import LazyProvider
+from polybatch.provider_plugin import ProviderPlugin
 
 PRICES = Path(__file__).parent / "prices.toml"
 #: the kind of a provider the config defines (``polybatch_openai.compatible.KIND``)
@@ -48,29 +48,19 @@ TOGETHER = LazyProvider(
 )
 
 
-@hookimpl
-def register_providers(register: Callable[[Any], None]) -> None:
-    """Register the providers this plugin offers."""
-    for provider in (OPENAI, AZURE, GROQ, TOGETHER):
-        register(provider)
-
-
 def compatible_provider(name: str, settings: Mapping[str, Any]) -> type[Any]:
-    """:func:`polybatch_openai.compatible.compatible_provider`, imported when a config uses it."""
+    """:func:`polybatch_openai.compatible.compatible_provider`, imported when a config uses it.
+
+    Registered as the ``openai-compatible`` kind: any OpenAI-compatible batch API a user names in
+    config (``kind = "openai-compatible"``, with its fields or a ``preset``: see
+    :data:`polybatch_openai.compatible.PRESETS`).
+    """
     from .compatible import compatible_provider as make
 
     return make(name, settings)
 
 
-@hookimpl
-def register_provider_kinds(register: Callable[[str, Callable[..., type[Any]]], None]) -> None:
-    """Any OpenAI-compatible batch API a user names in config (``kind = "openai-compatible"``,
-    with its fields or a ``preset``: see :data:`polybatch_openai.compatible.PRESETS`)."""
-    register(KIND, compatible_provider)
-
-
-@hookimpl
-def register_prices(register: Callable[[Path], None]) -> None:
-    """Register the plugin's price file, once it exists."""
-    if PRICES.exists():
-        register(PRICES)
+#: the entry point (``polybatch_openai.plugin:plugin``)
+plugin = ProviderPlugin(
+    OPENAI, AZURE, GROQ, TOGETHER, prices=PRICES, kinds={KIND: compatible_provider}
+)

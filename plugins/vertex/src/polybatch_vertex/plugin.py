@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from polybatch.hookspecs import hookimpl
 from polybatch.plugins import LazyProvider
+from polybatch.provider_plugin import ProviderPlugin
 
 PRICES = Path(__file__).parent / "prices.toml"
 
@@ -22,14 +20,6 @@ VERTEX = LazyProvider(
     credentials_check="polybatch_vertex.credentials:credentials_present",
 )
 
-
-@hookimpl
-def register_providers(register: Callable[[Any], None]) -> None:
-    """Register :class:`VertexProvider`."""
-    register(VERTEX)
-
-
-@hookimpl
-def register_prices(register: Callable[[Path], None]) -> None:
-    """Register the plugin's Vertex AI standard and batch prices."""
-    register(PRICES)
+#: the entry point (``polybatch_vertex.plugin:plugin``): the hooks that hand polybatch the
+#: provider and its price file
+plugin = ProviderPlugin(VERTEX, prices=PRICES)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from polybatch.hookspecs import hookimpl
 from polybatch.plugins import LazyProvider
+from polybatch.provider_plugin import ProviderPlugin
+
+PRICES = Path(__file__).with_name("prices.toml")
 
 #: registered by import path: loading the plugin does not import the SDK (checked against the
 #: class by tests/test_lazy_plugins.py)
@@ -19,12 +19,6 @@ XAI = LazyProvider(
     max_bytes=209_715_200,
 )
 
-
-@hookimpl
-def register_providers(register: Callable[[Any], None]) -> None:
-    register(XAI)
-
-
-@hookimpl
-def register_prices(register: Callable[[Path], None]) -> None:
-    register(Path(__file__).with_name("prices.toml"))
+#: the entry point (``polybatch_xai.plugin:plugin``): the hooks that hand polybatch the
+#: provider and its price file
+plugin = ProviderPlugin(XAI, prices=PRICES)

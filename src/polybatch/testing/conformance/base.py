@@ -34,9 +34,9 @@ from typing import Any, ClassVar, Literal, NoReturn
 
 import pytest
 
-from ...hookspecs import hookimpl
 from ...items import BatchItem, BatchResult, Message
 from ...plugins import PluginRegistry, get_registry, reset_registry
+from ...provider_plugin import ProviderPlugin
 from ...providers import (
     LIFECYCLE_PAIRS,
     BatchProvider,
@@ -62,18 +62,6 @@ AWKWARD_IDS: tuple[str, ...] = (
     "X" * 100,
     "line\nbreak",
 )
-
-
-class _OneProvider:
-    """A plugin object registering one provider class (how the suite feeds the real runner)."""
-
-    def __init__(self, cls: type[BatchProvider]) -> None:
-        self.cls = cls
-
-    @hookimpl
-    def register_providers(self, register: Callable[[type[Any]], None]) -> None:
-        """Register the class under test."""
-        register(self.cls)
 
 
 class ConformanceBase:
@@ -259,7 +247,7 @@ class ConformanceBase:
         cls = self.provider_class
         previous = get_registry()
         registry = PluginRegistry(load_entry_points=False)
-        registry.add_plugin(_OneProvider(cls), name=f"conformance-{cls.name}")
+        registry.add_plugin(ProviderPlugin(cls), name=f"conformance-{cls.name}")
         reset_registry(registry)
         try:
             with warnings.catch_warnings():
