@@ -24,7 +24,7 @@ from typing import Any
 
 from .hookspecs import hookimpl
 
-__all__ = ["ProviderPlugin"]
+__all__ = ["ProviderPlugin", "lazy_getattr"]
 
 
 class ProviderPlugin:
@@ -69,3 +69,22 @@ class ProviderPlugin:
         """Register the families of providers configured by data."""
         for kind, factory in self.kinds.items():
             register(kind, factory)
+
+
+def lazy_getattr(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562) that imports ``names`` on first access.
+
+    ``names`` maps each public name to the submodule holding it, so that loading a plugin
+    (``polybatch --help``, ``polybatch providers``) imports no SDK until the provider is used::
+
+        __getattr__ = lazy_getattr(__name__, {"AcmeProvider": "provider"})
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            from importlib import import_module
+
+            return getattr(import_module(f".{names[name]}", package), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

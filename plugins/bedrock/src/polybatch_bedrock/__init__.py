@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from polybatch.provider_plugin import lazy_getattr
 
 if TYPE_CHECKING:
     from .provider import BedrockProvider
 
 #: imported on first access, so that loading the plugin (``polybatch --help``) imports no SDK
-_LAZY = {"BedrockProvider": "provider"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, {"BedrockProvider": "provider"})
 
 __all__ = ["BedrockProvider"]
