@@ -31,3 +31,4 @@ class TestMistralConformance(ProviderConformance):
     client_class = Mistral
     faults_reproducible = True
     connection_errors_retryable = True
+    reports_progress = True

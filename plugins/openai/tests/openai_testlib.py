@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import openai
 
@@ -49,3 +50,21 @@ class OpenAISDKConformance(ProviderConformance):
     client_class = openai.AsyncOpenAI
     faults_reproducible = True
     connection_errors_retryable = True
+    reports_progress = True
+
+
+def nullable_optionals(node: Any) -> Any:
+    """Allow null for every optional property: the spec omits it, the API sends it."""
+    if isinstance(node, dict):
+        node = {k: nullable_optionals(v) for k, v in node.items()}
+        props = node.get("properties")
+        if isinstance(props, dict):
+            required = set(node.get("required", []))
+            node["properties"] = {
+                k: v if k in required else {"anyOf": [v, {"type": "null"}]}
+                for k, v in props.items()
+            }
+        return node
+    if isinstance(node, list):
+        return [nullable_optionals(v) for v in node]
+    return node

@@ -11,7 +11,7 @@ import httpx2
 import jsonschema
 import openai
 import pytest
-from openai_testlib import KEY, items, write_lines
+from openai_testlib import KEY, items, nullable_optionals, write_lines
 from referencing import Registry, Resource
 from starlette.routing import BaseRoute
 
@@ -51,25 +51,8 @@ def plain_server() -> Iterator[SandboxServer]:
     yield from _serve(_PlainAzure)
 
 
-def _nullable_optionals(node: Any) -> Any:
-    """Allow null for optional properties: the spec omits it, the service sends it."""
-    if isinstance(node, dict):
-        node = {k: _nullable_optionals(v) for k, v in node.items()}
-        props = node.get("properties")
-        if isinstance(props, dict):
-            required = set(node.get("required", []))
-            node["properties"] = {
-                k: v if k in required else {"anyOf": [v, {"type": "null"}]}
-                for k, v in props.items()
-            }
-        return node
-    if isinstance(node, list):
-        return [_nullable_optionals(v) for v in node]
-    return node
-
-
 def check(root: str, instance: Any) -> None:
-    doc = _nullable_optionals(json.loads((DATA / SCHEMA).read_text()))
+    doc = nullable_optionals(json.loads((DATA / SCHEMA).read_text()))
     uri = f"urn:{SCHEMA}"
     registry: Registry[Any] = Registry().with_resource(uri, Resource.from_contents(doc))
     cls = jsonschema.validators.validator_for(doc)

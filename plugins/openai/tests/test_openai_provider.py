@@ -26,19 +26,14 @@ from polybatch.tokens import count_tokens
 from polybatch_openai.provider import OpenAIProvider
 
 
-def test_normal_batch_every_id_once_with_usage(make_server: ServerFactory, tmp_path: Path) -> None:
-    server = make_server(rate=20.0, validation_seconds=3, finalize_seconds=4)
-    provider = provider_for(server)
-    batch = submit_items(provider, items(25, max_tokens=50), tmp_path)
-    assert provider.poll(batch.batch_id).state == "validating"
-    server.engine.clock.advance(4)
-    mid = provider.poll(batch.batch_id)
-    assert mid.state == "in_progress" and 0 < mid.completed < 25
-    status = wait_terminal(provider, server.engine, batch.batch_id, step=1)
-    assert (status.state, status.total, status.completed, status.failed) == ("completed", 25, 25, 0)
-
+def test_results_carry_the_chat_completion_and_its_usage(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    # the lifecycle and its progress counts are the conformance suite's; this is the openai part
+    provider = provider_for(make_server())
+    batch = submit_items(provider, items(5, max_tokens=50), tmp_path)
     results = by_id(list(provider.results(batch.batch_id)))
-    assert set(results) == {f"c{i}" for i in range(25)}
+    assert set(results) == {f"c{i}" for i in range(5)}
     for r in results.values():
         assert r.ok and r.text and r.finish_reason == "stop"
         assert r.provider == "openai" and r.batch_id == batch.batch_id and r.model == MODEL

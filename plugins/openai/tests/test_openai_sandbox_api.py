@@ -12,7 +12,15 @@ import jsonschema
 import openai
 import pytest
 from openai.types.chat import ChatCompletion
-from openai_testlib import KEY, MODEL, ServerFactory, items, provider_for, write_lines
+from openai_testlib import (
+    KEY,
+    MODEL,
+    ServerFactory,
+    items,
+    nullable_optionals,
+    provider_for,
+    write_lines,
+)
 from referencing import Registry, Resource
 
 from polybatch import wire
@@ -22,25 +30,8 @@ from polybatch.sandbox.model import SYNTHETIC_MODELS
 DATA = Path(__file__).parent / "data"
 
 
-def _nullable_optionals(node: Any) -> Any:
-    """Allow null for every optional property: the spec omits it, the API sends it."""
-    if isinstance(node, dict):
-        node = {k: _nullable_optionals(v) for k, v in node.items()}
-        props = node.get("properties")
-        if isinstance(props, dict):
-            required = set(node.get("required", []))
-            node["properties"] = {
-                k: v if k in required else {"anyOf": [v, {"type": "null"}]}
-                for k, v in props.items()
-            }
-        return node
-    if isinstance(node, list):
-        return [_nullable_optionals(v) for v in node]
-    return node
-
-
 def _validator(schema_file: str, root: str) -> jsonschema.protocols.Validator:
-    doc = _nullable_optionals(json.loads((DATA / schema_file).read_text()))
+    doc = nullable_optionals(json.loads((DATA / schema_file).read_text()))
     uri = f"urn:{schema_file}"
     registry: Registry[Any] = Registry().with_resource(uri, Resource.from_contents(doc))
     schema = {"$schema": doc["$schema"], "$ref": f"{uri}#/$defs/{root}"}

@@ -88,6 +88,8 @@ class ConformanceBase:
     uploads_in_engine_files: ClassVar[bool] = True
     #: whether the sandbox lets batches expire (False: the expiry test skips)
     supports_expiry: ClassVar[bool] = True
+    #: the provider's poll shows a queued batch, then ``in_progress`` with partial counts
+    reports_progress: ClassVar[bool] = False
     #: extra provider settings for every provider the suite builds (e.g. ``{"max_retries": 0}``)
     provider_settings: ClassVar[Mapping[str, Any]] = {}
     #: requests per batch in the lifecycle tests

@@ -115,6 +115,22 @@ class LifecycleConformance(ConformanceBase):
             }, "results can be downloaded again (the runner does after a crash)"
             provider.cleanup(submitted)
 
+    def test_progress_while_running(self, tmp_path: Path) -> None:
+        """Queued, then ``in_progress`` with partial counts, then completed (``reports_progress``)."""
+        if not self.reports_progress:
+            pytest.skip("the provider reports no progress counts while a batch runs")
+        items = self.make_items(25)
+        with self.serve(rate=20.0, validation_seconds=3, finalize_seconds=4) as server:
+            provider = self.connect(server)
+            submitted = self.submit_items(provider, items, tmp_path)
+            assert provider.poll(submitted.batch_id).state == "validating"
+            server.engine.clock.advance(4)
+            mid = provider.poll(submitted.batch_id)
+            assert mid.state == "in_progress" and 0 < mid.completed < len(items), mid
+            assert mid.total == len(items), mid
+            status = self.wait_terminal(provider, server.engine, submitted.batch_id, step=1)
+            assert (status.state, status.completed, status.failed) == ("completed", 25, 0)
+
     def test_usage_mapping(self, tmp_path: Path) -> None:
         """Disjoint, non-negative buckets adding up to what the synthetic model counted."""
         items = self.make_items(self.batch_size)
