@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from ..items import Usage
 from .registry import PriceRow
+from .rows import Rates
 
 _MILLION = Decimal(1_000_000)
 _ZERO = Decimal(0)
@@ -51,7 +52,12 @@ def cost_of(usage: Usage, price: PriceRow) -> Cost:
 
     Reasoning tokens are part of ``output_tokens`` and are not priced again.
     """
-    rates = price.rates_for(usage.total_input_tokens)
+    return cost_at(usage, price.rates_for(usage.total_input_tokens))
+
+
+def cost_at(usage: Usage, rates: Rates) -> Cost:
+    """The cost of ``usage`` at ``rates`` (one tier of a row): linear, so the usages of many
+    requests at the same rates can be added up first and priced once."""
     return Cost(
         input=_usd(usage.input_tokens, rates.input),
         cached_input=_usd(usage.cached_input_tokens, rates.cached_input_rate),

@@ -17,7 +17,9 @@ least. Per request:
   prompt of at least :data:`MIN_CACHEABLE_TOKENS` tokens with ``cache_control`` or on a model
   whose provider caches by itself, or any prompt reading an explicit cache such as Gemini's
   ``cachedContent``), else at the input rate;
-- each request is priced on its own, so a long-context tier applies to that request only.
+- each request is priced on its own, so a long-context tier applies to that request only (the
+  estimator adds up the tokens of the requests at the same tier's rates and prices them once:
+  the cost is linear in tokens, and exact in ``Decimal``).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from typing import Any
 from ..errors import PricingError
 from ..items import BatchItem, Usage
 from ..tokens import count_tokens, prompt_tokens
-from .cost import cost_of
+from .cost import cost_at
 from .registry import Mode, PriceRegistry, PriceRow
-from .rows import DEFAULT_CURRENCY
+from .rows import DEFAULT_CURRENCY, Rates
 
 #: the shortest prompt any provider caches (OpenAI and Anthropic: 1,024 tokens)
 MIN_CACHEABLE_TOKENS = 1024
@@ -115,15 +117,25 @@ class Bounds:
     high: Usage
 
 
-def request_bounds(
-    item: BatchItem, price: PriceRow, *, default_max_tokens: int, sends_default: bool = True
-) -> Bounds:
-    """The least and most usage ``item`` can be billed for at ``price`` (see the module doc)."""
+@dataclass(frozen=True)
+class _Split:
+    """One request's bounds as token counts, the tier's rates, and the bucket its input lands in
+    at the low and the high end (output is only ever counted at the high end)."""
+
+    n_in: int
+    n_out: int
+    rates: Rates
+    low_bucket: str
+    high_bucket: str
+
+
+def _split(
+    item: BatchItem, price: PriceRow, *, default_max_tokens: int, sends_default: bool
+) -> _Split:
     if item.kind == "embedding":
         # the input string's tokens, no chat framing; embeddings produce no output tokens
         n_in = count_tokens(item.input or "")
-        usage = Usage(input_tokens=n_in)
-        return Bounds(n_in, 0, usage, usage)
+        return _Split(n_in, 0, price.rates_for(n_in), "input_tokens", "input_tokens")
     n_in = prompt_tokens(m.text for m in item.messages)
     if item.max_tokens is not None:
         n_out = item.max_tokens
@@ -136,18 +148,45 @@ def request_bounds(
     automatic = price.caching == "automatic"
     rates = price.rates_for(n_in)
     # the dearest bucket all input could land in (ties stay plain input)
-    high = Usage(input_tokens=n_in, output_tokens=n_out)
-    dearest = rates.input
+    high, dearest = "input_tokens", rates.input
     if ("5m" in marks or automatic) and rates.cache_write_5m_rate > dearest:
-        dearest = rates.cache_write_5m_rate
-        high = Usage(cache_write_5m_tokens=n_in, output_tokens=n_out)
+        high, dearest = "cache_write_5m_tokens", rates.cache_write_5m_rate
     if "1h" in marks and rates.cache_write_1h_rate > dearest:
-        high = Usage(cache_write_1h_tokens=n_in, output_tokens=n_out)
-    low = Usage(input_tokens=n_in)
+        high = "cache_write_1h_tokens"
+    low = "input_tokens"
     cacheable = "read" in marks or ((marks or automatic) and n_in >= MIN_CACHEABLE_TOKENS)
     if cacheable and rates.cached_input_rate < rates.input:
-        low = Usage(cached_input_tokens=n_in)
-    return Bounds(n_in, n_out, low, high)
+        low = "cached_input_tokens"
+    return _Split(n_in, n_out, rates, low, high)
+
+
+def request_bounds(
+    item: BatchItem, price: PriceRow, *, default_max_tokens: int, sends_default: bool = True
+) -> Bounds:
+    """The least and most usage ``item`` can be billed for at ``price`` (see the module doc)."""
+    sp = _split(item, price, default_max_tokens=default_max_tokens, sends_default=sends_default)
+    low = Usage.model_validate({sp.low_bucket: sp.n_in})
+    high = Usage.model_validate({sp.high_bucket: sp.n_in, "output_tokens": sp.n_out})
+    return Bounds(sp.n_in, sp.n_out, low, high)
+
+
+class _Sums:
+    """Token totals per bucket of the requests priced at one set of rates, low and high end."""
+
+    __slots__ = ("high", "low", "rates")
+
+    def __init__(self, rates: Rates) -> None:
+        self.rates = rates
+        self.low: dict[str, int] = {}
+        self.high: dict[str, int] = {}
+
+    def add(self, sp: _Split) -> None:
+        self.low[sp.low_bucket] = self.low.get(sp.low_bucket, 0) + sp.n_in
+        self.high[sp.high_bucket] = self.high.get(sp.high_bucket, 0) + sp.n_in
+        self.high["output_tokens"] = self.high.get("output_tokens", 0) + sp.n_out
+
+    def cost(self, end: Mapping[str, int]) -> Decimal:
+        return cost_at(Usage.model_validate(end), self.rates).total
 
 
 class Estimator:
@@ -176,10 +215,10 @@ class Estimator:
         self.sends_default = sends_default
         self.day = on or datetime.now(UTC).date()
         self.mode: Mode = mode
-        self.low = self.high = Decimal(0)
         self.count = self.input_total = self.output_total = 0
         self.currency: str | None = None
         self._prices: dict[str, PriceRow] = {}
+        self._sums: dict[int, _Sums] = {}
 
     def price_of(self, model: str) -> PriceRow:
         """The price row ``model``'s items are estimated at (PriceNotFoundError if none)."""
@@ -200,17 +239,30 @@ class Estimator:
                 f"cannot add up {self.currency} and {price.currency} prices in one estimate "
                 f"({price.provider}:{price.model})"
             )
-        bounds = request_bounds(
+        sp = _split(
             item,
             price,
             default_max_tokens=self.default_max_tokens,
             sends_default=self.sends_default,
         )
-        self.low += cost_of(bounds.low, price).total
-        self.high += cost_of(bounds.high, price).total
+        # cost is linear within one tier's rates: add up tokens per rates, price them once
+        sums = self._sums.get(id(sp.rates))
+        if sums is None:
+            sums = self._sums[id(sp.rates)] = _Sums(sp.rates)
+        sums.add(sp)
         self.count += 1
-        self.input_total += bounds.input_tokens
-        self.output_total += bounds.output_tokens
+        self.input_total += sp.n_in
+        self.output_total += sp.n_out
+
+    @property
+    def low(self) -> Decimal:
+        """The low end of everything added so far."""
+        return sum((s.cost(s.low) for s in self._sums.values()), Decimal(0))
+
+    @property
+    def high(self) -> Decimal:
+        """The high end of everything added so far."""
+        return sum((s.cost(s.high) for s in self._sums.values()), Decimal(0))
 
     def result(self) -> Estimate:
         """The estimate of everything added so far."""
