@@ -212,7 +212,6 @@ def test_provider_limits_cap_embedding_batches() -> None:
     ("spec", "says"),
     [
         ("anthropic:claude-haiku-4-5", "Anthropic does not offer embedding batches"),
-        ("mistral:mistral-small-latest", "Mistral adapter does not offer embedding batches"),
     ],
 )
 def test_providers_without_embeddings_refuse_before_uploading(

@@ -27,6 +27,8 @@ EMBEDDING_DIMENSIONS = {
     "text-embedding-3-small": 1536,
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
+    "mistral-embed": 1024,
+    "gemini-embedding-001": 3072,
 }
 #: the size for embedding models not listed above (small: tests stay fast)
 DEFAULT_EMBEDDING_DIMENSIONS = 16
