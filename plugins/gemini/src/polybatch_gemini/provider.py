@@ -45,12 +45,14 @@ import contextlib
 import io
 import json
 import re
+import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import pydantic
 from google import genai
+from google.genai import _common as genai_common
 from google.genai import errors as genai_errors
 from google.genai import types
 from google.genai.client import AsyncClient
@@ -61,7 +63,7 @@ from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, SubmittedBatch
 from polybatch.sdk import SDKProvider, failure, http
 
-from . import codec
+from . import codec, embeddings
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -111,6 +113,8 @@ class GeminiProvider(SDKProvider[AsyncClient]):
         custom_id_pattern=None,
     )
     sandbox_prefix: ClassVar[str] = "/gemini"
+    #: ``kind="embedding"`` items are accepted on embedding models (``batches.create_embeddings``)
+    supports_embeddings: ClassVar[bool] = True
 
     base_url_env: ClassVar[str | None] = "GOOGLE_GEMINI_BASE_URL"
     #: Google API keys
@@ -158,7 +162,11 @@ class GeminiProvider(SDKProvider[AsyncClient]):
 
     # -- items ------------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
-        """Raise ItemValidationError if the item cannot be expressed for Gemini (either input)."""
+        """Raise ItemValidationError if the item cannot be expressed for Gemini (either input);
+        an embedding item needs an embedding model (:func:`embeddings.check_item`)."""
+        if item.kind == "embedding":
+            embeddings.check_item(item, item.model or model)
+            return
         line = codec.encode_line(item)
         try:
             codec.to_inlined(line)
@@ -170,7 +178,10 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             ) from exc
 
     def encode(self, item: BatchItem, model: str) -> bytes:
-        """One ``{"key", "request"}`` input-file line as compact JSON."""
+        """One ``{"key", "request"}`` input-file line as compact JSON (an embed request for an
+        embedding item)."""
+        if item.kind == "embedding":
+            return wire.dumps(embeddings.encode_line(item))
         return wire.dumps(codec.encode_line(item))
 
     # -- the batch lifecycle ----------------------------------------------------------------
@@ -189,7 +200,8 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             display_name=display_name,
             http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)),
         )
-        if path.stat().st_size <= self.inline_max_bytes:
+        embedding = _first_line_embeds(path)
+        if not embedding and path.stat().st_size <= self.inline_max_bytes:
             # reading, parsing and validating up to inline_max_bytes is CPU work: off the loop
             inlined = await asyncio.to_thread(self._inline_requests, path)
             if inlined is not None:
@@ -208,11 +220,31 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             raise ProviderError("upload input file failed: no file name", provider=self.name)
         try:
             with self.sdk_errors("create batch"):
-                job = await client.batches.create(model=model, src=file_name, config=config)
+                if embedding:
+                    # inline embed requests carry no keys: embedding batches always use a file
+                    job = await self._create_embeddings(model, file_name, config)
+                else:
+                    job = await client.batches.create(model=model, src=file_name, config=config)
         except ProviderError as exc:
             await self.drop_refused_upload(exc, file_name)
             raise
         return SubmittedBatch(batch_id=self._name(job), input_file_id=file_name)
+
+    async def _create_embeddings(
+        self, model: str, file_name: str, config: types.CreateBatchJobConfig
+    ) -> types.BatchJob:
+        """``batches.create_embeddings`` from an uploaded file, its "experimental" warning kept
+        off the user's terminal (the docs say it once). The SDK warns synchronously on the
+        coroutine's first step, before any await gives way to another task."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", genai_common.ExperimentalWarning)
+            return await self.client.batches.create_embeddings(
+                model=model,
+                src=types.EmbeddingsBatchJobSource(file_name=file_name),
+                config=types.CreateEmbeddingsBatchJobConfig(
+                    display_name=config.display_name, http_options=config.http_options
+                ),
+            )
 
     def _inline_requests(self, path: Path) -> list[types.InlinedRequest] | None:
         """The file's requests as the SDK's inline requests, or None if there are too many."""
@@ -441,6 +473,20 @@ class RawBatchOperation(types.Operation):
             done=bool(raw.get("done")),
             error=dict(raw["error"]) if isinstance(raw.get("error"), Mapping) else None,
         )
+
+
+def _first_line_embeds(path: Path) -> bool:
+    """Whether a lines file is an embedding batch (its first line says: the planner never mixes
+    kinds in one chunk)."""
+    with path.open("rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    return False
+                return isinstance(line, dict) and embeddings.is_embedding_line(line)
+    return False
 
 
 def _count(value: Any) -> int:
