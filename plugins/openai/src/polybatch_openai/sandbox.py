@@ -170,6 +170,16 @@ class OpenAIApi(FilesApi):
         problem = _metadata_problem(metadata)
         if problem:
             return self.error(400, problem, param="metadata", code="invalid_value")
+        expiry = params.get("output_expires_after")
+        if expiry is not None and not self.valid_expiry(expiry):
+            lo, hi = self.expiry_range
+            return self.error(
+                400,
+                "Invalid 'output_expires_after': anchor must be 'created_at' and seconds "
+                f"between {lo} and {hi}.",
+                param="output_expires_after",
+                code="invalid_value",
+            )
         input_file = self.live_file(params["input_file_id"])
         if input_file is None:
             return self.not_found("File", params["input_file_id"])
@@ -199,6 +209,15 @@ class OpenAIApi(FilesApi):
             errors=errors or None,
         )
         return self.created(request, batch)
+
+    def valid_expiry(self, expiry: Any) -> bool:
+        """Whether an ``output_expires_after`` (or file ``expires_after``) object is one the API
+        takes: anchor ``created_at``, seconds within :attr:`expiry_range`."""
+        lo, hi = self.expiry_range
+        if not isinstance(expiry, dict) or expiry.get("anchor") != "created_at":
+            return False
+        seconds = expiry.get("seconds")
+        return isinstance(seconds, int) and not isinstance(seconds, bool) and lo <= seconds <= hi
 
     def early_answer(self, request: Request, params: dict[str, Any]) -> Response | None:
         """The answer to a create before it makes a batch (a hook: refusals, replays), or None."""
@@ -550,6 +569,15 @@ class CompatibleApi(OpenAIApi):
     def idempotency_key(self, request: Request) -> str | None:
         header = self.preset.idempotency_header
         return request.headers.get(header) if header else None
+
+    def valid_expiry(self, expiry: Any) -> bool:
+        """Whether an ``output_expires_after`` (or file ``expires_after``) object is one the API
+        takes: anchor ``created_at``, seconds within :attr:`expiry_range`."""
+        lo, hi = self.expiry_range
+        if not isinstance(expiry, dict) or expiry.get("anchor") != "created_at":
+            return False
+        seconds = expiry.get("seconds")
+        return isinstance(seconds, int) and not isinstance(seconds, bool) and lo <= seconds <= hi
 
     def early_answer(self, request: Request, params: dict[str, Any]) -> Response | None:
         for name in sorted(self.preset.omit):
