@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from polybatch import vectors, wire
+from polybatch import wire
 from polybatch.providers import TERMINAL_STATES
 from polybatch.sandbox.api import BatchRequest, Outcome, RouteKind, number_page, refusal
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
@@ -278,17 +278,15 @@ class MistralApi(FilesApi):
 
     def embed(self, emb: embeddings.EmbeddingRequest, job: SandboxBatch) -> Outcome:
         """An embeddings response: one vector per input, input tokens only."""
-        model = self.engine.model
-        found = [
-            vectors.encode_vector(
-                model.embed(model=emb.model, text=text, dimensions=emb.dimensions),
-                emb.encoding_format,
-            )
-            for text in emb.inputs
-        ]
-        tokens = sum(model.embedding_tokens(text) for text in emb.inputs)
-        body = vectors.embeddings_response(model=emb.model, vectors=found, prompt_tokens=tokens)
-        return Outcome(200, {"id": codec.short_hash(job.id, "embed", *emb.inputs), **body})
+        body, tokens = self.engine.model.embeddings_list(
+            model=emb.model,
+            texts=emb.inputs,
+            dimensions=emb.dimensions,
+            encoding_format=emb.encoding_format,
+        )
+        return Outcome(
+            200, {"id": codec.short_hash(job.id, "embed", *emb.inputs), **body}, (tokens, 0)
+        )
 
     # -- jobs: the object ------------------------------------------------------------------
     def batch_view(self, batch: SandboxBatch, request: Request) -> Any:

@@ -308,16 +308,12 @@ class OpenAIApi(FilesApi):
 
     def embed(self, emb: codec.EmbeddingRequest) -> Outcome:
         """An embeddings response: one vector per input, input tokens only."""
-        model = self.engine.model
-        vectors = [
-            codec.encode_vector(
-                model.embed(model=emb.model, text=text, dimensions=emb.dimensions),
-                emb.encoding_format,
-            )
-            for text in emb.inputs
-        ]
-        tokens = sum(model.embedding_tokens(text) for text in emb.inputs)
-        body = codec.embeddings_response(model=emb.model, vectors=vectors, prompt_tokens=tokens)
+        body, tokens = self.engine.model.embeddings_list(
+            model=emb.model,
+            texts=emb.inputs,
+            dimensions=emb.dimensions,
+            encoding_format=emb.encoding_format,
+        )
         return Outcome(200, body, (tokens, 0))
 
     # -- batches: the object ---------------------------------------------------------------
@@ -569,15 +565,6 @@ class CompatibleApi(OpenAIApi):
     def idempotency_key(self, request: Request) -> str | None:
         header = self.preset.idempotency_header
         return request.headers.get(header) if header else None
-
-    def valid_expiry(self, expiry: Any) -> bool:
-        """Whether an ``output_expires_after`` (or file ``expires_after``) object is one the API
-        takes: anchor ``created_at``, seconds within :attr:`expiry_range`."""
-        lo, hi = self.expiry_range
-        if not isinstance(expiry, dict) or expiry.get("anchor") != "created_at":
-            return False
-        seconds = expiry.get("seconds")
-        return isinstance(seconds, int) and not isinstance(seconds, bool) and lo <= seconds <= hi
 
     def early_answer(self, request: Request, params: dict[str, Any]) -> Response | None:
         for name in sorted(self.preset.omit):
