@@ -12,10 +12,21 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .items import BatchResult, Usage
 from .wire import WireError
+
+
+@dataclass
+class EmbeddingRequest:
+    """A validated embeddings body, in neutral terms (what a sandbox answers)."""
+
+    model: str
+    inputs: list[str]
+    dimensions: int | None = None
+    encoding_format: str = "float"
 
 
 def decode_vector(value: Any) -> list[float]:

@@ -13,20 +13,14 @@ from anthropic_support import KEY, strict_client
 
 from polybatch import submit
 from polybatch.errors import ItemValidationError
-from polybatch.items import BatchItem, Message
+from polybatch.items import BatchItem
 from polybatch.sandbox import SandboxServer
+from polybatch.testing import make_items
 from polybatch_anthropic import output300k
 
 
 def ask(max_tokens: int, n: int = 1) -> list[BatchItem]:
-    return [
-        BatchItem(
-            custom_id=f"q-{i}",
-            messages=[Message(role="user", content=f"Write a lot {i}")],
-            max_tokens=max_tokens,
-        )
-        for i in range(n)
-    ]
+    return make_items(n, prefix="q-", max_tokens=max_tokens)
 
 
 def run(server: SandboxServer, model: str, items: list[BatchItem], **settings: Any) -> list[Any]:

@@ -15,6 +15,7 @@ from mistral_testlib import ServerFactory
 from polybatch import Job, submit
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem, Message
+from polybatch.providers import META_CHUNK
 from polybatch.sandbox import SandboxServer
 from polybatch.testing import CliOutcome, check_embedding_job
 
@@ -36,9 +37,13 @@ def fast(job: Job) -> Job:
     return job.wait(poll_min=0.02, poll_max=0.2, timeout=60)
 
 
+def jobs_in_chunk_order(server: SandboxServer) -> list[Any]:
+    """The sandbox's jobs in chunk order (chunks in flight are created concurrently)."""
+    return sorted(server.engine.batches.values(), key=lambda b: int(b.metadata[META_CHUNK]))
+
+
 def job_endpoints(server: SandboxServer) -> list[str]:
-    jobs = sorted(server.engine.batches.values(), key=lambda b: b.created_at)
-    return [j.extra["endpoint"] for j in jobs]
+    return [j.extra["endpoint"] for j in jobs_in_chunk_order(server)]
 
 
 def test_embedding_job_returns_vectors_usage_and_cost(server: SandboxServer) -> None:
@@ -71,7 +76,7 @@ def test_mixed_chat_and_embedding_input_becomes_separate_jobs(server: SandboxSer
     assert [r.embedding is not None for r in results] == [False, True, True]
     assert results[0].text
     assert job_endpoints(server) == ["/v1/chat/completions", "/v1/embeddings"]
-    assert [j.extra["model"] for j in server.engine.batches.values()] == [
+    assert [j.extra["model"] for j in jobs_in_chunk_order(server)] == [
         "mistral-small-latest",
         EMBED,
     ]

@@ -200,7 +200,9 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             display_name=display_name,
             http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)),
         )
-        embedding = _first_line_embeds(path)
+        # the planner never mixes kinds in one chunk: the first line says
+        first = wire.first_line(path)
+        embedding = first is not None and embeddings.is_embedding_line(first)
         if not embedding and path.stat().st_size <= self.inline_max_bytes:
             # reading, parsing and validating up to inline_max_bytes is CPU work: off the loop
             inlined = await asyncio.to_thread(self._inline_requests, path)
@@ -473,20 +475,6 @@ class RawBatchOperation(types.Operation):
             done=bool(raw.get("done")),
             error=dict(raw["error"]) if isinstance(raw.get("error"), Mapping) else None,
         )
-
-
-def _first_line_embeds(path: Path) -> bool:
-    """Whether a lines file is an embedding batch (its first line says: the planner never mixes
-    kinds in one chunk)."""
-    with path.open("rb") as fh:
-        for raw in fh:
-            if raw.strip():
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    return False
-                return isinstance(line, dict) and embeddings.is_embedding_line(line)
-    return False
 
 
 def _count(value: Any) -> int:

@@ -10,13 +10,13 @@ OpenAI-shaped ``list`` of ``embedding`` objects with ``usage.prompt_tokens``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from polybatch import formats
 from polybatch.errors import ItemValidationError
 from polybatch.formats import is_int
 from polybatch.items import BatchItem
+from polybatch.vectors import EmbeddingRequest as EmbeddingRequest
 from polybatch.wire import WireError
 
 #: the batch ``endpoint`` of embedding jobs
@@ -49,16 +49,6 @@ def is_embeddings_line(line: Mapping[str, Any]) -> bool:
     """Whether an input line's body asks for embeddings (``input``, no ``messages``)."""
     body = line.get("body")
     return isinstance(body, Mapping) and "input" in body and "messages" not in body
-
-
-@dataclass
-class EmbeddingRequest:
-    """A validated embeddings body, in neutral terms."""
-
-    model: str
-    inputs: list[str]
-    dimensions: int | None = None
-    encoding_format: str = "float"
 
 
 def _invalid(message: str, param: str) -> WireError:

@@ -148,16 +148,9 @@ class MistralProvider(SDKProvider[Mistral]):
     def endpoint_for(self, lines_path: Path) -> models.APIEndpoint:
         """The job ``endpoint`` of a lines file, from its first line: the planner never mixes
         chat and embedding items in one chunk. An empty or unreadable file gets the chat one."""
-        with lines_path.open("rb") as fh:
-            for raw in fh:
-                if raw.strip():
-                    try:
-                        line = json.loads(raw)
-                    except ValueError:
-                        break  # not our line format: let the API say what is wrong
-                    if isinstance(line, dict) and embeddings.is_embeddings_line(line):
-                        return embeddings.EMBEDDINGS_ENDPOINT
-                    break
+        first = wire.first_line(lines_path)
+        if first is not None and embeddings.is_embeddings_line(first):
+            return embeddings.EMBEDDINGS_ENDPOINT
         return self.endpoint
 
     async def _job(self, batch_id: str, action: str) -> models.BatchJob:

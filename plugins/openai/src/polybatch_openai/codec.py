@@ -28,6 +28,7 @@ from polybatch.formats import ChatRequest as ChatRequest
 from polybatch.formats import response_line as response_line
 from polybatch.items import BatchItem, BatchResult, ResultStatus
 from polybatch.providers import BatchState
+from polybatch.vectors import EmbeddingRequest as EmbeddingRequest
 from polybatch.vectors import decode_vector as decode_vector
 from polybatch.vectors import embeddings_response as embeddings_response
 from polybatch.vectors import encode_vector as encode_vector
@@ -374,16 +375,6 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
     return ChatRequest(
         model, messages, max_tokens, temperature, top_p, seed, stop, response_format, n or 1, rest
     )
-
-
-@dataclass
-class EmbeddingRequest:
-    """A validated embeddings body, in neutral terms."""
-
-    model: str
-    inputs: list[str]
-    dimensions: int | None = None
-    encoding_format: str = "float"
 
 
 def parse_embeddings_body(body: Mapping[str, Any]) -> EmbeddingRequest:
