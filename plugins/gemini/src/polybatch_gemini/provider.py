@@ -42,11 +42,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import re
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -64,6 +63,9 @@ from polybatch.providers import BatchStatus, Limits, SubmittedBatch
 from polybatch.sdk import SDKProvider, failure, http
 
 from . import codec, embeddings
+from .download import DOWNLOAD_BUFFER as DOWNLOAD_BUFFER
+from .download import _ChunkSink as _ChunkSink
+from .download import stream_download
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -77,9 +79,6 @@ INLINE_MAX_BYTES = 5 * 1024 * 1024
 INLINE_MAX_REQUESTS = 1000
 #: the SDK's default API version for the Developer API is v1 (google-genai 3.4.0)
 DEFAULT_API_VERSION = "v1"
-#: chunks of a results download held between the network and the reader; the SDK reads 1 MiB
-#: chunks, so a few MiB at most, whatever the file's size
-DOWNLOAD_BUFFER = 4
 
 
 #: a ``JOB_STATE_*`` / ``BATCH_STATE_*`` value in neutral terms (the table is the codec's)
@@ -385,64 +384,6 @@ class GeminiProvider(SDKProvider[AsyncClient]):
         from .sandbox import routes
 
         return routes(engine)
-
-
-class _ChunkSink(io.IOBase):
-    """A download ``destination`` whose ``write`` is a coroutine handing chunks to a reader.
-
-    google-genai's async download awaits an awaitable ``write`` (3.0 through at least 3.4), so a
-    full buffer holds the download back.
-    """
-
-    def __init__(self, put: Callable[[bytes], Awaitable[None]]) -> None:
-        super().__init__()
-        self._put = put
-
-    def writable(self) -> bool:
-        """Yes."""
-        return True
-
-    async def write(self, chunk: bytes) -> int:
-        """Hand one chunk over, waiting while the buffer is full."""
-        await self._put(bytes(chunk))
-        return len(chunk)
-
-
-async def stream_download(
-    download: Callable[[io.IOBase], Awaitable[object]], *, buffer: int = DOWNLOAD_BUFFER
-) -> AsyncGenerator[bytes, None]:
-    """The chunks of a download as they arrive, with at most ``buffer`` chunks held.
-
-    ``download(sink)`` runs the SDK's download into ``sink``: the SDK streams its response to a
-    destination but has no async byte iterator, so it runs as a task feeding a bounded queue.
-    Its error, if any, is raised after the chunks that came before it. Closing the stream early
-    cancels the download (the SDK then closes its response).
-    """
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=buffer)
-    task = asyncio.ensure_future(download(_ChunkSink(queue.put)))
-    getter: asyncio.Future[bytes] | None = None
-    try:
-        while True:
-            getter = asyncio.ensure_future(queue.get())
-            # the task ending (done or failed) wakes us as well as a chunk does
-            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()  # it has taken nothing: a cancelled get loses no chunk
-                # the download ended: drain what it left, then report how it ended
-                while not queue.empty():
-                    yield queue.get_nowait()
-                await task
-                return
-            yield getter.result()
-    finally:
-        # closed early, cancelled, or failed: stop the download and the pending get
-        if getter is not None and not getter.done():
-            getter.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})
-        if task.done() and not task.cancelled():
-            task.exception()  # seen: no "exception was never retrieved" warning
 
 
 class RawBatchOperation(types.Operation):
