@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import (
@@ -183,3 +184,18 @@ async def adecode_lines(
                 f"file {file} line {number}: {exc}", provider=provider
             ) from exc
         yield result
+
+
+def first_line(path: Path) -> dict[str, Any] | None:
+    """The first non-blank line of a JSONL file as an object, or None (empty, or not a JSON
+    object): how an adapter tells a chunk's endpoint, since the planner never mixes item kinds
+    in one chunk."""
+    with path.open("rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                try:
+                    obj = json.loads(raw)
+                except ValueError:
+                    return None
+                return obj if isinstance(obj, dict) else None
+    return None

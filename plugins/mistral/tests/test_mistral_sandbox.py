@@ -178,7 +178,7 @@ def test_requests_need_the_bearer_key(server: SandboxServer) -> None:
     ("body", "status"),
     [
         ({"endpoint": "/v1/nope", "input_files": ["x"]}, 422),
-        ({"endpoint": "/v1/embeddings", "input_files": ["x"]}, 400),
+        ({"endpoint": "/v1/ocr", "input_files": ["x"]}, 400),  # a batch endpoint not emulated
         ({"endpoint": "/v1/chat/completions"}, 422),
         ({"endpoint": "/v1/chat/completions", "input_files": ["missing"]}, 404),
         ({"endpoint": "/v1/chat/completions", "input_files": ["x"], "timeout_hours": 0}, 422),

@@ -102,6 +102,13 @@ def job_options(fn: F) -> F:
             hidden_alias("--system", "system_prompt"),  # its 0.2 name
             *model_options(JobOptions, JOB_FIELDS),
             click.option("--base-url", help="Point the provider's client at this URL."),
+            click.option(
+                "--output-expires-after",
+                type=click.IntRange(min=1),
+                metavar="SECONDS",
+                help="Keep the batch's output files this long from their creation (OpenAI "
+                "3600-2592000, Azure 1209600-2592000): the provider setting output_expires_after.",
+            ),
         ],
     )
 
@@ -142,6 +149,7 @@ def submit_from_cli(input_path: Path, sandbox: Any, *, start: bool = True, **kw:
             options=job_options_from(kw, **fast),
             profile=kw["profile"],
             base_url=kw["base_url"],
+            provider_settings=_flag_settings(kw),
             sandbox=sandbox,
             start=start,
         )
@@ -151,6 +159,12 @@ def submit_from_cli(input_path: Path, sandbox: Any, *, start: bool = True, **kw:
         raise CredentialsError(
             f"{exc} (or rehearse without a key: `polybatch run INPUT -m MODEL --sandbox`)"
         ) from None
+
+
+def _flag_settings(kw: dict[str, Any]) -> dict[str, Any]:
+    """Provider settings given as flags (``--output-expires-after``); they win over the config."""
+    seconds = kw.get("output_expires_after")
+    return {"output_expires_after": seconds} if seconds is not None else {}
 
 
 def print_estimate(job: Job) -> None:

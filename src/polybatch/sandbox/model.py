@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .. import vectors
 from ..tokens import count_tokens, prompt_tokens, truncate
 from .caching import PromptCache
 
@@ -27,6 +28,8 @@ EMBEDDING_DIMENSIONS = {
     "text-embedding-3-small": 1536,
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
+    "mistral-embed": 1024,
+    "gemini-embedding-001": 3072,
 }
 #: the size for embedding models not listed above (small: tests stay fast)
 DEFAULT_EMBEDDING_DIMENSIONS = 16
@@ -135,6 +138,20 @@ class SyntheticModel:
     def embedding_tokens(self, text: str) -> int:
         """Input tokens of one embedding input (no chat framing)."""
         return count_tokens(text)
+
+    def embeddings_list(
+        self, *, model: str, texts: list[str], dimensions: int | None, encoding_format: str
+    ) -> tuple[dict[str, Any], int]:
+        """An OpenAI-shaped embeddings response body (OpenAI, Azure, Mistral) for ``texts``, and
+        its input tokens (all the usage there is)."""
+        found = [
+            vectors.encode_vector(
+                self.embed(model=model, text=text, dimensions=dimensions), encoding_format
+            )
+            for text in texts
+        ]
+        tokens = sum(self.embedding_tokens(text) for text in texts)
+        return vectors.embeddings_response(model=model, vectors=found, prompt_tokens=tokens), tokens
 
     def embed(self, *, model: str, text: str, dimensions: int | None = None) -> list[float]:
         """A unit vector derived from the text (the model's usual size unless ``dimensions``)."""

@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 from .env import SANDBOX_KEY, isolated_env
 from .fake import FakeProvider
-from .helpers import by_id, make_items, run_cli, submit_items, wait_terminal, write_lines
+from .helpers import (
+    by_id,
+    check_embedding_job,
+    make_items,
+    run_cli,
+    submit_items,
+    wait_terminal,
+    write_lines,
+)
 
 if TYPE_CHECKING:
     from .conformance import CONFORMANCE_KEY, ProviderConformance
@@ -75,6 +83,7 @@ __all__ = [
     "RealHomeGuard",
     "Sandbox",
     "by_id",
+    "check_embedding_job",
     "isolate",
     "isolated_env",
     "make_items",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from ..formats import response_line
 from ..items import BatchItem, BatchResult
 from ..providers import BatchProvider, BatchStatus, SubmittedBatch
 from ..sandbox import SandboxEngine
+from ..sandbox.model import SyntheticModel
+from ..tokens import count_tokens
 
 
 def make_items(n: int, prefix: str = "c", **fields: Any) -> list[BatchItem]:
@@ -118,3 +122,31 @@ def chat_completion(usage: Mapping[str, Any], model: str = "m") -> dict[str, Any
 def output_line(body: Mapping[str, Any], custom_id: str = "a") -> dict[str, Any]:
     """An OpenAI-style batch output line carrying ``body`` as a 200 response."""
     return response_line("batch_req_1", custom_id, status_code=200, body=body, request_id="req_1")
+
+
+def check_embedding_job(
+    job: Any, items: Sequence[BatchItem], *, model: str, size: int, batch_rate: Decimal
+) -> list[BatchResult]:
+    """Assert what a finished embedding job on the sandbox must show, and return its results.
+
+    One result per item, in order, each the vector the sandbox's SyntheticModel makes for the
+    item's input (``size`` long, unit length) with the input's tokens as its only usage; the job's
+    usage is their sum and its cost that at ``batch_rate`` USD per million input tokens, half of
+    the standard cost.
+    """
+    results = list(job.results())
+    assert [r.custom_id for r in results] == [i.custom_id for i in items]
+    synthetic = SyntheticModel()
+    for it, r in zip(items, results, strict=True):
+        assert r.ok and r.text is None and r.model == model, r
+        want = synthetic.embed(model=model, text=it.input or "", dimensions=it.dimensions)
+        assert r.embedding == want and len(want) == size
+        assert math.isclose(math.fsum(v * v for v in want), 1.0, abs_tol=1e-3)
+        assert r.usage.input_tokens == count_tokens(it.input or "") > 0
+        assert r.usage.output_tokens == 0
+    total_in = sum(r.usage.input_tokens for r in results)
+    assert job.usage().input_tokens == total_in
+    cost = job.cost()
+    assert cost.total == cost.input == Decimal(total_in) * batch_rate / 1_000_000 > 0
+    assert job.cost("standard").total == 2 * cost.total
+    return results

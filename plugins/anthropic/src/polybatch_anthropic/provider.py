@@ -36,7 +36,7 @@ from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, RecentBatch, SubmittedBatch
 from polybatch.sdk import SDKProvider, connection, failure, http
 
-from . import codec
+from . import codec, output300k
 
 if TYPE_CHECKING:
     from anthropic.types.messages import MessageBatch, batch_create_params
@@ -54,7 +54,9 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
 
     Settings: ``default_max_tokens`` (int, default :data:`codec.DEFAULT_MAX_TOKENS`) is sent for
     items without ``max_tokens``, which Anthropic requires; ``max_retries`` (int, the SDK's default
-    2) bounds the SDK's own retries of 408/409/429/5xx and connection errors.
+    2) bounds the SDK's own retries of 408/409/429/5xx and connection errors;
+    ``output_300k_models`` (list of model names) adds models to those that get the batch-only
+    ``output-300k-2026-03-24`` beta (:mod:`.output300k`: max_tokens up to 300,000).
     """
 
     name: ClassVar[str] = "anthropic"
@@ -101,7 +103,18 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
         if item.kind == "embedding":
             # checked first, and without the codec's "item ...:" prefix (the planner adds it)
             raise ItemValidationError(codec.NO_EMBEDDINGS, field="kind")
-        codec.build_params(item, model, default_max_tokens=self.default_max_tokens)
+        params = codec.build_params(item, model, default_max_tokens=self.default_max_tokens)
+        # with the 300k beta (sent for the models that take it), its ceiling applies
+        problem = output300k.max_tokens_problem(
+            params["model"], params["max_tokens"], [output300k.BETA], self.output_300k_models
+        )
+        if problem is not None:
+            raise ItemValidationError(problem, field="max_tokens")
+
+    @property
+    def output_300k_models(self) -> tuple[str, ...]:
+        """Models beyond :data:`output300k.CEILINGS` that take the 300k beta (a setting)."""
+        return tuple(str(m) for m in self.settings.get("output_300k_models") or ())
 
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One ``{"custom_id", "params"}`` request as compact JSON."""
@@ -121,7 +134,9 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
             # no SDK-level retry of the create: without an idempotency key a retry after a lost
             # answer creates a second batch (Anthropic batches carry no metadata to find it by)
             batch = await client.with_options(max_retries=0).messages.batches.create(
-                requests=requests
+                requests=requests,
+                # the batch-only 300k-output beta, for the models that take it (one model a chunk)
+                extra_headers=output300k.headers(model, self.output_300k_models) or None,
             )
         return SubmittedBatch(batch_id=batch.id)
 

@@ -29,7 +29,7 @@ from polybatch.sandbox.engine import SandboxBatch, SandboxEngine
 from polybatch.sandbox.faults import BATCH_MISSING_OUTPUT
 from polybatch.tokens import MESSAGE_OVERHEAD, PROMPT_OVERHEAD, count_tokens, tokenize, truncate
 
-from . import codec
+from . import codec, output300k
 
 NAMESPACE = "anthropic"
 MAX_REQUESTS = 100_000
@@ -180,10 +180,19 @@ class AnthropicSandbox(ProviderApi):
         }
 
     # -- the synthetic answer ---------------------------------------------------------------
-    def _run(self, entry: dict[str, Any], batch_id: str, attempt: int = 0) -> dict[str, Any]:
-        """One request's result object (``succeeded`` or ``errored``)."""
+    def _run(
+        self,
+        entry: dict[str, Any],
+        batch_id: str,
+        attempt: int = 0,
+        betas: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        """One request's result object (``succeeded`` or ``errored``); ``betas``: what the
+        create's ``anthropic-beta`` header named (the 300k-output beta lifts max_tokens)."""
         params = entry["params"]
-        problem = check_request_body(params)
+        problem = check_request_body(params) or output300k.max_tokens_problem(
+            params["model"], params["max_tokens"], betas
+        )
         if problem is not None:
             return {"type": "errored", "error": self.error_body(400, self.engine.echo_key(problem))}
         if self.item_fails(entry["custom_id"], attempt):
@@ -299,10 +308,12 @@ class AnthropicSandbox(ProviderApi):
                 return self.error(400, f"requests.{i}.custom_id: duplicate {cid!r}")
             seen.add(cid)
         attempts = dict(zip(seen, self.next_attempts(seen), strict=True))
+        betas = output300k.sent_betas(request.headers.get("anthropic-beta"))
         batch = self.new_batch(
             requests,
-            lambda entry, b: self._run(entry, b.id, attempts[entry["custom_id"]]),
+            lambda entry, b: self._run(entry, b.id, attempts[entry["custom_id"]], betas),
             prefix="msgbatch_",
+            extra={"betas": sorted(betas)},
         )
         return self.json(self.batch_view(batch, request))
 

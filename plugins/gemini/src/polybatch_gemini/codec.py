@@ -43,6 +43,8 @@ from polybatch.providers import BatchState
 from polybatch.wire import content_parts, image_url
 from polybatch.wire import invalid_item as _invalid
 
+from . import embeddings
+
 PROVIDER = "gemini"
 #: the API rejects more stop sequences than this
 MAX_STOP_SEQUENCES = 5
@@ -440,6 +442,8 @@ def decode_result(
             ),
             **common,
         )
+    if embeddings.is_embedding_response(response):
+        return embeddings.decode_response(response, common, model)
     return BatchResult(
         status="succeeded",
         text=response_text(response),

@@ -42,15 +42,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+import warnings
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import pydantic
 from google import genai
+from google.genai import _common as genai_common
 from google.genai import errors as genai_errors
 from google.genai import types
 from google.genai.client import AsyncClient
@@ -61,7 +62,10 @@ from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, SubmittedBatch
 from polybatch.sdk import SDKProvider, failure, http
 
-from . import codec
+from . import codec, embeddings
+from .download import DOWNLOAD_BUFFER as DOWNLOAD_BUFFER
+from .download import _ChunkSink as _ChunkSink
+from .download import stream_download
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -75,9 +79,6 @@ INLINE_MAX_BYTES = 5 * 1024 * 1024
 INLINE_MAX_REQUESTS = 1000
 #: the SDK's default API version for the Developer API is v1 (google-genai 3.4.0)
 DEFAULT_API_VERSION = "v1"
-#: chunks of a results download held between the network and the reader; the SDK reads 1 MiB
-#: chunks, so a few MiB at most, whatever the file's size
-DOWNLOAD_BUFFER = 4
 
 
 #: a ``JOB_STATE_*`` / ``BATCH_STATE_*`` value in neutral terms (the table is the codec's)
@@ -111,6 +112,8 @@ class GeminiProvider(SDKProvider[AsyncClient]):
         custom_id_pattern=None,
     )
     sandbox_prefix: ClassVar[str] = "/gemini"
+    #: ``kind="embedding"`` items are accepted on embedding models (``batches.create_embeddings``)
+    supports_embeddings: ClassVar[bool] = True
 
     base_url_env: ClassVar[str | None] = "GOOGLE_GEMINI_BASE_URL"
     #: Google API keys
@@ -158,7 +161,11 @@ class GeminiProvider(SDKProvider[AsyncClient]):
 
     # -- items ------------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
-        """Raise ItemValidationError if the item cannot be expressed for Gemini (either input)."""
+        """Raise ItemValidationError if the item cannot be expressed for Gemini (either input);
+        an embedding item needs an embedding model (:func:`embeddings.check_item`)."""
+        if item.kind == "embedding":
+            embeddings.check_item(item, item.model or model)
+            return
         line = codec.encode_line(item)
         try:
             codec.to_inlined(line)
@@ -170,7 +177,10 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             ) from exc
 
     def encode(self, item: BatchItem, model: str) -> bytes:
-        """One ``{"key", "request"}`` input-file line as compact JSON."""
+        """One ``{"key", "request"}`` input-file line as compact JSON (an embed request for an
+        embedding item)."""
+        if item.kind == "embedding":
+            return wire.dumps(embeddings.encode_line(item))
         return wire.dumps(codec.encode_line(item))
 
     # -- the batch lifecycle ----------------------------------------------------------------
@@ -189,7 +199,10 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             display_name=display_name,
             http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)),
         )
-        if path.stat().st_size <= self.inline_max_bytes:
+        # the planner never mixes kinds in one chunk: the first line says
+        first = wire.first_line(path)
+        embedding = first is not None and embeddings.is_embedding_line(first)
+        if not embedding and path.stat().st_size <= self.inline_max_bytes:
             # reading, parsing and validating up to inline_max_bytes is CPU work: off the loop
             inlined = await asyncio.to_thread(self._inline_requests, path)
             if inlined is not None:
@@ -208,11 +221,31 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             raise ProviderError("upload input file failed: no file name", provider=self.name)
         try:
             with self.sdk_errors("create batch"):
-                job = await client.batches.create(model=model, src=file_name, config=config)
+                if embedding:
+                    # inline embed requests carry no keys: embedding batches always use a file
+                    job = await self._create_embeddings(model, file_name, config)
+                else:
+                    job = await client.batches.create(model=model, src=file_name, config=config)
         except ProviderError as exc:
             await self.drop_refused_upload(exc, file_name)
             raise
         return SubmittedBatch(batch_id=self._name(job), input_file_id=file_name)
+
+    async def _create_embeddings(
+        self, model: str, file_name: str, config: types.CreateBatchJobConfig
+    ) -> types.BatchJob:
+        """``batches.create_embeddings`` from an uploaded file, its "experimental" warning kept
+        off the user's terminal (the docs say it once). The SDK warns synchronously on the
+        coroutine's first step, before any await gives way to another task."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", genai_common.ExperimentalWarning)
+            return await self.client.batches.create_embeddings(
+                model=model,
+                src=types.EmbeddingsBatchJobSource(file_name=file_name),
+                config=types.CreateEmbeddingsBatchJobConfig(
+                    display_name=config.display_name, http_options=config.http_options
+                ),
+            )
 
     def _inline_requests(self, path: Path) -> list[types.InlinedRequest] | None:
         """The file's requests as the SDK's inline requests, or None if there are too many."""
@@ -351,64 +384,6 @@ class GeminiProvider(SDKProvider[AsyncClient]):
         from .sandbox import routes
 
         return routes(engine)
-
-
-class _ChunkSink(io.IOBase):
-    """A download ``destination`` whose ``write`` is a coroutine handing chunks to a reader.
-
-    google-genai's async download awaits an awaitable ``write`` (3.0 through at least 3.4), so a
-    full buffer holds the download back.
-    """
-
-    def __init__(self, put: Callable[[bytes], Awaitable[None]]) -> None:
-        super().__init__()
-        self._put = put
-
-    def writable(self) -> bool:
-        """Yes."""
-        return True
-
-    async def write(self, chunk: bytes) -> int:
-        """Hand one chunk over, waiting while the buffer is full."""
-        await self._put(bytes(chunk))
-        return len(chunk)
-
-
-async def stream_download(
-    download: Callable[[io.IOBase], Awaitable[object]], *, buffer: int = DOWNLOAD_BUFFER
-) -> AsyncGenerator[bytes, None]:
-    """The chunks of a download as they arrive, with at most ``buffer`` chunks held.
-
-    ``download(sink)`` runs the SDK's download into ``sink``: the SDK streams its response to a
-    destination but has no async byte iterator, so it runs as a task feeding a bounded queue.
-    Its error, if any, is raised after the chunks that came before it. Closing the stream early
-    cancels the download (the SDK then closes its response).
-    """
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=buffer)
-    task = asyncio.ensure_future(download(_ChunkSink(queue.put)))
-    getter: asyncio.Future[bytes] | None = None
-    try:
-        while True:
-            getter = asyncio.ensure_future(queue.get())
-            # the task ending (done or failed) wakes us as well as a chunk does
-            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()  # it has taken nothing: a cancelled get loses no chunk
-                # the download ended: drain what it left, then report how it ended
-                while not queue.empty():
-                    yield queue.get_nowait()
-                await task
-                return
-            yield getter.result()
-    finally:
-        # closed early, cancelled, or failed: stop the download and the pending get
-        if getter is not None and not getter.done():
-            getter.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})
-        if task.done() and not task.cancelled():
-            task.exception()  # seen: no "exception was never retrieved" warning
 
 
 class RawBatchOperation(types.Operation):

@@ -46,7 +46,7 @@ from polybatch.sandbox.api import ProviderApi, RouteKind
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.tokens import count_tokens
 
-from . import codec
+from . import codec, embeddings
 
 NAMESPACE = "gemini"
 VERSIONS = ("v1", "v1beta")
@@ -164,10 +164,13 @@ class GeminiSandbox(ProviderApi):
         return view
 
     # -- running requests -------------------------------------------------------------------
-    def _run(self, entry: dict[str, Any], batch_id: str, model: str) -> dict[str, Any]:
-        """One request's outcome: ``{"response": ...}`` or ``{"error": status}``."""
+    def _run(
+        self, entry: dict[str, Any], batch_id: str, model: str, embed: bool = False
+    ) -> dict[str, Any]:
+        """One request's outcome: ``{"response": ...}`` or ``{"error": status}``; ``embed``: an
+        embedding batch's request (:mod:`.embeddings`)."""
         request = entry["request"]
-        problem = codec.check_request(request)
+        problem = (embeddings.check_request if embed else codec.check_request)(request)
         if problem is not None:
             return {"error": {"code": 3, "message": problem, "status": "INVALID_ARGUMENT"}}
         if self.item_fails(batch_id, entry["key"]):
@@ -178,6 +181,13 @@ class GeminiSandbox(ProviderApi):
                     "status": "INTERNAL",
                 }
             }
+        if embed:
+            text = embeddings.text_of(request)
+            values = self.engine.model.embed(
+                model=model, text=text, dimensions=embeddings.dimensions(request)
+            )
+            tokens = self.engine.model.embedding_tokens(text)
+            return {"response": embeddings.response(values, tokens)}
         return {"response": self._respond(request, batch_id, entry["key"], model)}
 
     def _respond(
@@ -290,8 +300,10 @@ class GeminiSandbox(ProviderApi):
         """The batch as the API returns it: an Operation whose metadata is the batch."""
         now = self.engine.now()
         state = batch.state(now)
+        # the embeddings resource's type name is UNVERIFIED (the SDK reads no @type)
+        kind = "EmbedContentBatch" if batch.extra.get("embed") else "GenerateContentBatch"
         meta: dict[str, Any] = {
-            "@type": _type_url(version, "GenerateContentBatch"),
+            "@type": _type_url(version, kind),
             "model": batch.extra["model"],
             "displayName": batch.metadata.get("displayName", ""),
             "inputConfig": batch.extra["input_config"],
@@ -328,7 +340,7 @@ class GeminiSandbox(ProviderApi):
             if output is not None:
                 meta["output"] = output
                 view["response"] = {
-                    "@type": _type_url(version, "GenerateContentBatchOutput"),
+                    "@type": _type_url(version, f"{kind}Output"),
                     **output,
                 }
             if state == "failed":
@@ -341,8 +353,13 @@ class GeminiSandbox(ProviderApi):
         return view
 
     # -- batches ----------------------------------------------------------------------------
-    async def create(self, request: Request) -> Response:
-        """``POST models/{model}:batchGenerateContent``."""
+    async def create_embeddings(self, request: Request) -> Response:
+        """``POST models/{model}:asyncBatchEmbedContent`` (the SDK's create_embeddings)."""
+        return await self.create(request, embed=True)
+
+    async def create(self, request: Request, embed: bool = False) -> Response:
+        """``POST models/{model}:batchGenerateContent`` (or, with ``embed``, an embedding batch:
+        input from a file only, as the sandbox emulates it)."""
         version = request.path_params["version"]
         model = request.path_params["model"]
         body = await request.body()
@@ -364,8 +381,11 @@ class GeminiSandbox(ProviderApi):
         entries: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] | None = None
         input_file: str | None = None
-        if "fileName" in config:
-            name = str(config["fileName"])
+        # the SDK sends fileName for batchGenerateContent, file_name for asyncBatchEmbedContent
+        # (protobuf JSON takes both spellings)
+        file_field = config.get("fileName", config.get("file_name"))
+        if file_field is not None:
+            name = str(file_field)
             input_file = name.removeprefix("files/")
             f = self.engine.get_file(NAMESPACE, input_file)
             if f is None:
@@ -382,6 +402,10 @@ class GeminiSandbox(ProviderApi):
                     errors = [{"line": n, "message": f"input file line {n}: {exc}"}]
                     break
                 entries.append({"key": str(line.get("key", n - 1)), "request": line["request"]})
+        elif embed:
+            return self.error(
+                400, "* batch.input_config: the sandbox takes embedding batches from a file only"
+            )
         else:
             requests = (config.get("requests") or {}).get("requests")
             if not isinstance(requests, list) or not requests:
@@ -403,7 +427,7 @@ class GeminiSandbox(ProviderApi):
         model_name = model.removeprefix("models/")
         batch = self.new_batch(
             entries,
-            lambda entry, b: self._run(entry, b.id, model_name),
+            lambda entry, b: self._run(entry, b.id, model_name, embed),
             prefix="b",
             metadata={"displayName": str(batch_in.get("displayName") or "")},
             extra={
@@ -412,6 +436,7 @@ class GeminiSandbox(ProviderApi):
                 if input_file
                 else {"requests": {"requests": [{"metadata": e["metadata"]} for e in entries]}},
                 "input_file": input_file,
+                "embed": embed,
                 **({"priority": batch_in["priority"]} if "priority" in batch_in else {}),
             },
             errors=errors,
@@ -555,6 +580,12 @@ class GeminiSandbox(ProviderApi):
             one, f = f"/{v}/batches/{{batch_id}}", f"/{v}/files/{{file_id}}"
             out += [
                 r(f"/{v}/models/{{model}}:batchGenerateContent", self.create, ["POST"], K.CREATE),
+                r(
+                    f"/{v}/models/{{model}}:{embeddings.CREATE_VERB}",
+                    self.create_embeddings,
+                    ["POST"],
+                    K.CREATE,
+                ),
                 r(f"/{v}/batches", self.list_batches, ["GET"], K.LIST),
                 r(one + ":cancel", self.cancel_batch, ["POST"], K.CANCEL),
                 r(one, self.retrieve_batch, ["GET"], K.POLL),

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from polybatch import formats, wire
+from polybatch import formats, vectors, wire
 from polybatch.errors import ItemValidationError
 from polybatch.formats import INT64_MAX as INT64_MAX
 from polybatch.formats import SCHEMA_NAME_RE, is_int, is_number
@@ -30,6 +30,8 @@ from polybatch.items import BatchItem, BatchResult, ItemError, ResultStatus
 from polybatch.providers import BatchState
 from polybatch.wire import WireError as WireError
 from polybatch.wire import as_mapping, load_object
+
+from . import embeddings
 
 #: the batch ``endpoint`` of chat-completion jobs
 CHAT_ENDPOINT = "/v1/chat/completions"
@@ -106,7 +108,11 @@ def encode_body(item: BatchItem, *, model: str | None = None) -> dict[str, Any]:
 def encode_line(
     item: BatchItem, *, custom_id: str | None = None, model: str | None = None
 ) -> bytes:
-    """One input line (no newline) for ``item``; ``custom_id`` overrides ``item.custom_id``."""
+    """One input line (no newline) for ``item``; ``custom_id`` overrides ``item.custom_id``.
+
+    An embedding item gets an embeddings body (:mod:`.embeddings`)."""
+    if item.kind == "embedding":
+        return embeddings.encode_line(item, custom_id=custom_id)
     return formats.encode_line(item, encode_body(item, model=model), custom_id=custom_id)
 
 
@@ -123,13 +129,8 @@ def check_item(item: BatchItem, model: str) -> None:
         return ItemValidationError(message, field=field)
 
     if item.kind == "embedding":
-        # Mistral's batch API has /v1/embeddings, but this adapter only speaks chat
-        # completions (codec, sandbox): refuse before anything is uploaded, never mis-encode
-        raise bad(
-            "polybatch's Mistral adapter does not offer embedding batches "
-            "(use openai or azure for embeddings)",
-            "kind",
-        )
+        embeddings.check_item(item, model)
+        return
     clash = STRUCTURAL_EXTRA & item.extra.keys()
     if clash:
         name = sorted(clash)[0]
@@ -171,6 +172,8 @@ def decode_result(
 
 
 def _success(body: dict[str, Any], common: dict[str, Any]) -> BatchResult:
+    if body.get("object") == "list" and "choices" not in body:
+        return vectors.list_result(body, common)  # an embeddings job's line
     choices = body.get("choices")
     choice = as_mapping(choices[0]) if isinstance(choices, list) and choices else {}
     if choice.get("finish_reason") == "error":

@@ -18,7 +18,7 @@ from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, SubmittedBatch
 from polybatch.sdk import SDKProvider, connection, failure, http
 
-from . import codec
+from . import codec, embeddings
 from .codec import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ DEFAULT_TIMEOUT_HOURS = 24
 
 
 class MistralProvider(SDKProvider[Mistral]):
-    """Mistral's batch jobs (chat completions) through the ``mistralai`` SDK.
+    """Mistral's batch jobs (chat completions and embeddings) through the ``mistralai`` SDK.
 
     Async-first on the SDK's ``*_async`` methods: it implements ``asubmit``, ``apoll``,
     ``aresults``, ``acancel``, ``afind_batch`` and ``acleanup``; the blocking ``submit``,
@@ -56,8 +56,10 @@ class MistralProvider(SDKProvider[Mistral]):
     )
     sandbox_prefix = "/mistral"
 
-    #: the ``endpoint`` of created jobs
+    #: the ``endpoint`` of created chat jobs (an embeddings job's is ``/v1/embeddings``)
     endpoint: ClassVar[models.APIEndpoint] = "/v1/chat/completions"
+    #: ``kind="embedding"`` items are accepted: they go to ``/v1/embeddings`` jobs
+    supports_embeddings: ClassVar[bool] = True
 
     #: the SDK reads no base-URL variable; this one follows the vendors' convention
     base_url_env: ClassVar[str | None] = "MISTRAL_BASE_URL"
@@ -102,8 +104,8 @@ class MistralProvider(SDKProvider[Mistral]):
 
     # -- items -----------------------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
-        """Reject what Mistral's chat-completions API would refuse for every model:
-        :func:`codec.check_item`, the rules the sandbox answers with."""
+        """Reject what Mistral's chat-completions (or embeddings) API would refuse for every
+        model: :func:`codec.check_item`, the rules the sandbox answers with."""
         codec.check_item(item, model)
 
     def encode(self, item: BatchItem, model: str) -> bytes:
@@ -128,7 +130,7 @@ class MistralProvider(SDKProvider[Mistral]):
         try:
             with self.sdk_errors("creating the batch job"):
                 job = await client.batch.jobs.create_async(
-                    endpoint=self.endpoint,
+                    endpoint=self.endpoint_for(lines_path),
                     input_files=[uploaded.id],
                     model=model,
                     metadata=dict(metadata) or None,
@@ -142,6 +144,14 @@ class MistralProvider(SDKProvider[Mistral]):
             await self.drop_refused_upload(exc, uploaded.id)
             raise
         return SubmittedBatch(batch_id=job.id, input_file_id=uploaded.id)
+
+    def endpoint_for(self, lines_path: Path) -> models.APIEndpoint:
+        """The job ``endpoint`` of a lines file, from its first line: the planner never mixes
+        chat and embedding items in one chunk. An empty or unreadable file gets the chat one."""
+        first = wire.first_line(lines_path)
+        if first is not None and embeddings.is_embeddings_line(first):
+            return embeddings.EMBEDDINGS_ENDPOINT
+        return self.endpoint
 
     async def _job(self, batch_id: str, action: str) -> models.BatchJob:
         client = self.client

@@ -31,7 +31,7 @@ from polybatch.sandbox.api import BatchRequest, Outcome, RouteKind, number_page,
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.sandbox.files_api import FilesApi
 
-from . import codec
+from . import codec, embeddings
 
 NAMESPACE = "mistral"
 MAX_REQUESTS = 1_000_000
@@ -40,7 +40,7 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 #: job-level validation stops collecting after this many distinct error messages
 MAX_REPORTED_ERRORS = 100
 UPLOAD_PURPOSES = frozenset({"fine-tune", "batch", "ocr", "agentic_safety"})
-#: the SDK's APIEndpoint literals: what a job may name (the sandbox runs chat completions only)
+#: the SDK's APIEndpoint literals: what a job may name (the sandbox runs RUN_ENDPOINTS only)
 API_ENDPOINTS = frozenset(
     {
         "/v1/chat/completions",
@@ -55,6 +55,8 @@ API_ENDPOINTS = frozenset(
         "/v1/audio/transcriptions",
     }
 )
+#: the endpoints whose jobs the sandbox answers
+RUN_ENDPOINTS = frozenset({codec.CHAT_ENDPOINT, embeddings.EMBEDDINGS_ENDPOINT})
 #: bounds of ``timeout_hours``; Mistral documents the default (24), not the range (UNVERIFIED)
 TIMEOUT_HOURS_RANGE = (1, 168)
 
@@ -169,9 +171,11 @@ class MistralApi(FilesApi):
             return self.error(
                 422, f"endpoint: {endpoint!r} is not a batch endpoint", param="endpoint"
             )
-        if endpoint != codec.CHAT_ENDPOINT:
+        if endpoint not in RUN_ENDPOINTS:
             return self.error(
-                400, f"the sandbox runs only {codec.CHAT_ENDPOINT} jobs", param="endpoint"
+                400,
+                f"the sandbox runs only {' and '.join(sorted(RUN_ENDPOINTS))} jobs",
+                param="endpoint",
             )
         model = params.get("model")
         if model is not None and (not isinstance(model, str) or not model):
@@ -236,9 +240,12 @@ class MistralApi(FilesApi):
 
     # -- jobs: running one request ---------------------------------------------------------
     def run(self, req: BatchRequest, job: SandboxBatch) -> Outcome:
-        """Answer one request: a 400 for invalid params, an injected 500, or a completion."""
+        """Answer one request: a 400 for invalid params, an injected 500, a completion or (in an
+        embeddings job) vectors."""
+        embedding = job.extra["endpoint"] == embeddings.EMBEDDINGS_ENDPOINT
+        parse = embeddings.parse_body if embedding else codec.check_body
         try:
-            chat = codec.check_body(req.body, job_model=job.extra.get("model"))
+            parsed = parse(req.body, job_model=job.extra.get("model"))
         except codec.WireError as exc:
             return Outcome(400, codec.error_body(exc.message, code=exc.code, param=exc.param))
         if self.item_fails(req.custom_id, req.attempt):
@@ -246,6 +253,9 @@ class MistralApi(FilesApi):
                 "Internal server error", type="internal_server_error", code="3000"
             )
             return Outcome(500, body)
+        if isinstance(parsed, embeddings.EmbeddingRequest):
+            return self.embed(parsed, job)
+        chat = parsed
         rf_type = (chat.response_format or {}).get("type")
         reply = self.engine.model.chat(
             model=chat.model,
@@ -265,6 +275,18 @@ class MistralApi(FilesApi):
             completion_tokens=reply.completion_tokens * chat.n,
         )
         return Outcome(200, body)
+
+    def embed(self, emb: embeddings.EmbeddingRequest, job: SandboxBatch) -> Outcome:
+        """An embeddings response: one vector per input, input tokens only."""
+        body, tokens = self.engine.model.embeddings_list(
+            model=emb.model,
+            texts=emb.inputs,
+            dimensions=emb.dimensions,
+            encoding_format=emb.encoding_format,
+        )
+        return Outcome(
+            200, {"id": codec.short_hash(job.id, "embed", *emb.inputs), **body}, (tokens, 0)
+        )
 
     # -- jobs: the object ------------------------------------------------------------------
     def batch_view(self, batch: SandboxBatch, request: Request) -> Any:

@@ -75,6 +75,10 @@ class AzureProvider(OpenAIProvider):
     endpoint: ClassVar[str] = "/chat/completions"
     line_url: ClassVar[str] = "/chat/completions"
     embeddings_url: ClassVar[str] = "/embeddings"
+    #: Azure keeps output files 14 to 30 days (its file_expiry_range)
+    output_expiry_range: ClassVar[tuple[int, int]] = AzureLimits.model_fields[
+        "file_expiry_range"
+    ].default
     # OPENAI_BASE_URL belongs to OpenAI; Azure's endpoint comes from AZURE_OPENAI_ENDPOINT
     base_url_env: ClassVar[str | None] = ENDPOINT_ENV
     base_url_setting: ClassVar[str] = "endpoint"
@@ -190,6 +194,7 @@ class AzureProvider(OpenAIProvider):
         """Check style, deployments, endpoint and credentials before anything is planned."""
         _ = self.style, self.deployments
         self._file_expiry()
+        self.output_expiry()
         self.resolved_endpoint()
         self.credential()
 
@@ -249,12 +254,10 @@ class AzureProvider(OpenAIProvider):
         seconds = self._file_expiry()
         return {"expires_after": {"anchor": "created_at", "seconds": seconds}} if seconds else {}
 
-    def batch_options(self) -> dict[str, Any]:
-        """``output_expires_after`` when ``file_expiry`` is set."""
-        seconds = self._file_expiry()
-        if not seconds:
-            return {}
-        return {"output_expires_after": {"anchor": "created_at", "seconds": seconds}}
+    def output_expiry(self) -> int | None:
+        """``output_expires_after`` (Azure's bounds), else ``file_expiry``, which sets both the
+        input and the output files' expiry; sent by the OpenAI provider's ``batch_options``."""
+        return super().output_expiry() or self._file_expiry()
 
     # -- the sandbox -----------------------------------------------------------------------
     @classmethod

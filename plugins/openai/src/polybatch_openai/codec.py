@@ -15,21 +15,23 @@ batch holds one endpoint, so the planner keeps chat and embedding items in separ
 
 from __future__ import annotations
 
-import base64
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from polybatch import formats
+from polybatch import formats, vectors
 from polybatch.errors import ItemValidationError
 from polybatch.formats import CHAT_URL as CHAT_URL
 from polybatch.formats import INT64_MAX as INT64_MAX
 from polybatch.formats import SCHEMA_NAME_RE, is_int, is_number
 from polybatch.formats import ChatRequest as ChatRequest
 from polybatch.formats import response_line as response_line
-from polybatch.items import BatchItem, BatchResult, ResultStatus, Usage
+from polybatch.items import BatchItem, BatchResult, ResultStatus
 from polybatch.providers import BatchState
+from polybatch.vectors import EmbeddingRequest as EmbeddingRequest
+from polybatch.vectors import decode_vector as decode_vector
+from polybatch.vectors import embeddings_response as embeddings_response
+from polybatch.vectors import encode_vector as encode_vector
 from polybatch.wire import WireError as WireError
 from polybatch.wire import as_mapping, load_object
 from polybatch.wire import message_text as message_text
@@ -189,33 +191,8 @@ def batch_errors_message(data: Any) -> str | None:
     return "; ".join(said) or None
 
 
-def decode_vector(value: Any) -> list[float]:
-    """An embedding as floats: a JSON array, or base64 little-endian float32 (``encoding_format``
-    ``"base64"``, which halves the output file)."""
-    if isinstance(value, str):
-        raw = base64.b64decode(value)
-        return list(struct.unpack(f"<{len(raw) // 4}f", raw[: len(raw) // 4 * 4]))
-    if isinstance(value, list):
-        return [float(v) for v in value]
-    raise WireError("invalid_output_line", "embedding is neither a list nor base64")
-
-
-def _embedding_result(body: dict[str, Any], common: dict[str, Any]) -> BatchResult:
-    """A successful embeddings response: the vector moves to ``embedding`` (not kept twice)."""
-    data = body.get("data") or []
-    first = data[0] if data and isinstance(data[0], Mapping) else {}
-    vector = decode_vector(first.get("embedding"))
-    kept = {**body, "data": [{k: v for k, v in d.items() if k != "embedding"} for d in data]}
-    usage = body.get("usage") or {}
-    return BatchResult(
-        status="succeeded",
-        embedding=vector,
-        # embeddings bill input only; prompt_tokens is all of it (no cache on this endpoint)
-        usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0)),
-        model=body.get("model"),
-        response=kept,
-        **common,
-    )
+#: an embeddings response body -> BatchResult (the vector moves to ``embedding``, not kept twice)
+_embedding_result = vectors.list_result
 
 
 def decode_result(
@@ -400,16 +377,6 @@ def parse_chat_body(body: Mapping[str, Any]) -> ChatRequest:
     )
 
 
-@dataclass
-class EmbeddingRequest:
-    """A validated embeddings body, in neutral terms."""
-
-    model: str
-    inputs: list[str]
-    dimensions: int | None = None
-    encoding_format: str = "float"
-
-
 def parse_embeddings_body(body: Mapping[str, Any]) -> EmbeddingRequest:
     """Validate an embeddings body the way the API would. Raises WireError (an HTTP 400)."""
     rest = dict(body)
@@ -447,27 +414,6 @@ def parse_embeddings_body(body: Mapping[str, Any]) -> EmbeddingRequest:
             "unknown_parameter", f"Unrecognized request argument supplied: {name}", param=name
         )
     return EmbeddingRequest(model, inputs, dimensions, encoding)
-
-
-def encode_vector(vector: list[float], encoding_format: str) -> list[float] | str:
-    """A vector as the API writes it for ``encoding_format``."""
-    if encoding_format == "base64":
-        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
-    return vector
-
-
-def embeddings_response(
-    *, model: str, vectors: list[list[float] | str], prompt_tokens: int
-) -> dict[str, Any]:
-    """A ``list`` of ``embedding`` objects, as the embeddings endpoint answers."""
-    return {
-        "object": "list",
-        "data": [
-            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
-        ],
-        "model": model,
-        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-    }
 
 
 def check_response_format(rf: Any) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import openai
 
 from polybatch import wire
-from polybatch.errors import ProviderError, ProviderHTTPError
+from polybatch.errors import ConfigError, ProviderError, ProviderHTTPError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import (
     TERMINAL_STATES,
@@ -48,7 +48,8 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
 
     Settings: ``completion_window`` (default ``"24h"``), ``max_retries`` (SDK retries, default 2),
     ``timeout`` (seconds), ``organization``, ``project``, ``find_batch_limit`` (how many recent batches
-    ``find_batch`` scans, default 2000).
+    ``find_batch`` scans, default 2000), ``output_expires_after`` (seconds the output and error files
+    are kept, from their creation: 3600 to 2592000; unset, OpenAI's default of 30 days).
     """
 
     name = "openai"
@@ -64,6 +65,8 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
     line_url: ClassVar[str] = codec.CHAT_URL
     #: the ``url`` written on every embedding input line (Azure: ``/embeddings``)
     embeddings_url: ClassVar[str] = codec.EMBEDDINGS_URL
+    #: bounds of the ``output_expires_after`` setting, seconds (OpenAI: 1 hour to 30 days)
+    output_expiry_range: ClassVar[tuple[int, int]] = (3600, 30 * 24 * 3600)
     #: ``kind="embedding"`` items are accepted (read by the planner once the core has the flag)
     supports_embeddings: ClassVar[bool] = True
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
@@ -162,9 +165,34 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
         """Extra arguments for ``files.create`` (Azure sets a file expiry here)."""
         return {}
 
+    def output_expiry(self) -> int | None:
+        """Seconds the output and error files are kept (``output_expires_after``, anchored at
+        their ``created_at``), or None for the provider's default; ConfigError out of range."""
+        raw = self.settings.get("output_expires_after")
+        if raw in (None, 0, False, ""):
+            return None
+        lo, hi = self.output_expiry_range
+        try:
+            seconds = int(raw)
+        except (TypeError, ValueError):
+            seconds = -1
+        if isinstance(raw, bool) or not lo <= seconds <= hi:
+            raise ConfigError(
+                f"{self.name}: output_expires_after must be seconds from {lo} to {hi}, got {raw!r}"
+            )
+        return seconds
+
     def batch_options(self) -> dict[str, Any]:
-        """Extra arguments for ``batches.create`` (Azure sets the output files' expiry here)."""
-        return {}
+        """Extra arguments for ``batches.create``: the output files' expiry, when set."""
+        seconds = self.output_expiry()
+        if not seconds:
+            return {}
+        return {"output_expires_after": {"anchor": "created_at", "seconds": seconds}}
+
+    def preflight(self) -> None:
+        """Check the settings before anything is planned (a bad expiry names the setting)."""
+        super().preflight()
+        self.output_expiry()
 
     async def apoll(self, batch_id: str) -> BatchStatus:
         """The batch's state and counts; validation errors become the message."""

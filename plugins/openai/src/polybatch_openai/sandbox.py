@@ -170,6 +170,16 @@ class OpenAIApi(FilesApi):
         problem = _metadata_problem(metadata)
         if problem:
             return self.error(400, problem, param="metadata", code="invalid_value")
+        expiry = params.get("output_expires_after")
+        if expiry is not None and not self.valid_expiry(expiry):
+            lo, hi = self.expiry_range
+            return self.error(
+                400,
+                "Invalid 'output_expires_after': anchor must be 'created_at' and seconds "
+                f"between {lo} and {hi}.",
+                param="output_expires_after",
+                code="invalid_value",
+            )
         input_file = self.live_file(params["input_file_id"])
         if input_file is None:
             return self.not_found("File", params["input_file_id"])
@@ -199,6 +209,15 @@ class OpenAIApi(FilesApi):
             errors=errors or None,
         )
         return self.created(request, batch)
+
+    def valid_expiry(self, expiry: Any) -> bool:
+        """Whether an ``output_expires_after`` (or file ``expires_after``) object is one the API
+        takes: anchor ``created_at``, seconds within :attr:`expiry_range`."""
+        lo, hi = self.expiry_range
+        if not isinstance(expiry, dict) or expiry.get("anchor") != "created_at":
+            return False
+        seconds = expiry.get("seconds")
+        return isinstance(seconds, int) and not isinstance(seconds, bool) and lo <= seconds <= hi
 
     def early_answer(self, request: Request, params: dict[str, Any]) -> Response | None:
         """The answer to a create before it makes a batch (a hook: refusals, replays), or None."""
@@ -289,16 +308,12 @@ class OpenAIApi(FilesApi):
 
     def embed(self, emb: codec.EmbeddingRequest) -> Outcome:
         """An embeddings response: one vector per input, input tokens only."""
-        model = self.engine.model
-        vectors = [
-            codec.encode_vector(
-                model.embed(model=emb.model, text=text, dimensions=emb.dimensions),
-                emb.encoding_format,
-            )
-            for text in emb.inputs
-        ]
-        tokens = sum(model.embedding_tokens(text) for text in emb.inputs)
-        body = codec.embeddings_response(model=emb.model, vectors=vectors, prompt_tokens=tokens)
+        body, tokens = self.engine.model.embeddings_list(
+            model=emb.model,
+            texts=emb.inputs,
+            dimensions=emb.dimensions,
+            encoding_format=emb.encoding_format,
+        )
         return Outcome(200, body, (tokens, 0))
 
     # -- batches: the object ---------------------------------------------------------------
