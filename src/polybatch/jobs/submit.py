@@ -56,6 +56,7 @@ class SubmitKeywords(TypedDict, total=False):
     response_format: dict[str, Any] | None
     chunk_size: int | None
     max_in_flight: int | None
+    max_enqueued_tokens: int | None
     keep_files: bool
     retry_failed: int
     max_cost: Decimal | str | float | None
@@ -248,6 +249,7 @@ def _record(
             resolved.max_in_flight or cls.default_max_in_flight or DEFAULT_MAX_IN_FLIGHT
         ),
         "chunk_size": resolved.chunk_size,
+        "max_enqueued_tokens": resolved.max_enqueued_tokens,
         "keep_files": opts.keep_files,
         "retry_failed": opts.retry_failed,
         "max_cost": str(resolved.max_cost) if resolved.max_cost is not None else None,

@@ -115,16 +115,23 @@ class Bounds:
     high: Usage
 
 
+def input_tokens(item: BatchItem) -> int:
+    """The prompt tokens ``item`` sends, as estimated offline (an embedding: its input's, with
+    no chat framing). The planner sums them per chunk for queue admission."""
+    if item.kind == "embedding":
+        return count_tokens(item.input or "")
+    return prompt_tokens(m.text for m in item.messages)
+
+
 def request_bounds(
     item: BatchItem, price: PriceRow, *, default_max_tokens: int, sends_default: bool = True
 ) -> Bounds:
     """The least and most usage ``item`` can be billed for at ``price`` (see the module doc)."""
+    n_in = input_tokens(item)
     if item.kind == "embedding":
         # the input string's tokens, no chat framing; embeddings produce no output tokens
-        n_in = count_tokens(item.input or "")
         usage = Usage(input_tokens=n_in)
         return Bounds(n_in, 0, usage, usage)
-    n_in = prompt_tokens(m.text for m in item.messages)
     if item.max_tokens is not None:
         n_out = item.max_tokens
     elif sends_default or price.max_output_tokens is None:

@@ -123,6 +123,8 @@ class GeminiProvider(SDKProvider[AsyncClient]):
                 (f"{e.status}: " if e.status else "")
                 + (e.message or str(e.status or "") or type(e).__name__)
             ),
+            # a create answered 429 RESOURCE_EXHAUSTED: the project's batch queue is full
+            queue_full=lambda e: e.code == 429 and e.status == "RESOURCE_EXHAUSTED",
         ),
         # the SDK's own checks (bad names, options or requests, an unparsable reply) are the
         # kit's ValueError entry: permanent
@@ -193,7 +195,7 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             # reading, parsing and validating up to inline_max_bytes is CPU work: off the loop
             inlined = await asyncio.to_thread(self._inline_requests, path)
             if inlined is not None:
-                with self.sdk_errors("create batch"):
+                with self.sdk_errors("create batch", create=True):
                     job = await client.batches.create(model=model, src=inlined, config=config)
                 return SubmittedBatch(batch_id=self._name(job))
         with self.sdk_errors("upload input file"):
@@ -207,7 +209,7 @@ class GeminiProvider(SDKProvider[AsyncClient]):
         if not file_name:
             raise ProviderError("upload input file failed: no file name", provider=self.name)
         try:
-            with self.sdk_errors("create batch"):
+            with self.sdk_errors("create batch", create=True):
                 job = await client.batches.create(model=model, src=file_name, config=config)
         except ProviderError as exc:
             await self.drop_refused_upload(exc, file_name)
