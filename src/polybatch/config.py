@@ -75,10 +75,6 @@ def _item_field(name: str, description: str) -> Any:
     return FieldInfo.merge_field_infos(BatchItem.model_fields[name], description=description)
 
 
-#: the provider setting (``[providers.NAME]``) holding a queue limit per provider or per model
-QUEUE_LIMIT_KEY = "max_enqueued_tokens"
-
-
 class RequestDefaults(BaseModel):
     """Request parameters for a job's items, declared once.
 
@@ -155,6 +151,9 @@ class JobOptions(JobLimits):
     #: bounds of the adaptive poll interval, seconds (default: 1 and 60)
     poll_min: float | None = Field(default=None, gt=0)
     poll_max: float | None = Field(default=None, gt=0)
+    #: seconds a chunk the provider refused for a full queue waits when none of the job's
+    #: chunks is in flight (default: 60)
+    queue_backoff: float | None = Field(default=None, gt=0)
 
 
 def validated(model: type[_M], values: Mapping[str, Any], what: str) -> _M:
@@ -257,8 +256,7 @@ class Resolved(BaseModel):
     max_cost: Decimal | None = None
     chunk_size: int | None = None
     max_in_flight: int | None = None
-    #: the queue limit: one for every model, or per model (``[providers.NAME]``'s table)
-    max_enqueued_tokens: int | dict[str, int] | None = None
+    max_enqueued_tokens: int | None = None
     provider_settings: dict[str, Any] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)
 
@@ -356,36 +354,10 @@ def resolve(
         max_cost=pick("max_cost"),
         chunk_size=pick("chunk_size"),
         max_in_flight=pick("max_in_flight"),
-        max_enqueued_tokens=pick("max_enqueued_tokens")
-        or _queue_limit(settings, sources, provider),
+        max_enqueued_tokens=pick("max_enqueued_tokens"),
         provider_settings=settings,
         sources=sources,
     )
-
-
-def _queue_limit(
-    settings: Mapping[str, Any], sources: dict[str, str], provider: str
-) -> int | dict[str, int] | None:
-    """``[providers.NAME] max_enqueued_tokens``: an integer for every model, or a table of
-    model -> integer; a bad value is a ConfigError naming where it was set."""
-    value = settings.get(QUEUE_LIMIT_KEY)
-    if value is None:
-        return None
-    where = sources.get(f"providers.{provider}.{QUEUE_LIMIT_KEY}", "")
-    values = value if isinstance(value, dict) else {"*": value}
-    for model, n in values.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            key = QUEUE_LIMIT_KEY + ("" if model == "*" else f".{model}")
-            raise ConfigError(f"{where}: key '{key}': a whole number of tokens of at least 1")
-    return value if isinstance(value, dict) else int(value)
-
-
-def queue_limit_for(limit: int | Mapping[str, int] | None, model: str) -> int | None:
-    """The enqueued-token limit of ``model`` under a job's recorded ``max_enqueued_tokens``."""
-    if isinstance(limit, Mapping):
-        found = limit.get(model)
-        return int(found) if found is not None else None
-    return limit
 
 
 def _given(

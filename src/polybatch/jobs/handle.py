@@ -25,7 +25,7 @@ from ..errors import ConfigError, JobError
 from ..items import BatchItem, BatchResult, Usage, result_status
 from ..pricing import Cost
 from ..providers import BatchProvider
-from . import costs, lease
+from . import costs, lease, queue
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
 from .files import ResultList, copy_private, ensure_final
@@ -152,6 +152,7 @@ class Job:
             succeeded=ok,
             failed=failed,
             chunks=by_state,
+            waiting_for_queue=sum(queue.waiting(c) for c in chunks),
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -236,11 +237,14 @@ class Job:
                 for c in chunks:
                     states[c.state] = states.get(c.state, 0) + 1
                 bar.n = min(done, self._row.n_items)
-                bar.set_postfix(
-                    failed=failed,
-                    chunks=",".join(f"{k}={v}" for k, v in sorted(states.items())),
-                    refresh=False,
-                )
+                postfix: dict[str, object] = {
+                    "failed": failed,
+                    "chunks": ",".join(f"{k}={v}" for k, v in sorted(states.items())),
+                }
+                waiting = sum(queue.waiting(c) for c in chunks)
+                if waiting:  # chunks the provider refused for a full queue, waiting for room
+                    postfix["queue_wait"] = waiting
+                bar.set_postfix(postfix, refresh=False)
                 bar.refresh()
                 if hint is None:
                     return self

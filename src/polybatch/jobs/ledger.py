@@ -272,22 +272,6 @@ class Ledger:
             for c in chunks:
                 self._insert_chunk(db, c)
 
-    def split_chunk(self, job_id: str, idx: int, fields: dict[str, Any], new: ChunkRow) -> None:
-        """Cut chunk ``idx`` in two in one transaction: it keeps ``fields`` (its first half),
-        ``new`` (its second half) is added; a "halved" event says so."""
-        cols = ", ".join(f"{k} = ?" for k in fields)
-        with self._tx() as db:
-            db.execute(
-                f"UPDATE chunks SET {cols} WHERE job_id = ? AND idx = ?",
-                (*fields.values(), job_id, idx),
-            )
-            self._insert_chunk(db, new)
-            detail = {"count": fields.get("count"), "second_half": new.idx}
-            db.execute(
-                "INSERT INTO events VALUES (?,?,?,?,?)",
-                (job_id, time.time(), idx, "halved", json.dumps(detail)),
-            )
-
     @staticmethod
     def _insert_chunk(db: sqlite3.Connection, c: ChunkRow) -> None:
         data = c.model_dump()
@@ -353,12 +337,15 @@ class Ledger:
         *,
         event: str | None = None,
         extra: dict[str, Any] | None = None,
+        add: ChunkRow | None = None,
         **fields: Any,
     ) -> None:
         """Set fields of a chunk and, with ``event``, log the side effect in the same transaction
-        (``extra``: more of the event's detail)."""
+        (``extra``: more of the event's detail; ``add``: a chunk added, a half of this one)."""
         cols = ", ".join(f"{k} = ?" for k in fields)
         with self._tx() as db:
+            if add is not None:
+                self._insert_chunk(db, add)
             if fields:
                 db.execute(
                     f"UPDATE chunks SET {cols} WHERE job_id = ? AND idx = ?",

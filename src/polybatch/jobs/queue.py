@@ -19,10 +19,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..config import queue_limit_for
-from ..errors import ProviderError, QueueFullError
+from ..errors import ConfigError, ProviderError, QueueFullError
 from ..items import BatchItem, ItemError
 from ..pricing.estimate import input_tokens
 from ..providers import SubmittedBatch
@@ -39,6 +39,35 @@ QUEUE_BACKOFF_SECONDS = 60.0
 IN_FLIGHT = ("submitting", "submitted")
 #: the item error of a single request the provider refused alone
 QUEUE_FULL_CODE = "queue_full"
+
+
+#: the provider setting (``[providers.NAME]``) of a queue limit per provider or per model
+QUEUE_LIMIT_KEY = "max_enqueued_tokens"
+
+
+def job_limit(option: int | None, settings: Mapping[str, Any]) -> int | dict[str, int] | None:
+    """The queue limit a job records: the job option (flag, profile, ``submit()``), else the
+    provider setting ``max_enqueued_tokens`` (an integer for every model, or a table of
+    model -> integer); a bad setting is a ConfigError naming the key."""
+    if option is not None:
+        return option
+    value = settings.get(QUEUE_LIMIT_KEY)
+    if value is None:
+        return None
+    values = value if isinstance(value, dict) else {"": value}
+    for model, n in values.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            key = QUEUE_LIMIT_KEY + (f".{model}" if model else "")
+            raise ConfigError(f"provider setting '{key}': a whole number of tokens of at least 1")
+    return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else int(value)
+
+
+def limit_for(limit: int | Mapping[str, int] | None, model: str) -> int | None:
+    """The enqueued-token limit of ``model`` under a job's recorded ``max_enqueued_tokens``."""
+    if isinstance(limit, Mapping):
+        found = limit.get(model)
+        return int(found) if found is not None else None
+    return limit
 
 
 def waiting(c: ChunkRow) -> bool:
@@ -77,7 +106,7 @@ def admit(driver: JobDriver, chunks: list[ChunkRow], max_in_flight: int) -> list
             break
         if c.state != "planned" or (waiting(c) and not _ready(c, chunks, count, wait)):
             continue
-        cap = queue_limit_for(limit, c.model)
+        cap = limit_for(limit, c.model)
         if cap is not None:
             if count[c.model] and tokens[c.model] + c.tokens > cap:
                 continue  # no room while the job's own chunks are queued: wait for one to end
@@ -132,7 +161,9 @@ def halve(driver: JobDriver, c: ChunkRow, *, refused: bool) -> ChunkRow:
         }
     )
     driver.files.wire_path(c.idx).unlink(missing_ok=True)
-    driver.ledger.split_chunk(driver.id, c.idx, fields, second)
+    driver.ledger.update_chunk(
+        driver.id, c.idx, event="halved", add=second, extra={"second_half": new_idx}, **fields
+    )
     log.info(
         "job %s chunk %d halved (%d + %d requests) for the queue limit",
         driver.id,
