@@ -5,16 +5,20 @@ requeues and halves chunks so that nothing is failed, lost or sent twice."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from openai_testlib import MODEL, ServerFactory
+from openai_testlib import KEY, MODEL, ServerFactory
 
 import polybatch
 from polybatch.jobs.ledger import open_ledger
 from polybatch.sandbox.queue import request_tokens
+from polybatch.testing import CliOutcome
 from polybatch.testing.helpers import make_items
+from polybatch_openai.provider import OpenAIProvider
 
 #: "question number N": 3 words, one message: 3 + 3 + 4 prompt tokens (polybatch.tokens)
 ITEM_TOKENS = 10
@@ -125,3 +129,59 @@ def test_a_single_request_refused_alone_ends_as_its_items_error(
     assert {r.status for r in results} == {"errored"}
     assert {r.error.code for r in results if r.error} == {"queue_full"}
     assert kinds(job, tmp_path)["queue-full-alone"] == 2
+
+
+def cli_env(server: Any) -> dict[str, str]:
+    return OpenAIProvider.sandbox_env(server.url, KEY)
+
+
+def write_items(path: Path, n: int) -> Path:
+    path.write_text("".join(i.model_dump_json() + "\n" for i in make_items(n)))
+    return path
+
+
+def test_the_cli_flag_admits_within_the_limit(
+    make_server: ServerFactory, tmp_path: Path, polybatch_cli: Callable[..., CliOutcome]
+) -> None:
+    limit = 3 * 5 * ITEM_TOKENS
+    server = make_server(rate=40, queue_limit_tokens=limit)
+    items = write_items(tmp_path / "in.jsonl", 40)
+    out = polybatch_cli(
+        "run", str(items), "--model", f"openai:{MODEL}", "--chunk-size", "5",
+        "--max-in-flight", "8", "--max-enqueued-tokens", str(limit), "--no-progress",
+        "-o", str(tmp_path / "out.jsonl"), env=cli_env(server),
+    )  # fmt: skip
+    assert out.exit_code == 0, out.stderr
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert len(lines) == 40
+    assert not any(b.errors for b in server.engine.batches.values()), "nothing was refused"
+
+
+def test_status_shows_chunks_waiting_for_queue_room(
+    make_server: ServerFactory, tmp_path: Path, polybatch_cli: Callable[..., CliOutcome]
+) -> None:
+    # a provider setting per model this time, above the org's real limit: the org refuses
+    (tmp_path / "polybatch.toml").write_text(
+        f'[providers.openai.max_enqueued_tokens]\n"{MODEL}" = 100000\n'
+    )
+    server = make_server(rate=5, queue_limit_tokens=3 * 5 * ITEM_TOKENS)
+    items = write_items(tmp_path / "in.jsonl", 40)
+    env = {**cli_env(server), "POLYBATCH_CONFIG": str(tmp_path / "polybatch.toml")}
+    sub = polybatch_cli(
+        "submit", str(items), "--model", f"openai:{MODEL}", "--chunk-size", "5",
+        "--max-in-flight", "8", env=env,
+    )  # fmt: skip
+    assert sub.exit_code == 0, sub.stderr
+    job_id = sub.stdout.strip().splitlines()[-1]
+    shown = polybatch_cli("status", job_id, "--no-refresh", "--json", env=env)
+    st = json.loads(shown.stdout)
+    assert st["waiting_for_queue"] == 5 and st["failed"] == 0
+    assert sum(c["waiting_for_queue"] for c in st["chunks"]) == 5
+    table = polybatch_cli("status", job_id, "--no-refresh", env=env)
+    assert "5 batch(es) waiting for queue room" in table.stdout
+    assert table.stdout.count("waiting for queue room") == 6
+    done = polybatch_cli("resume", job_id, "--no-progress", env=env)
+    assert done.exit_code == 0, done.stderr
+    job = polybatch.Job.load(job_id)
+    assert Counter(r.custom_id for r in job.results()) == {f"c{i}": 1 for i in range(40)}
+    assert job.status().failed == 0
