@@ -17,7 +17,7 @@ import polybatch
 from polybatch.jobs.ledger import open_ledger
 from polybatch.sandbox.queue import request_tokens
 from polybatch.testing import CliOutcome
-from polybatch.testing.helpers import make_items
+from polybatch.testing.helpers import event_kinds, make_items
 from polybatch_openai.provider import OpenAIProvider
 
 #: "question number N": 3 words, one message: 3 + 3 + 4 prompt tokens (polybatch.tokens)
@@ -36,10 +36,6 @@ def run_job(server: Any, home: Path, n: int, chunk_size: int, **options: Any) ->
         **options,
     )
     return job.wait(timeout=60, **FAST)
-
-
-def kinds(job: polybatch.Job, home: Path) -> Counter[str]:
-    return Counter(e["kind"] for e in open_ledger(home).events(job.id))
 
 
 def test_the_sandbox_counts_a_request_as_the_planner_estimates_it(
@@ -65,7 +61,7 @@ def test_a_job_over_the_orgs_queue_limit_completes_with_no_chunk_failed(
     assert {r.status for r in results} == {"succeeded"}
     chunks = open_ledger(tmp_path).chunks(job.id)
     assert len(chunks) == 8 and all(c.n_failed == 0 for c in chunks)
-    events = kinds(job, tmp_path)
+    events = event_kinds(job)
     assert events["queue-full"] >= 5, "the org's queue refused the chunks past the third"
     assert events["halved"] == 0, "a chunk refused beside the job's own waits, it is not cut"
     refused = [b for b in server.engine.batches.values() if b.errors]
@@ -84,7 +80,7 @@ def test_admission_keeps_the_jobs_in_flight_tokens_under_the_limit(
     server = make_server(rate=40, queue_limit_tokens=limit)
     job = run_job(server, tmp_path, 40, 5, max_in_flight=8, max_enqueued_tokens=limit)
     assert len(list(job.results())) == 40
-    assert kinds(job, tmp_path)["queue-full"] == 0, "admission alone kept within the limit"
+    assert event_kinds(job)["queue-full"] == 0, "admission alone kept within the limit"
     batches = sorted(server.engine.batches.values(), key=lambda b: b.created_at)
     assert not any(b.errors for b in batches)
     # at every create, the batches still running held at most the limit (with the new one)
@@ -103,7 +99,7 @@ def test_a_chunk_refused_alone_is_halved_until_it_fits(
     assert Counter(r.custom_id for r in results) == {f"c{i}": 1 for i in range(10)}
     assert [r.custom_id for r in results] == [f"c{i}" for i in range(10)], "input order kept"
     assert {r.status for r in results} == {"succeeded"}
-    events = kinds(job, tmp_path)
+    events = event_kinds(job)
     assert events["halved"] >= 2 and events["queue-full"] >= 2
     assert all(len(b.requests) <= 3 for b in server.engine.batches.values() if not b.errors)
 
@@ -114,7 +110,7 @@ def test_a_chunk_over_the_jobs_own_limit_is_halved_before_it_is_sent(
     server = make_server(queue_limit_tokens=4 * ITEM_TOKENS)
     job = run_job(server, tmp_path, 8, 8, max_enqueued_tokens=4 * ITEM_TOKENS)
     assert {r.status for r in job.results()} == {"succeeded"}
-    events = kinds(job, tmp_path)
+    events = event_kinds(job)
     assert events["halved"] == 1 and events["queue-full"] == 0
 
 
@@ -128,7 +124,7 @@ def test_a_single_request_refused_alone_ends_as_its_items_error(
     assert [r.custom_id for r in results] == ["c0", "c1"]
     assert {r.status for r in results} == {"errored"}
     assert {r.error.code for r in results if r.error} == {"queue_full"}
-    assert kinds(job, tmp_path)["queue-full-alone"] == 2
+    assert event_kinds(job)["queue-full-alone"] == 2
 
 
 def cli_env(server: Any) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,11 @@ def wait_terminal(
             return status
         engine.clock.advance(step)
     raise AssertionError(f"batch {batch_id} never ended")
+
+
+def event_kinds(job: Any) -> Counter[str]:
+    """How many of each event kind a job's ledger logged ("queue-full", "halved", ...)."""
+    return Counter(str(e["kind"]) for e in job.ledger.events(job.id))
 
 
 def by_id(results: Iterable[BatchResult]) -> dict[str, BatchResult]:
