@@ -26,6 +26,7 @@ from ..errors import ConfigError, ProviderError, QueueFullError
 from ..items import BatchItem, ItemError
 from ..pricing.estimate import input_tokens
 from ..providers import SubmittedBatch
+from .collect import crashpoint
 
 if TYPE_CHECKING:
     from .driver import JobDriver
@@ -192,6 +193,7 @@ async def refused(driver: JobDriver, c: ChunkRow, exc: QueueFullError) -> None:
         o.idx != c.idx and o.model == c.model and o.state in IN_FLIGHT for o in driver.chunks()
     )
     log.info("job %s chunk %d: %s%s", driver.id, c.idx, exc, " (alone)" if alone else "")
+    crashpoint("before-requeue")
     if alone and c.count == 1:
         item_error = ItemError(
             code=QUEUE_FULL_CODE,
@@ -212,6 +214,7 @@ async def refused(driver: JobDriver, c: ChunkRow, exc: QueueFullError) -> None:
         event="queue-full",
         extra={"refused_batch": batch_id},
     )
+    crashpoint("after-requeue")
     if alone:
         row = next(o for o in driver.chunks() if o.idx == c.idx)
         halve(driver, row, refused=True)
