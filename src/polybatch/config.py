@@ -148,7 +148,7 @@ class JobOptions(JobLimits):
     )
     #: where the ledger and job files live (default: :func:`home`)
     home: Path | None = None
-    #: bounds of the adaptive poll interval, seconds (default: 1 and 60)
+    #: bounds of the adaptive poll interval, seconds (default: 1 and 300)
     poll_min: float | None = Field(default=None, gt=0)
     poll_max: float | None = Field(default=None, gt=0)
     #: seconds a chunk the provider refused for a full queue waits when none of the job's

@@ -29,7 +29,7 @@ log = logging.getLogger("polybatch")
 
 DEFAULT_MAX_IN_FLIGHT = 4
 #: retryable failures in a row on one chunk before a step gives up and raises; with the
-#: adaptive poll interval (capped at a minute) that is about half an hour of outage
+#: adaptive poll interval (capped at five minutes) that is over two hours of outage
 MAX_TRANSIENT_FAILURES = 30
 #: chunks downloaded and collected at once (one is read while the next downloads)
 MAX_CONCURRENT_COLLECTS = 2
