@@ -12,7 +12,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from ..errors import ProviderError, QueueFullError
 from ..items import BatchResult, ItemError
@@ -33,6 +34,9 @@ DEFAULT_MAX_IN_FLIGHT = 4
 MAX_TRANSIENT_FAILURES = 30
 #: chunks downloaded and collected at once (one is read while the next downloads)
 MAX_CONCURRENT_COLLECTS = 2
+#: chunks whose calls (upload and create, poll) run at once: 500 batches in flight are polled
+#: 32 at a time, not in one burst that times out at the server
+MAX_CONCURRENT_LANES = 32
 
 
 def planned_rows(
@@ -123,7 +127,13 @@ class JobDriver:
         # the next; an adapter that cannot take concurrent calls sets ``concurrent_calls = False``
         lanes = [self._submit_and_poll(c) for c in to_submit] + [self._poll(c) for c in polled]
         if self.provider.concurrent_calls:
-            outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+            room = asyncio.Semaphore(MAX_CONCURRENT_LANES)
+
+            async def bounded(lane: Coroutine[Any, Any, float | None]) -> float | None:
+                async with room:
+                    return await lane
+
+            outcomes = await asyncio.gather(*map(bounded, lanes), return_exceptions=True)
         else:
             outcomes = []
             for lane in lanes:
