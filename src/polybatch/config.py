@@ -118,6 +118,12 @@ class JobLimits(BaseModel):
     max_in_flight: int | None = Field(
         default=None, ge=1, description="Provider batches running at once."
     )
+    max_enqueued_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep this job's in-flight prompt tokens per model under this (the "
+        "provider's enqueued-token limit); a refused chunk waits for room, never fails.",
+    )
 
     @field_validator("max_cost", mode="before")
     @classmethod
@@ -142,9 +148,12 @@ class JobOptions(JobLimits):
     )
     #: where the ledger and job files live (default: :func:`home`)
     home: Path | None = None
-    #: bounds of the adaptive poll interval, seconds (default: 1 and 60)
+    #: bounds of the adaptive poll interval, seconds (default: 1 and 300)
     poll_min: float | None = Field(default=None, gt=0)
     poll_max: float | None = Field(default=None, gt=0)
+    #: seconds a chunk the provider refused for a full queue waits when none of the job's
+    #: chunks is in flight (default: 60)
+    queue_backoff: float | None = Field(default=None, gt=0)
 
 
 def validated(model: type[_M], values: Mapping[str, Any], what: str) -> _M:
@@ -247,6 +256,7 @@ class Resolved(BaseModel):
     max_cost: Decimal | None = None
     chunk_size: int | None = None
     max_in_flight: int | None = None
+    max_enqueued_tokens: int | None = None
     provider_settings: dict[str, Any] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)
 
@@ -344,6 +354,7 @@ def resolve(
         max_cost=pick("max_cost"),
         chunk_size=pick("chunk_size"),
         max_in_flight=pick("max_in_flight"),
+        max_enqueued_tokens=pick("max_enqueued_tokens"),
         provider_settings=settings,
         sources=sources,
     )

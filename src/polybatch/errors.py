@@ -13,6 +13,7 @@
     |   +-- ProviderConnectionError transport: connect, read, timeouts, a download cut midway
     |   +-- ProviderHTTPError       the API answered with an error status (``status_code``)
     |   +-- BatchFailedError        a provider batch failed as a whole
+    |   +-- QueueFullError          the organisation's queue for the model is full (requeued)
     +-- PricingError
     |   +-- PriceNotFoundError
     +-- PluginError                 a plugin is broken or two plugins clash
@@ -158,6 +159,16 @@ class BatchFailedError(ProviderError):
     ):
         self.batch_id = batch_id
         super().__init__(message, provider=provider, retryable=retryable)
+
+
+class QueueFullError(ProviderError):
+    """The provider refused a batch because the organisation's queue for its model is full
+    (OpenAI/Azure ``token_limit_exceeded``, Gemini 429 ``RESOURCE_EXHAUSTED`` at create,
+    Anthropic 429 ``rate_limit_error`` at create). Never a failure of the chunk: the runner puts
+    it back in the queue until the job's own batches make room (see ``docs/queue-limits.md``)."""
+
+    def _default_retryable(self) -> bool:
+        return True
 
 
 class PricingError(PolybatchError):

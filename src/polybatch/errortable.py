@@ -23,13 +23,15 @@ class ErrorRule:
     ``kind`` is the polybatch class; ``status`` reads the HTTP status off the exception (a
     :class:`ProviderHTTPError` whose status reads None becomes a plain ProviderError); ``detail``
     reads the words worth showing (default: the exception's ``message`` or text); ``retryable``
-    overrides the class's own decision.
+    overrides the class's own decision. ``queue_full`` says whether the exception, raised by a
+    batch create, is the provider's refusal for a full queue (a :class:`QueueFullError` then).
     """
 
     kind: type[ProviderError]
     status: Callable[[Any], int | None] | None = None
     detail: Callable[[Any], str] | None = None
     retryable: bool | None = None
+    queue_full: Callable[[Any], bool] | None = None
 
 
 #: SDK exception class -> rule; see :func:`rule_for` for which entry wins
@@ -37,10 +39,14 @@ ErrorTable = Mapping[type[BaseException], ErrorRule]
 
 
 def http(
-    status: Callable[[Any], int | None], detail: Callable[[Any], str] | None = None
+    status: Callable[[Any], int | None],
+    detail: Callable[[Any], str] | None = None,
+    *,
+    queue_full: Callable[[Any], bool] | None = None,
 ) -> ErrorRule:
-    """An error status from the API: ProviderHTTPError, retryable by status."""
-    return ErrorRule(ProviderHTTPError, status=status, detail=detail)
+    """An error status from the API: ProviderHTTPError, retryable by status (``queue_full``:
+    see :class:`ErrorRule`)."""
+    return ErrorRule(ProviderHTTPError, status=status, detail=detail, queue_full=queue_full)
 
 
 def connection(detail: Callable[[Any], str] | None = None) -> ErrorRule:

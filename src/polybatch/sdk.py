@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
 from . import wire
-from .errors import ProviderConnectionError, ProviderError, ProviderHTTPError
+from .errors import ProviderConnectionError, ProviderError, ProviderHTTPError, QueueFullError
 from .errortable import (
     BEARER,
     TRANSPORT_ERRORS,
@@ -242,14 +242,21 @@ class SDKProvider(BatchProvider, Generic[C]):
         """The variable a user fixes when the key is refused (named in 401/403 messages)."""
         return self.credential_env[0] if self.credential_env else None
 
-    def translate(self, action: str, exc: BaseException) -> ProviderError | None:
+    def translate(
+        self, action: str, exc: BaseException, *, create: bool = False
+    ) -> ProviderError | None:
         """The polybatch error for an SDK exception raised while doing ``action``, or None
-        when the table does not know the exception."""
+        when the table does not know the exception. ``create``: the action created a batch,
+        so a rule's ``queue_full`` refusal becomes a :class:`QueueFullError`."""
         rule = rule_for(self.error_table(), exc)
         if rule is None:
             return None
         status = rule.status(exc) if rule.status is not None else None
         kind = rule.kind
+        if create and rule.queue_full is not None and rule.queue_full(exc):
+            detail = (rule.detail or default_detail)(exc)
+            message = self.scrub(f"{action} refused, the queue is full: {detail}")
+            return QueueFullError(message, provider=self.name, status_code=status)
         if kind is ProviderHTTPError and status is None:
             kind = ProviderError
         read = rule.detail or (connection_detail if kind is ProviderConnectionError else None)
@@ -263,18 +270,19 @@ class SDKProvider(BatchProvider, Generic[C]):
         return kind(message, provider=self.name, status_code=status, retryable=rule.retryable)
 
     @contextmanager
-    def sdk_errors(self, action: str) -> Iterator[None]:
+    def sdk_errors(self, action: str, *, create: bool = False) -> Iterator[None]:
         """Translate the SDK exceptions raised in the block, once, ``from`` the original.
 
         A plain context manager: it wraps ``await`` and ``async for`` in coroutines alike.
-        polybatch's own errors pass through untouched.
+        polybatch's own errors pass through untouched. ``create``: the block creates a batch
+        (a queue-full refusal is then a :class:`QueueFullError`, see :meth:`translate`).
         """
         try:
             yield
         except Exception as exc:
             if isinstance(exc, ProviderError):
                 raise
-            error = self.translate(action, exc)
+            error = self.translate(action, exc, create=create)
             if error is None:
                 raise
             raise error from exc

@@ -133,6 +133,15 @@ def providers(as_json: bool) -> None:
 )
 @hidden_alias("--rate", "rate", type=click.FloatRange(min=0))
 @click.option(
+    "--queue-limit",
+    "queue_limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="TOKENS",
+    help="Emulate an organisation's enqueued-token limit per model: creates over it are "
+    "refused in each provider's shape (OpenAI: the batch fails with token_limit_exceeded).",
+)
+@click.option(
     "--faults",
     "faults_spec",
     default="",
@@ -141,7 +150,9 @@ def providers(as_json: bool) -> None:
     "(names: seed, http, codes, retry_after, drop, slow, slow_s, upload, create_timeout, fail, "
     "expire, cancel, item, truncate, missing, all).",
 )
-def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> None:
+def sandbox(
+    host: str, port: int, key: str, rate: float, queue_limit: int | None, faults_spec: str
+) -> None:
     """Serve the emulated batch APIs in the foreground until Ctrl-C.
 
     It prints, per provider, the environment variables that point that provider's SDK (and
@@ -157,7 +168,9 @@ def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> No
         faults = Faults.parse(faults_spec)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
-    engine = SandboxEngine(api_key=key, rate=rate or None, faults=faults)
+    engine = SandboxEngine(
+        api_key=key, rate=rate or None, faults=faults, queue_limit_tokens=queue_limit
+    )
     try:
         server = SandboxServer(engine, host=host, port=port).start()
     except OSError as exc:
@@ -170,6 +183,8 @@ def sandbox(host: str, port: int, key: str, rate: float, faults_spec: str) -> No
     click.echo(f"polybatch sandbox on {server.url}")
     if faults.active:
         click.echo(f"  faults: {faults.to_spec()}")
+    if queue_limit:
+        click.echo(f"  queue limit: {queue_limit} enqueued tokens per model")
     for name, cls in sorted(get_registry().providers().items()):
         env = cls.sandbox_env(server.url, key)
         if env:

@@ -147,6 +147,7 @@ def status(job_id: str, refresh: bool, as_json: bool) -> None:
                 "chunk": c.idx,
                 "requests": c.count,
                 "state": c.state,
+                "waiting_for_queue": c.queue_full_at is not None and c.state == "planned",
                 "batch_id": c.batch_id,
                 "provider_state": c.batch_state,
                 "ok": ok,
@@ -163,6 +164,7 @@ def status(job_id: str, refresh: bool, as_json: bool) -> None:
                 "total": st.total,
                 "succeeded": st.succeeded,
                 "failed": st.failed,
+                "waiting_for_queue": st.waiting_for_queue,
                 "chunks": chunks,
             }
         )
@@ -173,8 +175,16 @@ def status(job_id: str, refresh: bool, as_json: bool) -> None:
     t = PrettyTable()
     t.field_names = ["chunk", "requests", "state", "batch", "provider state", "ok", "failed"]
     for ch in chunks:
-        t.add_row([v if v is not None else "-" for v in ch.values()])
+        row = dict(ch)
+        if row.pop("waiting_for_queue"):
+            row["state"] = "waiting for queue room"
+        t.add_row([v if v is not None else "-" for v in row.values()])
     click.echo(t.get_string())
+    if st.waiting_for_queue:
+        click.echo(
+            f"{st.waiting_for_queue} batch(es) waiting for queue room: the provider's queue for "
+            "the model is full; they are sent as this job's batches end",
+        )
 
 
 @click.command()

@@ -25,7 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _M = TypeVar("_M", bound=BaseModel)
 
 #: fields set in files and Python only: a list, a JSON object, where the ledger lives, polling
-NOT_FLAGS = frozenset({"stop", "response_format", "home", "poll_min", "poll_max"})
+NOT_FLAGS = frozenset({"stop", "response_format", "home", "poll_min", "poll_max", "queue_backoff"})
 #: the request fields the CLI offers: every RequestDefaults field but those
 REQUEST_FIELDS: tuple[str, ...] = tuple(
     n for n in RequestDefaults.model_fields if n not in NOT_FLAGS

@@ -12,12 +12,13 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from ..errors import ProviderError
+from ..errors import ProviderError, QueueFullError
 from ..items import BatchResult, ItemError
 from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, SubmittedBatch
-from . import adopt, lost
+from . import adopt, lost, queue
 from .cancel import cancel_all
 from .collect import collect, crashpoint
 from .files import JobFiles, private_fd
@@ -29,10 +30,13 @@ log = logging.getLogger("polybatch")
 
 DEFAULT_MAX_IN_FLIGHT = 4
 #: retryable failures in a row on one chunk before a step gives up and raises; with the
-#: adaptive poll interval (capped at a minute) that is about half an hour of outage
+#: adaptive poll interval (capped at five minutes) that is over two hours of outage
 MAX_TRANSIENT_FAILURES = 30
 #: chunks downloaded and collected at once (one is read while the next downloads)
 MAX_CONCURRENT_COLLECTS = 2
+#: chunks whose calls (upload and create, poll) run at once: 500 batches in flight are polled
+#: 32 at a time, not in one burst that times out at the server
+MAX_CONCURRENT_LANES = 32
 
 
 def planned_rows(
@@ -50,6 +54,7 @@ def planned_rows(
             count=pc.count,
             nbytes=pc.nbytes,
             model=pc.model,
+            tokens=pc.tokens,
         )
         for i, pc in enumerate(chunks)
     ]
@@ -105,16 +110,15 @@ class JobDriver:
                 # the lookup failed: the chunk stays "submitting", the next step looks again
                 self._transient(c, "recover", exc)
         chunks = self.chunks()
-        in_flight = sum(c.state == "submitted" for c in chunks)
-        cancelling = self.row.state == "cancelling"
         to_submit: list[ChunkRow] = []
-        for c in chunks:
-            if c.state != "planned":
-                continue
-            if cancelling:
-                self._collect_unsubmitted(c)
-            elif in_flight + len(to_submit) < max_in_flight:
-                to_submit.append(c)
+        if self.row.state == "cancelling":
+            for c in chunks:
+                if c.state == "planned":
+                    self._collect_unsubmitted(c)
+        else:
+            # within max_in_flight and the queue limit (max_enqueued_tokens), see .queue
+            to_submit = queue.admit(self, chunks, max_in_flight)
+            chunks = self.chunks()  # admission may have halved a chunk
         polled = [c for c in chunks if c.state == "submitted"]
         # made per step: a step may run on the portal's loop or on the caller's
         self._collecting = asyncio.Semaphore(MAX_CONCURRENT_COLLECTS)
@@ -123,7 +127,13 @@ class JobDriver:
         # the next; an adapter that cannot take concurrent calls sets ``concurrent_calls = False``
         lanes = [self._submit_and_poll(c) for c in to_submit] + [self._poll(c) for c in polled]
         if self.provider.concurrent_calls:
-            outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+            room = asyncio.Semaphore(MAX_CONCURRENT_LANES)
+
+            async def bounded(lane: Coroutine[Any, Any, float | None]) -> float | None:
+                async with room:
+                    return await lane
+
+            outcomes = await asyncio.gather(*map(bounded, lanes), return_exceptions=True)
         else:
             outcomes = []
             for lane in lanes:
@@ -151,6 +161,9 @@ class JobDriver:
         """Submit a planned chunk, then poll it once; a suggested wait, if the provider gave one."""
         try:
             await self._submit(c)
+        except QueueFullError as exc:  # refused at create: no batch was made
+            await queue.refused(self, c, exc)
+            return None
         except ProviderError as exc:
             # the chunk stays "submitting": the next step looks for the batch, then resubmits
             self._transient(c, "submit", exc)
@@ -163,6 +176,9 @@ class JobDriver:
         assert c.batch_id is not None
         try:
             st = await self.provider.apoll(c.batch_id)
+        except QueueFullError as exc:  # accepted, then failed for the queue limit
+            await queue.refused(self, c, exc)
+            return None
         except ProviderError as exc:
             if lost.is_not_found(exc):  # gone at the provider: confirmed lost after a window
                 lost.on_not_found(self, c, exc)
@@ -243,6 +259,7 @@ class JobDriver:
             batch_id=submitted.batch_id,
             input_file_id=submitted.input_file_id,
             submitted_at=time.time(),
+            queue_full_at=None,
             event="submitted",
         )
         if self.row.state == "planned":
@@ -262,17 +279,21 @@ class JobDriver:
 
     def _collect_unsubmitted(self, c: ChunkRow) -> None:
         """A queued chunk of a cancelled job: its items end as canceled, never sent."""
-        path = self.files.chunk_results(c.idx)
         err = ItemError(
             code="batch_cancelled",
             message="the job was cancelled before this request was sent",
             retryable=True,
         )
+        self.end_unsubmitted(c, "cancelled", err, event="not-submitted")
+
+    def end_unsubmitted(self, c: ChunkRow, status: str, err: ItemError, *, event: str) -> None:
+        """End a chunk that has no batch: each of its items gets ``err`` (``status``)."""
+        path = self.files.chunk_results(c.idx)
         tally = Tally()
         day = day_of(None, self.row.created_at)
         with os.fdopen(private_fd(path), "w", encoding="utf-8") as out:
             for i in iter_chunk_items(self.files.dir / c.items_file, c.offset, c.count):
-                r = self._synthetic(i.custom_id or "", "cancelled", err, c)
+                r = self._synthetic(i.custom_id or "", status, err, c)
                 tally.add_result(r, self.row.provider, self.row.model, day)
                 out.write(r.model_dump_json(exclude_none=True) + "\n")
         self.ledger.update_chunk(
@@ -281,7 +302,8 @@ class JobDriver:
             state="collected",
             n_failed=c.count,
             tally=tally.dumps(),
-            event="not-submitted",
+            ended_at=time.time(),
+            event=event,
         )
 
     def _synthetic(self, cid: str, status: str, err: ItemError, c: ChunkRow) -> BatchResult:

@@ -138,11 +138,11 @@ class JobFiles:
         return True
 
     def _round_in_order(self, round_: int, chunks: Sequence[ChunkRow]) -> Iterator[str]:
-        """One round's results as lines, in the order of that round's items file."""
-        for c in chunks:
-            if c.round == round_:
-                with self.chunk_results(c.idx).open("r", encoding="utf-8") as fh:
-                    yield from fh
+        """One round's results as lines, in the order of that round's items file (by the
+        chunks' first item: a chunk halved for a full queue has its second half numbered last)."""
+        for c in sorted((c for c in chunks if c.round == round_), key=lambda c: c.start):
+            with self.chunk_results(c.idx).open("r", encoding="utf-8") as fh:
+                yield from fh
 
     def write_retry_items(self, round_: int) -> tuple[Path, int]:
         """The items of round ``round_``'s retryable failures, as round ``round_ + 1``'s items

@@ -25,7 +25,7 @@ from ..errors import ConfigError, JobError
 from ..items import BatchItem, BatchResult, Usage, result_status
 from ..pricing import Cost
 from ..providers import BatchProvider
-from . import costs, lease
+from . import costs, lease, queue
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
 from .files import ResultList, copy_private, ensure_final
@@ -33,16 +33,25 @@ from .ledger import ChunkRow, JobRow, Ledger, open_ledger
 from .status import JobStatus, request_counts
 from .tally import final_tally
 
-#: default bounds of the adaptive poll interval, seconds
+#: default bounds of the adaptive poll interval, seconds: it starts at POLL_MIN after a chunk is
+#: submitted or collected and triples while no chunk changes state (a batch's own progress does
+#: not reset it), so a 10-minute batch is polled 8 times, its create's poll included (48 status
+#: calls per batch-hour; the budget is 60)
 POLL_MIN = 1.0
-POLL_MAX = 60.0
+POLL_MAX = 300.0
+POLL_GROWTH = 3.0
+
+
+def next_interval(interval: float, changed: bool, poll_min: float, poll_max: float) -> float:
+    """The wait before the next poll: ``poll_min`` after a chunk changed state, else longer."""
+    return poll_min if changed else min(poll_max, interval * POLL_GROWTH)
 
 
 class Job:
     """A handle on one polybatch job: many items, one or more provider batches."""
 
     #: retryable failures in a row on one chunk before ``step`` gives up and raises; with the
-    #: adaptive poll interval (capped at a minute) that is about half an hour of outage
+    #: adaptive poll interval (capped at five minutes) that is over two hours of outage
     max_transient_failures: int = MAX_TRANSIENT_FAILURES
 
     def __init__(self, row: JobRow, ledger: Ledger, provider: BatchProvider | None = None) -> None:
@@ -152,6 +161,7 @@ class Job:
             succeeded=ok,
             failed=failed,
             chunks=by_state,
+            waiting_for_queue=sum(queue.waiting(c) for c in chunks),
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -236,21 +246,21 @@ class Job:
                 for c in chunks:
                     states[c.state] = states.get(c.state, 0) + 1
                 bar.n = min(done, self._row.n_items)
-                bar.set_postfix(
-                    failed=failed,
-                    chunks=",".join(f"{k}={v}" for k, v in sorted(states.items())),
-                    refresh=False,
-                )
+                postfix: dict[str, object] = {
+                    "failed": failed,
+                    "chunks": ",".join(f"{k}={v}" for k, v in sorted(states.items())),
+                }
+                waiting = sum(queue.waiting(c) for c in chunks)
+                if waiting:  # chunks the provider refused for a full queue, waiting for room
+                    postfix["queue_wait"] = waiting
+                bar.set_postfix(postfix, refresh=False)
                 bar.refresh()
                 if hint is None:
                     return self
-                seen = (done, tuple(sorted(states.items())))
-                if seen != last_seen:
-                    # progress (items done, or a chunk submitted or collected): look again soon
-                    interval = poll_min
-                    last_seen = seen
-                else:
-                    interval = min(poll_max, interval * 1.5)  # long batches: back off, up to a cap
+                # a chunk submitted, refused or collected: look again soon; long batches: back off
+                seen = tuple(sorted(states.items()))
+                interval = next_interval(interval, seen != last_seen, poll_min, poll_max)
+                last_seen = seen
                 sleep = max(interval, hint)
                 if deadline is not None and time.monotonic() + sleep > deadline:
                     raise TimeoutError(f"job {self.id} not finished within {timeout}s")

@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     live_ok INTEGER NOT NULL DEFAULT 0,
     live_failed INTEGER NOT NULL DEFAULT 0,
     tally TEXT,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    queue_full_at REAL,
     PRIMARY KEY (job_id, idx)
 );
 -- added after the first release: IF NOT EXISTS adds it to an older ledger when it is opened
@@ -100,11 +102,15 @@ ChunkState = Literal["planned", "submitting", "submitted", "collected"]
 
 #: columns added to ``chunks`` after its first release: a ledger without them gets them on open
 #: (the provider's progress from the last poll; the chunk's results tallied as collected, NULL
-#: where they were collected before tallies existed: :mod:`.tally` recomputes those once)
+#: where they were collected before tallies existed: :mod:`.tally` recomputes those once; its
+#: estimated prompt tokens, 0 in an older ledger: admitted whatever the queue limit; when the
+#: provider last refused it for a full queue)
 CHUNK_MIGRATIONS = {
     "live_ok": "INTEGER NOT NULL DEFAULT 0",
     "live_failed": "INTEGER NOT NULL DEFAULT 0",
     "tally": "TEXT",
+    "tokens": "INTEGER NOT NULL DEFAULT 0",
+    "queue_full_at": "REAL",
 }
 
 #: job states in which the results are final
@@ -153,6 +159,11 @@ class ChunkRow(BaseModel):
     live_failed: int = 0
     #: the chunk's results tallied (:class:`~polybatch.jobs.tally.Tally` JSON), once collected
     tally: str | None = None
+    #: estimated prompt tokens: what the chunk adds to the provider's queue for its model
+    tokens: int = 0
+    #: when the provider last refused the chunk for a full queue (it is "planned" again and
+    #: waits for queue room); None once it is accepted
+    queue_full_at: float | None = None
 
 
 class Ledger:
@@ -320,11 +331,21 @@ class Ledger:
         return [ChunkRow(**dict(r)) for r in rows]
 
     def update_chunk(
-        self, job_id: str, idx: int, *, event: str | None = None, **fields: Any
+        self,
+        job_id: str,
+        idx: int,
+        *,
+        event: str | None = None,
+        extra: dict[str, Any] | None = None,
+        add: ChunkRow | None = None,
+        **fields: Any,
     ) -> None:
-        """Set fields of a chunk and, with ``event``, log the side effect in the same transaction."""
+        """Set fields of a chunk and, with ``event``, log the side effect in the same transaction
+        (``extra``: more of the event's detail; ``add``: a chunk added, a half of this one)."""
         cols = ", ".join(f"{k} = ?" for k in fields)
         with self._tx() as db:
+            if add is not None:
+                self._insert_chunk(db, add)
             if fields:
                 db.execute(
                     f"UPDATE chunks SET {cols} WHERE job_id = ? AND idx = ?",
@@ -333,7 +354,7 @@ class Ledger:
             if event:
                 detail = {
                     k: v for k, v in fields.items() if k in ("batch_id", "state", "batch_state")
-                }
+                } | (extra or {})
                 db.execute(
                     "INSERT INTO events VALUES (?,?,?,?,?)",
                     (job_id, time.time(), idx, event, json.dumps(detail)),
@@ -370,16 +391,20 @@ class Ledger:
         return None if row is None or row["ts"] is None else float(row["ts"])
 
     def claimed_batches(self, provider: str, batch_ids: list[str]) -> set[str]:
-        """Which of these batch ids a chunk of some job on ``provider`` already holds."""
+        """Which of these batch ids a chunk of some job on ``provider`` already holds, or held
+        before the provider refused it for a full queue (never a chunk's batch again)."""
         if not batch_ids:
             return set()
         marks = ",".join("?" * len(batch_ids))
         rows = self._conn().execute(
-            "SELECT c.batch_id FROM chunks c JOIN jobs j ON j.id = c.job_id"
-            f" WHERE j.provider = ? AND c.batch_id IN ({marks})",
-            (provider, *batch_ids),
+            "SELECT c.batch_id AS id FROM chunks c JOIN jobs j ON j.id = c.job_id"
+            f" WHERE j.provider = ? AND c.batch_id IN ({marks})"
+            " UNION SELECT json_extract(e.detail, '$.refused_batch') AS id FROM events e"
+            " JOIN jobs j ON j.id = e.job_id WHERE j.provider = ? AND e.kind = 'queue-full'"
+            f" AND json_extract(e.detail, '$.refused_batch') IN ({marks})",
+            (provider, *batch_ids, provider, *batch_ids),
         )
-        return {str(r["batch_id"]) for r in rows}
+        return {str(r["id"]) for r in rows}
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """The side-effect log of a job, oldest first."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import InputError, ItemValidationError, PolybatchError
 from ..items import BatchItem, Message, OutputCheck, json_problem
+from ..pricing.estimate import input_tokens
 from ..providers import BatchProvider
 from .access import private_dir
 from .lease import host, pid_alive
@@ -38,6 +39,8 @@ class PlannedChunk:
     model: str
     #: "chat" or "embedding": a provider batch has one endpoint, so one kind
     kind: str = "chat"
+    #: estimated prompt tokens of its items: what it adds to the provider's queue for the model
+    tokens: int = 0
 
 
 @dataclass
@@ -76,7 +79,14 @@ class Chunker:
         self.chunks: list[PlannedChunk] = []
 
     def add(
-        self, *, index: int, offset: int, wire_bytes: int, model: str, kind: str = "chat"
+        self,
+        *,
+        index: int,
+        offset: int,
+        wire_bytes: int,
+        model: str,
+        kind: str = "chat",
+        tokens: int = 0,
     ) -> bool:
         """Place the item at ``index`` (stored at ``offset``) whose wire line is ``wire_bytes`` long.
 
@@ -101,6 +111,7 @@ class Chunker:
             started = True
         last.count += 1
         last.nbytes += wire_bytes
+        last.tokens += tokens
         return started
 
 
@@ -116,7 +127,12 @@ def chunk_items_file(
             item_model = item.model or model
             wire = len(provider.encode(item, item_model)) + 1
             chunker.add(
-                index=index, offset=offset, wire_bytes=wire, model=item_model, kind=item.kind
+                index=index,
+                offset=offset,
+                wire_bytes=wire,
+                model=item_model,
+                kind=item.kind,
+                tokens=input_tokens(item),
             )
             offset += len(line)
     return chunker.chunks
@@ -279,7 +295,12 @@ def plan_job(
                 if observe is not None:
                     observe(item, item_model)
                 if chunker.add(
-                    index=n - 1, offset=offset, wire_bytes=wire, model=item_model, kind=item.kind
+                    index=n - 1,
+                    offset=offset,
+                    wire_bytes=wire,
+                    model=item_model,
+                    kind=item.kind,
+                    tokens=input_tokens(item),
                 ):
                     if wire_out is not None:
                         wire_out.close()

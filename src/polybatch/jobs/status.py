@@ -21,6 +21,8 @@ class JobStatus:
     succeeded: int
     failed: int
     chunks: dict[str, int]
+    #: planned chunks the provider refused for a full queue, waiting for room (see .queue)
+    waiting_for_queue: int = 0
 
     @property
     def done(self) -> bool:

@@ -26,7 +26,7 @@ from ..items import BatchItem
 from ..plugins import get_registry
 from ..pricing import Estimate, Estimator, check_budget, estimator
 from ..providers import BatchProvider
-from . import lease
+from . import lease, queue
 from .access import private_dir
 from .clients import make_provider, public_settings, remember
 from .driver import DEFAULT_MAX_IN_FLIGHT, planned_rows
@@ -56,6 +56,7 @@ class SubmitKeywords(TypedDict, total=False):
     response_format: dict[str, Any] | None
     chunk_size: int | None
     max_in_flight: int | None
+    max_enqueued_tokens: int | None
     keep_files: bool
     retry_failed: int
     max_cost: Decimal | str | float | None
@@ -63,6 +64,7 @@ class SubmitKeywords(TypedDict, total=False):
     home: Path | None
     poll_min: float | None
     poll_max: float | None
+    queue_backoff: float | None
 
 
 def request_and_options(
@@ -159,6 +161,9 @@ def submit(
         provider_settings=dict(provider_settings or {}),
     )
     settings = dict(resolved.provider_settings)
+    # the queue limit is the runner's, not the adapter's: recorded with the job's options
+    queue_limit = queue.job_limit(resolved.max_enqueued_tokens, settings)
+    settings.pop(queue.QUEUE_LIMIT_KEY, None)
     try:
         cls = get_registry().provider_class(resolved.provider)
     except UnknownProviderError as exc:
@@ -201,6 +206,9 @@ def submit(
             job = _record(
                 plan, ledger, provider, cls, resolved, opts, estimator, public, src_path, sandbox
             )
+            if queue_limit is not None and job._row.state == "planned":
+                job._row.options["max_enqueued_tokens"] = queue_limit
+                ledger.update_job(job.id, options=job._row.options)
             remember(job.id, provider)
             if start and job._row.state == "planned":
                 job.step()
@@ -259,6 +267,8 @@ def _record(
         recorded["poll_min"] = opts.poll_min
     if opts.poll_max is not None:
         recorded["poll_max"] = opts.poll_max
+    if opts.queue_backoff is not None:
+        recorded["queue_backoff"] = opts.queue_backoff
     row = JobRow(
         id=job_id,
         created_at=now,

@@ -117,6 +117,14 @@ class Bounds:
     high: Usage
 
 
+def input_tokens(item: BatchItem) -> int:
+    """The prompt tokens ``item`` sends, as estimated offline (an embedding: its input's, with
+    no chat framing). The planner sums them per chunk for queue admission."""
+    if item.kind == "embedding":
+        return count_tokens(item.input or "")
+    return prompt_tokens(m.text for m in item.messages)
+
+
 @dataclass(frozen=True)
 class _Split:
     """One request's bounds as token counts, the tier's rates, and the bucket its input lands in
@@ -132,11 +140,9 @@ class _Split:
 def _split(
     item: BatchItem, price: PriceRow, *, default_max_tokens: int, sends_default: bool
 ) -> _Split:
-    if item.kind == "embedding":
-        # the input string's tokens, no chat framing; embeddings produce no output tokens
-        n_in = count_tokens(item.input or "")
+    n_in = input_tokens(item)
+    if item.kind == "embedding":  # embeddings produce no output tokens
         return _Split(n_in, 0, price.rates_for(n_in), "input_tokens", "input_tokens")
-    n_in = prompt_tokens(m.text for m in item.messages)
     if item.max_tokens is not None:
         n_out = item.max_tokens
     elif sends_default or price.max_output_tokens is None:

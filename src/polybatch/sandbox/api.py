@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from . import queue
 from .engine import SandboxBatch, SandboxEngine, SandboxFile
 from .faults import BATCH_MISSING_OUTPUT, RouteKind
 
@@ -240,6 +241,11 @@ class ProviderApi:
         )
         holder.append(batch)
         return batch
+
+    def queue_refusal(self, requests: list[Any], model: str | None) -> str | None:
+        """Why a new batch on ``model`` is refused for the organisation's queue limit (the
+        routes answer it in the vendor's shape), or None; see :mod:`.queue`."""
+        return queue.refusal(self.engine, self.ns, model, requests)
 
     def tally(self, batch: SandboxBatch, now: float) -> dict[str, int]:
         """Counts (``ok``, ``failed``) and token sums (``input``, ``output``) over the requests

@@ -29,6 +29,7 @@ from .faults import (
     route_key,
 )
 from .model import SyntheticModel
+from .queue import request_tokens
 
 DAY = 24 * 3600
 
@@ -104,6 +105,9 @@ class SandboxBatch:
     faults: set[str] = field(default_factory=set)
     #: requests run before an injected expiry or outside cancel stopped the batch
     stop_after: int | None = None
+    #: what the batch holds of its model's queue (see :mod:`polybatch.sandbox.queue`)
+    queue_model: str | None = None
+    queue_tokens: int = 0
 
     # -- time ------------------------------------------------------------------------------
     def _done_processing_at(self) -> float:
@@ -208,6 +212,7 @@ class SandboxEngine:
         faults: Faults | None = None,
         model: SyntheticModel | None = None,
         echo_key_in_errors: bool = False,
+        queue_limit_tokens: int | None = None,
     ) -> None:
         self.api_key = api_key
         #: quote the key in batch and item error messages, as careless servers and gateways do
@@ -218,6 +223,8 @@ class SandboxEngine:
         self.finalize_seconds = finalize_seconds
         self.cancel_seconds = cancel_seconds
         self.expiry_seconds = expiry_seconds
+        #: an organisation's enqueued-token limit per model (None: none), see .queue
+        self.queue_limit_tokens = queue_limit_tokens
         self.faults = faults or Faults()
         self.model = model or SyntheticModel()
         self.clock = Clock()
@@ -344,6 +351,7 @@ class SandboxEngine:
         metadata: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
         errors: list[dict[str, Any]] | None = None,
+        queue_model: str | None = None,
     ) -> SandboxBatch:
         """Create a batch whose requests will be run by ``handler`` as time passes.
 
@@ -382,6 +390,8 @@ class SandboxEngine:
                 serial=serial,
                 faults=plan.faults,
                 stop_after=plan.stop_after,
+                queue_model=queue_model,
+                queue_tokens=sum(request_tokens(r) for r in requests) if queue_model else 0,
             )
             if plan.stop_after is not None:
                 # the expiry or the outside cancel comes once stop_after requests have run

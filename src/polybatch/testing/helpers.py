@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -75,6 +76,11 @@ def wait_terminal(
             return status
         engine.clock.advance(step)
     raise AssertionError(f"batch {batch_id} never ended")
+
+
+def event_kinds(job: Any) -> Counter[str]:
+    """How many of each event kind a job's ledger logged ("queue-full", "halved", ...)."""
+    return Counter(str(e["kind"]) for e in job.ledger.events(job.id))
 
 
 def by_id(results: Iterable[BatchResult]) -> dict[str, BatchResult]:

@@ -71,7 +71,11 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
     base_url_env: ClassVar[str | None] = "ANTHROPIC_BASE_URL"
     key_patterns = (re.compile(r"\b(sk-ant-)[A-Za-z0-9_\-*]{4,}"),)
     errors = {
-        anthropic.APIStatusError: http(lambda e: e.status_code),
+        # a create answered 429 (``rate_limit_error``): the organisation's processing queue of
+        # batch requests is full (the Message Batches rate limits)
+        anthropic.APIStatusError: http(
+            lambda e: e.status_code, queue_full=lambda e: e.status_code == 429
+        ),
         # connection, timeout and response-validation errors: the server's words, if any
         anthropic.APIConnectionError: connection(),
         anthropic.AnthropicError: failure(),
@@ -130,7 +134,7 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
         client = self.client  # first: a missing key fails before the file is read
         # reading and parsing up to 256 MiB would stall every other call on the loop
         requests = await asyncio.to_thread(_read_requests, Path(lines_path))
-        with self.sdk_errors("create batch"):
+        with self.sdk_errors("create batch", create=True):
             # no SDK-level retry of the create: without an idempotency key a retry after a lost
             # answer creates a second batch (Anthropic batches carry no metadata to find it by)
             batch = await client.with_options(max_retries=0).messages.batches.create(

@@ -307,6 +307,10 @@ class AnthropicSandbox(ProviderApi):
             if cid in seen:
                 return self.error(400, f"requests.{i}.custom_id: duplicate {cid!r}")
             seen.add(cid)
+        model = requests[0]["params"].get("model")
+        refused = self.queue_refusal(requests, model)
+        if refused is not None:  # the organisation's processing queue is full
+            return self.error(429, refused, type="rate_limit_error")
         attempts = dict(zip(seen, self.next_attempts(seen), strict=True))
         betas = output300k.sent_betas(request.headers.get("anthropic-beta"))
         batch = self.new_batch(
@@ -314,6 +318,7 @@ class AnthropicSandbox(ProviderApi):
             lambda entry, b: self._run(entry, b.id, attempts[entry["custom_id"]], betas),
             prefix="msgbatch_",
             extra={"betas": sorted(betas)},
+            queue_model=model,
         )
         return self.json(self.batch_view(batch, request))
 

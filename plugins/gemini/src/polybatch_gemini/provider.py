@@ -126,6 +126,8 @@ class GeminiProvider(SDKProvider[AsyncClient]):
                 (f"{e.status}: " if e.status else "")
                 + (e.message or str(e.status or "") or type(e).__name__)
             ),
+            # a create answered 429 RESOURCE_EXHAUSTED: the project's batch queue is full
+            queue_full=lambda e: e.code == 429 and e.status == "RESOURCE_EXHAUSTED",
         ),
         # the SDK's own checks (bad names, options or requests, an unparsable reply) are the
         # kit's ValueError entry: permanent
@@ -206,7 +208,7 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             # reading, parsing and validating up to inline_max_bytes is CPU work: off the loop
             inlined = await asyncio.to_thread(self._inline_requests, path)
             if inlined is not None:
-                with self.sdk_errors("create batch"):
+                with self.sdk_errors("create batch", create=True):
                     job = await client.batches.create(model=model, src=inlined, config=config)
                 return SubmittedBatch(batch_id=self._name(job))
         with self.sdk_errors("upload input file"):
@@ -220,7 +222,7 @@ class GeminiProvider(SDKProvider[AsyncClient]):
         if not file_name:
             raise ProviderError("upload input file failed: no file name", provider=self.name)
         try:
-            with self.sdk_errors("create batch"):
+            with self.sdk_errors("create batch", create=True):
                 if embedding:
                     # inline embed requests carry no keys: embedding batches always use a file
                     job = await self._create_embeddings(model, file_name, config)

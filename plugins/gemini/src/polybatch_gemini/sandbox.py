@@ -89,6 +89,7 @@ _REASONS = {
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
 }
 
 
@@ -425,6 +426,9 @@ class GeminiSandbox(ProviderApi):
         if errors is None and not entries:
             errors = [{"message": "the input file holds no requests"}]
         model_name = model.removeprefix("models/")
+        refused = None if errors else self.queue_refusal(entries, model_name)
+        if refused is not None:  # the project's batch queue for the model is full
+            return self.error(429, refused)
         batch = self.new_batch(
             entries,
             lambda entry, b: self._run(entry, b.id, model_name, embed),
@@ -440,6 +444,7 @@ class GeminiSandbox(ProviderApi):
                 **({"priority": batch_in["priority"]} if "priority" in batch_in else {}),
             },
             errors=errors,
+            queue_model=model_name,
         )
         return self.json(self._view(batch, version))
 

@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute
 from polybatch.sandbox.api import BatchRequest, Outcome
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.sandbox.model import SYNTHETIC_MODELS
+from polybatch.sandbox.queue import TOKEN_LIMIT_EXCEEDED
 
 from .sandbox import OpenAIApi
 
@@ -132,6 +133,11 @@ class AzureApi(OpenAIApi):
                 code="invalid_value",
             )
         return await super().create_batch(request)
+
+    def refuse_queue_full(self, message: str) -> Response | None:
+        """Azure's fail-fast regions refuse a create over the enqueued-token quota: 400
+        ``token_limit_exceeded`` (providers.md §3)."""
+        return self.error(400, message, code=TOKEN_LIMIT_EXCEEDED)
 
     def parse_input(
         self, data: bytes, endpoint: str

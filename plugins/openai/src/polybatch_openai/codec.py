@@ -159,6 +159,29 @@ def check_body(body: Mapping[str, Any], *, url: str = CHAT_URL) -> ChatRequest |
 usage_from_body = formats.usage
 
 
+#: the error code of a batch refused for the organisation's enqueued-token limit (OpenAI: in the
+#: batch's ``errors.data`` once it failed validation; Azure's fail-fast regions: at create)
+TOKEN_LIMIT_EXCEEDED = "token_limit_exceeded"
+
+
+def _error_entries(data: Any) -> list[Any]:
+    """``errors.data`` as a list: OpenAI sends a list, Azure's 2024-10-21 spec one object."""
+    if data is None:
+        return []
+    if isinstance(data, Mapping) or not isinstance(data, list | tuple):
+        return [data]
+    return list(data)
+
+
+def _read(entry: Any, name: str) -> Any:
+    return entry.get(name) if isinstance(entry, Mapping) else getattr(entry, name, None)
+
+
+def batch_error_codes(data: Any) -> set[str]:
+    """The error codes in a batch's ``errors.data`` (see :func:`batch_errors_message`)."""
+    return {str(code) for e in _error_entries(data) if (code := _read(e, "code"))}
+
+
 def batch_errors_message(data: Any) -> str | None:
     """One line saying why a batch failed, from its ``errors.data`` (None: no error in it).
 
@@ -166,20 +189,9 @@ def batch_errors_message(data: Any) -> str | None:
     ``data`` as a single object and ``line`` as a string. Entries may be the SDK's models (a list
     it parsed) or plain mappings (a shape it did not expect, kept as is by its loose parsing).
     """
-    entries: list[Any]
-    if data is None:
-        entries = []
-    elif isinstance(data, Mapping) or not isinstance(data, list | tuple):
-        entries = [data]
-    else:
-        entries = list(data)
-
-    def read(entry: Any, name: str) -> Any:
-        return entry.get(name) if isinstance(entry, Mapping) else getattr(entry, name, None)
-
     said = []
-    for entry in entries:
-        line, code, message = read(entry, "line"), read(entry, "code"), read(entry, "message")
+    for entry in _error_entries(data):
+        line, code, message = _read(entry, "line"), _read(entry, "code"), _read(entry, "message")
         parts = (
             f"line {line}:" if line is not None and str(line) != "" else "",
             f"{code}:" if code else "",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import openai
 
 from polybatch import wire
-from polybatch.errors import ConfigError, ProviderError, ProviderHTTPError
+from polybatch.errors import ConfigError, ProviderError, ProviderHTTPError, QueueFullError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import (
     TERMINAL_STATES,
@@ -73,7 +73,12 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
     #: anything shaped like an OpenAI secret key, masked in error messages we pass on
     key_patterns = (re.compile(r"\b(sk-)[A-Za-z0-9_\-*]{4,}"),)
     errors = {
-        openai.APIStatusError: http(lambda e: e.status_code, lambda e: str(e.message)),
+        # Azure's fail-fast regions refuse a create over the enqueued-token quota outright
+        openai.APIStatusError: http(
+            lambda e: e.status_code,
+            lambda e: str(e.message),
+            queue_full=lambda e: e.code == codec.TOKEN_LIMIT_EXCEEDED,
+        ),
         openai.APIResponseValidationError: failure(lambda e: f"unexpected response: {e.message}"),
         openai.APIConnectionError: connection(lambda e: str(e.message)),
         openai.OpenAIError: failure(),
@@ -147,7 +152,7 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
             # no SDK-level retry of the create: it sends no idempotency key, so a retry after a
             # lost answer makes a second batch. The runner retries instead, after looking the
             # batch up by its metadata (find_batch).
-            with self.sdk_errors("creating the batch"):
+            with self.sdk_errors("creating the batch", create=True):
                 batch = await client.with_options(max_retries=0).batches.create(
                     input_file_id=uploaded.id,
                     # the SDK types endpoint as a Literal but sends any string (Azure relies on it)
@@ -199,6 +204,17 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
         with self.sdk_errors(f"polling batch {batch_id}"):
             raw = await self.client.batches.with_raw_response.retrieve(batch_id)
             batch = raw.parse()
+        errors = batch.errors.data if batch.errors else None
+        if batch.status == "failed" and codec.TOKEN_LIMIT_EXCEEDED in codec.batch_error_codes(
+            errors
+        ):
+            # accepted, then failed in validation: the organisation's enqueued-token limit for
+            # the model was reached. Not this chunk's failure: the runner queues it again
+            raise QueueFullError(
+                f"batch {batch_id} refused, the queue is full: "
+                f"{codec.batch_errors_message(errors)}",
+                provider=self.name,
+            )
         return self._status(batch, retry_after=_retry_after(raw.headers.get("retry-after")))
 
     @staticmethod

@@ -40,6 +40,7 @@ from polybatch.sandbox.api import (
 from polybatch.sandbox.engine import DAY, SandboxBatch, SandboxEngine
 from polybatch.sandbox.files_api import FilesApi
 from polybatch.sandbox.model import SYNTHETIC_MODELS
+from polybatch.sandbox.queue import TOKEN_LIMIT_EXCEEDED
 
 from . import codec
 
@@ -192,6 +193,17 @@ class OpenAIApi(FilesApi):
             )
         endpoint: str = params["endpoint"]
         requests, errors = self.parse_input(input_file.data, endpoint)
+        model = next(
+            (r.body["model"] for r in requests if isinstance(r.body.get("model"), str)), None
+        )
+        refused = None if errors else self.queue_refusal(requests, model)
+        if refused is not None:
+            answer = self.refuse_queue_full(refused)
+            if answer is not None:
+                return answer
+            errors = [
+                {"code": TOKEN_LIMIT_EXCEEDED, "message": refused, "param": None, "line": None}
+            ]
         batch = self.new_batch(
             self.number_attempts(requests),
             self.run,
@@ -200,13 +212,11 @@ class OpenAIApi(FilesApi):
                 "endpoint": endpoint,
                 "input_file_id": input_file.id,
                 "completion_window": params["completion_window"],
-                "model": next(
-                    (r.body["model"] for r in requests if isinstance(r.body.get("model"), str)),
-                    None,
-                ),
+                "model": model,
                 "output_expires_after": params.get("output_expires_after"),
             },
             errors=errors or None,
+            queue_model=model,
         )
         return self.created(request, batch)
 
@@ -218,6 +228,12 @@ class OpenAIApi(FilesApi):
             return False
         seconds = expiry.get("seconds")
         return isinstance(seconds, int) and not isinstance(seconds, bool) and lo <= seconds <= hi
+
+    def refuse_queue_full(self, message: str) -> Response | None:
+        """A create over the organisation's queue limit (a hook): OpenAI answers None, so the
+        batch is made and fails validation with ``token_limit_exceeded``; Azure's fail-fast
+        regions refuse it at once."""
+        return None
 
     def early_answer(self, request: Request, params: dict[str, Any]) -> Response | None:
         """The answer to a create before it makes a batch (a hook: refusals, replays), or None."""
