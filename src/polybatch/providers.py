@@ -21,7 +21,13 @@ from .batches import BatchStatus as BatchStatus
 from .batches import Limits as Limits
 from .batches import RecentBatch as RecentBatch
 from .batches import SubmittedBatch as SubmittedBatch
-from .errors import CredentialsError, UnknownProviderError
+from .batches import WebhookEvent as WebhookEvent
+from .errors import (
+    ConfigError,
+    CredentialsError,
+    UnknownProviderError,
+    WebhookRejectedError,
+)
 from .items import BatchItem, BatchResult
 
 if TYPE_CHECKING:
@@ -271,6 +277,21 @@ class BatchProvider(ABC):
                 raise TypeError(
                     f"{cls.__name__} must implement {async_} (async) or {sync} (blocking)"
                 )
+
+    # -- webhooks --------------------------------------------------------------------------
+    #: the env var holding the webhook signing secret (None: the provider sends no webhooks)
+    webhook_secret_env: ClassVar[str | None] = None
+
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, secret: str
+    ) -> WebhookEvent | None:
+        """Verify a delivery with the vendor's SDK: the batch event it carries, None for an event
+        that is not about a batch; WebhookRejectedError when it fails verification."""
+        raise WebhookRejectedError(f"{self.name} sends no webhooks polybatch can verify")
+
+    async def aregister_webhook(self, url: str) -> tuple[str, str]:
+        """Register ``url`` for batch events with the provider: (endpoint id, signing secret)."""
+        raise ConfigError(f"{self.name}: webhook endpoints cannot be registered from code")
 
     # -- the sandbox -----------------------------------------------------------------------
     @classmethod
