@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +24,7 @@ from polybatch.sandbox import SandboxServer
 from polybatch.sandbox.webhooks import new_secret, signed_headers
 from polybatch.testing import Sandbox
 from polybatch.testing.fixtures import CliOutcome
-from polybatch.testing.helpers import make_items
+from polybatch.testing.helpers import cli_server, make_items
 from polybatch.webhooks import app
 
 MODEL = "openai:gpt-4o-mini"
@@ -49,12 +47,29 @@ class Hooked:
         return sum(m == "GET" and p == wanted for m, p in self.sandbox.engine.requests_seen)
 
     def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return post(self.url, body, headers)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """POST one delivery: (status, JSON answer)."""
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def batch_completed(batch_id: str) -> bytes:
+    """An OpenAI ``batch.completed`` event body (the SDK's BatchCompletedWebhookEvent shape)."""
+    event = {
+        "id": "evt_x",
+        "created_at": int(time.time()),
+        "data": {"id": batch_id},
+        "type": "batch.completed",
+        "object": "event",
+    }
+    return json.dumps(event).encode()
 
 
 @pytest.fixture
@@ -137,15 +152,7 @@ def test_a_forged_or_replayed_webhook_changes_nothing(hooked: Callable[..., Hook
     h = hooked(rate=0.05)  # the batch runs for a minute: only polling could see it end
     job = submit(make_items(2), MODEL, sandbox=h.sandbox.server)
     batch_id = str(job.chunks()[0].batch_id)
-    body = json.dumps(
-        {
-            "id": "evt_x",
-            "created_at": int(time.time()),
-            "data": {"id": batch_id},
-            "type": "batch.completed",
-            "object": "event",
-        }
-    ).encode()
+    body = batch_completed(batch_id)
     before = h.status_calls(batch_id)
     now = int(time.time())
     forged = signed_headers(new_secret(), "wh_forged", now, body)
@@ -228,43 +235,16 @@ def test_webhooks_setup_refuses_a_provider_without_webhooks(
 @pytest.mark.slow
 def test_webhooks_serve_verifies_deliveries_through_the_cli(polybatch_home: Path) -> None:
     env = {**os.environ, "OPENAI_WEBHOOK_SECRET": SECRET, "POLYBATCH_HOME": str(polybatch_home)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "polybatch.cli", "webhooks", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
+    with cli_server(["webhooks", "serve", "--port", "0"], env) as first:
         match = re.search(r"on (http://\S+)", first)
-        assert match, first + (proc.stderr.read() if proc.poll() is not None else "")
+        assert match, first
         url = match.group(1) + "/webhooks/openai"
-        body = json.dumps(
-            {
-                "id": "evt_1",
-                "created_at": 1,
-                "data": {"id": "batch_nobody"},
-                "type": "batch.completed",
-                "object": "event",
-            }
-        ).encode()
-
-        def post(headers: dict[str, str]) -> tuple[int, object]:
-            req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(req, timeout=10) as resp:
-                    return resp.status, json.loads(resp.read())
-            except urllib.error.HTTPError as exc:
-                return exc.code, json.loads(exc.read())
+        body = batch_completed("batch_nobody")
 
         now = int(time.time())
-        assert post(signed_headers(new_secret(), "wh_1", now, body))[0] == 401
-        assert post(signed_headers(SECRET, "wh_2", now, body)) == (200, {"status": "unknown batch"})
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        assert post(url, body, signed_headers(new_secret(), "wh_1", now, body))[0] == 401
+        genuine = signed_headers(SECRET, "wh_2", now, body)
+        assert post(url, body, genuine) == (200, {"status": "unknown batch"})
 
 
 def _faults(spec: str) -> object:
