@@ -22,13 +22,9 @@ from .batches import Limits as Limits
 from .batches import RecentBatch as RecentBatch
 from .batches import SubmittedBatch as SubmittedBatch
 from .batches import WebhookEvent as WebhookEvent
-from .errors import (
-    ConfigError,
-    CredentialsError,
-    UnknownProviderError,
-    WebhookRejectedError,
-)
+from .errors import CredentialsError, UnknownProviderError
 from .items import BatchItem, BatchResult
+from .webhook_hooks import WebhookHooks
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -36,7 +32,7 @@ if TYPE_CHECKING:
     from .sandbox.engine import SandboxEngine
 
 
-class BatchProvider(ABC):
+class BatchProvider(WebhookHooks, ABC):
     """Base class of every provider adapter. Subclass it in a plugin and register it.
 
     A provider instance holds credentials and a base URL. The runner drives it: ``encode`` each
@@ -277,21 +273,6 @@ class BatchProvider(ABC):
                 raise TypeError(
                     f"{cls.__name__} must implement {async_} (async) or {sync} (blocking)"
                 )
-
-    # -- webhooks --------------------------------------------------------------------------
-    #: the env var holding the webhook signing secret (None: the provider sends no webhooks)
-    webhook_secret_env: ClassVar[str | None] = None
-
-    def verify_webhook(
-        self, headers: Mapping[str, str], body: bytes, secret: str
-    ) -> WebhookEvent | None:
-        """Verify a delivery with the vendor's SDK: the batch event it carries, None for an event
-        that is not about a batch; WebhookRejectedError when it fails verification."""
-        raise WebhookRejectedError(f"{self.name} sends no webhooks polybatch can verify")
-
-    async def aregister_webhook(self, url: str) -> tuple[str, str]:
-        """Register ``url`` for batch events with the provider: (endpoint id, signing secret)."""
-        raise ConfigError(f"{self.name}: webhook endpoints cannot be registered from code")
 
     # -- the sandbox -----------------------------------------------------------------------
     @classmethod
