@@ -187,6 +187,18 @@ def test_sandbox_faults_forged_and_duplicated_deliveries_are_refused_or_ignored(
     assert h.status_calls(batch_id) <= 3
 
 
+def test_a_late_webhook_delays_the_results_by_its_lateness_only(
+    hooked: Callable[..., Hooked],
+) -> None:
+    h = hooked(rate=20, faults=_faults("hook_late=1,hook_late_s=1.5"))
+    job = submit(make_items(2), MODEL, sandbox=h.sandbox.server)
+    batch_id = str(job.chunks()[0].batch_id)
+    assert wait_for(lambda: Job.load(job.id).status().state == "completed", 10)
+    delay = job.results_path.stat().st_mtime - ended_at(h, batch_id)
+    assert 1.5 <= delay < 3.5, delay
+    assert [e.kind for e in h.sandbox.engine.fault_log] == ["webhook_late"]
+
+
 def test_a_job_whose_webhooks_are_all_lost_completes_by_polling(
     hooked: Callable[..., Hooked],
 ) -> None:
