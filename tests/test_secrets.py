@@ -20,7 +20,6 @@ import logging
 import os
 import socket
 import stat
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -40,6 +39,7 @@ from polybatch.items import BatchItem, BatchResult, ItemError
 from polybatch.providers import BatchProvider, BatchStatus, Limits, SubmittedBatch
 from polybatch.sandbox import Faults, SandboxEngine, SandboxServer
 from polybatch.testing import run_cli
+from polybatch.testing.helpers import cli_server
 
 OPENAI = "openai:gpt-4o-mini"
 ANTHROPIC = "anthropic:claude-haiku-4-5"
@@ -492,24 +492,10 @@ def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     tmp_path = tmp_path_factory.mktemp("sandbox-process")
     key = "sk-sandbox-process-key-4242"
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "polybatch.cli", "sandbox", "--port", str(port), "--key", key],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first == f"polybatch sandbox on http://127.0.0.1:{port}", (
-            first,
-            proc.stderr.read() if proc.poll() is not None and proc.stderr else "",
-        )
+    args = ["sandbox", "--port", str(port), "--key", key]
+    with cli_server(args, cwd=tmp_path) as first:
+        assert first == f"polybatch sandbox on http://127.0.0.1:{port}", first
         yield f"http://127.0.0.1:{port}", key
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)  # reaps it and closes its pipes
 
 
 ENDPOINTS: dict[str, tuple[str, Callable[[str], dict[str, str]]]] = {

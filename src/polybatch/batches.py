@@ -84,3 +84,18 @@ class RecentBatch(BaseModel):
     model: str | None = None
     ended: bool = False
     metadata: dict[str, str] | None = None
+
+
+class WebhookEvent(BaseModel):
+    """A verified provider webhook about one batch, in neutral terms (see
+    :meth:`~polybatch.providers.BatchProvider.verify_webhook`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: the delivery's ``webhook-id`` (Standard Webhooks): the same event redelivered keeps it
+    webhook_id: str
+    #: the provider's event type (``batch.completed``, ``batch.succeeded`` ...)
+    type: str
+    batch_id: str
+    #: the neutral state the event announces (None when the type does not say)
+    state: BatchState | None = None

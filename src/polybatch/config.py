@@ -176,6 +176,19 @@ class Profile(RequestDefaults, JobLimits):
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class WebhookSettings(BaseModel):
+    """``[webhooks]``: batch events pushed by the providers (see docs/webhooks.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: a receiver (``polybatch webhooks serve``) is running: polling slows to the interval below
+    enabled: bool = False
+    #: seconds between status calls while webhooks are on (polling stays the fallback)
+    poll_interval_with_webhooks: float = Field(default=600.0, gt=0)
+    #: where ``webhooks setup`` stores signing secrets (default: POLYBATCH_HOME/webhook-secrets)
+    secrets_dir: str | None = None
+
+
 class ConfigFile(BaseModel):
     """The whole ``polybatch.toml``."""
 
@@ -186,6 +199,7 @@ class ConfigFile(BaseModel):
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: user price rows or a price file path; read by the pricing registry
     prices: dict[str, Any] = Field(default_factory=dict)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
 
 def config_path() -> Path | None:

@@ -219,3 +219,8 @@ class JobBusyError(JobError):
         self.pid = pid
         self.host = host
         super().__init__(message)
+
+
+class WebhookRejectedError(PolybatchError):
+    """A webhook delivery failed verification (bad or missing signature, a timestamp outside the
+    tolerance, a body that is not an event): it is answered 401 and changes nothing."""

@@ -21,8 +21,10 @@ from .batches import BatchStatus as BatchStatus
 from .batches import Limits as Limits
 from .batches import RecentBatch as RecentBatch
 from .batches import SubmittedBatch as SubmittedBatch
+from .batches import WebhookEvent as WebhookEvent
 from .errors import CredentialsError, UnknownProviderError
 from .items import BatchItem, BatchResult
+from .webhook_hooks import WebhookHooks
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from .sandbox.engine import SandboxEngine
 
 
-class BatchProvider(ABC):
+class BatchProvider(WebhookHooks, ABC):
     """Base class of every provider adapter. Subclass it in a plugin and register it.
 
     A provider instance holds credentials and a base URL. The runner drives it: ``encode`` each

@@ -17,6 +17,7 @@ from .common import setup_logging
 from .info_commands import config_group, estimate, providers, sandbox, usage
 from .job_commands import cancel, list_cmd, results, resume, retry, run, status, submit_cmd
 from .price_commands import prices
+from .webhook_commands import webhooks_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,6 +49,7 @@ for _command in (
     usage,
     prices,
     config_group,
+    webhooks_group,
 ):
     cli.add_command(_command)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import tempfile
-import time
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -41,6 +39,7 @@ from .options import (
     request_defaults,
 )
 from .price_commands import render_comparison
+from .serving import listen_options, serve_forever, start_listening
 
 
 @click.command()
@@ -110,16 +109,7 @@ def providers(as_json: bool) -> None:
 
 
 @click.command()
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default)."
-)
-@click.option(
-    "--port",
-    default=0,
-    show_default=True,
-    type=click.IntRange(min=0, max=65535),
-    help="Port to listen on (0: a free port the OS chooses; the URL is printed).",
-)
+@listen_options
 @click.option(
     "--key", default="sandbox-key", show_default=True, help="The API key clients must send."
 )
@@ -148,10 +138,28 @@ def providers(as_json: bool) -> None:
     metavar="SPEC",
     help="Seeded fault injection, e.g. 'seed=3,http=0.1,drop=0.02,item=0.05,truncate=0.2' "
     "(names: seed, http, codes, retry_after, drop, slow, slow_s, upload, create_timeout, fail, "
-    "expire, cancel, item, truncate, missing, all).",
+    "expire, cancel, item, truncate, missing, hook_lost, hook_dup, hook_late, hook_forged, all).",
+)
+@click.option(
+    "--webhook-url",
+    metavar="URL",
+    help="Send a signed webhook here when a batch ends (e.g. a `polybatch webhooks serve` URL).",
+)
+@click.option(
+    "--webhook-secret",
+    envvar="POLYBATCH_SANDBOX_WEBHOOK_SECRET",
+    metavar="SECRET",
+    help="The whsec_ secret webhooks are signed with (env POLYBATCH_SANDBOX_WEBHOOK_SECRET).",
 )
 def sandbox(
-    host: str, port: int, key: str, rate: float, queue_limit: int | None, faults_spec: str
+    host: str,
+    port: int,
+    key: str,
+    rate: float,
+    queue_limit: int | None,
+    faults_spec: str,
+    webhook_url: str | None,
+    webhook_secret: str | None,
 ) -> None:
     """Serve the emulated batch APIs in the foreground until Ctrl-C.
 
@@ -169,17 +177,14 @@ def sandbox(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     engine = SandboxEngine(
-        api_key=key, rate=rate or None, faults=faults, queue_limit_tokens=queue_limit
+        api_key=key,
+        rate=rate or None,
+        faults=faults,
+        queue_limit_tokens=queue_limit,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
     )
-    try:
-        server = SandboxServer(engine, host=host, port=port).start()
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        raise click.BadParameter(
-            f"{host}:{port} is already in use; choose another port (0: any free port)",
-            param_hint="--port",
-        ) from None
+    server = start_listening(SandboxServer(engine, host=host, port=port))
     click.echo(f"polybatch sandbox on {server.url}")
     if faults.active:
         click.echo(f"  faults: {faults.to_spec()}")
@@ -189,13 +194,7 @@ def sandbox(
         env = cls.sandbox_env(server.url, key)
         if env:
             click.echo(f"  {name}: " + " ".join(f"{k}={v}" for k, v in env.items()))
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_forever(server)
 
 
 def _estimate_options(fn: F) -> F:

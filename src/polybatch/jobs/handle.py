@@ -25,7 +25,7 @@ from ..errors import ConfigError, JobError
 from ..items import BatchItem, BatchResult, Usage, result_status
 from ..pricing import Cost
 from ..providers import BatchProvider
-from . import costs, lease, queue
+from . import costs, hooks, lease, queue
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
 from .files import ResultList, copy_private, ensure_final
@@ -223,6 +223,7 @@ class Job:
         )
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = poll_min
+        webhooks = hooks.settings()
         bar = tqdm(
             total=self._row.n_items,
             desc=f"{self.id} {self.provider_name}:{self.model}",
@@ -262,9 +263,17 @@ class Job:
                 interval = next_interval(interval, seen != last_seen, poll_min, poll_max)
                 last_seen = seen
                 sleep = max(interval, hint)
+                if webhooks.enabled and not any(c.state == "planned" for c in chunks):
+                    # the provider says when a batch ends: poll only as the fallback
+                    sleep = max(hint, webhooks.poll_interval_with_webhooks)
                 if deadline is not None and time.monotonic() + sleep > deadline:
-                    raise TimeoutError(f"job {self.id} not finished within {timeout}s")
-                await asyncio.sleep(sleep)
+                    if not webhooks.enabled or time.monotonic() >= deadline:
+                        raise TimeoutError(f"job {self.id} not finished within {timeout}s")
+                    sleep = deadline - time.monotonic()  # a webhook may still come in time
+                if webhooks.enabled:
+                    await hooks.sleep_until_webhook(self.ledger, self.id, sleep)
+                else:
+                    await asyncio.sleep(sleep)
         finally:
             bar.close()
             await self._release_client()

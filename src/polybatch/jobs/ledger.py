@@ -92,6 +92,12 @@ CREATE TABLE IF NOT EXISTS leases (
     heartbeat_at REAL NOT NULL,
     expires_at REAL NOT NULL
 );
+-- webhook deliveries acted on, by webhook-id (replays change nothing); added in 0.3 (see hooks.py)
+CREATE TABLE IF NOT EXISTS webhooks_seen (
+    webhook_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
 """
 
 #: a job: planned -> running -> completed, or -> cancelling -> cancelled

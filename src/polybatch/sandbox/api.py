@@ -103,6 +103,11 @@ class ProviderApi:
         self.ns = namespace or self.namespace
         #: custom_id -> how many batches carried it: item faults are keyed on it
         self.attempts: dict[str, int] = {}
+        engine.webhook_events[self.ns] = self.webhook_event
+
+    def webhook_event(self, batch: SandboxBatch, state: str) -> Any:
+        """The vendor's webhook body for a batch that ended in ``state`` (None: it sends none)."""
+        return None
 
     # -- responses -------------------------------------------------------------------------
     def request_id(self) -> str:

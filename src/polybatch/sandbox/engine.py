@@ -198,6 +198,7 @@ class SandboxEngine:
     ``rate`` is requests processed per second per batch (None: instantly); ``validation_seconds``,
     ``finalize_seconds`` and ``cancel_seconds`` hold batches in those states for a while so that
     polling and progress are real. ``api_key``, when set, is required on every request.
+    ``webhook_url`` and ``webhook_secret``: signed events are sent there when batches end.
     """
 
     def __init__(
@@ -213,6 +214,8 @@ class SandboxEngine:
         model: SyntheticModel | None = None,
         echo_key_in_errors: bool = False,
         queue_limit_tokens: int | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         self.api_key = api_key
         #: quote the key in batch and item error messages, as careless servers and gateways do
@@ -237,6 +240,11 @@ class SandboxEngine:
         #: every fault injected, in order: tests assert on it, ``--faults`` runs print it
         self.fault_log: list[FaultEvent] = []
         self._fault_counters: dict[tuple[Any, ...], int] = {}
+        #: where ended batches' signed events go (see :mod:`.webhooks`), and the signing secret
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret or ""
+        #: namespace -> the provider's event for an ended batch (None: it sends none)
+        self.webhook_events: dict[str, Callable[[SandboxBatch, BatchState], Any]] = {}
 
     def echo_key(self, message: str) -> str:
         """``message`` with the key quoted in it when ``echo_key_in_errors`` is set (providers'

@@ -57,6 +57,11 @@ ALIASES: dict[str, str] = {
     "truncate": "truncate_output_rate",
     "missing": "missing_output_rate",
     "invalid_json": "invalid_json_rate",
+    "hook_lost": "webhook_lost_rate",
+    "hook_dup": "webhook_duplicate_rate",
+    "hook_late": "webhook_late_rate",
+    "hook_late_s": "webhook_late_seconds",
+    "hook_forged": "webhook_forged_rate",
 }
 
 #: batch-level fault names stored on ``SandboxBatch.faults``
@@ -107,6 +112,16 @@ class Faults:
     #: share of structured-output requests (a JSON schema was asked for) whose otherwise
     #: successful reply is broken JSON: the client's validation must catch it
     invalid_json_rate: float = 0.0
+    #: share of ended batches whose webhook is never delivered (polling must find them)
+    webhook_lost_rate: float = 0.0
+    #: share of webhooks delivered twice (same webhook-id: the receiver must act once)
+    webhook_duplicate_rate: float = 0.0
+    #: share of webhooks delivered only ``webhook_late_seconds`` after the batch ended (signed
+    #: when sent, as a sender's retry is): results come late, never twice
+    webhook_late_rate: float = 0.0
+    webhook_late_seconds: float = 1.0
+    #: share of deliveries that come with a forged signature (another key) before the real one
+    webhook_forged_rate: float = 0.0
 
     # -- drawing ---------------------------------------------------------------------------
     def draw(self, *key: Any) -> float:
@@ -223,6 +238,16 @@ class FaultEvent:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class WebhookFaultPlan:
+    """What goes wrong with the webhook of one ended batch."""
+
+    lost: bool = False
+    copies: int = 1
+    delay: float = 0.0
+    forged: bool = False
+
+
 @dataclass
 class BatchFaultPlan:
     """The batch-level faults decided for one new batch."""
@@ -335,3 +360,17 @@ class FaultInjector:
         """Whether the structured reply of the request named by ``key`` is broken JSON (its own
         draw: not the same as :meth:`item_error`'s)."""
         return self.faults.hit(self.faults.invalid_json_rate, "invalid_json", *key)
+
+    def webhook(self, namespace: str, serial: int) -> WebhookFaultPlan:
+        """The webhook faults of the ``serial``-th batch of ``namespace``."""
+        f = self.faults
+        return WebhookFaultPlan(
+            lost=f.hit(f.webhook_lost_rate, "hook_lost", namespace, serial),
+            copies=2 if f.hit(f.webhook_duplicate_rate, "hook_dup", namespace, serial) else 1,
+            delay=(
+                f.webhook_late_seconds
+                if f.hit(f.webhook_late_rate, "hook_late", namespace, serial)
+                else 0.0
+            ),
+            forged=f.hit(f.webhook_forged_rate, "hook_forged", namespace, serial),
+        )

@@ -16,9 +16,17 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from .engine import SandboxEngine
 from .middleware import FaultMiddleware, RecordRequests
+from .webhooks import WebhookSender
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from ..providers import BatchProvider
+
+
+def app_is_sandbox(app: object) -> bool:
+    """Whether ``app`` is a sandbox (not another app served by :class:`SandboxServer`)."""
+    return getattr(getattr(app, "state", None), "engine", None) is not None
 
 
 def create_app(
@@ -70,13 +78,17 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int = 0,
         providers: Mapping[str, type[BatchProvider]] | None = None,
+        app: ASGIApp | None = None,
     ) -> None:
         self.engine = engine or SandboxEngine()
         self.host = host
         self.port = port
-        self.app = create_app(self.engine, providers)
+        #: ``app`` serves another ASGI app instead (a webhook receiver in tests)
+        self.app: ASGIApp = app if app is not None else create_app(self.engine, providers)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        #: sends ended batches' webhooks when the engine has a ``webhook_url``
+        self.webhooks: WebhookSender | None = None
 
     @property
     def url(self) -> str:
@@ -112,10 +124,14 @@ class SandboxServer:
             if not self._thread.is_alive():
                 raise RuntimeError("sandbox server failed to start")
             ready.wait(0.01)
+        if app_is_sandbox(self.app):
+            self.webhooks = WebhookSender(self.engine).start()
         return self
 
     def stop(self) -> None:
         """Stop serving and wait for the thread to end."""
+        if self.webhooks is not None:
+            self.webhooks.stop()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

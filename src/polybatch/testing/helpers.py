@@ -6,7 +6,8 @@ import math
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,34 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def cli_server(
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    cwd: str | Path | None = None,
+) -> Iterator[str]:
+    """``polybatch ARGS`` serving in the foreground of a child process (``sandbox``, ``webhooks
+    serve``): yields the first line it prints (its URL), then terminates and reaps it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "polybatch.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=None if env is None else dict(env),
+        cwd=cwd,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        if proc.poll() is not None and proc.stderr is not None:
+            raise AssertionError(f"{first}\n{proc.stderr.read()}")
+        yield first
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)  # reaps it and closes its pipes
 
 
 def chat_completion(usage: Mapping[str, Any], model: str = "m") -> dict[str, Any]:

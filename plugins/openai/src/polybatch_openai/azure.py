@@ -64,6 +64,9 @@ Credential = tuple[Literal["key", "token", "provider"], Any]
 class AzureProvider(OpenAIProvider):
     """Azure OpenAI batch deployments through the ``openai`` SDK (``AzureOpenAI`` or v1 ``OpenAI``)."""
 
+    #: no batch webhooks from this API
+    webhook_secret_env: ClassVar[str | None] = None
+
     name = "azure"
     credential_env = (KEY_ENV, TOKEN_ENV)
     limits = AzureLimits(

@@ -199,6 +199,9 @@ class OpenAICompatibleProvider(OpenAIProvider):
     base-URL variable from it; override a method for a quirk no preset field covers.
     """
 
+    #: no batch webhooks from this API
+    webhook_secret_env: ClassVar[str | None] = None
+
     #: the vendor's differences (each subclass sets its own; this base's is Groq's)
     preset: ClassVar[Preset] = PRESETS["groq"]
     #: its own base-URL variable (``<NAME>_BASE_URL``); OPENAI_BASE_URL belongs to OpenAI

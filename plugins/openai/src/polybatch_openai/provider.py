@@ -6,12 +6,19 @@ import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import openai
+import openai.types.webhooks as webhook_types
 
 from polybatch import wire
-from polybatch.errors import ConfigError, ProviderError, ProviderHTTPError, QueueFullError
+from polybatch.errors import (
+    ConfigError,
+    ProviderError,
+    ProviderHTTPError,
+    QueueFullError,
+    WebhookRejectedError,
+)
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import (
     TERMINAL_STATES,
@@ -19,6 +26,7 @@ from polybatch.providers import (
     BatchStatus,
     Limits,
     SubmittedBatch,
+    WebhookEvent,
 )
 from polybatch.sdk import SDKProvider, connection, failure, http
 
@@ -28,6 +36,24 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from polybatch.sandbox.engine import SandboxEngine
+
+
+#: OpenAI's batch event types -> the neutral end state each announces
+WEBHOOK_STATES: dict[str, BatchState] = {
+    "batch.completed": "completed",
+    "batch.failed": "failed",
+    "batch.expired": "expired",
+    "batch.cancelled": "cancelled",
+}
+BATCH_EVENT_TYPES = (
+    webhook_types.BatchCompletedWebhookEvent,
+    webhook_types.BatchFailedWebhookEvent,
+    webhook_types.BatchExpiredWebhookEvent,
+    webhook_types.BatchCancelledWebhookEvent,
+)
+WEBHOOK_EVENTS: tuple[
+    Literal["batch.completed", "batch.failed", "batch.expired", "batch.cancelled"], ...
+] = ("batch.completed", "batch.failed", "batch.expired", "batch.cancelled")
 
 
 class OpenAILimits(Limits):
@@ -83,6 +109,9 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
         openai.APIConnectionError: connection(lambda e: str(e.message)),
         openai.OpenAIError: failure(),
     }
+
+    #: webhooks (``batch.*`` events, Standard Webhooks signatures): OpenAI itself only
+    webhook_secret_env: ClassVar[str | None] = "OPENAI_WEBHOOK_SECRET"
 
     # -- the client ------------------------------------------------------------------------
     def make_client(self) -> openai.AsyncOpenAI:
@@ -299,6 +328,38 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
         await client.files.delete(file_id)
 
     # -- the sandbox -----------------------------------------------------------------------
+    # -- webhooks --------------------------------------------------------------------------
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, secret: str
+    ) -> WebhookEvent | None:
+        """Verify with the SDK's ``webhooks.unwrap`` (signature, and a timestamp within its
+        5-minute tolerance); a ``batch.*`` event, None for the other event types."""
+        verifier = openai.OpenAI(api_key="unused: verifies webhooks only", webhook_secret=secret)
+        try:
+            event = verifier.webhooks.unwrap(body, dict(headers))
+        except (openai.InvalidWebhookSignatureError, ValueError) as exc:  # ValueError: a
+            # missing header or a body that is not JSON
+            raise WebhookRejectedError(f"openai webhook rejected: {exc}") from None
+        finally:
+            verifier.close()
+        state = WEBHOOK_STATES.get(event.type)
+        if state is None or not isinstance(event, BATCH_EVENT_TYPES):
+            return None
+        return WebhookEvent(
+            webhook_id=headers.get("webhook-id", ""),
+            type=event.type,
+            batch_id=event.data.id,
+            state=state,
+        )
+
+    async def aregister_webhook(self, url: str) -> tuple[str, str]:
+        """``client.webhooks.create`` for the four batch events: (endpoint id, signing secret)."""
+        with self.sdk_errors("registering the webhook endpoint"):
+            endpoint = await self.client.webhooks.create(
+                event_types=list(WEBHOOK_EVENTS), name="polybatch", url=url
+            )
+        return endpoint.id, self.remember_secret(endpoint.signing_secret)
+
     @classmethod
     def sandbox_routes(cls, engine: SandboxEngine) -> list[BaseRoute]:
         """The emulated Files and Batches API (see :mod:`polybatch_openai.sandbox`)."""

@@ -42,7 +42,7 @@ from polybatch.sandbox.files_api import FilesApi
 from polybatch.sandbox.model import SYNTHETIC_MODELS
 from polybatch.sandbox.queue import TOKEN_LIMIT_EXCEEDED
 
-from . import codec
+from . import codec, webhook_sandbox
 
 if TYPE_CHECKING:
     from .compatible import Preset
@@ -478,6 +478,13 @@ class OpenAIApi(FilesApi):
             )
         return self.json(self.model_object(model))
 
+    def webhook_event(self, batch: SandboxBatch, state: str) -> Any:
+        """OpenAI's ``batch.*`` event (OpenAI itself only: not the compatible lanes)."""
+        return webhook_sandbox.batch_event(self, batch, state) if self.ns == NAMESPACE else None
+
+    async def create_webhook_endpoint(self, request: Request) -> Response:
+        return await webhook_sandbox.create_endpoint(self, request)
+
     def routes(self) -> list[BaseRoute]:
         r, b, K = self.route, self.api_base, RouteKind
         return [
@@ -487,6 +494,7 @@ class OpenAIApi(FilesApi):
             r(b + "/batches/{batch_id}", self.retrieve_batch, ["GET"], K.POLL),
             r(b + "/batches/{batch_id}/cancel", self.cancel_batch, ["POST"], K.CANCEL),
             r(b + "/models", self.list_models, ["GET"], K.OTHER),
+            r(b + "/webhook_endpoints", self.create_webhook_endpoint, ["POST"], K.OTHER),
             r(b + "/models/{model:path}", self.retrieve_model, ["GET"], K.OTHER),
         ]
 
