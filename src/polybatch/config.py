@@ -35,12 +35,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
 from .items import PARAM_FIELDS, BatchItem
 from .providers import parse_model
+from .structured import import_model, json_schema_format, model_ref
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -100,6 +108,52 @@ class RequestDefaults(BaseModel):
     response_format: dict[str, Any] | None = _item_field(
         "response_format", "Default response_format (OpenAI style)."
     )
+    response_model: str | None = Field(
+        default=None,
+        description=(
+            "A pydantic model (module:Class) replies must validate as, for items that ask for "
+            "no format of their own."
+        ),
+    )
+
+    @field_validator("response_model", mode="before")
+    @classmethod
+    def _model_by_name(cls, value: Any) -> Any:
+        # a class is kept by name: defaults travel in profiles, the ledger and other processes
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            ref = model_ref(value)
+            if ref is None:
+                raise ValueError(
+                    f"{value.__qualname__} is defined inside a function: define it at module "
+                    "level, or give each item its own response_model"
+                )
+            return ref
+        return value
+
+    @field_validator("response_model")
+    @classmethod
+    def _importable(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                import_model(value)
+            except (ImportError, TypeError) as exc:
+                raise ValueError(f"cannot use {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_format(self) -> RequestDefaults:
+        if self.response_model is not None and self.response_format is not None:
+            raise ValueError("give response_model or response_format, not both")
+        return self
+
+    def item_defaults(self) -> dict[str, Any]:
+        """The BatchItem fields these defaults fill in (``response_model`` as the strict
+        ``response_format`` and ``response_model_ref`` it stands for)."""
+        values = {k: v for k in PARAM_FIELDS if (v := getattr(self, k)) is not None}
+        if self.response_model is not None:
+            values["response_format"] = json_schema_format(import_model(self.response_model))
+            values["response_model_ref"] = self.response_model
+        return values
 
 
 class JobLimits(BaseModel):
@@ -155,7 +209,8 @@ def validated(model: type[_M], values: Mapping[str, Any], what: str) -> _M:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"][:1])
         msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ConfigError(f"{what} {key!r}: {msg}") from None
+        where = f"{what} {key!r}" if key else f"{what}s"
+        raise ConfigError(f"{where}: {msg.removeprefix('Value error, ')}") from None
 
 
 class Profile(RequestDefaults, JobLimits):
@@ -324,7 +379,16 @@ def resolve(
             sources[name] = f"profile {profile_name}"
         return value
 
-    item_defaults = {k: v for k in PARAM_FIELDS if (v := pick(k)) is not None}
+    # response_format and response_model are one choice: the layer that sets either decides both
+    formats = ("response_format", "response_model")
+    formats_given = any(given.get(k) is not None for k in formats)
+    picked: dict[str, Any] = {}
+    for name in (*PARAM_FIELDS, "response_model"):
+        if formats_given and name in formats and given.get(name) is None:
+            continue
+        if (value := pick(name)) is not None:
+            picked[name] = value
+    item_defaults = validated(RequestDefaults, picked, "option").item_defaults()
     settings: dict[str, Any] = {}
     for origin, layer in (
         (f"providers.{provider}", config.providers.get(provider, {})),

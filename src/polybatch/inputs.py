@@ -2,7 +2,9 @@
 
 Neutral records hold BatchItem fields (plus ``prompt``/``system`` shorthands); an embedding request
 is ``{"kind": "embedding", "input": "...", "model": "..."}``. OpenAI-format lines are chat
-completions only.
+completions only. Other libraries' shapes are read too (:mod:`polybatch.shapes`):
+``{"id": ..., "content": [messages]}`` lines and bare message lists (``[{"role", "content"}, ...]``),
+which get the stable id ``item-<n>`` (their position in the input) like any record without one.
 
 Every problem is reported as an :class:`~polybatch.errors.InputError` naming the file, the line and
 the field, before anything is submitted. That includes what is valid JSON syntax to Python's
@@ -24,6 +26,7 @@ from pydantic import ValidationError
 
 from .errors import InputError
 from .items import MAX_JSON_DEPTH, BatchItem, json_path, json_problem
+from .shapes import ShapeError, expected, neutral_record
 
 #: OpenAI batch-format body fields that map onto neutral item fields
 _OPENAI_BODY_FIELDS = {
@@ -75,42 +78,46 @@ def _outer_member(text: str) -> str | None:
     return None
 
 
-def _check_json(data: dict[str, Any], *, path: str | None, line: int | None) -> None:
+def _check_json(data: dict[str, Any] | list[Any], *, path: str | None, line: int | None) -> None:
     problem = json_problem(data)
     if problem is not None:
         loc, reason = problem
         raise InputError(reason, path=path, line=line, field=json_path(loc) or None)
 
 
+def _shape_of(data: Any) -> str | None:
+    """What the record's ``messages`` were called as written: ``content`` (the ``{"id",
+    "content"}`` shape), ``""`` (a bare list of messages), or None (``messages`` itself)."""
+    if isinstance(data, list):
+        return ""
+    if isinstance(data, dict) and "content" in data and not {"messages", "body"} & set(data):
+        return "content"
+    return None
+
+
+def _as_written(field: str | None, shape: str | None) -> str | None:
+    """``field`` (a path in the neutral record) as the record's own shape spells it."""
+    if field is None or shape is None or not field.startswith("messages"):
+        return field
+    rest = field.removeprefix("messages")
+    return (shape + rest).removeprefix(".") or None
+
+
 def item_from_dict(data: Any, *, path: str | None = None, line: int | None = None) -> BatchItem:
-    """Validate one input record (neutral or OpenAI batch-format) into a BatchItem."""
-    if not isinstance(data, dict):
-        raise InputError(f"expected a JSON object, got {type(data).__name__}", path=path, line=line)
+    """Validate one input record into a BatchItem: neutral (with the shorthands of
+    :mod:`polybatch.shapes`), OpenAI batch-format, ``{"id", "content"}``, or a bare message list."""
+    if not isinstance(data, dict | list):
+        raise InputError(expected(type(data).__name__), path=path, line=line)
     # the record as written (its own field names), before anything reads a value of it
     _check_json(data, path=path, line=line)
-    record = dict(data)
-    if "body" in record or "method" in record or "url" in record:
-        record = _from_openai_line(record, path=path, line=line)
+    shape = _shape_of(data)
+    if isinstance(data, dict) and ("body" in data or "method" in data or "url" in data):
+        record = _from_openai_line(dict(data), path=path, line=line)
     else:
-        if "prompt" in record:
-            if "messages" in record:
-                raise InputError(
-                    "give either 'prompt' or 'messages', not both",
-                    path=path,
-                    line=line,
-                    field="prompt",
-                )
-            prompt = record.pop("prompt")
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise InputError("must be a non-empty string", path=path, line=line, field="prompt")
-            record["messages"] = [{"role": "user", "content": prompt}]
-        if "system" in record:
-            system = record.pop("system")
-            if not isinstance(system, str):
-                raise InputError("must be a string", path=path, line=line, field="system")
-            msgs = record.get("messages")
-            if isinstance(msgs, list):
-                record["messages"] = [{"role": "system", "content": system}, *msgs]
+        try:
+            record = neutral_record(data)
+        except ShapeError as exc:
+            raise InputError(exc.reason, path=path, line=line, field=exc.field) from None
     if record.get("kind") == "embedding":
         if "input" not in record:
             raise InputError(
@@ -125,7 +132,7 @@ def item_from_dict(data: Any, *, path: str | None = None, line: int | None = Non
         return BatchItem.model_validate(record, strict=True)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = _field_path(tuple(err["loc"])) or None
+        field = _as_written(_field_path(tuple(err["loc"])) or None, shape)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
@@ -215,8 +222,10 @@ def read_numbered_items(path: str | Path) -> Iterator[tuple[BatchItem, int]]:
         raise InputError("the file holds no requests", path=name)
 
 
-def coerce_items(items: Iterable[BatchItem | dict[str, Any] | str]) -> Iterator[BatchItem]:
-    """Accept BatchItems, dicts (neutral or OpenAI lines) or plain prompt strings."""
+def coerce_items(
+    items: Iterable[BatchItem | dict[str, Any] | list[Any] | str],
+) -> Iterator[BatchItem]:
+    """Accept BatchItems, dicts (any record shape), message lists or plain prompt strings."""
     for n, it in enumerate(items, start=1):
         if isinstance(it, BatchItem):
             yield it

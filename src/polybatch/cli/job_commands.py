@@ -17,7 +17,7 @@ from ..jobs import Job, lease
 from ..jobs.access import ReadOnlyLedgerError
 from ..jobs.files import private_fd
 from ..jobs.ledger import FINAL_STATES, open_ledger
-from ..report import openai_output_line
+from ..report import to_openai
 from .aliases import hidden_alias
 from .common import (
     chosen_provider,
@@ -205,7 +205,7 @@ def results(job_id: str, output: Path | None, failed: bool, fmt: str) -> None:
     job = Job.load(job_id)
     chosen = job.results("failed" if failed else None)
     if fmt == "openai":
-        lines = (json.dumps(openai_output_line(r)) for r in chosen)
+        lines = (json.dumps(to_openai(r)) for r in chosen)
     else:
         lines = (r.model_dump_json(exclude_none=True) for r in chosen)
     if output:

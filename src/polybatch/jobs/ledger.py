@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     live_ok INTEGER NOT NULL DEFAULT 0,
     live_failed INTEGER NOT NULL DEFAULT 0,
     tally TEXT,
+    output_file_id TEXT,
+    error_file_id TEXT,
     PRIMARY KEY (job_id, idx)
 );
 -- added after the first release: IF NOT EXISTS adds it to an older ledger when it is opened
@@ -105,6 +107,8 @@ CHUNK_MIGRATIONS = {
     "live_ok": "INTEGER NOT NULL DEFAULT 0",
     "live_failed": "INTEGER NOT NULL DEFAULT 0",
     "tally": "TEXT",
+    "output_file_id": "TEXT",
+    "error_file_id": "TEXT",
 }
 
 #: job states in which the results are final
@@ -153,6 +157,9 @@ class ChunkRow(BaseModel):
     live_failed: int = 0
     #: the chunk's results tallied (:class:`~polybatch.jobs.tally.Tally` JSON), once collected
     tally: str | None = None
+    #: the provider's result files, as its batch named them at the last poll (see BatchStatus)
+    output_file_id: str | None = None
+    error_file_id: str | None = None
 
 
 class Ledger:

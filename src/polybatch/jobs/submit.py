@@ -54,6 +54,7 @@ class SubmitKeywords(TypedDict, total=False):
     seed: int | None
     stop: str | list[str] | None
     response_format: dict[str, Any] | None
+    response_model: type[BaseModel] | str | None
     chunk_size: int | None
     max_in_flight: int | None
     keep_files: bool
