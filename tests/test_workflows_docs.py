@@ -23,7 +23,7 @@ def blocks() -> list[str]:
 
 def test_the_page_has_its_examples() -> None:
     code = "\n".join(blocks())
-    for name in ("prompt=", "response_model=", "mixed.jsonl", "to_openai", "batches()"):
+    for name in ("prompt=", "response_model=", "mixed.jsonl", "to_openai", "category", "batches()"):
         assert name in code, name
 
 
