@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 import polybatch
 from polybatch import BatchItem, RequestDefaults
 from polybatch.errors import ConfigError
+from polybatch.sandbox import SandboxServer
 from polybatch.testing import CliOutcome
 
 FAKE = "fake:echo"
@@ -205,3 +206,46 @@ def test_batches_lists_each_provider_batch() -> None:
     assert all(b.batch_id and b.state == "collected" for b in done)
     assert {b.batch_id for b in done} == {c.batch_id for c in job.chunks()}
     assert len({b.batch_id for b in done}) == 2
+
+
+# -- an OpenAI-format input's body.model ----------------------------------------------------------
+def openai_lines(path: Path, models: list[str]) -> Path:
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "custom_id": f"r{n}",
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": {"model": m, "messages": [{"role": "user", "content": f"Hi {n}"}]},
+                }
+            )
+            + "\n"
+            for n, m in enumerate(models, start=1)
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_openai_body_model_is_the_model_when_the_job_names_none(
+    tmp_path: Path, sandbox_server: SandboxServer
+) -> None:
+    path = openai_lines(tmp_path / "batch.jsonl", ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o-mini"])
+    job = polybatch.submit(path, sandbox=sandbox_server)
+    assert (job.provider_name, job.model) == ("openai", "gpt-4o-mini")
+    assert [i.model for i in job.requests()] == ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o-mini"]
+    assert sorted({c.model for c in job.chunks()}) == ["gpt-4.1-mini", "gpt-4o-mini"]
+    job.wait(poll_min=0.01)
+    models = {r.custom_id: r.model for r in job.results()}
+    assert models["r2"] is not None and models["r2"].startswith("gpt-4.1-mini")
+    # a job that names its model runs every line on it, whatever body.model says
+    named = polybatch.submit(path, FAKE, start=False)
+    assert {i.model for i in named.requests()} == {None} and named.model == "echo"
+
+
+def test_cli_runs_an_openai_file_without_model(polybatch_cli: Cli, tmp_path: Path) -> None:
+    path = openai_lines(tmp_path / "batch.jsonl", ["gpt-4o-mini", "gpt-4o-mini"])
+    out = polybatch_cli("run", str(path), "--sandbox", "--no-progress")
+    assert out.exit_code == 0, out.stderr
+    assert "openai:gpt-4o-mini" in out.stderr

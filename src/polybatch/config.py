@@ -72,6 +72,10 @@ _SECRET_VALUE_RE = re.compile(
 _OPAQUE_RE = re.compile(r"^[A-Za-z0-9+/=]{32,}$")
 
 
+#: the source of a model taken from the input file (``Resolved.sources["model"]``)
+MODEL_FROM_INPUT = "input file"
+
+
 def home() -> Path:
     """Where polybatch keeps its ledger and job files (``$POLYBATCH_HOME`` overrides)."""
     env = os.environ.get("POLYBATCH_HOME")
@@ -315,13 +319,15 @@ def resolve(
     defaults: RequestDefaults | None = None,
     limits: JobLimits | None = None,
     provider_settings: Mapping[str, Any] | None = None,
+    fallback_model: str | None = None,
     **overrides: Any,
 ) -> Resolved:
     """Resolve the model, defaults and provider settings for one job.
 
     ``defaults`` and ``limits`` are what CLI flags / Python arguments set; ``overrides`` may give
     the same fields by name (``max_tokens=...``, ``max_cost=...``) and win over them. None means
-    "not given": the environment, then the profile, decide.
+    "not given": the environment, then the profile, decide; ``fallback_model`` (the input file's
+    own, :func:`polybatch.inputs.input_model`) is the model when none of them names one.
     """
     given = _given(defaults, limits, overrides)
     model = model or given.get("model")
@@ -355,6 +361,9 @@ def resolve(
     elif prof.model:
         spec = prof.model
         sources["model"] = f"profile {profile_name}"
+    elif fallback_model:
+        spec = fallback_model
+        sources["model"] = MODEL_FROM_INPUT
     if not spec:
         raise ConfigError(
             "no model: pass --model provider:model, set POLYBATCH_MODEL, or name a profile with a model"
@@ -366,6 +375,7 @@ def resolve(
         where = {
             "flag": "--model",
             "env POLYBATCH_MODEL": "POLYBATCH_MODEL",
+            MODEL_FROM_INPUT: "the input's body.model",
         }.get(sources["model"], f"{config_file}: key 'profiles.{profile_name}.model'")
         raise type(exc)(f"{where}: {exc}") from None
 

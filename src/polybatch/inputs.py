@@ -103,16 +103,21 @@ def _as_written(field: str | None, shape: str | None) -> str | None:
     return (shape + rest).removeprefix(".") or None
 
 
-def item_from_dict(data: Any, *, path: str | None = None, line: int | None = None) -> BatchItem:
+def item_from_dict(
+    data: Any, *, path: str | None = None, line: int | None = None, keep_model: bool = False
+) -> BatchItem:
     """Validate one input record into a BatchItem: neutral (with the shorthands of
-    :mod:`polybatch.shapes`), OpenAI batch-format, ``{"id", "content"}``, or a bare message list."""
+    :mod:`polybatch.shapes`), OpenAI batch-format, ``{"id", "content"}``, or a bare message list.
+
+    ``keep_model``: an OpenAI line's ``body.model`` becomes the item's model (for a job that
+    names no model: see :func:`input_model`); otherwise it is dropped."""
     if not isinstance(data, dict | list):
         raise InputError(expected(type(data).__name__), path=path, line=line)
     # the record as written (its own field names), before anything reads a value of it
     _check_json(data, path=path, line=line)
     shape = _shape_of(data)
     if isinstance(data, dict) and ("body" in data or "method" in data or "url" in data):
-        record = _from_openai_line(dict(data), path=path, line=line)
+        record = _from_openai_line(dict(data), path=path, line=line, keep_model=keep_model)
     else:
         try:
             record = neutral_record(data)
@@ -140,12 +145,13 @@ def item_from_dict(data: Any, *, path: str | None = None, line: int | None = Non
 
 
 def _from_openai_line(
-    record: dict[str, Any], *, path: str | None, line: int | None
+    record: dict[str, Any], *, path: str | None, line: int | None, keep_model: bool = False
 ) -> dict[str, Any]:
     """Map ``{custom_id, method, url, body}`` onto a neutral record.
 
-    ``body.model`` is dropped on purpose: the job's configured model decides, so the same file
-    can run on any provider. Unknown body fields are kept in ``extra``.
+    ``body.model`` is dropped unless ``keep_model``: the job's configured model decides, so the
+    same file can run on any provider; a job that names none runs each line on its own
+    ``body.model`` (at OpenAI). Unknown body fields are kept in ``extra``.
     """
     unknown = set(record) - {"custom_id", "method", "url", "body"}
     if unknown:
@@ -168,6 +174,8 @@ def _from_openai_line(
         out["custom_id"] = record["custom_id"]
     for key, value in body.items():
         if key == "model":
+            if keep_model:
+                out["model"] = value
             continue
         if key in _OPENAI_BODY_FIELDS:
             out[_OPENAI_BODY_FIELDS[key]] = value
@@ -176,14 +184,37 @@ def _from_openai_line(
     return out
 
 
+def input_model(items: Any) -> str | None:
+    """``openai:<body.model>`` of the first line of an OpenAI batch-format input file, else None.
+
+    What such a file runs on when neither the job, the environment nor a profile names a model
+    (the format is OpenAI's; each line then keeps its own ``body.model``). Anything unreadable
+    is None here: planning reports it with its file and line.
+    """
+    if not isinstance(items, str | Path):
+        return None
+    try:
+        with Path(items).open("rb") as fh:
+            first = next((raw for raw in fh if raw.strip()), b"")
+        data = json.loads(first.removeprefix(b"\xef\xbb\xbf") or b"null")
+    except (OSError, ValueError, RecursionError):
+        return None
+    body = data.get("body") if isinstance(data, dict) else None
+    model = body.get("model") if isinstance(body, dict) else None
+    return f"openai:{model}" if isinstance(model, str) and model.strip() else None
+
+
 def read_items(path: str | Path) -> Iterator[BatchItem]:
     """Stream BatchItems from a JSONL file, one line at a time (blank lines are skipped)."""
     for item, _line in read_numbered_items(path):
         yield item
 
 
-def read_numbered_items(path: str | Path) -> Iterator[tuple[BatchItem, int]]:
-    """Stream (item, line number) pairs from a JSONL file; errors name file, line and field."""
+def read_numbered_items(
+    path: str | Path, *, keep_model: bool = False
+) -> Iterator[tuple[BatchItem, int]]:
+    """Stream (item, line number) pairs from a JSONL file; errors name file, line and field
+    (``keep_model``: see :func:`item_from_dict`)."""
     p = Path(path)
     name = str(path)
     if not p.exists():
@@ -217,7 +248,7 @@ def read_numbered_items(path: str | Path) -> Iterator[tuple[BatchItem, int]]:
                     field=_outer_member(text),
                 ) from None
             seen_any = True
-            yield item_from_dict(data, path=name, line=lineno), lineno
+            yield item_from_dict(data, path=name, line=lineno, keep_model=keep_model), lineno
     if not seen_any:
         raise InputError("the file holds no requests", path=name)
 

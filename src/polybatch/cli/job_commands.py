@@ -65,7 +65,7 @@ def run(
     configuration (nothing was sent) or another live process runs the same job, 1 a
     provider refused, 130 interrupted (resume it).
     """
-    provider = chosen_provider(kw) if sandbox else None
+    provider = chosen_provider(kw, input_path) if sandbox else None
     # the job's lease is held from planning to the end, with no gap another process could take
     with maybe_sandbox(sandbox, sandbox_rate or None, provider) as server, lease.keeping():
         # planned and recorded, nothing sent yet: the estimate is printed before anything is sent
