@@ -3,7 +3,7 @@ provider batches (:class:`BatchInfo`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .files import JobFiles
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
@@ -56,20 +56,9 @@ class BatchInfo:
 
     @classmethod
     def of(cls, row: ChunkRow) -> BatchInfo:
-        """The ledger's chunk row in these terms."""
-        return cls(
-            chunk=row.idx,
-            round=row.round,
-            state=row.state,
-            batch_id=row.batch_id,
-            batch_state=row.batch_state,
-            input_file_id=row.input_file_id,
-            output_file_id=row.output_file_id,
-            error_file_id=row.error_file_id,
-            model=row.model,
-            start=row.start,
-            count=row.count,
-        )
+        """The ledger's chunk row in these terms (the same names, but ``chunk`` for ``idx``)."""
+        same = {f.name: getattr(row, f.name) for f in fields(cls) if f.name != "chunk"}
+        return cls(chunk=row.idx, **same)
 
 
 def request_counts(
