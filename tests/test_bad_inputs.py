@@ -123,9 +123,26 @@ CASES: list[Case] = [
         "invalid JSON",
         line=3,
     ),
-    Case("json-array", lines(GOOD, '[{"prompt": "x"}]'), "expected a JSON object, got list", 2),
-    Case("bare-string", lines('"hello"'), "expected a JSON object, got str", 1),
-    Case("bare-number", lines(GOOD, "42"), "expected a JSON object, got int", 2),
+    # a list is read as a list of messages (polybatch.shapes): the member that is none is named
+    Case(
+        "json-array",
+        lines(GOOD, '[{"prompt": "x"}]'),
+        "expected a JSON object (or a list of messages), got an object without 'role'",
+        2,
+        field="[0]",
+    ),
+    Case(
+        "bare-string",
+        lines('"hello"'),
+        "expected a JSON object (or a list of messages), got str",
+        1,
+    ),
+    Case(
+        "bare-number",
+        lines(GOOD, "42"),
+        "expected a JSON object (or a list of messages), got int",
+        2,
+    ),
     # -- wrong types ----------------------------------------------------------------------------
     Case(
         "max_tokens-a-string",

@@ -60,7 +60,8 @@ def test_plain_strings_and_dicts_in_python() -> None:
 
 BAD_LINES: list[tuple[str, bytes | str, int, str | None, str]] = [
     ("broken json", '{"prompt": "x"', 1, None, "invalid JSON"),
-    ("not an object", "[1, 2]", 1, None, "JSON object"),
+    # a list is read as a list of messages (polybatch.shapes): its first member is named
+    ("not an object", "[1, 2]", 1, "[0]", "JSON object (or a list of messages), got int"),
     ("a bare string", '"hello"', 1, None, "JSON object"),
     ("missing messages", '{"custom_id": "a"}', 1, "messages", "missing"),
     ("empty messages", '{"messages": []}', 1, "messages", "at least 1"),

@@ -36,6 +36,7 @@ from .items import BatchItem, BatchResult, ItemError, Message, Usage
 from .jobs import Job, JobStatus, arun, asubmit, jobs, run, submit, usage_table
 from .provider_plugin import ProviderPlugin
 from .providers import BatchProvider, BatchStatus, Limits, SubmittedBatch, parse_model
+from .report import to_openai
 
 __all__ = [
     "BatchFailedError",
@@ -79,5 +80,6 @@ __all__ = [
     "read_items",
     "run",
     "submit",
+    "to_openai",
     "usage_table",
 ]

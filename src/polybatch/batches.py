@@ -57,6 +57,10 @@ class BatchStatus(BaseModel):
     message: str | None = None
     #: seconds the provider asked us to wait before the next poll (Retry-After), if it said
     retry_after: float | None = None
+    #: the provider's files holding the results and the failed requests' lines, where its batches
+    #: write files and it has named them (OpenAI-style batches, Mistral), else None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
 
     @property
     def terminal(self) -> bool:

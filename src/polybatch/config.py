@@ -35,11 +35,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
+# the option models live in .defaults; profiles and precedence (here) use them, and code reaches
+# them as polybatch.config.RequestDefaults etc.
+from .defaults import JobLimits as JobLimits
+from .defaults import JobOptions as JobOptions
+from .defaults import RequestDefaults as RequestDefaults
+from .defaults import validated as validated
 from .errors import ConfigError
-from .items import PARAM_FIELDS, BatchItem
+from .items import PARAM_FIELDS
 from .providers import parse_model
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -64,107 +74,14 @@ _SECRET_VALUE_RE = re.compile(
 _OPAQUE_RE = re.compile(r"^[A-Za-z0-9+/=]{32,}$")
 
 
+#: the source of a model taken from the input file (``Resolved.sources["model"]``)
+MODEL_FROM_INPUT = "input file"
+
+
 def home() -> Path:
     """Where polybatch keeps its ledger and job files (``$POLYBATCH_HOME`` overrides)."""
     env = os.environ.get("POLYBATCH_HOME")
     return Path(env) if env else Path(platformdirs.user_data_dir("polybatch"))
-
-
-def _item_field(name: str, description: str) -> Any:
-    """``BatchItem``'s field ``name`` (its type and bounds are declared there, once), described."""
-    return FieldInfo.merge_field_infos(BatchItem.model_fields[name], description=description)
-
-
-class RequestDefaults(BaseModel):
-    """Request parameters for a job's items, declared once.
-
-    Profiles (``[profiles.NAME]``), :func:`polybatch.submit` / :func:`polybatch.run`
-    (``defaults=RequestDefaults(...)``, or the same names as keyword arguments) and the CLI's options
-    (``--max-tokens``, ...: generated from these fields) all take them. Items' own values win; None
-    means "not set". The bounds are :class:`~polybatch.items.BatchItem`'s.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = Field(
-        default=None, description="provider:model, e.g. openai:gpt-4o-mini (or POLYBATCH_MODEL)."
-    )
-    system_prompt: str | None = Field(
-        default=None, description="A system prompt for items that have none."
-    )
-    max_tokens: int | None = _item_field("max_tokens", "Default max output tokens.")
-    temperature: float | None = _item_field("temperature", "Default temperature.")
-    top_p: float | None = _item_field("top_p", "Default nucleus sampling (top_p).")
-    seed: int | None = _item_field("seed", "Default sampling seed.")
-    stop: str | list[str] | None = _item_field("stop", "Default stop sequence(s).")
-    response_format: dict[str, Any] | None = _item_field(
-        "response_format", "Default response_format (OpenAI style)."
-    )
-
-
-class JobLimits(BaseModel):
-    """The job options a profile may set too: budget, chunking, concurrency."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_cost: Decimal | None = Field(
-        default=None,
-        ge=0,
-        description="Refuse to submit if the upper cost estimate (USD) is above this.",
-    )
-    chunk_size: int | None = Field(
-        default=None, ge=1, description="At most this many requests per provider batch."
-    )
-    max_in_flight: int | None = Field(
-        default=None, ge=1, description="Provider batches running at once."
-    )
-    max_enqueued_tokens: int | None = Field(
-        default=None,
-        ge=1,
-        description="Keep this job's in-flight prompt tokens per model under this (the "
-        "provider's enqueued-token limit); a refused chunk waits for room, never fails.",
-    )
-
-    @field_validator("max_cost", mode="before")
-    @classmethod
-    def _money_from_float(cls, value: Any) -> Any:
-        # 0.1 means ten cents, not the binary fraction nearest to it
-        return Decimal(str(value)) if isinstance(value, float) else value
-
-
-class JobOptions(JobLimits):
-    """How a job runs (not what it asks): :func:`polybatch.submit`'s ``options``, the CLI's flags."""
-
-    retry_failed: int = Field(
-        default=0,
-        ge=0,
-        description="Rounds of resubmitting expired, cancelled and transiently failed requests.",
-    )
-    keep_files: bool = Field(
-        default=False, description="Keep uploaded input files at the provider."
-    )
-    new: bool = Field(
-        default=False, description="Start a new job even if this input was submitted before."
-    )
-    #: where the ledger and job files live (default: :func:`home`)
-    home: Path | None = None
-    #: bounds of the adaptive poll interval, seconds (default: 1 and 300)
-    poll_min: float | None = Field(default=None, gt=0)
-    poll_max: float | None = Field(default=None, gt=0)
-    #: seconds a chunk the provider refused for a full queue waits when none of the job's
-    #: chunks is in flight (default: 60)
-    queue_backoff: float | None = Field(default=None, gt=0)
-
-
-def validated(model: type[_M], values: Mapping[str, Any], what: str) -> _M:
-    """``model`` built from ``values``, a bad value a ConfigError naming the field."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"][:1])
-        msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ConfigError(f"{what} {key!r}: {msg}") from None
 
 
 class Profile(RequestDefaults, JobLimits):
@@ -284,13 +201,15 @@ def resolve(
     defaults: RequestDefaults | None = None,
     limits: JobLimits | None = None,
     provider_settings: Mapping[str, Any] | None = None,
+    fallback_model: str | None = None,
     **overrides: Any,
 ) -> Resolved:
     """Resolve the model, defaults and provider settings for one job.
 
     ``defaults`` and ``limits`` are what CLI flags / Python arguments set; ``overrides`` may give
     the same fields by name (``max_tokens=...``, ``max_cost=...``) and win over them. None means
-    "not given": the environment, then the profile, decide.
+    "not given": the environment, then the profile, decide; ``fallback_model`` (the input file's
+    own, :func:`polybatch.inputs.input_model`) is the model when none of them names one.
     """
     given = _given(defaults, limits, overrides)
     model = model or given.get("model")
@@ -324,6 +243,9 @@ def resolve(
     elif prof.model:
         spec = prof.model
         sources["model"] = f"profile {profile_name}"
+    elif fallback_model:
+        spec = fallback_model
+        sources["model"] = MODEL_FROM_INPUT
     if not spec:
         raise ConfigError(
             "no model: pass --model provider:model, set POLYBATCH_MODEL, or name a profile with a model"
@@ -335,6 +257,7 @@ def resolve(
         where = {
             "flag": "--model",
             "env POLYBATCH_MODEL": "POLYBATCH_MODEL",
+            MODEL_FROM_INPUT: "the input's body.model",
         }.get(sources["model"], f"{config_file}: key 'profiles.{profile_name}.model'")
         raise type(exc)(f"{where}: {exc}") from None
 
@@ -348,7 +271,16 @@ def resolve(
             sources[name] = f"profile {profile_name}"
         return value
 
-    item_defaults = {k: v for k in PARAM_FIELDS if (v := pick(k)) is not None}
+    # response_format and response_model are one choice: the layer that sets either decides both
+    formats = ("response_format", "response_model")
+    formats_given = any(given.get(k) is not None for k in formats)
+    picked: dict[str, Any] = {}
+    for name in (*PARAM_FIELDS, "response_model"):
+        if formats_given and name in formats and given.get(name) is None:
+            continue
+        if (value := pick(name)) is not None:
+            picked[name] = value
+    item_defaults = validated(RequestDefaults, picked, "option").item_defaults()
     settings: dict[str, Any] = {}
     for origin, layer in (
         (f"providers.{provider}", config.providers.get(provider, {})),

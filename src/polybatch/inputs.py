@@ -2,7 +2,9 @@
 
 Neutral records hold BatchItem fields (plus ``prompt``/``system`` shorthands); an embedding request
 is ``{"kind": "embedding", "input": "...", "model": "..."}``. OpenAI-format lines are chat
-completions only.
+completions only. Other libraries' shapes are read too (:mod:`polybatch.shapes`):
+``{"id": ..., "content": [messages]}`` lines and bare message lists (``[{"role", "content"}, ...]``),
+which get the stable id ``item-<n>`` (their position in the input) like any record without one.
 
 Every problem is reported as an :class:`~polybatch.errors.InputError` naming the file, the line and
 the field, before anything is submitted. That includes what is valid JSON syntax to Python's
@@ -24,6 +26,7 @@ from pydantic import ValidationError
 
 from .errors import InputError
 from .items import MAX_JSON_DEPTH, BatchItem, json_path, json_problem
+from .shapes import ShapeError, expected, neutral_record
 
 #: OpenAI batch-format body fields that map onto neutral item fields
 _OPENAI_BODY_FIELDS = {
@@ -75,42 +78,51 @@ def _outer_member(text: str) -> str | None:
     return None
 
 
-def _check_json(data: dict[str, Any], *, path: str | None, line: int | None) -> None:
+def _check_json(data: dict[str, Any] | list[Any], *, path: str | None, line: int | None) -> None:
     problem = json_problem(data)
     if problem is not None:
         loc, reason = problem
         raise InputError(reason, path=path, line=line, field=json_path(loc) or None)
 
 
-def item_from_dict(data: Any, *, path: str | None = None, line: int | None = None) -> BatchItem:
-    """Validate one input record (neutral or OpenAI batch-format) into a BatchItem."""
-    if not isinstance(data, dict):
-        raise InputError(f"expected a JSON object, got {type(data).__name__}", path=path, line=line)
+def _shape_of(data: Any) -> str | None:
+    """What the record's ``messages`` were called as written: ``content`` (the ``{"id",
+    "content"}`` shape), ``""`` (a bare list of messages), or None (``messages`` itself)."""
+    if isinstance(data, list):
+        return ""
+    if isinstance(data, dict) and "content" in data and not {"messages", "body"} & set(data):
+        return "content"
+    return None
+
+
+def _as_written(field: str | None, shape: str | None) -> str | None:
+    """``field`` (a path in the neutral record) as the record's own shape spells it."""
+    if field is None or shape is None or not field.startswith("messages"):
+        return field
+    rest = field.removeprefix("messages")
+    return (shape + rest).removeprefix(".") or None
+
+
+def item_from_dict(
+    data: Any, *, path: str | None = None, line: int | None = None, keep_model: bool = False
+) -> BatchItem:
+    """Validate one input record into a BatchItem: neutral (with the shorthands of
+    :mod:`polybatch.shapes`), OpenAI batch-format, ``{"id", "content"}``, or a bare message list.
+
+    ``keep_model``: an OpenAI line's ``body.model`` becomes the item's model (for a job that
+    names no model: see :func:`input_model`); otherwise it is dropped."""
+    if not isinstance(data, dict | list):
+        raise InputError(expected(type(data).__name__), path=path, line=line)
     # the record as written (its own field names), before anything reads a value of it
     _check_json(data, path=path, line=line)
-    record = dict(data)
-    if "body" in record or "method" in record or "url" in record:
-        record = _from_openai_line(record, path=path, line=line)
+    shape = _shape_of(data)
+    if isinstance(data, dict) and ("body" in data or "method" in data or "url" in data):
+        record = _from_openai_line(dict(data), path=path, line=line, keep_model=keep_model)
     else:
-        if "prompt" in record:
-            if "messages" in record:
-                raise InputError(
-                    "give either 'prompt' or 'messages', not both",
-                    path=path,
-                    line=line,
-                    field="prompt",
-                )
-            prompt = record.pop("prompt")
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise InputError("must be a non-empty string", path=path, line=line, field="prompt")
-            record["messages"] = [{"role": "user", "content": prompt}]
-        if "system" in record:
-            system = record.pop("system")
-            if not isinstance(system, str):
-                raise InputError("must be a string", path=path, line=line, field="system")
-            msgs = record.get("messages")
-            if isinstance(msgs, list):
-                record["messages"] = [{"role": "system", "content": system}, *msgs]
+        try:
+            record = neutral_record(data)
+        except ShapeError as exc:
+            raise InputError(exc.reason, path=path, line=line, field=exc.field) from None
     if record.get("kind") == "embedding":
         if "input" not in record:
             raise InputError(
@@ -125,7 +137,7 @@ def item_from_dict(data: Any, *, path: str | None = None, line: int | None = Non
         return BatchItem.model_validate(record, strict=True)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = _field_path(tuple(err["loc"])) or None
+        field = _as_written(_field_path(tuple(err["loc"])) or None, shape)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
@@ -133,12 +145,13 @@ def item_from_dict(data: Any, *, path: str | None = None, line: int | None = Non
 
 
 def _from_openai_line(
-    record: dict[str, Any], *, path: str | None, line: int | None
+    record: dict[str, Any], *, path: str | None, line: int | None, keep_model: bool = False
 ) -> dict[str, Any]:
     """Map ``{custom_id, method, url, body}`` onto a neutral record.
 
-    ``body.model`` is dropped on purpose: the job's configured model decides, so the same file
-    can run on any provider. Unknown body fields are kept in ``extra``.
+    ``body.model`` is dropped unless ``keep_model``: the job's configured model decides, so the
+    same file can run on any provider; a job that names none runs each line on its own
+    ``body.model`` (at OpenAI). Unknown body fields are kept in ``extra``.
     """
     unknown = set(record) - {"custom_id", "method", "url", "body"}
     if unknown:
@@ -161,6 +174,8 @@ def _from_openai_line(
         out["custom_id"] = record["custom_id"]
     for key, value in body.items():
         if key == "model":
+            if keep_model:
+                out["model"] = value
             continue
         if key in _OPENAI_BODY_FIELDS:
             out[_OPENAI_BODY_FIELDS[key]] = value
@@ -169,14 +184,37 @@ def _from_openai_line(
     return out
 
 
+def input_model(items: Any) -> str | None:
+    """``openai:<body.model>`` of the first line of an OpenAI batch-format input file, else None.
+
+    What such a file runs on when neither the job, the environment nor a profile names a model
+    (the format is OpenAI's; each line then keeps its own ``body.model``). Anything unreadable
+    is None here: planning reports it with its file and line.
+    """
+    if not isinstance(items, str | Path):
+        return None
+    try:
+        with Path(items).open("rb") as fh:
+            first = next((raw for raw in fh if raw.strip()), b"")
+        data = json.loads(first.removeprefix(b"\xef\xbb\xbf") or b"null")
+    except (OSError, ValueError, RecursionError):
+        return None
+    body = data.get("body") if isinstance(data, dict) else None
+    model = body.get("model") if isinstance(body, dict) else None
+    return f"openai:{model}" if isinstance(model, str) and model.strip() else None
+
+
 def read_items(path: str | Path) -> Iterator[BatchItem]:
     """Stream BatchItems from a JSONL file, one line at a time (blank lines are skipped)."""
     for item, _line in read_numbered_items(path):
         yield item
 
 
-def read_numbered_items(path: str | Path) -> Iterator[tuple[BatchItem, int]]:
-    """Stream (item, line number) pairs from a JSONL file; errors name file, line and field."""
+def read_numbered_items(
+    path: str | Path, *, keep_model: bool = False
+) -> Iterator[tuple[BatchItem, int]]:
+    """Stream (item, line number) pairs from a JSONL file; errors name file, line and field
+    (``keep_model``: see :func:`item_from_dict`)."""
     p = Path(path)
     name = str(path)
     if not p.exists():
@@ -210,13 +248,15 @@ def read_numbered_items(path: str | Path) -> Iterator[tuple[BatchItem, int]]:
                     field=_outer_member(text),
                 ) from None
             seen_any = True
-            yield item_from_dict(data, path=name, line=lineno), lineno
+            yield item_from_dict(data, path=name, line=lineno, keep_model=keep_model), lineno
     if not seen_any:
         raise InputError("the file holds no requests", path=name)
 
 
-def coerce_items(items: Iterable[BatchItem | dict[str, Any] | str]) -> Iterator[BatchItem]:
-    """Accept BatchItems, dicts (neutral or OpenAI lines) or plain prompt strings."""
+def coerce_items(
+    items: Iterable[BatchItem | dict[str, Any] | list[Any] | str],
+) -> Iterator[BatchItem]:
+    """Accept BatchItems, dicts (any record shape), message lists or plain prompt strings."""
     for n, it in enumerate(items, start=1):
         if isinstance(it, BatchItem):
             yield it

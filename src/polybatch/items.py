@@ -24,6 +24,7 @@ from .jsonsafe import MAX_OUTPUT_TOKENS as MAX_OUTPUT_TOKENS
 from .jsonsafe import json_path as json_path
 from .jsonsafe import json_problem as json_problem
 from .jsonsafe import json_safe
+from .shapes import ShapeError, neutral_record
 from .structured import REF_RE, import_model, json_schema_format, model_ref
 from .structured import strict_json_schema as strict_json_schema
 from .structured import validation_message as validation_message
@@ -188,6 +189,10 @@ class BatchItem(BaseModel):
     constructor convenience. It is never serialised (items are written to the job's files and
     read back in other processes); it fills ``response_format`` with the model's strict JSON
     schema and ``response_model_ref`` with its import path, which is what travels.
+
+    ``prompt="..."`` is a shortcut for one user message (``system="..."`` adds a system message
+    before it), as in the JSONL input; ``{"id", "content"}`` records and bare message lists are
+    read too (:mod:`polybatch.shapes`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -211,6 +216,16 @@ class BatchItem(BaseModel):
     #: constructor convenience only (excluded from dumps): see the class docstring
     response_model: type[BaseModel] | None = Field(default=None, exclude=True, repr=False)
     extra: Annotated[dict[str, Any], JSONSafe] = Field(default_factory=dict)
+    #: constructor shortcut only (always None once built): one user message, see above
+    prompt: str | None = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        try:
+            return neutral_record(data)
+        except ShapeError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("messages")
     @classmethod

@@ -20,8 +20,11 @@ def status_counts(results: Iterable[BatchResult]) -> dict[str, int]:
     return out
 
 
-def openai_output_line(r: BatchResult) -> dict[str, Any]:
-    """A result as an OpenAI batch-output line, for users migrating from OpenAI's format.
+def to_openai(r: BatchResult) -> dict[str, Any]:
+    """A result as an OpenAI batch-output line (a dict: ``json.dumps`` it for a JSONL file), for
+    code written against OpenAI's format; ``polybatch results JOB --format openai`` writes the same::
+
+        lines = [polybatch.to_openai(r) for r in job.results()]
 
     OpenAI results keep their raw body; other providers' results get a chat.completion body
     built from the neutral fields (prompt_tokens counts all input, cached included, as

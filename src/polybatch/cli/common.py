@@ -16,6 +16,7 @@ import click
 from .. import config as _config
 from ..config import JobOptions, RequestDefaults
 from ..errors import CredentialsError
+from ..inputs import input_model
 from ..jobs import Job, submit, usage_table
 from ..plugins import get_registry
 from ..pricing import usd
@@ -113,10 +114,14 @@ def job_options(fn: F) -> F:
     )
 
 
-def chosen_provider(kw: dict[str, Any]) -> str:
-    """The provider the options (or the profile, the environment) name, without loading any."""
+def chosen_provider(kw: dict[str, Any], input_path: Path | None = None) -> str:
+    """The provider the options (or the profile, the environment, the input) name, without
+    loading any."""
     resolved = _config.resolve(
-        profile=kw["profile"], defaults=request_defaults(kw), limits=job_options_from(kw)
+        profile=kw["profile"],
+        defaults=request_defaults(kw),
+        limits=job_options_from(kw),
+        fallback_model=input_model(input_path),
     )
     return resolved.provider
 

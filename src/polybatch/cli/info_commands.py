@@ -289,7 +289,8 @@ def estimate(
     "--by",
     default="provider,model",
     show_default=True,
-    help="Group by (comma-separated): provider, model, job, date.",
+    help="Group by (comma-separated): provider, model, job, date; add category for a row per "
+    "token category (prompt, cached, completion, reasoning, total) with its cost.",
 )
 @FORMAT_OPTION
 @click.option(
@@ -301,6 +302,8 @@ def estimate(
 )
 def usage(job_ids: tuple[str, ...], since: Any, by: str, fmt: str, digits: int | None) -> None:
     """Tokens and cost (batch, standard, saving) over finished jobs, from the ledger.
+
+    --by category shows a row per token category instead (--by model,category: per model).
 
     \b
     Example: polybatch usage --by provider,job --since 2026-12-01 --format csv

@@ -17,7 +17,7 @@ from ..jobs import Job, lease
 from ..jobs.access import ReadOnlyLedgerError
 from ..jobs.files import private_fd
 from ..jobs.ledger import FINAL_STATES, open_ledger
-from ..report import openai_output_line
+from ..report import to_openai
 from .aliases import hidden_alias
 from .common import (
     chosen_provider,
@@ -65,7 +65,7 @@ def run(
     configuration (nothing was sent) or another live process runs the same job, 1 a
     provider refused, 130 interrupted (resume it).
     """
-    provider = chosen_provider(kw) if sandbox else None
+    provider = chosen_provider(kw, input_path) if sandbox else None
     # the job's lease is held from planning to the end, with no gap another process could take
     with maybe_sandbox(sandbox, sandbox_rate or None, provider) as server, lease.keeping():
         # planned and recorded, nothing sent yet: the estimate is printed before anything is sent
@@ -215,7 +215,7 @@ def results(job_id: str, output: Path | None, failed: bool, fmt: str) -> None:
     job = Job.load(job_id)
     chosen = job.results("failed" if failed else None)
     if fmt == "openai":
-        lines = (json.dumps(openai_output_line(r)) for r in chosen)
+        lines = (json.dumps(to_openai(r)) for r in chosen)
     else:
         lines = (r.model_dump_json(exclude_none=True) for r in chosen)
     if output:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from .costs import job_cost, job_records, usage_table
 from .handle import Job, jobs
-from .status import JobStatus
+from .status import BatchInfo, JobStatus
 from .submit import arun, asubmit, run, submit
 
 __all__ = [
+    "BatchInfo",
     "Job",
     "JobStatus",
     "arun",

@@ -16,7 +16,8 @@ from typing import Literal, Protocol
 from ..errors import ConfigError
 from ..pricing import Cost, PriceRegistry, UsageRecord, cost_of, price_registry, render_table
 from ..pricing import usage_rows as _usage_rows
-from ..pricing.tables import GROUP_KEYS, GroupKey
+from ..pricing.categories import category_rows, render_categories
+from ..pricing.tables import GROUP_KEYS, GroupKey, record_keys
 from .files import JobFiles, ensure_final
 from .ledger import FINAL_STATES, JobRow, Ledger, open_ledger
 from .tally import final_tally
@@ -121,29 +122,26 @@ def job_cost(
 def _group_key(record: UsageRecord, registry: PriceRegistry, by: Sequence[str]) -> tuple[str, ...]:
     """The row of a usage table ``record`` falls in (as :func:`~polybatch.pricing.usage_rows`
     groups it)."""
-    model = record.model or "?"
-    if record.provider and record.model:
-        model = registry.resolve_model(record.provider, record.model) or record.model
-    values = {
-        "provider": record.provider or "?",
-        "model": model,
-        "job_id": record.job_id or "?",
-        "date": record.created.isoformat(),
-    }
+    values = record_keys(record, registry)
     return tuple(values.get(k, "") for k in by)
 
 
-#: the names ``by`` accepts, as the CLI's ``--by`` spells them, and the key each one groups by
-GROUP_NAMES: dict[str, GroupKey] = {("job" if key == "job_id" else key): key for key in GROUP_KEYS}
+#: what ``by`` may name: a grouping key, or ``category`` (the table by token category)
+ViewKey = GroupKey | Literal["category"]
+#: the names ``by`` accepts, as the CLI's ``--by`` spells them, and the key each one stands for
+GROUP_NAMES: dict[str, ViewKey] = {
+    **{("job" if key == "job_id" else key): key for key in GROUP_KEYS},
+    "category": "category",
+}
 
 
-def group_keys(by: Sequence[str] | str) -> list[GroupKey]:
+def group_keys(by: Sequence[str] | str) -> list[ViewKey]:
     """``by`` (names or one comma-separated string: ``"provider,job"``) as the table's keys.
 
     ``job`` (the CLI's name) and ``job_id`` are the same key. Anything else is a ConfigError
     naming the choices. No key at all is the totals alone."""
     names = [n.strip() for n in (by.split(",") if isinstance(by, str) else by) if n.strip()]
-    aliases: dict[str, GroupKey] = {**GROUP_NAMES, "job_id": "job_id"}
+    aliases: dict[str, ViewKey] = {**GROUP_NAMES, "job_id": "job_id"}
     unknown = [n for n in names if n not in aliases]
     if unknown:
         shown = ", ".join(repr(n) for n in unknown)
@@ -163,9 +161,13 @@ def usage_table(
     """A usage and cost table over ``jobs`` (default: every finished job in the ledger).
 
     Built from the jobs' tallies in the ledger (see :func:`weighted_records`): its time and
-    memory do not grow with the number of results. ``by``: any of provider, model, job, date.
+    memory do not grow with the number of results. ``by``: any of provider, model, job, date;
+    with ``category``, the table by token category instead (prompt, cached, completion,
+    reasoning, total, each with its cost: :mod:`polybatch.pricing.categories`), per group of
+    the other keys.
     """
-    by = group_keys(by)
+    keys = group_keys(by)
+    groups: list[GroupKey] = [k for k in keys if k != "category"]
     if jobs is None:
         ledger = open_ledger()
         since_ts = datetime.combine(since, datetime.min.time(), UTC).timestamp() if since else None
@@ -185,17 +187,23 @@ def usage_table(
             # each row are counted here and set on the rows after
             for job in jobs:
                 for n, record in weighted_records(job, reg):
-                    (ok if record.ok else failed)[_group_key(record, reg, by)] += n
+                    (ok if record.ok else failed)[_group_key(record, reg, groups)] += n
                     yield record
 
-        rows = _usage_rows(records(), reg, by=by)
+        if "category" in keys:
+            text = render_categories(
+                category_rows(records(), reg, by=groups), fmt=fmt, digits=digits
+            )
+        else:
+            rows = _usage_rows(records(), reg, by=groups)
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=2)
+    if "category" in keys:
+        return text
     for row in rows:
         if row.total:
             row.requests_ok, row.requests_failed = ok.total(), failed.total()
         else:
-            key = tuple(row.keys[k] for k in by)
+            key = tuple(row.keys[k] for k in groups)
             row.requests_ok, row.requests_failed = ok[key], failed[key]
-    text = render_table(rows, fmt=fmt, digits=digits)
-    for w in caught:
-        warnings.warn(w.message, w.category, stacklevel=2)
-    return text
+    return render_table(rows, fmt=fmt, digits=digits)

@@ -189,6 +189,10 @@ class JobDriver:
             self.failures.pop(c.idx, None)
         if st.state != c.batch_state:
             self.ledger.update_chunk(self.id, c.idx, batch_state=st.state, event="polled")
+        if (st.output_file_id, st.error_file_id) != (c.output_file_id, c.error_file_id):
+            self.ledger.update_chunk(
+                self.id, c.idx, output_file_id=st.output_file_id, error_file_id=st.error_file_id
+            )
         if (st.completed, st.failed) != (c.live_ok, c.live_failed):
             # the provider's progress, for status and the progress bar while the batch runs
             self.ledger.update_chunk(self.id, c.idx, live_ok=st.completed, live_failed=st.failed)

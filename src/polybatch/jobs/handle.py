@@ -30,7 +30,7 @@ from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
 from .files import ResultList, copy_private, ensure_final
 from .ledger import ChunkRow, JobRow, Ledger, open_ledger
-from .status import JobStatus, request_counts
+from .status import BatchInfo, JobStatus, request_counts
 from .tally import final_tally
 
 #: default bounds of the adaptive poll interval, seconds: it starts at POLL_MIN after a chunk is
@@ -138,6 +138,10 @@ class Job:
     def chunks(self) -> list[ChunkRow]:
         """The job's chunks (provider batches) as the ledger has them."""
         return self.ledger.chunks(self.id)
+
+    def batches(self) -> list[BatchInfo]:
+        """Each provider batch of the job (id, state, chunk, file ids), from the ledger."""
+        return [BatchInfo.of(c) for c in self.chunks()]
 
     def status(self) -> JobStatus:
         """Counts of items and chunks, from the ledger (no provider call).

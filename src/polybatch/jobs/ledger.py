@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     tally TEXT,
     tokens INTEGER NOT NULL DEFAULT 0,
     queue_full_at REAL,
+    output_file_id TEXT,
+    error_file_id TEXT,
     PRIMARY KEY (job_id, idx)
 );
 -- added after the first release: IF NOT EXISTS adds it to an older ledger when it is opened
@@ -117,6 +119,8 @@ CHUNK_MIGRATIONS = {
     "tally": "TEXT",
     "tokens": "INTEGER NOT NULL DEFAULT 0",
     "queue_full_at": "REAL",
+    "output_file_id": "TEXT",
+    "error_file_id": "TEXT",
 }
 
 #: job states in which the results are final
@@ -170,6 +174,9 @@ class ChunkRow(BaseModel):
     #: when the provider last refused the chunk for a full queue (it is "planned" again and
     #: waits for queue room); None once it is accepted
     queue_full_at: float | None = None
+    #: the provider's result files, as its batch named them at the last poll (see BatchStatus)
+    output_file_id: str | None = None
+    error_file_id: str | None = None
 
 
 class Ledger:

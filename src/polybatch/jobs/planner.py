@@ -181,6 +181,8 @@ def apply_defaults(
     if item.kind == "embedding":
         return item  # chat defaults (max_tokens, a system prompt, ...) mean nothing to it
     update = {k: v for k, v in defaults.items() if getattr(item, k) is None}
+    if item.response_format is not None:
+        update.pop("response_model_ref", None)  # the item's own format has its own model (or none)
     if system_prompt and not any(m.role == "system" for m in item.messages):
         update["messages"] = [Message(role="system", content=system_prompt), *item.messages]
     return item.model_copy(update=update) if update else item

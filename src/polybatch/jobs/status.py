@@ -1,8 +1,9 @@
-"""Where a job stands: :class:`JobStatus`, and its counts per custom_id, latest outcome."""
+"""Where a job stands: :class:`JobStatus`, its counts per custom_id (latest outcome), and its
+provider batches (:class:`BatchInfo`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .files import JobFiles
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
@@ -28,6 +29,38 @@ class JobStatus:
     def done(self) -> bool:
         """True once results are final."""
         return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """One provider batch of a job, as the ledger records it (:meth:`Job.batches
+    <polybatch.jobs.handle.Job.batches>`): no provider call.
+
+    ``chunk`` is the chunk's index in the job, ``round`` 0 for the first submission and 1, 2 ...
+    for retry rounds; ``state`` the chunk's state in polybatch's lifecycle (``planned``,
+    ``submitted``, ``collected``, ...) and ``batch_state`` the provider batch's state at the last
+    poll. ``batch_id`` and ``input_file_id`` are None until the chunk is submitted.
+    """
+
+    chunk: int
+    round: int
+    state: str
+    batch_id: str | None
+    batch_state: str | None
+    input_file_id: str | None
+    #: the provider's output and error files (where its batches write files), once it names them
+    output_file_id: str | None
+    error_file_id: str | None
+    model: str
+    #: the items of the chunk: its first item's position (0-based) in the input, and how many
+    start: int
+    count: int
+
+    @classmethod
+    def of(cls, row: ChunkRow) -> BatchInfo:
+        """The ledger's chunk row in these terms (the same names, but ``chunk`` for ``idx``)."""
+        same = {f.name: getattr(row, f.name) for f in fields(cls) if f.name != "chunk"}
+        return cls(chunk=row.idx, **same)
 
 
 def request_counts(

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from .. import config as _config
 from ..config import JobOptions, RequestDefaults
 from ..errors import ConfigError, PricingError, UnknownProviderError
-from ..inputs import coerce_items, read_numbered_items
+from ..inputs import coerce_items, input_model, read_numbered_items
 from ..items import BatchItem
 from ..plugins import get_registry
 from ..pricing import Estimate, Estimator, check_budget, estimator
@@ -54,6 +54,7 @@ class SubmitKeywords(TypedDict, total=False):
     seed: int | None
     stop: str | list[str] | None
     response_format: dict[str, Any] | None
+    response_model: type[BaseModel] | str | None
     chunk_size: int | None
     max_in_flight: int | None
     max_enqueued_tokens: int | None
@@ -99,8 +100,10 @@ def plan_items(
     and the input's path if it is a file. ``more`` goes to :func:`~.planner.plan_job`."""
     if isinstance(items, (str, Path)):
         src_path: str | None = str(items)
+        # a job whose model came from the input runs each OpenAI line on its own body.model
+        keep = resolved.sources.get("model") == _config.MODEL_FROM_INPUT
         stream: Iterator[tuple[BatchItem, tuple[str | None, int | None]]] = (
-            (it, (src_path, n)) for it, n in read_numbered_items(items)
+            (it, (src_path, n)) for it, n in read_numbered_items(items, keep_model=keep)
         )
     else:
         src_path = None
@@ -159,6 +162,7 @@ def submit(
         defaults=request,
         limits=opts,
         provider_settings=dict(provider_settings or {}),
+        fallback_model=input_model(items),
     )
     settings = dict(resolved.provider_settings)
     # the queue limit is the runner's, not the adapter's: recorded with the job's options

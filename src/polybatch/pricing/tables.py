@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from ..errors import PricingError
 from ..items import BatchResult, Usage
-from .cost import cost_of
+from .cost import Cost, cost_of
 from .money import money_text, show_money
 from .registry import Mode, PriceRegistry
 from .rows import DEFAULT_CURRENCY
@@ -136,7 +136,7 @@ class UsageRow:
 
 
 @dataclass
-class _Money:
+class Money:
     """A sum of costs that remembers whether some parts had no price."""
 
     amount: Decimal = Decimal(0)
@@ -150,7 +150,7 @@ class _Money:
             self.amount += value
             self.priced += 1
 
-    def merge(self, other: _Money) -> None:
+    def merge(self, other: Money) -> None:
         self.amount += other.amount
         self.priced += other.priced
         self.unpriced += other.unpriced
@@ -163,9 +163,9 @@ class _Money:
 @dataclass
 class _Group:
     row: UsageRow
-    batch: _Money = field(default_factory=_Money)
-    standard: _Money = field(default_factory=_Money)
-    saving: _Money = field(default_factory=_Money)
+    batch: Money = field(default_factory=Money)
+    standard: Money = field(default_factory=Money)
+    saving: Money = field(default_factory=Money)
 
     def merge(self, other: _Group) -> None:
         for name in COUNT_COLUMNS:
@@ -194,11 +194,79 @@ def _as_date(value: date | datetime) -> date:
     return value
 
 
-def _record(item: RecordLike) -> UsageRecord:
+def as_record(item: RecordLike) -> UsageRecord:
+    """``item`` as a UsageRecord (a ``(result, job_id, created)`` tuple is converted)."""
     if isinstance(item, UsageRecord):
         return item
     result, job_id, created = item
     return UsageRecord.from_result(result, job_id, created)
+
+
+def record_keys(record: UsageRecord, registry: PriceRegistry) -> dict[str, str]:
+    """The values a table groups ``record`` by (models under the name the registry prices them
+    by: dated snapshots merge)."""
+    model = record.model or "?"
+    if record.provider and record.model:
+        model = registry.resolve_model(record.provider, record.model) or record.model
+    return {
+        "provider": record.provider or "?",
+        "model": model,
+        "job_id": record.job_id or "?",
+        "date": record.created.isoformat(),
+    }
+
+
+class Pricer:
+    """Prices records one by one in batch and standard mode, remembering what had no price (one
+    :class:`UnpricedWarning` per model and mode, at :meth:`currency`) and the currencies seen."""
+
+    def __init__(self, registry: PriceRegistry) -> None:
+        self.registry = registry
+        self.missing: dict[tuple[str, str, Mode], date] = {}
+        self.currencies: dict[str, str] = {}  # currency -> the first row priced in it
+
+    def costs(self, record: UsageRecord) -> dict[Mode, Cost | None]:
+        """The record's cost per mode, by bucket; None where its model has no price."""
+        costs: dict[Mode, Cost | None] = {}
+        mode: Mode
+        for mode in ("batch", "standard"):
+            if record.usage.total_tokens == 0:
+                costs[mode] = Cost()  # nothing used, nothing owed, whatever the price
+                continue
+            price = None
+            if record.provider and record.model:
+                price = self.registry.find(record.provider, record.model, mode, record.created)
+            if price is None:
+                key = (record.provider or "?", record.model or "?", mode)
+                self.missing.setdefault(key, record.created)
+                costs[mode] = None
+            else:
+                self.currencies.setdefault(price.currency, f"{price.provider}:{price.model}")
+                costs[mode] = cost_of(record.usage, price)
+        return costs
+
+    def currency(self) -> str:
+        """The one currency of everything priced (PricingError if several), after warning once
+        for each model and mode without a price."""
+        for (provider, model, mode), day in sorted(self.missing.items()):
+            warnings.warn(
+                f"polybatch: no {mode} price for {provider}:{model} (on {day.isoformat()}); "
+                f"its {mode} cost is shown as '{UNPRICED}', not $0. Add a row to the [prices] "
+                f"table of your config.",
+                UnpricedWarning,
+                stacklevel=3,
+            )
+        if len(self.currencies) > 1:
+            shown = ", ".join(f"{c} ({first})" for c, first in sorted(self.currencies.items()))
+            raise PricingError(f"cannot add up costs in different currencies: {shown}")
+        return next(iter(self.currencies), DEFAULT_CURRENCY)
+
+
+def check_keys(by: Sequence[str]) -> None:
+    """ValueError for a grouping key tables do not know."""
+    for key in by:
+        if key not in GROUP_KEYS:
+            raise ValueError(f"cannot group by {key!r}; choose from {', '.join(GROUP_KEYS)}")
 
 
 def usage_rows(
@@ -212,23 +280,11 @@ def usage_rows(
     Models are grouped under the name the registry prices them by (dated snapshots merge). Every
     request is priced on its own; a request with no usage costs zero, priced or not.
     """
-    for key in by:
-        if key not in GROUP_KEYS:
-            raise ValueError(f"cannot group by {key!r}; choose from {', '.join(GROUP_KEYS)}")
+    check_keys(by)
     groups: dict[tuple[str, ...], _Group] = {}
-    missing: dict[tuple[str, str, Mode], date] = {}
-    currencies: dict[str, str] = {}  # currency -> the first row priced in it
-    for record in map(_record, records):
-        provider = record.provider or "?"
-        model = record.model or "?"
-        if record.provider and record.model:
-            model = registry.resolve_model(record.provider, record.model) or record.model
-        values = {
-            "provider": provider,
-            "model": model,
-            "job_id": record.job_id or "?",
-            "date": record.created.isoformat(),
-        }
+    pricer = Pricer(registry)
+    for record in map(as_record, records):
+        values = record_keys(record, registry)
         group_key = tuple(values[k] for k in by)
         group = groups.get(group_key)
         if group is None:
@@ -243,38 +299,14 @@ def usage_rows(
         row.cache_write_tokens += usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
         row.output_tokens += usage.output_tokens
 
-        costs: dict[Mode, Decimal | None] = {}
-        for mode in ("batch", "standard"):
-            if usage.total_tokens == 0:
-                costs[mode] = Decimal(0)  # nothing used, nothing owed, whatever the price
-                continue
-            price = None
-            if record.provider and record.model:
-                price = registry.find(record.provider, record.model, mode, record.created)
-            if price is None:
-                missing.setdefault((provider, record.model or "?", mode), record.created)
-                costs[mode] = None
-            else:
-                currencies.setdefault(price.currency, f"{price.provider}:{price.model}")
-                costs[mode] = cost_of(usage, price).total
-        group.batch.add(costs["batch"])
-        group.standard.add(costs["standard"])
-        batch, standard = costs["batch"], costs["standard"]
+        costs = pricer.costs(record)
+        batch = None if (c := costs["batch"]) is None else c.total
+        standard = None if (c := costs["standard"]) is None else c.total
+        group.batch.add(batch)
+        group.standard.add(standard)
         group.saving.add(None if batch is None or standard is None else standard - batch)
 
-    for (provider, model, mode), day in sorted(missing.items()):
-        warnings.warn(
-            f"polybatch: no {mode} price for {provider}:{model} (on {day.isoformat()}); "
-            f"its {mode} cost is shown as '{UNPRICED}', not $0. Add a row to the [prices] "
-            f"table of your config.",
-            UnpricedWarning,
-            stacklevel=2,
-        )
-
-    if len(currencies) > 1:
-        shown = ", ".join(f"{c} ({first})" for c, first in sorted(currencies.items()))
-        raise PricingError(f"cannot add up costs in different currencies: {shown}")
-    currency = next(iter(currencies), DEFAULT_CURRENCY)
+    currency = pricer.currency()
     for group in groups.values():
         group.row.currency = currency
     rows: list[UsageRow] = []
@@ -291,7 +323,9 @@ def usage_rows(
 # -- rendering -------------------------------------------------------------------------------
 
 
-def _money_text(value: Decimal | None, partial: bool, digits: int | None, human: bool) -> str:
+def money_cell(value: Decimal | None, partial: bool, digits: int | None, human: bool) -> str:
+    """A cost as printed: "unpriced", or the amount (six significant digits for people unless
+    ``digits`` rounds it), "+ unpriced" when part of it had no price."""
     if value is None:
         return UNPRICED
     if human and digits is None:
@@ -310,7 +344,7 @@ def _flat(row: UsageRow, digits: int | None, human: bool = False) -> dict[str, A
     out: dict[str, Any] = dict(row.keys)
     out.update(row.counts())
     for name, value in row.costs().items():
-        out[name] = _money_text(value, name in row.partial, digits, human)
+        out[name] = money_cell(value, name in row.partial, digits, human)
     out["currency"] = row.currency
     return out
 
@@ -321,28 +355,41 @@ def render_table(rows: Sequence[UsageRow], fmt: Format = "table", digits: int | 
     ``digits`` rounds money half-up to that many decimals. Without it, CSV and JSON hold the
     exact amounts and the table keeps six significant digits ($0.000047 stays ``0.000047``).
     """
-    columns = _columns(rows)
     flat = [_flat(r, digits, human=fmt == "table") for r in rows]
+    # a rule above the total row
+    rules = [i + 2 == len(flat) and rows[-1].total for i in range(len(flat))]
+    return render_flat(_columns(rows), flat, fmt, counts=COUNT_COLUMNS, rules=rules)
+
+
+def render_flat(
+    columns: Sequence[str],
+    flat: Sequence[dict[str, Any]],
+    fmt: Format,
+    *,
+    counts: Sequence[str],
+    rules: Sequence[bool],
+    headers: dict[str, str] | None = None,
+) -> str:
+    """Rows of printed cells as JSON, CSV or a table (``counts`` right-aligned with thousands
+    separators, money right-aligned, a rule below each row ``rules`` marks)."""
     if fmt == "json":
-        return json.dumps(flat, indent=2)
+        return json.dumps(list(flat), indent=2)
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
         writer.writeheader()
         writer.writerows(flat)
         return buffer.getvalue()
     if fmt == "table":
         from prettytable import PrettyTable
 
-        table = PrettyTable([_HEADERS[c] for c in columns])
+        names = {**_HEADERS, **(headers or {})}
+        table = PrettyTable([names[c] for c in columns])
         for c in columns:
-            table.align[_HEADERS[c]] = "r" if c in COUNT_COLUMNS or c in COST_COLUMNS else "l"
-        for i, values in enumerate(flat):
-            # a rule above the total row
-            before_total = i + 2 == len(flat) and rows[-1].total
+            table.align[names[c]] = "r" if c in counts or c in COST_COLUMNS else "l"
+        for values, rule in zip(flat, rules, strict=True):
             table.add_row(
-                [f"{values[c]:,}" if c in COUNT_COLUMNS else values[c] for c in columns],
-                divider=before_total,
+                [f"{values[c]:,}" if c in counts else values[c] for c in columns], divider=rule
             )
         return str(table.get_string())
     raise ValueError(f"unknown format {fmt!r}; choose table, csv or json")

@@ -180,6 +180,8 @@ class MistralProvider(SDKProvider[Mistral]):
             completed=job.succeeded_requests,
             failed=job.failed_requests,
             message=message,
+            output_file_id=job.output_file,
+            error_file_id=job.error_file,
         )
 
     async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:

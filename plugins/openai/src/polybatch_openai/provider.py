@@ -262,6 +262,8 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
             failed=(counts.failed or 0) if counts else 0,
             message=message,
             retry_after=retry_after,
+            output_file_id=batch.output_file_id,
+            error_file_id=batch.error_file_id,
         )
 
     async def aresults(self, batch_id: str) -> AsyncIterator[BatchResult]:
