@@ -45,6 +45,11 @@ if TYPE_CHECKING:
     from polybatch.sandbox.engine import SandboxEngine
 
 
+def _queue_full(exc: anthropic.APIStatusError) -> bool:
+    """Whether a create's error is the processing queue's limit (429 naming the queue)."""
+    return exc.status_code == 429 and "queue" in str(exc.message).lower()
+
+
 class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
     """Provider ``anthropic``: Message Batches with inline requests, results as JSONL.
 
@@ -71,11 +76,10 @@ class AnthropicProvider(SDKProvider[anthropic.AsyncAnthropic]):
     base_url_env: ClassVar[str | None] = "ANTHROPIC_BASE_URL"
     key_patterns = (re.compile(r"\b(sk-ant-)[A-Za-z0-9_\-*]{4,}"),)
     errors = {
-        # a create answered 429 (``rate_limit_error``): the organisation's processing queue of
-        # batch requests is full (the Message Batches rate limits)
-        anthropic.APIStatusError: http(
-            lambda e: e.status_code, queue_full=lambda e: e.status_code == 429
-        ),
+        # a create answered 429 (``rate_limit_error``) that names the queue: the organisation's
+        # processing queue of batch requests is full (the Message Batches rate limits). Any
+        # other 429 is an ordinary rate limit, retried as a transient failure.
+        anthropic.APIStatusError: http(lambda e: e.status_code, queue_full=_queue_full),
         # connection, timeout and response-validation errors: the server's words, if any
         anthropic.APIConnectionError: connection(),
         anthropic.AnthropicError: failure(),
