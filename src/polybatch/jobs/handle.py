@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,12 +25,14 @@ from ..errors import ConfigError, JobError
 from ..items import BatchItem, BatchResult, Usage, result_status
 from ..pricing import Cost
 from ..providers import BatchProvider
-from . import costs, lease
+from . import costs, lease, stream
+from .cleanup import delete_at_provider
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
 from .files import ResultList, copy_private, ensure_final
 from .ledger import ChunkRow, JobRow, Ledger, open_ledger
 from .status import JobStatus, request_counts
+from .stream import Deliveries, ResultCallback
 from .tally import final_tally
 
 #: default bounds of the adaptive poll interval, seconds
@@ -59,6 +61,12 @@ class Job:
     def id(self) -> str:
         """The job id (derived from the input content, model and options)."""
         return self._row.id
+
+    @property
+    def name(self) -> str | None:
+        """The job's name (``name=`` / ``--name``), if it was given one."""
+        name = self.options.get("name")
+        return str(name) if name else None
 
     @property
     def provider_name(self) -> str:
@@ -98,19 +106,29 @@ class Job:
         provider: BatchProvider | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
+        client: Any = None,
+        provider_settings: Mapping[str, Any] | None = None,
     ) -> Job:
-        """Open an existing job by id (or unique id prefix), from any process."""
+        """Open an existing job by id, unique id prefix or name, from any process.
+
+        ``client``: your own SDK client (an ``openai.AsyncOpenAI``, ``anthropic.AsyncAnthropic``,
+        ...), built with your proxies, timeouts and credentials; the adapter talks through it and
+        never closes it. ``provider_settings`` are laid over the settings the job recorded.
+        """
         ledger = open_ledger(home)
         row = ledger.job_by_prefix(job_id)
-        if provider is None:
+        if provider is None and client is None and not provider_settings:
             provider = remembered(row.id)
         if provider is None or api_key or base_url:
             settings = dict(row.options.get("provider_settings", {}))
+            settings.update(provider_settings or {})
             if api_key:
                 settings["api_key"] = api_key
             if base_url:
                 settings["base_url"] = base_url
             provider = make_provider(row.provider, settings)
+        if client is not None:
+            provider.use_client(client)
         return cls(row, ledger, provider)
 
     def _refresh(self) -> None:
@@ -152,6 +170,7 @@ class Job:
             succeeded=ok,
             failed=failed,
             chunks=by_state,
+            name=self.name,
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -175,13 +194,38 @@ class Job:
         timeout: float | None = None,
         poll_min: float | None = None,
         poll_max: float | None = None,
+        on_result: ResultCallback | None = None,
+        on_error: ResultCallback | None = None,
     ) -> Job:
-        """Drive the job until its results are final; with ``progress``, a tqdm bar on stderr."""
+        """Drive the job until its results are final; with ``progress``, a tqdm bar on stderr.
+
+        ``on_result`` / ``on_error`` (sync or async callables) get each final success / failure
+        as its chunk lands, while the rest of the job runs (see :mod:`polybatch.jobs.stream`:
+        an exception in a callback stops the waiting; the job stays resumable)."""
         return portal.run(
             self.await_done(
-                progress=progress, timeout=timeout, poll_min=poll_min, poll_max=poll_max
+                progress=progress,
+                timeout=timeout,
+                poll_min=poll_min,
+                poll_max=poll_max,
+                on_result=on_result,
+                on_error=on_error,
             )
         )
+
+    def stream(self, *, errors: bool = True, **wait: Any) -> Iterator[BatchResult]:
+        """Drive the job and yield each final result as its chunk lands (failures too unless
+        ``errors=False``); ``wait`` takes :meth:`wait`'s options. Constant memory."""
+        return portal.portal.iterate(self.astream(errors=errors, **wait))
+
+    def astream(self, *, errors: bool = True, **wait: Any) -> AsyncIterator[BatchResult]:
+        """:meth:`stream` on the caller's loop: ``async for r in job.astream(): ...``."""
+
+        async def waiting(deliveries: Deliveries) -> None:
+            with lease.owning(self.ledger, self.id):
+                await self._await_done(deliveries=deliveries, **wait)
+
+        return stream.astream(waiting, errors=errors)
 
     async def await_done(
         self,
@@ -190,20 +234,30 @@ class Job:
         timeout: float | None = None,
         poll_min: float | None = None,
         poll_max: float | None = None,
+        on_result: ResultCallback | None = None,
+        on_error: ResultCallback | None = None,
     ) -> Job:
         """:meth:`wait` on the caller's event loop (polls without blocking it).
 
         The job's lease is held throughout, between the polls too (JobBusyError at once if
         another live process owns the job)."""
         with lease.owning(self.ledger, self.id):
-            return await self._await_done(progress, timeout, poll_min, poll_max)
+            return await self._await_done(
+                progress=progress,
+                timeout=timeout,
+                poll_min=poll_min,
+                poll_max=poll_max,
+                deliveries=Deliveries(on_result, on_error),
+            )
 
     async def _await_done(
         self,
-        progress: bool,
-        timeout: float | None,
-        poll_min: float | None,
-        poll_max: float | None,
+        *,
+        progress: bool = False,
+        timeout: float | None = None,
+        poll_min: float | None = None,
+        poll_max: float | None = None,
+        deliveries: Deliveries | None = None,
     ) -> Job:
         poll_min = (
             poll_min if poll_min is not None else float(self.options.get("poll_min", POLL_MIN))
@@ -242,6 +296,8 @@ class Job:
                     refresh=False,
                 )
                 bar.refresh()
+                if deliveries is not None:
+                    await deliveries.after_step(self._driver, done=hint is None)
                 if hint is None:
                     return self
                 seen = (done, tuple(sorted(states.items())))
@@ -359,6 +415,26 @@ class Job:
         else:
             n = counts.statuses.get(status, 0)
         return ResultList(self._driver.files, n, status)
+
+    # -- clean-up --------------------------------------------------------------------------
+    def cleanup(self, *, inputs: bool = True, outputs: bool = True) -> list[str]:
+        """Delete what the finished job's batches left at the provider: the uploaded input files
+        and (``outputs``) the output and error files, where the provider allows (OpenAI-style
+        Files APIs, Mistral, Gemini). The results stay on disk. Returns the output file ids
+        deleted; a file that cannot be deleted is a warning. JobError unless the job finished."""
+        return portal.run(self.acleanup(inputs=inputs, outputs=outputs))
+
+    async def acleanup(self, *, inputs: bool = True, outputs: bool = True) -> list[str]:
+        """:meth:`cleanup` on the caller's event loop."""
+        self._refresh()
+        ensure_final(self._row)
+        try:
+            with lease.owning(self.ledger, self.id):
+                return await delete_at_provider(
+                    self.id, self.provider, self.chunks(), inputs=inputs, outputs=outputs
+                )
+        finally:
+            await self._release_client()
 
     # -- cancel ----------------------------------------------------------------------------
     def cancel(self) -> None:

@@ -21,6 +21,8 @@ class JobStatus:
     succeeded: int
     failed: int
     chunks: dict[str, int]
+    #: the job's name, if it was given one
+    name: str | None = None
 
     @property
     def done(self) -> bool:
