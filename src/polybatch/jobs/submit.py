@@ -243,8 +243,11 @@ def _record(
     if existing is not None and if_exists == "resume":
         plan.discard()
         log.info("job %s exists: resuming it", job_id)
-        if opts.name and existing.options.get("name") != opts.name:
-            ledger.update_job(job_id, options={**existing.options, "name": opts.name})
+        # a name or delete_outputs given now applies to the resumed job too
+        given = {"name": opts.name, "delete_outputs": opts.delete_outputs or None}
+        changes = {k: v for k, v in given.items() if v and existing.options.get(k) != v}
+        if changes:
+            ledger.update_job(job_id, options={**existing.options, **changes})
             existing = ledger.get_job(job_id) or existing
         return Job(existing, ledger, provider)
     try:
