@@ -341,26 +341,26 @@ def list_cmd(limit: int, as_json: bool) -> None:
     t = PrettyTable()
     t.field_names = [
         "job",
-        "name",
         "created",
         "provider:model",
         "requests",
         "ok",
         "failed",
         "state",
+        "name",
     ]
     for r in records:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
         t.add_row(
             [
                 r["job_id"],
-                r["name"] or "-",
                 created,
                 f"{r['provider']}:{r['model']}",
                 r["requests"],
                 r["ok"],
                 r["failed"],
                 r["state"],
+                r["name"] or "-",
             ]
         )
     click.echo(t.get_string())

@@ -12,20 +12,16 @@ caller's loop.
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
-
-from tqdm import tqdm
 
 from .. import portal
 from ..errors import ConfigError, JobError
 from ..items import BatchItem, BatchResult, Usage, result_status
 from ..pricing import Cost
 from ..providers import BatchProvider
-from . import costs, lease, stream
+from . import costs, lease, stream, waiting
 from .cleanup import delete_at_provider
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
@@ -34,10 +30,6 @@ from .ledger import ChunkRow, JobRow, Ledger, open_ledger
 from .status import JobStatus, request_counts
 from .stream import Deliveries, ResultCallback
 from .tally import final_tally
-
-#: default bounds of the adaptive poll interval, seconds
-POLL_MIN = 1.0
-POLL_MAX = 60.0
 
 
 class Job:
@@ -250,70 +242,10 @@ class Job:
                 deliveries=Deliveries(on_result, on_error),
             )
 
-    async def _await_done(
-        self,
-        *,
-        progress: bool = False,
-        timeout: float | None = None,
-        poll_min: float | None = None,
-        poll_max: float | None = None,
-        deliveries: Deliveries | None = None,
-    ) -> Job:
-        poll_min = (
-            poll_min if poll_min is not None else float(self.options.get("poll_min", POLL_MIN))
-        )
-        poll_max = (
-            poll_max if poll_max is not None else float(self.options.get("poll_max", POLL_MAX))
-        )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = poll_min
-        bar = tqdm(
-            total=self._row.n_items,
-            desc=f"{self.id} {self.provider_name}:{self.model}",
-            unit="req",
-            file=sys.stderr,
-            disable=not progress,
-            dynamic_ncols=True,
-        )
-        last_seen: tuple[Any, ...] = ()
-        try:
-            while True:
-                hint = await self.astep()
-                chunks = self.chunks()
-                done = sum(
-                    c.count if c.state == "collected" else c.live_ok + c.live_failed
-                    for c in chunks
-                    if c.round == 0
-                )
-                failed = request_counts(self.ledger, self._row, self._driver.files, chunks)[1]
-                states: dict[str, int] = {}
-                for c in chunks:
-                    states[c.state] = states.get(c.state, 0) + 1
-                bar.n = min(done, self._row.n_items)
-                bar.set_postfix(
-                    failed=failed,
-                    chunks=",".join(f"{k}={v}" for k, v in sorted(states.items())),
-                    refresh=False,
-                )
-                bar.refresh()
-                if deliveries is not None:
-                    await deliveries.after_step(self._driver, done=hint is None)
-                if hint is None:
-                    return self
-                seen = (done, tuple(sorted(states.items())))
-                if seen != last_seen:
-                    # progress (items done, or a chunk submitted or collected): look again soon
-                    interval = poll_min
-                    last_seen = seen
-                else:
-                    interval = min(poll_max, interval * 1.5)  # long batches: back off, up to a cap
-                sleep = max(interval, hint)
-                if deadline is not None and time.monotonic() + sleep > deadline:
-                    raise TimeoutError(f"job {self.id} not finished within {timeout}s")
-                await asyncio.sleep(sleep)
-        finally:
-            bar.close()
-            await self._release_client()
+    async def _await_done(self, **options: Any) -> Job:
+        """The waiting loop (:func:`.waiting.until_done`); the caller holds the lease."""
+        await waiting.until_done(self, self._driver, **options)
+        return self
 
     async def _release_client(self) -> None:
         """At the end of an async call on the caller's loop, close the client built for that loop
