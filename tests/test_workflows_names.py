@@ -30,12 +30,18 @@ def job_ids() -> list[str]:
     return [j.id for j in polybatch.jobs()]
 
 
+def run_named(cli: Cli, name: str) -> str:
+    """``polybatch run requests.jsonl -m fake:echo --name NAME``; the one job's id."""
+    out = cli("run", "requests.jsonl", "-m", "fake:echo", "--name", name)
+    assert out.exit_code == 0, out.stderr
+    [job_id] = job_ids()
+    return job_id
+
+
 def test_if_exists_refuse_names_the_existing_job_and_exits_2(
     polybatch_cli: Cli, requests_file: Path
 ) -> None:
-    first = polybatch_cli("run", "requests.jsonl", "-m", "fake:echo", "--name", "nightly")
-    assert first.exit_code == 0, first.stderr
-    [job_id] = job_ids()
+    job_id = run_named(polybatch_cli, "nightly")
     again = polybatch_cli("run", "requests.jsonl", "-m", "fake:echo", "--if-exists", "refuse")
     assert again.exit_code == 2
     lines = again.stderr.strip().splitlines()
@@ -72,9 +78,7 @@ def test_python_if_exists(requests_file: Path) -> None:
 def test_a_name_is_shown_and_accepted_wherever_a_job_id_is(
     polybatch_cli: Cli, requests_file: Path
 ) -> None:
-    out = polybatch_cli("run", "requests.jsonl", "-m", "fake:echo", "--name", "reviews-dec")
-    assert out.exit_code == 0, out.stderr
-    [job_id] = job_ids()
+    job_id = run_named(polybatch_cli, "reviews-dec")
     listed = polybatch_cli("list")
     assert "reviews-dec" in listed.stdout
     assert json.loads(polybatch_cli("list", "--json").stdout)[0]["name"] == "reviews-dec"
