@@ -283,7 +283,11 @@ def cancel(job_id: str) -> None:
     show_default=True,
     help="Delete the batches' output and error files at the provider too.",
 )
-@click.option("--keep-inputs", is_flag=True, help="Leave the uploaded input files.")
+@click.option(
+    "--keep-inputs",
+    is_flag=True,
+    help="Leave the uploaded input files of a job run with --keep-files.",
+)
 def cleanup(job_id: str, outputs: bool, keep_inputs: bool) -> None:
     """Delete what finished JOB_ID left at the provider: uploaded inputs, output and error files.
 
@@ -296,7 +300,7 @@ def cleanup(job_id: str, outputs: bool, keep_inputs: bool) -> None:
     finished.
     """
     job = Job.load(job_id)
-    deleted = job.cleanup(inputs=not keep_inputs, outputs=outputs)
+    deleted = job.cleanup(inputs=False if keep_inputs else None, outputs=outputs)
     click.echo(f"job {job.id}: cleaned up at {job.provider_name} ({len(deleted)} output files)")
 
 

@@ -349,17 +349,21 @@ class Job:
         return ResultList(self._driver.files, n, status)
 
     # -- clean-up --------------------------------------------------------------------------
-    def cleanup(self, *, inputs: bool = True, outputs: bool = True) -> list[str]:
-        """Delete what the finished job's batches left at the provider: the uploaded input files
-        and (``outputs``) the output and error files, where the provider allows (OpenAI-style
-        Files APIs, Mistral, Gemini). The results stay on disk. Returns the output file ids
-        deleted; a file that cannot be deleted is a warning. JobError unless the job finished."""
+    def cleanup(self, *, inputs: bool | None = None, outputs: bool = True) -> list[str]:
+        """Delete what the finished job's batches left at the provider: the output and error
+        files (``outputs``), where the provider allows (OpenAI-style Files APIs, Mistral,
+        Gemini), and the uploaded input files (``inputs``; by default only if the job kept them
+        with ``keep_files``, as it deletes them itself otherwise). The results stay on disk.
+        Returns the output file ids deleted; a file that cannot be deleted is a warning.
+        JobError unless the job finished."""
         return portal.run(self.acleanup(inputs=inputs, outputs=outputs))
 
-    async def acleanup(self, *, inputs: bool = True, outputs: bool = True) -> list[str]:
+    async def acleanup(self, *, inputs: bool | None = None, outputs: bool = True) -> list[str]:
         """:meth:`cleanup` on the caller's event loop."""
         self._refresh()
         ensure_final(self._row)
+        if inputs is None:
+            inputs = bool(self.options.get("keep_files"))
         try:
             with lease.owning(self.ledger, self.id):
                 return await delete_at_provider(
