@@ -102,3 +102,11 @@ def test_an_ambiguous_name_lists_the_candidates(polybatch_cli: Cli, requests_fil
     assert all(i in out.stderr for i in ids) and len(out.stderr.strip().splitlines()) == 1
     with pytest.raises(JobError, match="2 jobs match 'dup'"):
         Job.load("dup")
+
+
+def test_a_client_of_your_own_is_refused_by_a_provider_without_an_sdk(requests_file: Path) -> None:
+    # the fake provider is not built on polybatch.sdk.SDKProvider: one clear ConfigError
+    job = polybatch.submit(requests_file, "fake:echo", name="mine")
+    with pytest.raises(polybatch.ConfigError, match="does not take a client"):
+        Job.load("mine", client=object())
+    assert Job.load("mine").id == job.id
