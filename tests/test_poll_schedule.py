@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from polybatch.jobs.handle import POLL_MAX, POLL_MIN, next_interval
+from polybatch.jobs.waiting import POLL_MAX, POLL_MIN, next_interval
 
 BUDGET_PER_BATCH_HOUR = 60
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -142,6 +142,22 @@ class JobOptions(JobLimits):
     )
     new: bool = Field(
         default=False, description="Start a new job even if this input was submitted before."
+    )
+    if_exists: Literal["resume", "refuse", "new"] | None = Field(
+        default=None,
+        description="When this input, model and options ran before: resume that job (the "
+        "default), refuse (exit 2 naming it) or start a new one.",
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A name for the job, shown by list and status and accepted wherever a job "
+        "id is.",
+    )
+    delete_outputs: bool = Field(
+        default=False,
+        description="Once results are collected, delete the batches' output and error files at "
+        "the provider too (where it allows), not only the uploaded input.",
     )
     #: where the ledger and job files live (default: :func:`home`)
     home: Path | None = None

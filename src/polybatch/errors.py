@@ -189,6 +189,14 @@ class JobError(PolybatchError):
     exit_code = 2
 
 
+class JobExistsError(JobError):
+    """``if_exists="refuse"``: this input, model and options already made job ``job_id``."""
+
+    def __init__(self, message: str, *, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(message)
+
+
 def api_error_message(body: Any) -> str | None:
     """The human words of an API error body (``{"error": {"type", "message"}}``, the shape
     OpenAI, Anthropic, Mistral and most others share; or a bare ``{"message"}``)."""

@@ -22,7 +22,7 @@ from .batches import Limits as Limits
 from .batches import RecentBatch as RecentBatch
 from .batches import SubmittedBatch as SubmittedBatch
 from .batches import WebhookEvent as WebhookEvent
-from .errors import CredentialsError, UnknownProviderError
+from .errors import ConfigError, CredentialsError, UnknownProviderError
 from .items import BatchItem, BatchResult
 from .webhook_hooks import WebhookHooks
 
@@ -250,8 +250,18 @@ class BatchProvider(WebhookHooks, ABC):
         if self._overrides("acleanup"):
             portal.run(self.acleanup(submitted))
 
+    async def adelete_outputs(self, batch_id: str) -> list[str]:
+        """Delete an ended batch's output and error files at the provider, where it keeps them
+        as files and lets them be deleted; the ids deleted ([]: nothing the provider allows)."""
+        return []
+
     async def aclose(self) -> None:
         """Release the clients this adapter opened on the running loop (optional)."""
+
+    def use_client(self, client: Any) -> None:
+        """Talk through ``client``, the caller's own SDK client (adapters on
+        :class:`polybatch.sdk.SDKProvider` take one); others refuse with a ConfigError."""
+        raise ConfigError(f"provider {self.name!r} does not take a client of your own")
 
     def _overrides(self, method: str) -> bool:
         return getattr(type(self), method) is not getattr(BatchProvider, method)

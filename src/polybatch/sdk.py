@@ -208,6 +208,13 @@ class SDKProvider(BatchProvider, Generic[C]):
         """Close the running loop's client, if one was built (a later call builds another)."""
         await self._clients.aclose()
 
+    def use_client(self, client: Any) -> None:
+        """Talk through the caller's own SDK client instead of building one (``Job.load(...,
+        client=...)``): it serves every event loop and is never closed here (the caller owns it,
+        so its proxies, timeouts and credentials are the caller's). Async clients are bound to the
+        loop they are first used on: use the job from one loop (blocking calls, or your own)."""
+        self._clients = PerLoop(lambda: client)
+
     # -- the base URL --------------------------------------------------------------------------
     def configured_base_url(self) -> str | None:
         """Argument > ``settings[base_url_setting]`` > ``base_url_env`` > ``default_base_url``."""
@@ -325,6 +332,18 @@ class SDKProvider(BatchProvider, Generic[C]):
         """Delete the batch's uploaded input file, if it had one."""
         if submitted.input_file_id:
             await self.delete_file(submitted.input_file_id)
+
+    async def output_file_ids(self, batch_id: str) -> list[str]:
+        """The ids of an ended batch's output and error files (providers that keep results as
+        deletable files implement it; []: none)."""
+        return []
+
+    async def adelete_outputs(self, batch_id: str) -> list[str]:
+        """Delete each of :meth:`output_file_ids` (one already gone is fine)."""
+        ids = await self.output_file_ids(batch_id)
+        for file_id in ids:
+            await self.delete_file(file_id)
+        return ids
 
     # -- the sandbox ---------------------------------------------------------------------------
     @classmethod

@@ -15,7 +15,17 @@ import click
 from ..errors import PolybatchError
 from .common import setup_logging
 from .info_commands import config_group, estimate, providers, sandbox, usage
-from .job_commands import cancel, list_cmd, results, resume, retry, run, status, submit_cmd
+from .job_commands import (
+    cancel,
+    cleanup,
+    list_cmd,
+    results,
+    resume,
+    retry,
+    run,
+    status,
+    submit_cmd,
+)
 from .price_commands import prices
 from .webhook_commands import webhooks_group
 
@@ -42,6 +52,7 @@ for _command in (
     results,
     retry,
     cancel,
+    cleanup,
     list_cmd,
     providers,
     sandbox,

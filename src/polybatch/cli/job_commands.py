@@ -125,7 +125,7 @@ def resume(job_id: str, no_progress: bool, output: Path | None) -> None:
 @click.option("--refresh/--no-refresh", default=True, help="Poll the provider once first.")
 @JSON_OPTION
 def status(job_id: str, refresh: bool, as_json: bool) -> None:
-    """Show the state of JOB_ID and of its provider batches (a unique prefix will do).
+    """Show the state of JOB_ID and of its provider batches (a unique prefix or its name will do).
 
     \b
     Example: polybatch status pb-1a2b --json
@@ -158,6 +158,7 @@ def status(job_id: str, refresh: bool, as_json: bool) -> None:
         echo_json(
             {
                 "job_id": st.job_id,
+                "name": st.name,
                 "state": st.state,
                 "provider": st.provider,
                 "model": st.model,
@@ -169,8 +170,9 @@ def status(job_id: str, refresh: bool, as_json: bool) -> None:
             }
         )
         return
+    named = f" ({st.name})" if st.name else ""
     click.echo(
-        f"job {st.job_id}: {st.state} on {st.provider}:{st.model}; {st.total} requests, {st.succeeded} ok, {st.failed} failed"
+        f"job {st.job_id}{named}: {st.state} on {st.provider}:{st.model}; {st.total} requests, {st.succeeded} ok, {st.failed} failed"
     )
     t = PrettyTable()
     t.field_names = ["chunk", "requests", "state", "batch", "provider state", "ok", "failed"]
@@ -283,6 +285,35 @@ def cancel(job_id: str) -> None:
     )
 
 
+@click.command()
+@click.argument("job_id")
+@click.option(
+    "--outputs/--no-outputs",
+    default=True,
+    show_default=True,
+    help="Delete the batches' output and error files at the provider too.",
+)
+@click.option(
+    "--keep-inputs",
+    is_flag=True,
+    help="Leave the uploaded input files of a job run with --keep-files.",
+)
+def cleanup(job_id: str, outputs: bool, keep_inputs: bool) -> None:
+    """Delete what finished JOB_ID left at the provider: uploaded inputs, output and error files.
+
+    Where the provider allows it (OpenAI-style Files APIs, Mistral, Gemini); the results stay
+    on disk. `run --delete-outputs` does this as the job ends.
+
+    \b
+    Example: polybatch cleanup pb-1a2b
+    Exit codes: 0 deleted (a file that could not be is a warning), 2 no such job or it has not
+    finished.
+    """
+    job = Job.load(job_id)
+    deleted = job.cleanup(inputs=False if keep_inputs else None, outputs=outputs)
+    click.echo(f"job {job.id}: cleaned up at {job.provider_name} ({len(deleted)} output files)")
+
+
 @click.command("list")
 @click.option(
     "--limit",
@@ -307,6 +338,7 @@ def list_cmd(limit: int, as_json: bool) -> None:
         records.append(
             {
                 "job_id": row.id,
+                "name": row.options.get("name"),
                 "created": datetime.fromtimestamp(row.created_at, UTC).isoformat(),
                 "provider": row.provider,
                 "model": row.model,
@@ -321,7 +353,16 @@ def list_cmd(limit: int, as_json: bool) -> None:
         echo_json([{k: v for k, v in r.items() if k != "created_at"} for r in records])
         return
     t = PrettyTable()
-    t.field_names = ["job", "created", "provider:model", "requests", "ok", "failed", "state"]
+    t.field_names = [
+        "job",
+        "created",
+        "provider:model",
+        "requests",
+        "ok",
+        "failed",
+        "state",
+        "name",
+    ]
     for r in records:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
         t.add_row(
@@ -333,6 +374,7 @@ def list_cmd(limit: int, as_json: bool) -> None:
                 r["ok"],
                 r["failed"],
                 r["state"],
+                r["name"] or "-",
             ]
         )
     click.echo(t.get_string())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import click
 from pydantic import BaseModel
@@ -69,6 +69,8 @@ def click_option(name: str, field: FieldInfo, help: str | None = None) -> Callab
             kwargs["type"] = click.FloatRange(min=low, max=le, min_open=gt is not None)
         else:
             kwargs["type"] = float
+    elif get_origin(scalar) is Literal:
+        kwargs["type"] = click.Choice([str(a) for a in get_args(scalar)])
     elif scalar is not str:
         raise TypeError(f"no CLI option type for field {name!r}: {field.annotation}")
     if field.default is not None and scalar is not bool:

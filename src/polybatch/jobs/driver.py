@@ -17,9 +17,10 @@ from typing import Any
 
 from ..errors import ProviderError, QueueFullError
 from ..items import BatchResult, ItemError
-from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus, SubmittedBatch
+from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus
 from . import adopt, lost, queue
 from .cancel import cancel_all
+from .cleanup import delete_at_provider
 from .collect import collect, crashpoint
 from .files import JobFiles, private_fd
 from .ledger import FINAL_STATES, ChunkRow, JobRow, Ledger
@@ -338,24 +339,18 @@ class JobDriver:
         return True
 
     async def _finalize(self, round_: int) -> None:
-        """Publish the last round's merged results (atomically), end the job, delete uploads."""
+        """Publish the last round's merged results (atomically), end the job, delete uploads
+        (and, with ``delete_outputs``, the output and error files) at the provider."""
         await asyncio.to_thread(self.files.publish, round_)
         state = "cancelled" if self.row.state == "cancelling" else "completed"
         self.ledger.update_job(self.id, state=state)
-        if not self.row.options.get("keep_files"):
-            for c in self.chunks():
-                if c.batch_id and c.input_file_id:
-                    try:
-                        await self.provider.acleanup(
-                            SubmittedBatch(batch_id=c.batch_id, input_file_id=c.input_file_id)
-                        )
-                    except ProviderError as exc:
-                        log.warning(
-                            "job %s: could not delete input file %s: %s",
-                            self.id,
-                            c.input_file_id,
-                            exc,
-                        )
+        await delete_at_provider(
+            self.id,
+            self.provider,
+            self.chunks(),
+            inputs=not self.row.options.get("keep_files"),
+            outputs=bool(self.row.options.get("delete_outputs")),
+        )
         # the job is over: its connections need not stay open in a process that runs many jobs
         # (the provider stays cached for Job.load; a later call builds a new client)
         await self.provider.aclose()

@@ -12,39 +12,24 @@ caller's loop.
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
-
-from tqdm import tqdm
 
 from .. import portal
 from ..errors import ConfigError, JobError
 from ..items import BatchItem, BatchResult, Usage, result_status
 from ..pricing import Cost
 from ..providers import BatchProvider
-from . import costs, hooks, lease, queue
+from . import costs, lease, queue, stream, waiting
+from .cleanup import delete_at_provider
 from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
 from .files import ResultList, copy_private, ensure_final
 from .ledger import ChunkRow, JobRow, Ledger, open_ledger
 from .status import BatchInfo, JobStatus, request_counts
+from .stream import Deliveries, ResultCallback
 from .tally import final_tally
-
-#: default bounds of the adaptive poll interval, seconds: it starts at POLL_MIN after a chunk is
-#: submitted or collected and triples while no chunk changes state (a batch's own progress does
-#: not reset it), so a 10-minute batch is polled 8 times, its create's poll included (48 status
-#: calls per batch-hour; the budget is 60)
-POLL_MIN = 1.0
-POLL_MAX = 300.0
-POLL_GROWTH = 3.0
-
-
-def next_interval(interval: float, changed: bool, poll_min: float, poll_max: float) -> float:
-    """The wait before the next poll: ``poll_min`` after a chunk changed state, else longer."""
-    return poll_min if changed else min(poll_max, interval * POLL_GROWTH)
 
 
 class Job:
@@ -68,6 +53,12 @@ class Job:
     def id(self) -> str:
         """The job id (derived from the input content, model and options)."""
         return self._row.id
+
+    @property
+    def name(self) -> str | None:
+        """The job's name (``name=`` / ``--name``), if it was given one."""
+        name = self.options.get("name")
+        return str(name) if name else None
 
     @property
     def provider_name(self) -> str:
@@ -107,19 +98,29 @@ class Job:
         provider: BatchProvider | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
+        client: Any = None,
+        provider_settings: Mapping[str, Any] | None = None,
     ) -> Job:
-        """Open an existing job by id (or unique id prefix), from any process."""
+        """Open an existing job by id, unique id prefix or name, from any process.
+
+        ``client``: your own SDK client (an ``openai.AsyncOpenAI``, ``anthropic.AsyncAnthropic``,
+        ...), built with your proxies, timeouts and credentials; the adapter talks through it and
+        never closes it. ``provider_settings`` are laid over the settings the job recorded.
+        """
         ledger = open_ledger(home)
         row = ledger.job_by_prefix(job_id)
-        if provider is None:
+        if provider is None and client is None and not provider_settings:
             provider = remembered(row.id)
         if provider is None or api_key or base_url:
             settings = dict(row.options.get("provider_settings", {}))
+            settings.update(provider_settings or {})
             if api_key:
                 settings["api_key"] = api_key
             if base_url:
                 settings["base_url"] = base_url
             provider = make_provider(row.provider, settings)
+        if client is not None:
+            provider.use_client(client)
         return cls(row, ledger, provider)
 
     def _refresh(self) -> None:
@@ -166,6 +167,7 @@ class Job:
             failed=failed,
             chunks=by_state,
             waiting_for_queue=sum(queue.waiting(c) for c in chunks),
+            name=self.name,
         )
 
     # -- the loop --------------------------------------------------------------------------
@@ -189,13 +191,38 @@ class Job:
         timeout: float | None = None,
         poll_min: float | None = None,
         poll_max: float | None = None,
+        on_result: ResultCallback | None = None,
+        on_error: ResultCallback | None = None,
     ) -> Job:
-        """Drive the job until its results are final; with ``progress``, a tqdm bar on stderr."""
+        """Drive the job until its results are final; with ``progress``, a tqdm bar on stderr.
+
+        ``on_result`` / ``on_error`` (sync or async callables) get each final success / failure
+        as its chunk lands, while the rest of the job runs (see :mod:`polybatch.jobs.stream`:
+        an exception in a callback stops the waiting; the job stays resumable)."""
         return portal.run(
             self.await_done(
-                progress=progress, timeout=timeout, poll_min=poll_min, poll_max=poll_max
+                progress=progress,
+                timeout=timeout,
+                poll_min=poll_min,
+                poll_max=poll_max,
+                on_result=on_result,
+                on_error=on_error,
             )
         )
+
+    def stream(self, *, errors: bool = True, **wait: Any) -> Iterator[BatchResult]:
+        """Drive the job and yield each final result as its chunk lands (failures too unless
+        ``errors=False``); ``wait`` takes :meth:`wait`'s options. Constant memory."""
+        return portal.portal.iterate(self.astream(errors=errors, **wait))
+
+    def astream(self, *, errors: bool = True, **wait: Any) -> AsyncIterator[BatchResult]:
+        """:meth:`stream` on the caller's loop: ``async for r in job.astream(): ...``."""
+
+        async def waiting(deliveries: Deliveries) -> None:
+            with lease.owning(self.ledger, self.id):
+                await self._await_done(deliveries=deliveries, **wait)
+
+        return stream.astream(waiting, errors=errors)
 
     async def await_done(
         self,
@@ -204,83 +231,26 @@ class Job:
         timeout: float | None = None,
         poll_min: float | None = None,
         poll_max: float | None = None,
+        on_result: ResultCallback | None = None,
+        on_error: ResultCallback | None = None,
     ) -> Job:
         """:meth:`wait` on the caller's event loop (polls without blocking it).
 
         The job's lease is held throughout, between the polls too (JobBusyError at once if
         another live process owns the job)."""
         with lease.owning(self.ledger, self.id):
-            return await self._await_done(progress, timeout, poll_min, poll_max)
+            return await self._await_done(
+                progress=progress,
+                timeout=timeout,
+                poll_min=poll_min,
+                poll_max=poll_max,
+                deliveries=Deliveries(on_result, on_error),
+            )
 
-    async def _await_done(
-        self,
-        progress: bool,
-        timeout: float | None,
-        poll_min: float | None,
-        poll_max: float | None,
-    ) -> Job:
-        poll_min = (
-            poll_min if poll_min is not None else float(self.options.get("poll_min", POLL_MIN))
-        )
-        poll_max = (
-            poll_max if poll_max is not None else float(self.options.get("poll_max", POLL_MAX))
-        )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = poll_min
-        webhooks = hooks.settings()
-        bar = tqdm(
-            total=self._row.n_items,
-            desc=f"{self.id} {self.provider_name}:{self.model}",
-            unit="req",
-            file=sys.stderr,
-            disable=not progress,
-            dynamic_ncols=True,
-        )
-        last_seen: tuple[Any, ...] = ()
-        try:
-            while True:
-                hint = await self.astep()
-                chunks = self.chunks()
-                done = sum(
-                    c.count if c.state == "collected" else c.live_ok + c.live_failed
-                    for c in chunks
-                    if c.round == 0
-                )
-                failed = request_counts(self.ledger, self._row, self._driver.files, chunks)[1]
-                states: dict[str, int] = {}
-                for c in chunks:
-                    states[c.state] = states.get(c.state, 0) + 1
-                bar.n = min(done, self._row.n_items)
-                postfix: dict[str, object] = {
-                    "failed": failed,
-                    "chunks": ",".join(f"{k}={v}" for k, v in sorted(states.items())),
-                }
-                waiting = sum(queue.waiting(c) for c in chunks)
-                if waiting:  # chunks the provider refused for a full queue, waiting for room
-                    postfix["queue_wait"] = waiting
-                bar.set_postfix(postfix, refresh=False)
-                bar.refresh()
-                if hint is None:
-                    return self
-                # a chunk submitted, refused or collected: look again soon; long batches: back off
-                seen = tuple(sorted(states.items()))
-                interval = next_interval(interval, seen != last_seen, poll_min, poll_max)
-                last_seen = seen
-                sleep = max(interval, hint)
-                if webhooks.enabled and not any(c.state == "planned" for c in chunks):
-                    # the provider says when a batch ends: poll only as the fallback
-                    sleep = max(hint, webhooks.poll_interval_with_webhooks)
-                if deadline is not None and time.monotonic() + sleep > deadline:
-                    if not webhooks.enabled or time.monotonic() >= deadline:
-                        raise TimeoutError(f"job {self.id} not finished within {timeout}s")
-                    sleep = deadline - time.monotonic()  # a webhook may still come in time
-                if webhooks.enabled:
-                    await hooks.sleep_until_webhook(self.ledger, self.id, sleep)
-                else:
-                    await asyncio.sleep(sleep)
-        finally:
-            bar.close()
-            await self._release_client()
+    async def _await_done(self, **options: Any) -> Job:
+        """The waiting loop (:func:`.waiting.until_done`); the caller holds the lease."""
+        await waiting.until_done(self, self._driver, **options)
+        return self
 
     async def _release_client(self) -> None:
         """At the end of an async call on the caller's loop, close the client built for that loop
@@ -382,6 +352,30 @@ class Job:
         else:
             n = counts.statuses.get(status, 0)
         return ResultList(self._driver.files, n, status)
+
+    # -- clean-up --------------------------------------------------------------------------
+    def cleanup(self, *, inputs: bool | None = None, outputs: bool = True) -> list[str]:
+        """Delete what the finished job's batches left at the provider: the output and error
+        files (``outputs``), where the provider allows (OpenAI-style Files APIs, Mistral,
+        Gemini), and the uploaded input files (``inputs``; by default only if the job kept them
+        with ``keep_files``, as it deletes them itself otherwise). The results stay on disk.
+        Returns the output file ids deleted; a file that cannot be deleted is a warning.
+        JobError unless the job finished."""
+        return portal.run(self.acleanup(inputs=inputs, outputs=outputs))
+
+    async def acleanup(self, *, inputs: bool | None = None, outputs: bool = True) -> list[str]:
+        """:meth:`cleanup` on the caller's event loop."""
+        self._refresh()
+        ensure_final(self._row)
+        if inputs is None:
+            inputs = bool(self.options.get("keep_files"))
+        try:
+            with lease.owning(self.ledger, self.id):
+                return await delete_at_provider(
+                    self.id, self.provider, self.chunks(), inputs=inputs, outputs=outputs
+                )
+        finally:
+            await self._release_client()
 
     # -- cancel ----------------------------------------------------------------------------
     def cancel(self) -> None:

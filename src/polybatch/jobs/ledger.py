@@ -305,12 +305,16 @@ class Ledger:
         return [_job(r) for r in rows]
 
     def job_by_prefix(self, job_id: str) -> JobRow:
-        """The job ``job_id`` names, in full or by a unique prefix; a JobError saying there is
-        none, or listing the jobs an ambiguous prefix matches."""
+        """The job ``job_id`` names: its id, its name, or a unique id prefix; a JobError saying
+        there is none, or listing the jobs an ambiguous name or prefix matches."""
         row = self.get_job(job_id)
         if row is not None:
             return row
-        matches = self.find_jobs(job_id)
+        named = self._conn().execute(
+            "SELECT * FROM jobs WHERE json_extract(options, '$.name') = ? ORDER BY created_at",
+            (job_id,),
+        )
+        matches = [_job(r) for r in named] or self.find_jobs(job_id)
         if not matches:
             raise JobError(f"no job matching {job_id!r} in {self.path}")
         if len(matches) > 1:

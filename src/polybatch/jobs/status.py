@@ -24,6 +24,8 @@ class JobStatus:
     chunks: dict[str, int]
     #: planned chunks the provider refused for a full queue, waiting for room (see .queue)
     waiting_for_queue: int = 0
+    #: the job's name, if it was given one
+    name: str | None = None
 
     @property
     def done(self) -> bool:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from .. import config as _config
 from ..config import JobOptions, RequestDefaults
-from ..errors import ConfigError, PricingError, UnknownProviderError
+from ..errors import ConfigError, JobExistsError, PricingError, UnknownProviderError
 from ..inputs import coerce_items, input_model, read_numbered_items
 from ..items import BatchItem
 from ..plugins import get_registry
@@ -34,6 +34,7 @@ from .files import JobFiles, ResultList, jobs_dir
 from .handle import Job
 from .ledger import JobRow, Ledger, open_ledger
 from .planner import ITEMS_FILE, Plan, plan_job
+from .stream import ResultCallback
 
 log = logging.getLogger("polybatch")
 _M = TypeVar("_M", bound=BaseModel)
@@ -62,6 +63,9 @@ class SubmitKeywords(TypedDict, total=False):
     retry_failed: int
     max_cost: Decimal | str | float | None
     new: bool
+    if_exists: str | None
+    name: str | None
+    delete_outputs: bool
     home: Path | None
     poll_min: float | None
     poll_max: float | None
@@ -145,7 +149,8 @@ def submit(
     wins over ``defaults.model``.
 
     The same input, model and options give the same job id: submitting again resumes that job
-    (``new=True`` starts a fresh one). ``retry_failed`` rounds resubmit the requests that
+    (``if_exists="new"`` starts a fresh one, ``"refuse"`` raises JobExistsError naming it;
+    ``name`` names the job, for ``Job.load`` and the CLI). ``retry_failed`` rounds resubmit the requests that
     expired, were cancelled or failed with a transient error. ``sandbox`` is a running
     ``SandboxServer`` to point the provider at. Nothing is submitted if any item is invalid.
     With ``start=False`` the job is planned and recorded only; ``wait()`` or ``step()`` sends it.
@@ -238,16 +243,31 @@ def _record(
     Called with the lease on ``plan.job_id`` held."""
     job_id = plan.job_id
     existing = ledger.get_job(job_id)
-    if existing is not None and not opts.new:
+    if_exists = opts.if_exists or ("new" if opts.new else "resume")
+    if existing is not None and if_exists == "refuse":
+        plan.discard()
+        named = f" ({existing.options['name']})" if existing.options.get("name") else ""
+        raise JobExistsError(
+            f"this input already ran as job {job_id}{named}, {existing.state}; "
+            "resume it with --if-exists resume or start another with --if-exists new",
+            job_id=job_id,
+        )
+    if existing is not None and if_exists == "resume":
         plan.discard()
         log.info("job %s exists: resuming it", job_id)
+        # a name or delete_outputs given now applies to the resumed job too
+        given = {"name": opts.name, "delete_outputs": opts.delete_outputs or None}
+        changes = {k: v for k, v in given.items() if v and existing.options.get(k) != v}
+        if changes:
+            ledger.update_job(job_id, options={**existing.options, **changes})
+            existing = ledger.get_job(job_id) or existing
         return Job(existing, ledger, provider)
     try:
         estimate = estimator.result(resolved.max_cost)
     except BaseException:
         plan.discard()
         raise
-    if existing is not None:
+    if existing is not None:  # a new job for the same input: the id is salted with a count
         n = 2
         while ledger.get_job(f"{plan.job_id}-{n}") is not None:
             n += 1
@@ -267,6 +287,10 @@ def _record(
         "profile": resolved.profile,
         "sandbox": sandbox is not None,
     }
+    if opts.name:
+        recorded["name"] = opts.name
+    if opts.delete_outputs:
+        recorded["delete_outputs"] = True
     if opts.poll_min is not None:
         recorded["poll_min"] = opts.poll_min
     if opts.poll_max is not None:
@@ -366,7 +390,9 @@ async def arun(
     **kwargs: Any,
 ) -> ResultList:
     """:func:`run` for async code: ``results = await polybatch.arun([...], "openai:gpt-4o-mini")``."""
-    poll = {k: kwargs.pop(k) for k in ("poll_min", "poll_max") if k in kwargs}
+    poll = {
+        k: kwargs.pop(k) for k in ("poll_min", "poll_max", "on_result", "on_error") if k in kwargs
+    }
     job = await asubmit(items, model, **kwargs)
     return await job.await_results(timeout=timeout, **poll)
 
@@ -377,13 +403,16 @@ def run(
     *,
     progress: bool = False,
     timeout: float | None = None,
+    on_result: ResultCallback | None = None,
+    on_error: ResultCallback | None = None,
     **kwargs: Any,
 ) -> ResultList:
     """Submit, wait and return every result, in input order.
 
     The results are a :class:`~polybatch.jobs.files.ResultList`: a sequence (iterate it, index
     it, ``len``) read from the job's results file as it is used, so a job of any size fits.
+    ``on_result`` / ``on_error`` get each final result as its chunk lands (``Job.wait``).
     """
     job = submit(items, model, **kwargs)
-    job.wait(progress=progress, timeout=timeout)
+    job.wait(progress=progress, timeout=timeout, on_result=on_result, on_error=on_error)
     return job.result_list()

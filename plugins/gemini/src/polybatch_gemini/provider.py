@@ -375,6 +375,12 @@ class GeminiProvider(SDKProvider[AsyncClient]):
                     best = job
         return best.name if best is not None else None
 
+    async def output_file_ids(self, batch_id: str) -> list[str]:
+        """The ended job's responses file (``dest.file_name``); inline responses have none."""
+        with self.sdk_errors(f"retrieve batch {batch_id}"):
+            job = await self.client.batches.get(name=batch_id)
+        return [job.dest.file_name] if job.dest is not None and job.dest.file_name else []
+
     async def sdk_delete_file(self, client: AsyncClient, file_id: str) -> None:
         """Delete an uploaded input file (inline jobs leave nothing behind)."""
         await client.files.delete(name=file_id)

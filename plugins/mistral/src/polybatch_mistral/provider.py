@@ -308,6 +308,11 @@ class MistralProvider(SDKProvider[Mistral]):
             page += 1
         return None
 
+    async def output_file_ids(self, batch_id: str) -> list[str]:
+        """The job's ``output_file`` and ``error_file``."""
+        job = await self._job(batch_id, f"retrieving batch job {batch_id}")
+        return [f for f in (job.output_file, job.error_file) if f]
+
     async def sdk_delete_file(self, client: Mistral, file_id: str) -> None:
         """Delete an uploaded file (results stay with Mistral)."""
         await client.files.delete_async(file_id=file_id)

@@ -325,6 +325,12 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
                     return batch.id
         return None
 
+    async def output_file_ids(self, batch_id: str) -> list[str]:
+        """The batch's ``output_file_id`` and ``error_file_id`` (Azure's "" is none)."""
+        with self.sdk_errors(f"retrieving batch {batch_id}"):
+            batch = await self.client.batches.retrieve(batch_id)
+        return [f for f in (batch.output_file_id, batch.error_file_id) if f]
+
     async def sdk_delete_file(self, client: openai.AsyncOpenAI, file_id: str) -> None:
         """Delete an uploaded file (results stay until OpenAI expires them)."""
         await client.files.delete(file_id)
