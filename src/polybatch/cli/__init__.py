@@ -15,7 +15,17 @@ import click
 from ..errors import PolybatchError
 from .common import setup_logging
 from .info_commands import config_group, estimate, providers, sandbox, usage
-from .job_commands import cancel, list_cmd, results, resume, retry, run, status, submit_cmd
+from .job_commands import (
+    cancel,
+    forget,
+    list_cmd,
+    results,
+    resume,
+    retry,
+    run,
+    status,
+    submit_cmd,
+)
 from .price_commands import prices
 
 
@@ -41,6 +51,7 @@ for _command in (
     results,
     retry,
     cancel,
+    forget,
     list_cmd,
     providers,
     sandbox,
@@ -55,7 +66,9 @@ for _command in (
 def main() -> None:
     """Entry point: run the CLI, turning polybatch errors into one line and an exit code."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:  # a ctx.exit(N) / Exit(N): click returns N
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -34,6 +34,7 @@ from .files import JobFiles, ResultList, jobs_dir
 from .handle import Job
 from .ledger import JobRow, Ledger, open_ledger
 from .planner import ITEMS_FILE, Plan, plan_job
+from .sandboxed import pointing_settings
 
 log = logging.getLogger("polybatch")
 _M = TypeVar("_M", bound=BaseModel)
@@ -171,10 +172,9 @@ def submit(
         if source.startswith("env "):
             raise UnknownProviderError(f"{source.removeprefix('env ')}: {exc}") from None
         raise
-    if sandbox is not None:
-        pointed = dict(cls.sandbox_settings(sandbox.url, sandbox.engine.api_key or "sandbox"))
-        settings.update(pointed.pop("settings", None) or {})  # constructor kwargs: flatten
-        settings.update(pointed)
+    # where the sandbox listens is not part of the job (nor recorded): its port changes per run
+    pointed = pointing_settings(cls, sandbox) if sandbox is not None else {}
+    settings.update(pointed)
     if api_key:
         settings["api_key"] = api_key
     if base_url:
@@ -184,14 +184,14 @@ def submit(
 
     ledger = open_ledger(opts.home)
     ledger.require_writable()  # before planning writes its staging files there
-    public = public_settings(settings)
+    public = public_settings({k: v for k, v in settings.items() if k not in pointed})
     estimator = _Estimating(provider)
     plan, src_path = plan_items(
         items,
         provider,
         resolved,
         jobs_dir(ledger),
-        identity={"settings": public},
+        identity={"settings": public, **({"sandbox": True} if sandbox is not None else {})},
         observe=estimator.add,
     )
     try:
@@ -255,6 +255,8 @@ def _record(
         "profile": resolved.profile,
         "sandbox": sandbox is not None,
     }
+    if sandbox is not None:
+        recorded["sandbox_rate"] = sandbox.engine.rate
     if opts.poll_min is not None:
         recorded["poll_min"] = opts.poll_min
     if opts.poll_max is not None:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..providers import BatchState
 from .faults import (
@@ -29,6 +29,9 @@ from .faults import (
     route_key,
 )
 from .model import SyntheticModel
+
+if TYPE_CHECKING:
+    from .store import SandboxStore
 
 DAY = 24 * 3600
 
@@ -193,7 +196,9 @@ class SandboxEngine:
 
     ``rate`` is requests processed per second per batch (None: instantly); ``validation_seconds``,
     ``finalize_seconds`` and ``cancel_seconds`` hold batches in those states for a while so that
-    polling and progress are real. ``api_key``, when set, is required on every request.
+    polling and progress are real. ``api_key``, when set, is required on every request. With a
+    ``store``, the files and batches are read from it and written back after every request
+    (see :mod:`polybatch.sandbox.store`).
     """
 
     def __init__(
@@ -208,6 +213,7 @@ class SandboxEngine:
         faults: Faults | None = None,
         model: SyntheticModel | None = None,
         echo_key_in_errors: bool = False,
+        store: SandboxStore | None = None,
     ) -> None:
         self.api_key = api_key
         #: quote the key in batch and item error messages, as careless servers and gateways do
@@ -230,6 +236,24 @@ class SandboxEngine:
         #: every fault injected, in order: tests assert on it, ``--faults`` runs print it
         self.fault_log: list[FaultEvent] = []
         self._fault_counters: dict[tuple[Any, ...], int] = {}
+        #: per namespace, custom_id -> how many batches carried it (see ProviderApi.next_attempts)
+        self.attempts: dict[str, dict[str, int]] = {}
+        self.store = store
+        if store is not None:
+            store.load(self)
+
+    def persist(self) -> None:
+        """Write what changed to the store, if there is one (before a response is sent)."""
+        if self.store is not None:
+            with self.lock:
+                self.store.save(self)
+
+    def counters(self) -> list[tuple[tuple[Any, ...], int]]:
+        """The fault and batch-serial counters (what a store keeps of them)."""
+        return list(self._fault_counters.items())
+
+    def restore_counters(self, counters: list[tuple[tuple[Any, ...], int]]) -> None:
+        self._fault_counters.update(counters)
 
     def echo_key(self, message: str) -> str:
         """``message`` with the key quoted in it when ``echo_key_in_errors`` is set (providers'
