@@ -83,3 +83,12 @@ def sandbox_settings_for(row: JobRow, home: Path) -> Mapping[str, Any]:
     settings = dict(row.options.get("provider_settings", {}))
     settings.update(pointing_settings(get_registry().provider_class(row.provider), server))
     return settings
+
+
+def stop_shared_sandboxes() -> None:
+    """Stop this process's shared sandboxes (a test's teardown; a CLI process just exits)."""
+    with _lock:
+        servers = list(_servers.values())
+        _servers.clear()
+    for server in servers:
+        server.stop()
