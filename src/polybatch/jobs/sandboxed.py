@@ -2,9 +2,11 @@
 ``POLYBATCH_HOME/sandbox/`` (:mod:`polybatch.sandbox.store`).
 
 ``run --sandbox`` serves one; a later ``resume``, ``status``, ``cancel`` or ``results`` on that job
-in any process starts (or reuses) one on the same state, on whatever port is free now. The port
-is never part of the job: the job records only that it is a sandbox job (``options["sandbox"]``),
-and the settings pointing the provider at the sandbox are left out of its identity and ledger row.
+in any process starts (or reuses) one on the same state, on whatever port is free now
+(``options["sandbox_state"] == "home"`` says so; the base URL the row recorded is overridden). The
+port is never part of the job's identity: the settings pointing the provider at a sandbox are left
+out of it, which keeps only that it is a sandbox job. A job submitted to a caller's own
+``SandboxServer`` (``submit(..., sandbox=server)``) keeps that server's URL, as before.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..providers import BatchProvider
 
 if TYPE_CHECKING:
     from ..sandbox import SandboxEngine, SandboxServer
-    from .ledger import JobRow
+    from .ledger import JobRow, Ledger
 
 #: the key the in-process sandbox asks for (it is a rehearsal: nothing secret)
 SANDBOX_KEY = "sandbox-key"
@@ -70,9 +72,28 @@ def shared_sandbox(home: Path, provider: str, rate: float | None) -> SandboxServ
         return server
 
 
+def job_identity(
+    public: Mapping[str, Any], pointed: Mapping[str, Any], sandbox: Any
+) -> dict[str, Any]:
+    """What of the provider settings makes a job: not where a sandbox listens (its port changes
+    from run to run), only that it is a sandbox job."""
+    settings = {k: v for k, v in public.items() if k not in pointed}
+    return {"settings": settings, **({"sandbox": True} if sandbox is not None else {})}
+
+
+def sandbox_options(server: Any, ledger: Ledger) -> dict[str, Any]:
+    """What a job submitted to ``server`` records of it: its rate, and whether its state is the
+    one kept beside ``ledger`` (then any process can serve it again: see :func:`kept_settings`)."""
+    store = server.engine.store
+    home_state = store is not None and (
+        Path(store.directory).resolve() == (ledger.path.parent / SANDBOX_DIR).resolve()
+    )
+    return {"sandbox_rate": server.engine.rate, **({"sandbox_state": "home"} if home_state else {})}
+
+
 def is_sandbox_job(row: JobRow) -> bool:
-    """Whether ``row`` was submitted to an in-process sandbox."""
-    return bool(row.options.get("sandbox"))
+    """Whether ``row`` ran on the sandbox whose state is kept under its POLYBATCH_HOME."""
+    return row.options.get("sandbox_state") == "home"
 
 
 def sandbox_settings_for(row: JobRow, home: Path) -> Mapping[str, Any]:

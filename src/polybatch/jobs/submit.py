@@ -34,7 +34,7 @@ from .files import JobFiles, ResultList, jobs_dir
 from .handle import Job
 from .ledger import JobRow, Ledger, open_ledger
 from .planner import ITEMS_FILE, Plan, plan_job
-from .sandboxed import pointing_settings
+from .sandboxed import job_identity, pointing_settings, sandbox_options
 
 log = logging.getLogger("polybatch")
 _M = TypeVar("_M", bound=BaseModel)
@@ -172,7 +172,7 @@ def submit(
         if source.startswith("env "):
             raise UnknownProviderError(f"{source.removeprefix('env ')}: {exc}") from None
         raise
-    # where the sandbox listens is not part of the job (nor recorded): its port changes per run
+    # where the sandbox listens is not part of the job's identity: its port changes per run
     pointed = pointing_settings(cls, sandbox) if sandbox is not None else {}
     settings.update(pointed)
     if api_key:
@@ -184,14 +184,14 @@ def submit(
 
     ledger = open_ledger(opts.home)
     ledger.require_writable()  # before planning writes its staging files there
-    public = public_settings({k: v for k, v in settings.items() if k not in pointed})
+    public = public_settings(settings)
     estimator = _Estimating(provider)
     plan, src_path = plan_items(
         items,
         provider,
         resolved,
         jobs_dir(ledger),
-        identity={"settings": public, **({"sandbox": True} if sandbox is not None else {})},
+        identity=job_identity(public, pointed, sandbox),
         observe=estimator.add,
     )
     try:
@@ -256,7 +256,7 @@ def _record(
         "sandbox": sandbox is not None,
     }
     if sandbox is not None:
-        recorded["sandbox_rate"] = sandbox.engine.rate
+        recorded.update(sandbox_options(sandbox, ledger))
     if opts.poll_min is not None:
         recorded["poll_min"] = opts.poll_min
     if opts.poll_max is not None:
