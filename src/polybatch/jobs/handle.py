@@ -114,6 +114,8 @@ class Job:
         row = ledger.job_by_prefix(job_id)
         if provider is None:
             provider = remembered(row.id)
+        if provider is None and not (api_key or base_url) and is_sandbox_job(row):
+            return cls(row, ledger)  # its sandbox starts when the job first needs the provider
         if provider is None or api_key or base_url:
             settings = job_settings(row, ledger, sandbox=not base_url)
             if api_key:
