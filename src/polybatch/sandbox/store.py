@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine import SandboxBatch, SandboxEngine
+    from .engine import SandboxEngine
+    from .objects import SandboxBatch
 
 STATE_FILE = "state.sqlite"
 
@@ -61,7 +62,7 @@ class SandboxStore:
 
     def load(self, engine: SandboxEngine) -> None:
         """Fill ``engine`` with the stored files, batches and counters."""
-        from .engine import SandboxBatch
+        from .objects import SandboxBatch
 
         conn = self._connect()
         try:
