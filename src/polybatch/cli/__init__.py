@@ -18,6 +18,7 @@ from .info_commands import config_group, estimate, providers, sandbox, usage
 from .job_commands import (
     cancel,
     cleanup,
+    forget,
     list_cmd,
     results,
     resume,
@@ -53,6 +54,7 @@ for _command in (
     retry,
     cancel,
     cleanup,
+    forget,
     list_cmd,
     providers,
     sandbox,
@@ -68,7 +70,9 @@ for _command in (
 def main() -> None:
     """Entry point: run the CLI, turning polybatch errors into one line and an exit code."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:  # a ctx.exit(N) / Exit(N): click returns N
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -18,6 +18,7 @@ from ..config import JobOptions, RequestDefaults
 from ..errors import CredentialsError
 from ..inputs import input_model
 from ..jobs import Job, submit, usage_table
+from ..jobs.sandboxed import sandbox_engine
 from ..plugins import get_registry
 from ..pricing import usd
 from .aliases import hidden_alias
@@ -133,11 +134,9 @@ def maybe_sandbox(enabled: bool, rate: float | None, provider: str | None = None
     if not enabled:
         yield None
         return
-    from ..sandbox import SandboxEngine, SandboxServer  # the web stack: only when asked for
+    from ..sandbox import SandboxServer  # the web stack: only when asked for
 
-    engine = SandboxEngine(
-        api_key="sandbox-key", rate=rate, validation_seconds=0.3 if rate else 0.0
-    )
+    engine = sandbox_engine(rate=rate)  # on the state kept under POLYBATCH_HOME/sandbox
     served = None if provider is None else {provider: get_registry().provider_class(provider)}
     with SandboxServer(engine, providers=served) as server:
         click.echo(f"sandbox: serving the emulated batch APIs at {server.url}", err=True)
@@ -170,6 +169,19 @@ def _flag_settings(kw: dict[str, Any]) -> dict[str, Any]:
     """Provider settings given as flags (``--output-expires-after``); they win over the config."""
     seconds = kw.get("output_expires_after")
     return {"output_expires_after": seconds} if seconds is not None else {}
+
+
+@contextmanager
+def resumable(job: Job) -> Iterator[None]:
+    """Ctrl-C while ``job`` runs: say how to resume it, exit 130 (the ledger has every step)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: job {job.id} is in the ledger; resume it with: polybatch resume {job.id}",
+            err=True,
+        )
+        raise click.exceptions.Exit(130) from None
 
 
 def print_estimate(job: Job) -> None:

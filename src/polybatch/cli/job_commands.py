@@ -25,6 +25,7 @@ from .common import (
     maybe_sandbox,
     print_estimate,
     print_outcome,
+    resumable,
     submit_from_cli,
 )
 from .formats import JSON_OPTION, echo_json
@@ -57,13 +58,15 @@ def run(
     """Submit INPUT, wait for it, write results and print a usage table.
 
     The cost estimate is printed before anything is sent; a job that stops (Ctrl-C, a crash)
-    is continued by `polybatch resume JOB`.
+    is continued by `polybatch resume JOB` (Ctrl-C prints that command). With --sandbox the
+    sandbox's state is kept under POLYBATCH_HOME, so the same command again is the same job and
+    `resume`, `status`, `cancel`, `results` work on it from any process.
 
     \b
     Example: polybatch run requests.jsonl -m openai:gpt-4o-mini -o results.jsonl
     Exit codes: 0 finished (failed requests are in the results), 2 bad input or
     configuration (nothing was sent) or another live process runs the same job, 1 a
-    provider refused, 130 interrupted (resume it).
+    provider refused, 130 interrupted (Ctrl-C: it prints `polybatch resume JOB`).
     """
     provider = chosen_provider(kw, input_path) if sandbox else None
     # the job's lease is held from planning to the end, with no gap another process could take
@@ -75,7 +78,8 @@ def run(
             f"job {job.id}: {job.status().total} requests, {len(job.chunks())} batch(es) on {job.provider_name}:{job.model}",
             err=True,
         )
-        job.wait(progress=not no_progress)
+        with resumable(job):
+            job.wait(progress=not no_progress)
         print_outcome(job, output)
 
 
@@ -116,7 +120,8 @@ def resume(job_id: str, no_progress: bool, output: Path | None) -> None:
     configuration (nothing was sent), 1 a provider refused, 130 interrupted (resume it).
     """
     job = Job.load(job_id)
-    job.wait(progress=not no_progress)
+    with resumable(job):
+        job.wait(progress=not no_progress)
     print_outcome(job, output)
 
 
@@ -251,7 +256,7 @@ def retry(job_id: str, rounds: int, no_progress: bool) -> None:
     configuration (nothing was sent), 1 a provider refused, 130 interrupted (resume it).
     """
     job = Job.load(job_id)
-    with lease.keeping():  # one hold from planning the retry round to its end
+    with lease.keeping(), resumable(job):  # one hold from planning the retry round to its end
         _retry(job, rounds, no_progress)
 
 
@@ -378,3 +383,25 @@ def list_cmd(limit: int, as_json: bool) -> None:
             ]
         )
     click.echo(t.get_string())
+
+
+@click.command()
+@click.argument("job_id")
+def forget(job_id: str) -> None:
+    """Mark JOB_ID abandoned: a job that can never finish (its batches are gone, its sandbox
+    state deleted). Nothing more is sent or collected for it; results already written stay on
+    disk; `list` shows it as abandoned.
+
+    \b
+    Example: polybatch forget pb-1a2b
+    Exit codes: 0 marked (or already finished: left as it is), 2 no such job (or several
+    match the prefix).
+    """
+    ledger = open_ledger()
+    job = Job(ledger.job_by_prefix(job_id), ledger)  # no provider: nothing is sent
+    state = job.status().state
+    if state in FINAL_STATES or state == "abandoned":
+        click.echo(f"job {job.id}: already {state}; left as it is")
+        return
+    job.abandon()
+    click.echo(f"job {job.id}: abandoned (was {state}); its results so far stay in {job.dir}")

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ..errors import ProviderError, QueueFullError
+from ..errors import JobError, ProviderError, QueueFullError
 from ..items import BatchResult, ItemError
 from ..providers import META_CHUNK, META_JOB, BatchProvider, BatchStatus
 from . import adopt, lost, queue
@@ -97,6 +97,11 @@ class JobDriver:
         self.refresh()
         if self.row.state in FINAL_STATES:
             return None
+        if self.row.state == "abandoned":
+            raise JobError(
+                f"job {self.id} was abandoned (`polybatch forget`): nothing more is sent or "
+                "collected; run the input again with --new to start afresh"
+            )
         max_in_flight = int(self.row.options.get("max_in_flight") or DEFAULT_MAX_IN_FLIGHT)
         retry_after: float | None = None
         # chunks whose create answer was lost; those with the same request count are rivals

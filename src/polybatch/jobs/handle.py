@@ -27,9 +27,18 @@ from .clients import make_provider, remembered
 from .driver import MAX_TRANSIENT_FAILURES, JobDriver
 from .files import ResultList, copy_private, ensure_final
 from .ledger import ChunkRow, JobRow, Ledger, open_ledger
+from .sandboxed import is_sandbox_job, sandbox_settings_for
 from .status import BatchInfo, JobStatus, request_counts
 from .stream import Deliveries, ResultCallback
 from .tally import final_tally
+
+
+def job_settings(row: JobRow, ledger: Ledger, *, sandbox: bool = True) -> dict[str, Any]:
+    """The provider settings ``row`` was recorded with; for a sandbox job (unless ``sandbox`` is
+    False), pointed at this process's sandbox on the state kept beside ``ledger``."""
+    if sandbox and is_sandbox_job(row):
+        return dict(sandbox_settings_for(row, ledger.path.parent))
+    return dict(row.options.get("provider_settings", {}))
 
 
 class Job:
@@ -111,8 +120,10 @@ class Job:
         row = ledger.job_by_prefix(job_id)
         if provider is None and client is None and not provider_settings:
             provider = remembered(row.id)
+        if provider is None and not (api_key or base_url) and is_sandbox_job(row):
+            return cls(row, ledger)  # its sandbox starts when the job first needs the provider
         if provider is None or api_key or base_url:
-            settings = dict(row.options.get("provider_settings", {}))
+            settings = job_settings(row, ledger, sandbox=not base_url)
             settings.update(provider_settings or {})
             if api_key:
                 settings["api_key"] = api_key
@@ -130,9 +141,7 @@ class Job:
     def provider(self) -> BatchProvider:
         """The provider adapter this job talks to."""
         if self._provider is None:
-            self._provider = make_provider(
-                self.provider_name, self.options.get("provider_settings", {})
-            )
+            self._provider = make_provider(self.provider_name, job_settings(self._row, self.ledger))
         return self._provider
 
     # -- status ----------------------------------------------------------------------------
@@ -378,6 +387,12 @@ class Job:
             await self._release_client()
 
     # -- cancel ----------------------------------------------------------------------------
+    def abandon(self) -> None:
+        """Mark the job abandoned (it can never finish): nothing more is sent or collected; the
+        results written so far stay on disk."""
+        self.ledger.update_job(self.id, state="abandoned")
+        self._refresh()
+
     def cancel(self) -> None:
         """Cancel the job: in-flight batches are cancelled, queued chunks never submitted.
 

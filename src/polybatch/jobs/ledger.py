@@ -103,7 +103,8 @@ CREATE TABLE IF NOT EXISTS webhooks_seen (
 """
 
 #: a job: planned -> running -> completed, or -> cancelling -> cancelled
-JobState = Literal["planned", "running", "cancelling", "completed", "cancelled"]
+#: "abandoned": given up by the user (``polybatch forget``), never final, nothing more is sent
+JobState = Literal["planned", "running", "cancelling", "completed", "cancelled", "abandoned"]
 #: a chunk: planned -> submitting -> submitted -> collected (a queued chunk of a cancelled job
 #: goes straight to collected, its items cancelled)
 ChunkState = Literal["planned", "submitting", "submitted", "collected"]

@@ -34,6 +34,7 @@ from .files import JobFiles, ResultList, jobs_dir
 from .handle import Job
 from .ledger import JobRow, Ledger, open_ledger
 from .planner import ITEMS_FILE, Plan, plan_job
+from .sandboxed import job_identity, pointing_settings, sandbox_options
 from .stream import ResultCallback
 
 log = logging.getLogger("polybatch")
@@ -185,10 +186,9 @@ def submit(
         if source.startswith("env "):
             raise UnknownProviderError(f"{source.removeprefix('env ')}: {exc}") from None
         raise
-    if sandbox is not None:
-        pointed = dict(cls.sandbox_settings(sandbox.url, sandbox.engine.api_key or "sandbox"))
-        settings.update(pointed.pop("settings", None) or {})  # constructor kwargs: flatten
-        settings.update(pointed)
+    # where the sandbox listens is not part of the job's identity: its port changes per run
+    pointed = pointing_settings(cls, sandbox) if sandbox is not None else {}
+    settings.update(pointed)
     if api_key:
         settings["api_key"] = api_key
     if base_url:
@@ -205,7 +205,7 @@ def submit(
         provider,
         resolved,
         jobs_dir(ledger),
-        identity={"settings": public},
+        identity=job_identity(public, pointed, sandbox),
         observe=estimator.add,
     )
     try:
@@ -291,6 +291,8 @@ def _record(
         recorded["name"] = opts.name
     if opts.delete_outputs:
         recorded["delete_outputs"] = True
+    if sandbox is not None:
+        recorded.update(sandbox_options(sandbox, ledger))
     if opts.poll_min is not None:
         recorded["poll_min"] = opts.poll_min
     if opts.poll_max is not None:

@@ -12,6 +12,7 @@ from .faults import FaultEvent, FaultInjector, Faults, RouteKind
 from .files_api import FilesApi
 from .model import SyntheticModel
 from .server import SandboxServer, create_app
+from .store import SandboxStore
 
 __all__ = [
     "Clock",
@@ -25,6 +26,7 @@ __all__ = [
     "SandboxEngine",
     "SandboxFile",
     "SandboxServer",
+    "SandboxStore",
     "SyntheticModel",
     "count_tokens",
     "create_app",

@@ -102,7 +102,7 @@ class ProviderApi:
         self.engine = engine
         self.ns = namespace or self.namespace
         #: custom_id -> how many batches carried it: item faults are keyed on it
-        self.attempts: dict[str, int] = {}
+        self.attempts: dict[str, int] = engine.attempts.setdefault(self.ns, {})
         engine.webhook_events[self.ns] = self.webhook_event
 
     def webhook_event(self, batch: SandboxBatch, state: str) -> Any:

@@ -46,7 +46,17 @@ class RecordRequests:
         if scope["type"] == "http":
             with self.engine.lock:
                 self.engine.requests_seen.append((scope["method"], scope["path"]))
-        await self.app(scope, receive, send)
+        if self.engine.store is None or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        engine = self.engine
+
+        async def persisting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                engine.persist()  # what the client is about to be told is on disk first
+            await send(message)
+
+        await self.app(scope, receive, persisting_send)
 
 
 class DroppedConnection(Exception):
