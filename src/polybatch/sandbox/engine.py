@@ -13,7 +13,7 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from .faults import (
     route_key,
 )
 from .model import SyntheticModel
+from .models import ModelCatalog
 
 DAY = 24 * 3600
 
@@ -194,6 +195,8 @@ class SandboxEngine:
     ``rate`` is requests processed per second per batch (None: instantly); ``validation_seconds``,
     ``finalize_seconds`` and ``cancel_seconds`` hold batches in those states for a while so that
     polling and progress are real. ``api_key``, when set, is required on every request.
+    ``strict_models`` (default) refuses models a provider does not serve, in its own error shape;
+    ``models`` adds names per provider (see :mod:`polybatch.sandbox.models`).
     """
 
     def __init__(
@@ -208,6 +211,8 @@ class SandboxEngine:
         faults: Faults | None = None,
         model: SyntheticModel | None = None,
         echo_key_in_errors: bool = False,
+        strict_models: bool = True,
+        models: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.api_key = api_key
         #: quote the key in batch and item error messages, as careless servers and gateways do
@@ -220,6 +225,8 @@ class SandboxEngine:
         self.expiry_seconds = expiry_seconds
         self.faults = faults or Faults()
         self.model = model or SyntheticModel()
+        #: the models each provider serves; unknown ones are refused (see .models)
+        self.catalog = ModelCatalog(strict=strict_models, extra=models)
         self.clock = Clock()
         self.lock = threading.RLock()
         self.files: dict[str, SandboxFile] = {}
