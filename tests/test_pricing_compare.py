@@ -73,7 +73,7 @@ def test_an_unpriced_model_comes_last_and_says_why() -> None:
     rows = polybatch.estimate(_items(), models=["openai:my-finetune", "openai:gpt-4o-mini"])
     assert [r.spec for r in rows] == ["openai:gpt-4o-mini", "openai:my-finetune"]
     assert rows[1].batch is None and rows[1].unpriced is not None
-    assert "no price for model 'my-finetune'" in rows[1].unpriced
+    assert "model 'my-finetune' is not in the price registry" in rows[1].unpriced
 
 
 def test_profiles_can_be_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

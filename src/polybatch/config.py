@@ -140,6 +140,11 @@ class JobOptions(JobLimits):
     new: bool = Field(
         default=False, description="Start a new job even if this input was submitted before."
     )
+    completion_window: str | None = Field(
+        default=None,
+        description="The provider's completion window, e.g. 24h (default: the provider's "
+        "first; one it does not take is refused before anything is sent).",
+    )
     #: where the ledger and job files live (default: :func:`home`)
     home: Path | None = None
     #: bounds of the adaptive poll interval, seconds (default: 1 and 60)

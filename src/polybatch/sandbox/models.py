@@ -54,19 +54,21 @@ def _price_file_models(path: Path) -> dict[str, set[str]]:
 
 
 @functools.cache
-def _bundled() -> Mapping[str, frozenset[str]]:
-    from ..plugins import get_registry
-
+def _bundled(paths: tuple[Path, ...]) -> Mapping[str, frozenset[str]]:
     merged: dict[str, set[str]] = {}
-    for path in get_registry().price_files():
-        for provider, names in _price_file_models(Path(path)).items():
+    for path in paths:
+        for provider, names in _price_file_models(path).items():
             merged.setdefault(provider, set()).update(names)
     return {provider: frozenset(names) for provider, names in merged.items()}
 
 
 def bundled_models(provider: str) -> frozenset[str]:
-    """The models the installed plugins' price files name for ``provider``."""
-    return _bundled().get(provider, frozenset())
+    """The models the registered plugins' price files name for ``provider`` (read once per
+    set of files: a test that swaps the plugin registry gets its own)."""
+    from ..plugins import get_registry
+
+    paths = tuple(Path(p) for p in get_registry().price_files())
+    return _bundled(paths).get(provider, frozenset())
 
 
 class ModelCatalog:
