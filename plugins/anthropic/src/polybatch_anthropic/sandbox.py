@@ -186,9 +186,9 @@ class AnthropicSandbox(ProviderApi):
         problem = check_request_body(params)
         if problem is not None:
             return {"type": "errored", "error": self.error_body(400, self.engine.echo_key(problem))}
-        model = str(params.get("model"))
-        if not self.knows_model(model):  # the Messages API's 404 for a model it does not serve
-            message = self.engine.echo_key(f"model: {model}")
+        name = str(params.get("model"))
+        if not self.knows_model(name):  # the Messages API's 404 for a model it does not serve
+            message = self.engine.echo_key(f"model: {name}")
             return {
                 "type": "errored",
                 "error": self.error_body(404, message, type="not_found_error"),
