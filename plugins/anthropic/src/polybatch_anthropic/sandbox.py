@@ -188,10 +188,10 @@ class AnthropicSandbox(ProviderApi):
             return {"type": "errored", "error": self.error_body(400, self.engine.echo_key(problem))}
         name = str(params.get("model"))
         if not self.knows_model(name):  # the Messages API's 404 for a model it does not serve
-            message = self.engine.echo_key(f"model: {name}")
+            text = self.engine.echo_key(f"model: {name}")
             return {
                 "type": "errored",
-                "error": self.error_body(404, message, type="not_found_error"),
+                "error": self.error_body(404, text, type="not_found_error"),
             }
         if self.item_fails(entry["custom_id"], attempt):
             return {
