@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from polybatch import Job, submit, usage_table
 from polybatch.errors import BudgetExceededError
 from polybatch.pricing import UnpricedWarning
 from polybatch.sandbox import SandboxServer
-from polybatch.testing import run_cli
+from polybatch.testing import Sandbox, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "requests.jsonl"
 
@@ -53,9 +54,13 @@ def test_max_cost_with_an_unpriced_model_refuses_too(sandbox_server: SandboxServ
     assert sandbox_server.engine.requests_seen == []
 
 
-def test_unpriced_model_runs_and_shows_unpriced_never_zero(sandbox_server: SandboxServer) -> None:
-    with pytest.warns(UserWarning, match="no estimate"):
-        job = fast(submit(EXAMPLES, "openai:my-private-finetune", sandbox=sandbox_server))
+def test_unpriced_model_runs_and_shows_unpriced_never_zero(
+    polybatch_sandbox: Callable[..., Sandbox],
+) -> None:
+    # a fine-tune the account has: the sandbox serves it, polybatch's registry does not price it
+    server = polybatch_sandbox(["openai"], models={"openai": ["my-private-finetune"]}).server
+    with pytest.warns(UserWarning, match="'my-private-finetune' is not in the price registry"):
+        job = fast(submit(EXAMPLES, "openai:my-private-finetune", sandbox=server))
     with pytest.warns(UnpricedWarning):
         text = usage_table([job])
     assert "unpriced" in text

@@ -73,7 +73,7 @@ def test_an_unpriced_model_comes_last_and_says_why() -> None:
     rows = polybatch.estimate(_items(), models=["openai:my-finetune", "openai:gpt-4o-mini"])
     assert [r.spec for r in rows] == ["openai:gpt-4o-mini", "openai:my-finetune"]
     assert rows[1].batch is None and rows[1].unpriced is not None
-    assert "no price for model 'my-finetune'" in rows[1].unpriced
+    assert "model 'my-finetune' is not in the price registry" in rows[1].unpriced
 
 
 def test_profiles_can_be_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,7 +170,7 @@ def test_usage_by_an_unknown_key_is_one_line_and_exit_2() -> None:
     out = cli("usage", "--by", "provider,colour")
     assert out.returncode == 2
     assert out.stderr.strip() == (
-        "error: --by: cannot group by 'colour'; choose from provider, model, job, date"
+        "error: --by: cannot group by 'colour'; choose from provider, model, job, date, category"
     )
 
 

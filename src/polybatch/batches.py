@@ -5,6 +5,8 @@ The data the :class:`~polybatch.providers.BatchProvider` seam speaks in (re-expo
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -43,6 +45,23 @@ class Limits(BaseModel):
     #: job that would make a smaller batch, before anything is recorded or uploaded; it is never
     #: padded with filler requests (they would be billed)
     min_requests: int = 1
+
+
+#: what a completion window looks like: a whole number of hours or days (``24h``, ``7d``)
+WINDOW_FORM = re.compile(r"^[1-9][0-9]*[hd]$")
+
+
+def completion_window_problem(window: str, allowed: Sequence[str]) -> str | None:
+    """Why ``window`` is refused by an API whose windows are ``allowed``, or None.
+
+    The one rule both sides use: polybatch checks ``--completion-window`` with it before
+    submitting, and the sandbox refuses a create with it (each in its own words around it).
+    """
+    if window in allowed:
+        return None
+    shown = ", ".join(repr(w) for w in allowed)
+    form = "" if WINDOW_FORM.match(window) else "; a window is hours or days, such as '24h'"
+    return f"completion window {window!r} is not one of {shown}{form}"
 
 
 class BatchStatus(BaseModel):

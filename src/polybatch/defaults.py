@@ -143,6 +143,11 @@ class JobOptions(JobLimits):
     new: bool = Field(
         default=False, description="Start a new job even if this input was submitted before."
     )
+    completion_window: str | None = Field(
+        default=None,
+        description="The provider's completion window, e.g. 24h (default: the provider's "
+        "first; one it does not take is refused before anything is sent).",
+    )
     if_exists: Literal["resume", "refuse", "new"] | None = Field(
         default=None,
         description="When this input, model and options ran before: resume that job (the "

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import inspect
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from .batches import Limits as Limits
 from .batches import RecentBatch as RecentBatch
 from .batches import SubmittedBatch as SubmittedBatch
 from .batches import WebhookEvent as WebhookEvent
+from .batches import completion_window_problem
 from .errors import ConfigError, CredentialsError, UnknownProviderError
 from .items import BatchItem, BatchResult
 from .webhook_hooks import WebhookHooks
@@ -64,6 +66,9 @@ class BatchProvider(WebhookHooks, ABC):
     #: whether a *failed* batch may still hold results (rows the provider exported before the
     #: failure): then the runner collects them through ``aresults`` as for any ended batch
     results_after_failure: ClassVar[bool] = False
+    #: models the provider serves beyond those its price rows name (optional): an unknown model
+    #: (in neither) is warned about before submitting, with the nearest known name
+    known_models: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -150,6 +155,16 @@ class BatchProvider(WebhookHooks, ABC):
         """Fail early (CredentialsError) if the provider cannot be used: before any planning."""
         if self.credential_env:
             self.require_api_key()
+        window = self.requested_window()
+        problem = window and completion_window_problem(window, self.limits.completion_windows)
+        if problem:
+            raise ConfigError(f"{self.name}: {problem} (--completion-window, or the setting)")
+
+    def requested_window(self) -> str | None:
+        """The completion window this provider will ask for, if it asks for one (the
+        ``completion_window`` setting); :meth:`preflight` refuses one ``limits`` does not allow."""
+        window = self.settings.get("completion_window")
+        return str(window) if window is not None else None
 
     # -- the batch lifecycle ---------------------------------------------------------------
     def validate_item(self, item: BatchItem, model: str) -> None:
@@ -419,3 +434,11 @@ def parse_model(spec: str) -> tuple[str, str]:
             f"model {spec!r} must be written 'provider:model', for example 'openai:gpt-4o-mini'"
         )
     return provider.strip(), model.strip()
+
+
+_DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
+
+
+def strip_date_suffix(model: str) -> str:
+    """``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``; ``claude-x-20250929`` -> ``claude-x``."""
+    return _DATE_SUFFIX.sub("", model)

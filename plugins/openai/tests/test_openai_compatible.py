@@ -81,7 +81,7 @@ def test_groq_job_on_the_sandbox_with_a_7_day_window(sandbox_server: SandboxServ
 
 
 def test_a_window_the_endpoint_does_not_take_is_refused(sandbox_server: SandboxServer) -> None:
-    with pytest.raises(ConfigError, match="completion_window '30d' is not one of"):
+    with pytest.raises(ConfigError, match="completion window '30d' is not one of"):
         submit(
             items(1),
             "groq:llama-3.3-70b-versatile",

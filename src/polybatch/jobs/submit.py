@@ -24,7 +24,7 @@ from ..errors import ConfigError, JobExistsError, PricingError, UnknownProviderE
 from ..inputs import coerce_items, input_model, read_numbered_items
 from ..items import BatchItem
 from ..plugins import get_registry
-from ..pricing import Estimate, Estimator, check_budget, estimator
+from ..pricing import Estimate, Estimator, UnknownModelError, check_budget, estimator
 from ..providers import BatchProvider
 from . import lease, queue
 from .access import private_dir
@@ -67,6 +67,7 @@ class SubmitKeywords(TypedDict, total=False):
     if_exists: str | None
     name: str | None
     delete_outputs: bool
+    completion_window: str | None
     home: Path | None
     poll_min: float | None
     poll_max: float | None
@@ -193,6 +194,8 @@ def submit(
         settings["api_key"] = api_key
     if base_url:
         settings["base_url"] = base_url
+    if opts.completion_window:
+        settings["completion_window"] = opts.completion_window  # preflight checks it
     provider = make_provider(resolved.provider, settings)
     provider.preflight()
 
@@ -345,7 +348,11 @@ class _Estimating:
         """The estimate, after enforcing the budget (BudgetExceededError, nothing submitted)."""
         if self.problem is not None or self.estimator is None:
             check_budget(None, max_cost, why_missing=str(self.problem))
-            warnings.warn(f"no estimate: {self.problem}", stacklevel=3)
+            # a typo'd model is said as such (with the nearest name); an unpriced one plainly
+            typo = isinstance(self.problem, UnknownModelError)
+            warnings.warn(
+                str(self.problem) if typo else f"no estimate: {self.problem}", stacklevel=3
+            )
             return None
         estimate = self.estimator.result()
         check_budget(estimate, max_cost)

@@ -16,6 +16,7 @@ from .budget import (
 from .cost import Cost, cost_of, total_cost
 from .estimate import Estimate, Estimator, cache_marks, estimate_cost, request_bounds
 from .installed import price_registry
+from .known import UnknownModelError, unknown_model
 from .money import money_text, show_money, usd
 from .registry import (
     DEFAULT_CURRENCY,
@@ -44,6 +45,7 @@ __all__ = [
     "PriceTargetError",
     "Rates",
     "Tier",
+    "UnknownModelError",
     "UnpricedWarning",
     "UsageRecord",
     "UsageRow",
@@ -64,6 +66,7 @@ __all__ = [
     "show_money",
     "strip_date_suffix",
     "total_cost",
+    "unknown_model",
     "usage_rows",
     "usd",
 ]

@@ -39,6 +39,7 @@ def estimator(
         sends_default=sends_default_max_tokens(provider),
         mode=mode,
         on=on,
+        known_models=provider.known_models,
     )
 
 

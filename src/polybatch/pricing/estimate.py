@@ -30,10 +30,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..errors import PricingError
+from ..errors import PriceNotFoundError, PricingError
 from ..items import BatchItem, Usage
 from ..tokens import count_tokens, prompt_tokens
 from .cost import cost_at
+from .known import unknown_model
 from .registry import Mode, PriceRegistry, PriceRow
 from .rows import DEFAULT_CURRENCY, Rates
 
@@ -212,6 +213,7 @@ class Estimator:
         on: date | None = None,
         mode: Mode = "batch",
         sends_default: bool = True,
+        known_models: Iterable[str] = (),
     ) -> None:
         if default_max_tokens < 0:
             raise ValueError("default_max_tokens must be >= 0")
@@ -225,14 +227,21 @@ class Estimator:
         self.currency: str | None = None
         self._prices: dict[str, PriceRow] = {}
         self._sums: dict[int, _Sums] = {}
+        #: the provider's own model list: a model in neither it nor the registry is a typo
+        self.known_models = tuple(known_models)
 
     def price_of(self, model: str) -> PriceRow:
         """The price row ``model``'s items are estimated at (PriceNotFoundError if none)."""
         price = self._prices.get(model)
         if price is None:
-            price = self._prices[model] = self.registry.price(
-                self.provider, model, self.mode, self.day
-            )
+            try:
+                price = self.registry.price(self.provider, model, self.mode, self.day)
+            except PriceNotFoundError:
+                unknown = unknown_model(self.registry, self.provider, model, self.known_models)
+                if unknown is not None:
+                    raise unknown from None
+                raise
+            self._prices[model] = price
         return price
 
     def add(self, item: BatchItem, model: str) -> None:

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..errors import PricingError
+from ..providers import strip_date_suffix as strip_date_suffix
 from .rows import (
     ALWAYS,
     MODES,
@@ -104,7 +105,6 @@ _ENTRY_KEYS = frozenset(
 _MODE_KEYS = frozenset({"source", "checked_on", *_LABEL_KEYS, *RATE_KEYS})
 _MODEL_TIER_KEYS = frozenset({"above_input_tokens", *MODES})
 #: a date suffix a provider appends to a model name: -2024-07-18 or -20240718
-_DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 #: the JSON Schema of price files, shipped in the package (editors: see the module docstring)
 SCHEMA_FILE = Path(__file__).with_name("prices.schema.json")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -384,11 +384,6 @@ def load_price_file(path: str | Path) -> list[PriceRow]:
     except tomllib.TOMLDecodeError as exc:
         raise PricingError(f"{path}: not valid TOML: {exc}") from exc
     return parse_rows(data, str(path))
-
-
-def strip_date_suffix(model: str) -> str:
-    """``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``; ``claude-x-20250929`` -> ``claude-x``."""
-    return _DATE_SUFFIX.sub("", model)
 
 
 def _show_date(day: date) -> str:

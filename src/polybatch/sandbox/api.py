@@ -97,6 +97,8 @@ class ProviderApi:
     #: the path parameter naming a batch, and what the vendor's 404 calls one
     batch_param: str = "batch_id"
     batch_noun: str = "Batch"
+    #: models this API serves beyond its provider's price rows (:mod:`polybatch.sandbox.models`)
+    declared_models: tuple[str, ...] = ()
 
     def __init__(self, engine: SandboxEngine, namespace: str | None = None) -> None:
         self.engine = engine
@@ -132,6 +134,11 @@ class ProviderApi:
 
     def now(self) -> float:
         return self.engine.now()
+
+    def knows_model(self, model: str) -> bool:
+        """Whether this API serves ``model``: its price rows, :attr:`declared_models`, the
+        engine's extras (every name when the engine is not strict)."""
+        return self.engine.catalog.knows(self.ns, model, self.declared_models)
 
     # -- the key guard ---------------------------------------------------------------------
     def presented_key(self, request: Request) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .faults import (
@@ -25,6 +25,7 @@ from .faults import (
     route_key,
 )
 from .model import SyntheticModel
+from .models import ModelCatalog
 from .objects import Clock, SandboxBatch, SandboxFile
 from .queue import request_tokens
 
@@ -46,6 +47,8 @@ class SandboxEngine:
     ``webhook_url`` and ``webhook_secret``: signed events are sent there when batches end. With a
     ``store``, the files and batches are read from it and written back after every request
     (see :mod:`polybatch.sandbox.store`).
+    ``strict_models`` (default) refuses models a provider does not serve, in its own error shape;
+    ``models`` adds names per provider (see :mod:`polybatch.sandbox.models`).
     """
 
     def __init__(
@@ -64,6 +67,8 @@ class SandboxEngine:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         store: SandboxStore | None = None,
+        strict_models: bool = True,
+        models: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.api_key = api_key
         #: quote the key in batch and item error messages, as careless servers and gateways do
@@ -78,6 +83,8 @@ class SandboxEngine:
         self.queue_limit_tokens = queue_limit_tokens
         self.faults = faults or Faults()
         self.model = model or SyntheticModel()
+        #: the models each provider serves; unknown ones are refused (see .models)
+        self.catalog = ModelCatalog(strict=strict_models, extra=models)
         self.clock = Clock()
         self.lock = threading.RLock()
         self.files: dict[str, SandboxFile] = {}

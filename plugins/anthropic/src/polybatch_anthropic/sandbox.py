@@ -195,6 +195,13 @@ class AnthropicSandbox(ProviderApi):
         )
         if problem is not None:
             return {"type": "errored", "error": self.error_body(400, self.engine.echo_key(problem))}
+        name = str(params.get("model"))
+        if not self.knows_model(name):  # the Messages API's 404 for a model it does not serve
+            text = self.engine.echo_key(f"model: {name}")
+            return {
+                "type": "errored",
+                "error": self.error_body(404, text, type="not_found_error"),
+            }
         if self.item_fails(entry["custom_id"], attempt):
             return {
                 "type": "errored",

@@ -363,6 +363,13 @@ class GeminiSandbox(ProviderApi):
         input from a file only, as the sandbox emulates it)."""
         version = request.path_params["version"]
         model = request.path_params["model"]
+        if not self.knows_model(model):  # Gemini's 404 for a model it does not serve
+            return self.error(
+                404,
+                f"models/{model} is not found for API version {version}, or is not supported "
+                "for batchGenerateContent. Call ListModels to see the list of available models "
+                "and their supported methods.",
+            )
         body = await request.body()
         if len(body) > MAX_INLINE_BYTES:
             return self.error(

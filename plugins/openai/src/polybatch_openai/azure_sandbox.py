@@ -118,21 +118,9 @@ class AzureApi(OpenAIApi):
         return self.json({**self.file_object(f), "status": "pending"}, 201)
 
     # -- batches ---------------------------------------------------------------------------
-    async def create_batch(self, request: Request) -> Response:
-        """As OpenAI, but ``completion_window`` must be ``24h`` (Azure fails other values)."""
-        try:
-            params = await request.json()  # starlette caches it for the base handler
-        except ValueError:
-            params = None
-        window = params.get("completion_window") if isinstance(params, dict) else None
-        if isinstance(window, str) and window and window != "24h":
-            return self.error(
-                400,
-                f"Invalid value for 'completion_window': {window!r}. Supported values are: '24h'.",
-                param="completion_window",
-                code="invalid_value",
-            )
-        return await super().create_batch(request)
+    def knows_model(self, model: str) -> bool:
+        """Every name: on Azure a request's ``model`` is the resource's own deployment name."""
+        return True
 
     def refuse_queue_full(self, message: str) -> Response | None:
         """Azure's fail-fast regions refuse a create over the enqueued-token quota: 400

@@ -222,16 +222,9 @@ class OpenAICompatibleProvider(OpenAIProvider):
         """The completion window asked for: the setting, the preset's, else "" (the first)."""
         return str(self.settings.get("completion_window") or self.preset.completion_window or "")
 
-    def preflight(self) -> None:
-        """A key must be set, and the window asked for must be one the endpoint takes."""
-        super().preflight()
-        window = self.window() or self.limits.completion_windows[0]
-        if window not in self.limits.completion_windows:
-            allowed = ", ".join(self.limits.completion_windows)
-            raise ConfigError(
-                f"{self.name}: completion_window {window!r} is not one of {allowed} "
-                f"(config key providers.{self.name}.completion_window)"
-            )
+    def requested_window(self) -> str | None:
+        """The setting's window, else the preset's (the base's preflight checks it)."""
+        return self.window() or None
 
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One input line, with or without ``method``/``url`` as the preset says."""

@@ -43,6 +43,7 @@ from polybatch.sandbox.model import SYNTHETIC_MODELS
 from polybatch.sandbox.queue import TOKEN_LIMIT_EXCEEDED
 
 from . import codec, webhook_sandbox
+from .sandbox_refusals import model_refusal, window_refusal
 
 if TYPE_CHECKING:
     from .compatible import Preset
@@ -84,6 +85,8 @@ class OpenAIApi(FilesApi):
     max_file_bytes: int = MAX_BATCH_FILE_BYTES
     #: whether input lines may leave out ``method`` and ``url`` (``{custom_id, body}``)
     lenient_lines: bool = False
+    #: the completion windows a create may ask for (others: 400, see .sandbox_refusals)
+    completion_windows: tuple[str, ...] = ("24h",)
 
     def __init__(self, engine: SandboxEngine, namespace: str = NAMESPACE) -> None:
         super().__init__(engine, namespace)
@@ -167,6 +170,9 @@ class OpenAIApi(FilesApi):
                     param=name,
                     code="missing_required_parameter",
                 )
+        bad_window = window_refusal(self, params["completion_window"])
+        if bad_window is not None:
+            return bad_window
         metadata = params.get("metadata")
         problem = _metadata_problem(metadata)
         if problem:
@@ -279,6 +285,9 @@ class OpenAIApi(FilesApi):
                 param=exc.param,
             )
             return Outcome(400, body)
+        refused = model_refusal(self, parsed)
+        if refused is not None:
+            return refused
         if self.item_fails(req.custom_id, req.attempt):
             body = codec.error_body(
                 self.engine.echo_key(
@@ -577,6 +586,7 @@ class CompatibleApi(OpenAIApi):
         if preset.purpose != "batch":  # the vendor's own word replaces OpenAI's
             self.upload_purposes = (UPLOAD_PURPOSES - {"batch"}) | {preset.purpose}
         self.max_requests = preset.max_requests
+        self.completion_windows = preset.completion_windows
         self.max_file_bytes = preset.max_bytes
         self.lenient_lines = preset.line_fields == "body"
         self.words = preset.status_words()

@@ -256,6 +256,7 @@ class ConformanceBase:
                 # no price files are registered here (other plugins' files are not this suite's
                 # business), so the runner's cost estimate warns: not what this suite checks
                 warnings.filterwarnings("ignore", message="no estimate", category=UserWarning)
+                warnings.filterwarnings("ignore", message="model '", category=UserWarning)
                 yield
         finally:
             reset_registry(previous)
