@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import PricingError
 from ..items import BatchItem, Usage
+from ..kinds import input_texts
 from ..tokens import count_tokens, prompt_tokens
 from .cost import cost_of
 from .registry import Mode, PriceRegistry, PriceRow
@@ -119,12 +120,16 @@ def request_bounds(
     item: BatchItem, price: PriceRow, *, default_max_tokens: int, sends_default: bool = True
 ) -> Bounds:
     """The least and most usage ``item`` can be billed for at ``price`` (see the module doc)."""
-    if item.kind == "embedding":
-        # the input string's tokens, no chat framing; embeddings produce no output tokens
-        n_in = count_tokens(item.input or "")
+    if item.kind in ("embedding", "moderation"):
+        # the input's tokens, no chat framing; neither produces output tokens
+        n_in = sum(count_tokens(t) for t in input_texts(item.input))
         usage = Usage(input_tokens=n_in)
         return Bounds(n_in, 0, usage, usage)
-    n_in = prompt_tokens(m.text for m in item.messages)
+    if item.kind == "chat":
+        n_in = prompt_tokens(m.text for m in item.messages)
+    else:  # a response's instructions and input, a completion's prompt
+        fields = (item.instructions, item.input, item.prompt)
+        n_in = prompt_tokens(t for value in fields for t in input_texts(value))
     if item.max_tokens is not None:
         n_out = item.max_tokens
     elif sends_default or price.max_output_tokens is None:

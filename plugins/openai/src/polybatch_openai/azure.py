@@ -75,6 +75,9 @@ class AzureProvider(OpenAIProvider):
     endpoint: ClassVar[str] = "/chat/completions"
     line_url: ClassVar[str] = "/chat/completions"
     embeddings_url: ClassVar[str] = "/embeddings"
+    #: Azure's batch docs list chat and Responses lines (``/v1/responses``); not legacy
+    #: completions or moderations; embeddings only where the resource runs them (validate_item)
+    kinds: ClassVar[frozenset[str]] = frozenset({"chat", "embedding", "response"})
     # OPENAI_BASE_URL belongs to OpenAI; Azure's endpoint comes from AZURE_OPENAI_ENDPOINT
     base_url_env: ClassVar[str | None] = ENDPOINT_ENV
     base_url_setting: ClassVar[str] = "endpoint"
