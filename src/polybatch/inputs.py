@@ -149,8 +149,10 @@ def _from_openai_line(
 ) -> dict[str, Any]:
     """Map ``{custom_id, method, url, body}`` onto a neutral record.
 
-    ``body.model`` is dropped on purpose: the job's configured model decides, so the same file
-    can run on any provider. Unknown body fields are kept in ``extra``.
+    The ``url`` gives the item's kind (:data:`OPENAI_URLS`). A chat line's ``body.model`` is
+    dropped on purpose: the job's configured model decides, so the same file can run on any
+    provider; the other kinds keep theirs as the item's ``model`` (an embeddings, moderation or
+    instruct model is not the job's chat model). Unknown body fields are kept in ``extra``.
     """
     unknown = set(record) - {"custom_id", "method", "url", "body"}
     if unknown:
@@ -177,6 +179,10 @@ def _from_openai_line(
     fields = OPENAI_BODY_FIELDS[kind]
     for key, value in body.items():
         if key == "model":
+            # chat lines: the job's model decides, so the file runs anywhere; the other endpoints
+            # take models of their own (an embedding, moderation or instruct model): kept
+            if kind != "chat" and isinstance(value, str):
+                out["model"] = value
             continue
         if key in fields:
             out[fields[key]] = value
