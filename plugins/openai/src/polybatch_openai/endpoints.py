@@ -17,13 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polybatch import formats
 from polybatch.formats import is_int
 from polybatch.items import BatchItem, BatchResult, ItemError, Usage
 from polybatch.kinds import OPENAI_BODY_FIELDS, Moderation
 from polybatch.wire import WireError, as_mapping, message_text
+
+if TYPE_CHECKING:
+    from polybatch.sandbox.model import Reply
 
 RESPONSES_URL = "/v1/responses"
 COMPLETIONS_URL = "/v1/completions"
@@ -427,16 +430,13 @@ def response_object(
 
 
 def text_completion(
-    *,
-    completion_id: str,
-    created: int,
-    model: str,
-    texts: list[str],
-    finish_reason: str,
-    prompt_tokens: int,
-    completion_tokens: int,
+    request: CompletionRequest, completion_id: str, created: int, reply: Reply, n_prompt: int
 ) -> dict[str, Any]:
-    """A ``text_completion`` object (the SDK's ``Completion``), one choice per text."""
+    """A ``text_completion`` object (the SDK's ``Completion``): ``request.n`` choices of the
+    synthetic ``reply`` (its text, tokens and finish reason)."""
+    texts = [reply.text] * request.n
+    finish_reason, model = reply.finish_reason, request.model
+    prompt_tokens, completion_tokens = n_prompt, reply.completion_tokens * request.n
     return {
         "id": f"cmpl-{completion_id}",
         "object": "text_completion",

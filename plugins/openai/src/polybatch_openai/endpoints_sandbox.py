@@ -50,17 +50,8 @@ def answer(
             stop=request.stop,
         )
         prompt = count_tokens(request.prompt)
-        completion = reply.completion_tokens * request.n
-        body = endpoints.text_completion(
-            completion_id=ident,
-            created=created,
-            model=request.model,
-            texts=[reply.text] * request.n,
-            finish_reason=reply.finish_reason,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-        )
-        return Outcome(200, body, (prompt, completion))
+        body = endpoints.text_completion(request, ident, created, reply, prompt)
+        return Outcome(200, body, (prompt, reply.completion_tokens * request.n))
     fmt = request.text_format or {}
     schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
     reply = engine.model.chat(
