@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from openai.types import Completion, ModerationCreateResponse
 from openai.types.responses import Response
+from openai_testlib import KEY, wait_terminal, write_lines
 
 from polybatch import Job, submit
 from polybatch.errors import ItemValidationError
@@ -293,3 +294,28 @@ def test_sandbox_bodies_parse_as_the_sdk_types(server: SandboxServer) -> None:
     verdict = ModerationCreateResponse.model_validate(got["m"].response).results[0]
     assert verdict.flagged is False and got["m"].moderation is not None
     assert verdict.category_scores.violence == got["m"].moderation.category_scores["violence"]
+
+
+@pytest.mark.parametrize("style", ["classic", "v1"])
+def test_azure_runs_a_responses_batch_on_its_deployment(
+    polybatch_sandbox: Callable[..., Sandbox], tmp_path: Path, style: str
+) -> None:
+    server = polybatch_sandbox(providers=["azure"], api_key=KEY).server
+    p = AzureProvider(
+        **AzureProvider.sandbox_settings(server.url, KEY),
+        settings={
+            "max_retries": 0,
+            "style": style,
+            "deployments": {"gpt-4o-mini": "gpt-4o-mini-globalbatch"},
+        },
+    )
+    item = BatchItem(custom_id="r", kind="response", input="Hello", max_tokens=30)
+    encoded = p.encode(item, "gpt-4o-mini")
+    assert json.loads(encoded)["url"] == "/v1/responses"
+    assert json.loads(encoded)["body"]["model"] == "gpt-4o-mini-globalbatch"
+    sub = p.submit(write_lines(tmp_path / "in.jsonl", [encoded]), model="gpt-4o-mini", metadata={})
+    assert wait_terminal(p, server.engine, sub.batch_id).state == "completed"
+    [result] = list(p.results(sub.batch_id))
+    assert result.ok and result.text and result.usage.output_tokens > 0
+    assert result.model == "gpt-4o-mini", "Azure reports the model behind the deployment"
+    assert server.engine.batches[sub.batch_id].extra["endpoint"] == "/v1/responses"
