@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from polybatch.errors import InputError
+from polybatch import submit
+from polybatch.errors import InputError, ItemValidationError
 from polybatch.inputs import item_from_dict
-from polybatch.items import BatchItem, BatchResult
+from polybatch.items import BatchItem, BatchResult, Message
 from polybatch.jobs.planner import apply_defaults
 from polybatch.kinds import Moderation, input_texts
+from polybatch.sandbox import SandboxServer
 from polybatch.testing import CliOutcome
 
 
@@ -240,3 +242,26 @@ def test_the_cli_refuses_a_kind_the_provider_does_not_serve(
     assert f"{src}:2" in outcome.stderr and "field 'kind'" in outcome.stderr
     assert "fake does not offer moderation batches" in outcome.stderr
     assert "Traceback" not in outcome.stderr and len(outcome.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "label"),
+    [
+        ({"kind": "response", "input": "x"}, "Responses API"),
+        ({"kind": "completion", "prompt": "x"}, "completion"),
+        ({"kind": "moderation", "input": "x"}, "moderation"),
+    ],
+)
+def test_a_chat_only_provider_refuses_the_new_kinds_before_its_own_checks(
+    make_sandbox: Callable[..., SandboxServer], fields: dict[str, Any], label: str
+) -> None:
+    # Anthropic's adapter validates chat requests: it never sees the item
+    server = make_sandbox()
+    chat = BatchItem(custom_id="c", messages=[Message(role="user", content="hi")])
+    odd = BatchItem.model_validate({"custom_id": "o", **fields})
+    with pytest.raises(
+        ItemValidationError, match=f"anthropic does not offer {label} batches"
+    ) as caught:
+        submit([chat, odd], "anthropic:claude-haiku-4-5", sandbox=server)
+    assert caught.value.field == "kind" and caught.value.line == 2
+    assert server.engine.requests_seen == []

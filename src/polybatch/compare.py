@@ -164,8 +164,10 @@ def _compare_one(
         cid = item.custom_id or f"item-{n}"
         model = item.model or resolved.model
         try:
-            provider.validate_item(item, model)
             refused = kind_refusal(provider, item)
+            if refused is not None and item.kind != "embedding":
+                raise refused  # before the adapter's checks: they know chat requests
+            provider.validate_item(item, model)
             if refused is not None:
                 raise refused
             wire = len(provider.encode(item, model)) + 1

@@ -254,14 +254,16 @@ def plan_job(
                         **_where(origin),
                     ) from None
                 item_model = item.model or model
+                refused = kind_refusal(provider, item)
                 try:
+                    if refused is not None and item.kind != "embedding":
+                        raise refused  # before the adapter's checks: they know chat requests
                     provider.validate_item(item, item_model)
                 except ItemValidationError as exc:
                     # name the item once, whether or not the adapter's message already does
                     named = f"item {cid!r}"
                     reason = exc.reason if named in exc.reason else f"{named}: {exc.reason}"
                     raise ItemValidationError(reason, field=exc.field, **_where(origin)) from None
-                refused = kind_refusal(provider, item)
                 if refused is not None:
                     # after validate_item, whose reason may say more; this catches adapters that
                     # never look at kind (they would encode an empty chat request)
