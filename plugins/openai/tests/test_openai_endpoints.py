@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from openai.types import Completion, ModerationCreateResponse
 from openai.types.responses import Response
-from openai_testlib import KEY, wait_terminal, write_lines
+from openai_testlib import KEY, ServerFactory, wait_terminal, write_lines
+from pydantic import BaseModel
 
 from polybatch import Job, submit
 from polybatch.errors import ItemValidationError
 from polybatch.items import BatchItem
-from polybatch.sandbox import SandboxServer
+from polybatch.sandbox import Faults, SandboxServer
 from polybatch.testing import CliOutcome, Sandbox
 from polybatch_openai import codec, endpoints
 from polybatch_openai.azure import AzureProvider
@@ -319,3 +320,26 @@ def test_azure_runs_a_responses_batch_on_its_deployment(
     assert result.ok and result.text and result.usage.output_tokens > 0
     assert result.model == "gpt-4o-mini", "Azure reports the model behind the deployment"
     assert server.engine.batches[sub.batch_id].extra["endpoint"] == "/v1/responses"
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_structured_responses_are_checked_against_their_model(
+    make_server: ServerFactory, rate: float
+) -> None:
+    server = make_server(faults=Faults(invalid_json_rate=rate))
+    item = BatchItem(custom_id="r", kind="response", input="A city?", response_model=City)
+    job = submit([item], "openai:gpt-4o-mini", sandbox=server)
+    job.wait(poll_min=0.02, timeout=60)
+    [result] = list(job.results())
+    [batch] = server.engine.batches.values()
+    assert batch.requests[0].body["text"]["format"]["name"] == "City"
+    if rate == 0.0:
+        assert result.ok and isinstance(result.parsed, City)
+    else:  # the sandbox broke the JSON: the reply is billed but fails its model
+        assert result.status == "errored" and result.error is not None
+        assert result.error.code == "invalid_output" and result.usage.output_tokens > 0
