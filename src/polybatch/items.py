@@ -20,21 +20,13 @@ from pydantic import (
     model_validator,
 )
 
+from . import kinds as _kinds
 from .jsonsafe import MAX_JSON_DEPTH as MAX_JSON_DEPTH
 from .jsonsafe import MAX_OUTPUT_TOKENS as MAX_OUTPUT_TOKENS
 from .jsonsafe import json_path as json_path
 from .jsonsafe import json_problem as json_problem
 from .jsonsafe import json_safe
-from .kinds import (
-    KIND_SPECIFIC,
-    REQUIRED,
-    ItemKind,
-    Moderation,
-    field_kinds,
-    kind_problem,
-    output_format,
-    text_format,
-)
+from .kinds import ItemKind, Moderation
 from .structured import REF_RE, import_model, json_schema_format, model_ref
 from .structured import strict_json_schema as strict_json_schema
 from .structured import validation_message as validation_message
@@ -231,16 +223,16 @@ class BatchItem(BaseModel):
         if kind == "chat" and not value:
             raise ValueError("a chat item needs at least 1 message")
         if kind != "chat" and value:
-            article = "an" if kind == "embedding" else "a"
-            raise ValueError(f"{article} {kind} item takes '{REQUIRED[kind]}', not 'messages'")
+            needs = _kinds.REQUIRED[kind]
+            raise ValueError(f"{_kinds.article(kind)} item takes '{needs}', not 'messages'")
         return value
 
     @field_validator("input", "dimensions", "prompt", "instructions", "tools", "text", "reasoning")
     @classmethod
     def _kind_only(cls, value: Any, info: ValidationInfo) -> Any:
-        kinds = field_kinds(str(info.field_name))
-        if value is not None and info.data.get("kind", "chat") not in kinds:
-            raise ValueError(f"belongs to kind={' or '.join(repr(k) for k in kinds)} items")
+        takers = _kinds.field_kinds(str(info.field_name))
+        if value is not None and info.data.get("kind", "chat") not in takers:
+            raise ValueError(f"belongs to kind={' or '.join(repr(k) for k in takers)} items")
         return value
 
     @field_validator("response_model", mode="before")
@@ -272,11 +264,12 @@ class BatchItem(BaseModel):
                 self.response_model_ref = model_ref(self.response_model)
         if self.kind == "response" and self.response_format is not None:
             # one neutral spelling of structured output: the Responses API takes it in text.format
-            fmt = text_format(self.response_format)
+            fmt = _kinds.text_format(self.response_format)
             self.text, self.response_format = {**(self.text or {}), "format": fmt}, None
         if self.kind != "chat":
-            values = {n: getattr(self, n) for n in KIND_SPECIFIC if getattr(self, n) is not None}
-            problem = kind_problem(self.kind, values)
+            fields = _kinds.KIND_SPECIFIC
+            values = {n: getattr(self, n) for n in fields if getattr(self, n) is not None}
+            problem = _kinds.kind_problem(self.kind, values)
             if problem is not None:
                 raise ValueError(problem[1])
             return self
@@ -310,7 +303,7 @@ class BatchItem(BaseModel):
     def output_check(self) -> OutputCheck | None:
         """How to check this item's reply, if it asked for JSON (``json_schema``/``json_object``)."""
         return OutputCheck.for_format(
-            output_format({"response_format": self.response_format, "text": self.text}),
+            _kinds.output_format({"response_format": self.response_format, "text": self.text}),
             self.response_model_ref,
             self.response_model,
         )
