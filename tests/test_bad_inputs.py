@@ -333,8 +333,8 @@ CASES: list[Case] = [
     Case("openai-line-GET", lines(openai_line(method="GET")), "must be POST", 1, "method"),
     Case(
         "openai-line-wrong-url",
-        lines(GOOD, openai_line(url="/v1/embeddings")),
-        "unsupported endpoint '/v1/embeddings'",
+        lines(GOOD, openai_line(url="/v1/images/generations")),
+        "unsupported endpoint '/v1/images/generations'",
         line=2,
         field="url",
     ),

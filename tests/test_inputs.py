@@ -143,8 +143,8 @@ BAD_LINES: list[tuple[str, bytes | str, int, str | None, str]] = [
         "POST",
     ),
     (
-        "openai line: embeddings url",
-        '{"url": "/v1/embeddings", "body": {"input": "x"}}',
+        "openai line: images url",
+        '{"url": "/v1/images/generations", "body": {"prompt": "x"}}',
         1,
         "url",
         "unsupported",

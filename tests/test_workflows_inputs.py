@@ -39,7 +39,8 @@ def test_prompt_is_one_user_message() -> None:
     item = BatchItem(prompt="Hello?")
     assert [(m.role, m.content) for m in item.messages] == [("user", "Hello?")]
     assert item.prompt is None  # a shortcut: it is not kept, nor written to the job's files
-    assert "prompt" not in item.model_dump()
+    # (``prompt`` is a completion item's own field: on a chat item it stays unset)
+    assert "prompt" not in item.model_dump(exclude_none=True)
     with_system = BatchItem(prompt="Hello?", system="Be brief.")
     assert [m.role for m in with_system.messages] == ["system", "user"]
 

@@ -26,7 +26,7 @@ from .errors import InputError, ItemValidationError, PricingError
 from .inputs import coerce_items, read_items
 from .items import BatchItem
 from .jobs.clients import make_provider
-from .jobs.planner import Chunker, apply_defaults, check_minimum
+from .jobs.planner import Chunker, apply_defaults, check_minimum, kind_refusal
 from .pricing import Estimate, PriceRegistry, estimator, price_registry
 
 ItemsLike = Iterable[BatchItem | dict[str, Any] | str] | str | Path
@@ -164,11 +164,12 @@ def _compare_one(
         cid = item.custom_id or f"item-{n}"
         model = item.model or resolved.model
         try:
+            refused = kind_refusal(provider, item)
+            if refused is not None and item.kind != "embedding":
+                raise refused  # before the adapter's checks: they know chat requests
             provider.validate_item(item, model)
-            if item.kind == "embedding" and not provider.supports_embeddings:
-                raise ItemValidationError(
-                    f"{provider.name} does not offer embedding batches", field="kind"
-                )
+            if refused is not None:
+                raise refused
             wire = len(provider.encode(item, model)) + 1
         except ItemValidationError as exc:
             reason = exc.reason.removeprefix(f"item {cid!r}: ")

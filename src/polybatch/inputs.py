@@ -1,10 +1,13 @@
 """Reading input files: neutral JSONL and OpenAI batch-format lines, streamed and validated.
 
 Neutral records hold BatchItem fields (plus ``prompt``/``system`` shorthands); an embedding request
-is ``{"kind": "embedding", "input": "...", "model": "..."}``. OpenAI-format lines are chat
-completions only. Other libraries' shapes are read too (:mod:`polybatch.shapes`):
-``{"id": ..., "content": [messages]}`` lines and bare message lists (``[{"role", "content"}, ...]``),
-which get the stable id ``item-<n>`` (their position in the input) like any record without one.
+is ``{"kind": "embedding", "input": "...", "model": "..."}`` (and likewise ``response``,
+``completion`` and ``moderation`` records: :mod:`polybatch.kinds`). OpenAI-format lines may target
+``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/responses``, ``/v1/completions`` and
+``/v1/moderations`` (:data:`OPENAI_URLS`): their body is read as it is. Other libraries' shapes
+are read too (:mod:`polybatch.shapes`): ``{"id": ..., "content": [messages]}`` lines and bare
+message lists (``[{"role", "content"}, ...]``), which get the stable id ``item-<n>`` (their
+position in the input) like any record without one.
 
 Every problem is reported as an :class:`~polybatch.errors.InputError` naming the file, the line and
 the field, before anything is submitted. That includes what is valid JSON syntax to Python's
@@ -26,18 +29,17 @@ from pydantic import ValidationError
 
 from .errors import InputError
 from .items import MAX_JSON_DEPTH, BatchItem, json_path, json_problem
+from .kinds import KIND_SPECIFIC, OPENAI_BODY_FIELDS, REQUIRED, article, kind_problem
 from .shapes import ShapeError, expected, neutral_record
 
-#: OpenAI batch-format body fields that map onto neutral item fields
-_OPENAI_BODY_FIELDS = {
-    "messages": "messages",
-    "max_tokens": "max_tokens",
-    "max_completion_tokens": "max_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "seed": "seed",
-    "stop": "stop",
-    "response_format": "response_format",
+#: OpenAI batch-line ``url`` -> the kind of item it asks for (Azure's classic urls included)
+OPENAI_URLS: dict[str, str] = {
+    "/v1/chat/completions": "chat",
+    "/chat/completions": "chat",
+    "/v1/embeddings": "embedding",
+    "/v1/responses": "response",
+    "/v1/completions": "completion",
+    "/v1/moderations": "moderation",
 }
 
 
@@ -123,15 +125,26 @@ def item_from_dict(
             record = neutral_record(data)
         except ShapeError as exc:
             raise InputError(exc.reason, path=path, line=line, field=exc.field) from None
-    if record.get("kind") == "embedding":
-        if "input" not in record:
+    kind = record.get("kind", "chat")
+    if kind != "chat" and isinstance(kind, str) and kind in REQUIRED:
+        needed = REQUIRED[kind]
+        if needed not in record:
             raise InputError(
-                "missing: an embedding request needs 'input'", path=path, line=line, field="input"
+                f"missing: {article(kind)} request needs '{needed}'",
+                path=path,
+                line=line,
+                field=needed,
             )
-    elif "messages" not in record:
+    elif kind == "chat" and "messages" not in record:
         raise InputError(
             "missing: give 'messages' or 'prompt'", path=path, line=line, field="messages"
         )
+    if kind != "chat" and kind in REQUIRED:
+        # the rules of the kind, with the field they are about (the model's own check names none)
+        values = {k: v for k, v in record.items() if k in KIND_SPECIFIC and v is not None}
+        problem = kind_problem(kind, values)
+        if problem is not None:
+            raise InputError(problem[1], path=path, line=line, field=problem[0])
     try:
         # strict: a JSON "10" is not a number and true is not a seed; coercing would hide mistakes
         return BatchItem.model_validate(record, strict=True)
@@ -149,9 +162,11 @@ def _from_openai_line(
 ) -> dict[str, Any]:
     """Map ``{custom_id, method, url, body}`` onto a neutral record.
 
-    ``body.model`` is dropped unless ``keep_model``: the job's configured model decides, so the
-    same file can run on any provider; a job that names none runs each line on its own
-    ``body.model`` (at OpenAI). Unknown body fields are kept in ``extra``.
+    The ``url`` gives the item's kind (:data:`OPENAI_URLS`). A chat line's ``body.model`` is
+    dropped unless ``keep_model``: the job's configured model decides, so the same file can run on
+    any provider; a job that names none runs each line on its own ``body.model`` (at OpenAI). The
+    other kinds keep theirs as the item's ``model`` (an embeddings, moderation or instruct model
+    is not the job's chat model). Unknown body fields are kept in ``extra``.
     """
     unknown = set(record) - {"custom_id", "method", "url", "body"}
     if unknown:
@@ -159,9 +174,10 @@ def _from_openai_line(
     if record.get("method", "POST") != "POST":
         raise InputError("must be POST", path=path, line=line, field="method")
     url = record.get("url", "/v1/chat/completions")
-    if url not in ("/v1/chat/completions", "/chat/completions"):
+    kind = OPENAI_URLS.get(url) if isinstance(url, str) else None
+    if kind is None:
         raise InputError(
-            f"unsupported endpoint {url!r}: only chat completions",
+            f"unsupported endpoint {url!r}: use one of {', '.join(OPENAI_URLS)}",
             path=path,
             line=line,
             field="url",
@@ -170,15 +186,20 @@ def _from_openai_line(
     if not isinstance(body, dict):
         raise InputError("must be a JSON object", path=path, line=line, field="body")
     out: dict[str, Any] = {"extra": {}}
+    if kind != "chat":
+        out["kind"] = kind
     if "custom_id" in record:
         out["custom_id"] = record["custom_id"]
+    fields = OPENAI_BODY_FIELDS[kind]
     for key, value in body.items():
         if key == "model":
-            if keep_model:
+            # chat lines: the job's model decides (unless keep_model), so the file runs anywhere;
+            # the other endpoints take models of their own (embedding, moderation, instruct): kept
+            if keep_model or (kind != "chat" and isinstance(value, str)):
                 out["model"] = value
             continue
-        if key in _OPENAI_BODY_FIELDS:
-            out[_OPENAI_BODY_FIELDS[key]] = value
+        if key in fields:
+            out[fields[key]] = value
         else:
             out["extra"][key] = value
     return out

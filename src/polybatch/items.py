@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
+from annotated_types import MinLen
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -19,11 +20,13 @@ from pydantic import (
     model_validator,
 )
 
+from . import kinds as _kinds
 from .jsonsafe import MAX_JSON_DEPTH as MAX_JSON_DEPTH
 from .jsonsafe import MAX_OUTPUT_TOKENS as MAX_OUTPUT_TOKENS
 from .jsonsafe import json_path as json_path
 from .jsonsafe import json_problem as json_problem
 from .jsonsafe import json_safe
+from .kinds import ItemKind, Moderation
 from .shapes import ShapeError, neutral_record
 from .structured import REF_RE, import_model, json_schema_format, model_ref
 from .structured import strict_json_schema as strict_json_schema
@@ -47,20 +50,7 @@ def result_status(value: str) -> ResultStatus:
     return status
 
 
-#: what an item asks for: a chat completion, or the embedding vector of one input string
-ItemKind = Literal["chat", "embedding"]
 M = TypeVar("M", bound=BaseModel)
-
-#: the item fields that only mean something to a chat request (an embedding item sets none)
-CHAT_ONLY_FIELDS: tuple[str, ...] = (
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "seed",
-    "stop",
-    "response_format",
-    "response_model_ref",
-)
 
 #: fields of a neutral item that map onto request parameters (the rest are structure)
 PARAM_FIELDS: tuple[str, ...] = (
@@ -183,7 +173,9 @@ class BatchItem(BaseModel):
 
     ``kind="chat"`` (the default) takes ``messages``; ``kind="embedding"`` takes one ``input``
     string (one item, one vector: see :attr:`BatchResult.embedding`) and optional
-    ``dimensions``, and none of the chat parameters.
+    ``dimensions``, and none of the chat parameters. ``response``, ``completion`` and
+    ``moderation`` items (the Responses API, legacy completions, moderations) take the fields
+    :mod:`polybatch.kinds` lists for them.
 
     Structured output: ``response_model=MyModel`` (a pydantic class, or ``"module:MyModel"``) is a
     constructor convenience. It is never serialised (items are written to the job's files and
@@ -200,8 +192,20 @@ class BatchItem(BaseModel):
     custom_id: Annotated[str | None, JSONSafe] = Field(default=None, min_length=1, max_length=512)
     kind: ItemKind = "chat"
     messages: list[Message] = Field(default_factory=list)
-    #: the text to embed (``kind="embedding"``)
-    input: Annotated[str | None, JSONSafe] = Field(default=None, min_length=1)
+    #: the text to embed (``embedding``), the input of a ``response`` (text or message objects)
+    #: or of a ``moderation`` (text or text/image_url parts)
+    input: Annotated[
+        Annotated[str, MinLen(1)] | Annotated[list[dict[str, Any]], MinLen(1)] | None, JSONSafe
+    ] = None
+    #: the text a ``completion`` continues (on a chat item, ``prompt=`` is the shortcut for one
+    #: user message, expanded before validation: a built chat item's ``prompt`` is None)
+    prompt: Annotated[str | None, JSONSafe] = Field(default=None, min_length=1)
+    #: ``response`` only: the system instructions, tools, ``text`` options (``text.format`` is
+    #: structured output) and reasoning options (``{"effort": "low"}``), as the Responses API
+    instructions: Annotated[str | None, JSONSafe] = None
+    tools: Annotated[list[dict[str, Any]] | None, JSONSafe] = None
+    text: Annotated[dict[str, Any] | None, JSONSafe] = None
+    reasoning: Annotated[dict[str, Any] | None, JSONSafe] = None
     #: the embedding's size, for models that can shorten it (``kind="embedding"``)
     dimensions: int | None = Field(default=None, ge=1)
     model: Annotated[str | None, JSONSafe] = None
@@ -216,8 +220,6 @@ class BatchItem(BaseModel):
     #: constructor convenience only (excluded from dumps): see the class docstring
     response_model: type[BaseModel] | None = Field(default=None, exclude=True, repr=False)
     extra: Annotated[dict[str, Any], JSONSafe] = Field(default_factory=dict)
-    #: constructor shortcut only (always None once built): one user message, see above
-    prompt: str | None = Field(default=None, exclude=True, repr=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -234,15 +236,17 @@ class BatchItem(BaseModel):
         kind = info.data.get("kind", "chat")
         if kind == "chat" and not value:
             raise ValueError("a chat item needs at least 1 message")
-        if kind == "embedding" and value:
-            raise ValueError("an embedding item takes 'input', not 'messages'")
+        if kind != "chat" and value:
+            needs = _kinds.REQUIRED[kind]
+            raise ValueError(f"{_kinds.article(kind)} item takes '{needs}', not 'messages'")
         return value
 
-    @field_validator("input", "dimensions")
+    @field_validator("input", "dimensions", "prompt", "instructions", "tools", "text", "reasoning")
     @classmethod
-    def _embedding_only(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is not None and info.data.get("kind", "chat") != "embedding":
-            raise ValueError("belongs to kind='embedding' items")
+    def _kind_only(cls, value: Any, info: ValidationInfo) -> Any:
+        takers = _kinds.field_kinds(str(info.field_name))
+        if value is not None and info.data.get("kind", "chat") not in takers:
+            raise ValueError(f"belongs to kind={' or '.join(repr(k) for k in takers)} items")
         return value
 
     @field_validator("response_model", mode="before")
@@ -272,12 +276,16 @@ class BatchItem(BaseModel):
             self.response_format = wanted
             if self.response_model_ref is None:
                 self.response_model_ref = model_ref(self.response_model)
-        if self.kind == "embedding":
-            if self.input is None:
-                raise ValueError("an embedding item needs 'input' (the text to embed)")
-            chat_only = [f for f in CHAT_ONLY_FIELDS if getattr(self, f) is not None]
-            if chat_only:
-                raise ValueError(f"an embedding item cannot set {', '.join(chat_only)}")
+        if self.kind == "response" and self.response_format is not None:
+            # one neutral spelling of structured output: the Responses API takes it in text.format
+            fmt = _kinds.text_format(self.response_format)
+            self.text, self.response_format = {**(self.text or {}), "format": fmt}, None
+        if self.kind != "chat":
+            fields = _kinds.KIND_SPECIFIC
+            values = {n: getattr(self, n) for n in fields if getattr(self, n) is not None}
+            problem = _kinds.kind_problem(self.kind, values)
+            if problem is not None:
+                raise ValueError(problem[1])
             return self
         if not self.messages:  # a default is not validated: say it here
             raise ValueError("a chat item needs 'messages'")
@@ -309,7 +317,9 @@ class BatchItem(BaseModel):
     def output_check(self) -> OutputCheck | None:
         """How to check this item's reply, if it asked for JSON (``json_schema``/``json_object``)."""
         return OutputCheck.for_format(
-            self.response_format, self.response_model_ref, self.response_model
+            _kinds.output_format({"response_format": self.response_format, "text": self.text}),
+            self.response_model_ref,
+            self.response_model,
         )
 
     def check_result(self, result: BatchResult) -> BatchResult:
@@ -397,6 +407,8 @@ class BatchResult(BaseModel):
     response: dict[str, Any] | None = None
     #: the vector of an embedding item
     embedding: list[float] | None = None
+    #: the verdict of a moderation item (flagged, categories, category_scores)
+    moderation: Moderation | None = None
     #: ``"module:QualName"`` of the model the reply was validated against (see ``parsed``)
     response_model_ref: str | None = None
 

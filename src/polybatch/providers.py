@@ -54,7 +54,10 @@ class BatchProvider(WebhookHooks, ABC):
     #: environment variables holding credentials (first is the one to tell users about)
     credential_env: ClassVar[tuple[str, ...]] = ()
     limits: ClassVar[Limits]
-    #: whether ``kind="embedding"`` items can be sent (others are refused while planning)
+    #: the item kinds (:data:`polybatch.kinds.ItemKind`) this provider's batches serve; items of
+    #: other kinds are refused while planning, naming their line and ``kind`` (see :meth:`serves`)
+    kinds: ClassVar[frozenset[str]] = frozenset({"chat"})
+    #: the 0.2 spelling of ``"embedding" in kinds`` (still honoured: True adds the kind)
     supports_embeddings: ClassVar[bool] = False
     #: whether the job driver may call this adapter for several chunks at once (submits, polls and
     #: downloads of in-flight chunks overlap on the event loop); an adapter whose client cannot
@@ -69,6 +72,11 @@ class BatchProvider(WebhookHooks, ABC):
     #: models the provider serves beyond those its price rows name (optional): an unknown model
     #: (in neither) is warned about before submitting, with the nearest known name
     known_models: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def serves(cls, kind: str) -> bool:
+        """Whether batches of this provider can carry items of ``kind``."""
+        return kind in cls.kinds or (kind == "embedding" and cls.supports_embeddings)
 
     def __init__(
         self,

@@ -48,6 +48,8 @@ def neutral_record(data: Any) -> Any:
         return {"messages": data}
     if not isinstance(data, dict) or not _SHORTHANDS & data.keys():
         return data
+    if data.get("kind", "chat") != "chat":
+        return data  # the shorthands are chat's (a completion's own field is named prompt)
     record = dict(data)
     if "content" in record and not {"messages", "body"} & set(record):
         _from_id_content(record)

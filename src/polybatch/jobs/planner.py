@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import InputError, ItemValidationError, PolybatchError
 from ..items import BatchItem, Message, OutputCheck, json_problem
+from ..kinds import KIND_FIELDS, LABELS, output_format
 from ..pricing.estimate import input_tokens
 from ..providers import BatchProvider
 from .access import private_dir
@@ -37,7 +38,8 @@ class PlannedChunk:
     count: int
     nbytes: int  # bytes of the encoded wire lines, newlines included
     model: str
-    #: "chat" or "embedding": a provider batch has one endpoint, so one kind
+    #: the items' kind (chat, embedding, response ...): a provider batch has one endpoint, so
+    #: one kind
     kind: str = "chat"
     #: estimated prompt tokens of its items: what it adds to the provider's queue for the model
     tokens: int = 0
@@ -174,17 +176,31 @@ def clean_staging(staging_dir: Path) -> list[Path]:
     return removed
 
 
+def kind_refusal(provider: BatchProvider, item: BatchItem) -> ItemValidationError | None:
+    """The error for an item whose kind ``provider`` does not serve (None: it does)."""
+    if provider.serves(item.kind):
+        return None
+    label = LABELS.get(item.kind, item.kind)
+    return ItemValidationError(f"{provider.name} does not offer {label} batches", field="kind")
+
+
 def apply_defaults(
     item: BatchItem, defaults: dict[str, Any], system_prompt: str | None
 ) -> BatchItem:
-    """The item with job-wide defaults filled in where the item sets nothing (item values win)."""
-    if item.kind == "embedding":
-        return item  # chat defaults (max_tokens, a system prompt, ...) mean nothing to it
-    update = {k: v for k, v in defaults.items() if getattr(item, k) is None}
+    """The item with job-wide defaults filled in where the item sets nothing (item values win).
+
+    Only the defaults the item's kind takes apply (an embedding takes no max_tokens); the system
+    prompt becomes a chat item's system turn and a response item's ``instructions``.
+    """
+    allowed = KIND_FIELDS[item.kind]
+    update = {k: v for k, v in defaults.items() if k in allowed and getattr(item, k) is None}
     if item.response_format is not None:
         update.pop("response_model_ref", None)  # the item's own format has its own model (or none)
-    if system_prompt and not any(m.role == "system" for m in item.messages):
-        update["messages"] = [Message(role="system", content=system_prompt), *item.messages]
+    if system_prompt and item.kind == "chat":
+        if not any(m.role == "system" for m in item.messages):
+            update["messages"] = [Message(role="system", content=system_prompt), *item.messages]
+    elif system_prompt and item.kind == "response" and item.instructions is None:
+        update["instructions"] = system_prompt
     return item.model_copy(update=update) if update else item
 
 
@@ -256,20 +272,21 @@ def plan_job(
                         **_where(origin),
                     ) from None
                 item_model = item.model or model
+                refused = kind_refusal(provider, item)
                 try:
+                    if refused is not None and item.kind != "embedding":
+                        raise refused  # before the adapter's checks: they know chat requests
                     provider.validate_item(item, item_model)
                 except ItemValidationError as exc:
                     # name the item once, whether or not the adapter's message already does
                     named = f"item {cid!r}"
                     reason = exc.reason if named in exc.reason else f"{named}: {exc.reason}"
                     raise ItemValidationError(reason, field=exc.field, **_where(origin)) from None
-                if item.kind == "embedding" and not provider.supports_embeddings:
+                if refused is not None:
                     # after validate_item, whose reason may say more; this catches adapters that
                     # never look at kind (they would encode an empty chat request)
                     raise ItemValidationError(
-                        f"item {cid!r}: {provider.name} does not offer embedding batches",
-                        field="kind",
-                        **_where(origin),
+                        f"item {cid!r}: {refused.reason}", field="kind", **_where(origin)
                     )
                 try:
                     encoded = provider.encode(item, item_model)
@@ -381,7 +398,5 @@ def iter_chunk_checks(
         fh.seek(offset)
         for _ in range(count):
             obj = json.loads(fh.readline())
-            check = OutputCheck.for_format(
-                obj.get("response_format"), obj.get("response_model_ref")
-            )
+            check = OutputCheck.for_format(output_format(obj), obj.get("response_model_ref"))
             yield str(obj["custom_id"]), check

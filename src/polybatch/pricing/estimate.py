@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import PriceNotFoundError, PricingError
 from ..items import BatchItem, Usage
+from ..kinds import input_texts
 from ..tokens import count_tokens, prompt_tokens
 from .cost import cost_at
 from .known import unknown_model
@@ -119,11 +120,15 @@ class Bounds:
 
 
 def input_tokens(item: BatchItem) -> int:
-    """The prompt tokens ``item`` sends, as estimated offline (an embedding: its input's, with
-    no chat framing). The planner sums them per chunk for queue admission."""
-    if item.kind == "embedding":
-        return count_tokens(item.input or "")
-    return prompt_tokens(m.text for m in item.messages)
+    """The prompt tokens ``item`` sends, as estimated offline (an embedding's or a moderation's
+    input, with no chat framing; a response's instructions and input; a completion's prompt).
+    The planner sums them per chunk for queue admission."""
+    if item.kind in ("embedding", "moderation"):
+        return sum(count_tokens(t) for t in input_texts(item.input))
+    if item.kind == "chat":
+        return prompt_tokens(m.text for m in item.messages)
+    fields = (item.instructions, item.input, item.prompt)
+    return prompt_tokens(t for value in fields for t in input_texts(value))
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def _split(
     item: BatchItem, price: PriceRow, *, default_max_tokens: int, sends_default: bool
 ) -> _Split:
     n_in = input_tokens(item)
-    if item.kind == "embedding":  # embeddings produce no output tokens
+    if item.kind in ("embedding", "moderation"):  # neither produces output tokens
         return _Split(n_in, 0, price.rates_for(n_in), "input_tokens", "input_tokens")
     if item.max_tokens is not None:
         n_out = item.max_tokens

@@ -174,10 +174,11 @@ def check_embedding_job(
     synthetic = SyntheticModel()
     for it, r in zip(items, results, strict=True):
         assert r.ok and r.text is None and r.model == model, r
-        want = synthetic.embed(model=model, text=it.input or "", dimensions=it.dimensions)
+        assert isinstance(it.input, str), it  # an embedding item's input is its text
+        want = synthetic.embed(model=model, text=it.input, dimensions=it.dimensions)
         assert r.embedding == want and len(want) == size
         assert math.isclose(math.fsum(v * v for v in want), 1.0, abs_tol=1e-3)
-        assert r.usage.input_tokens == count_tokens(it.input or "") > 0
+        assert r.usage.input_tokens == count_tokens(it.input) > 0
         assert r.usage.output_tokens == 0
     total_in = sum(r.usage.input_tokens for r in results)
     assert job.usage().input_tokens == total_in

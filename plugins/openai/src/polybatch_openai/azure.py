@@ -82,6 +82,9 @@ class AzureProvider(OpenAIProvider):
     output_expiry_range: ClassVar[tuple[int, int]] = AzureLimits.model_fields[
         "file_expiry_range"
     ].default
+    #: Azure's batch docs list chat and Responses lines (``/v1/responses``); not legacy
+    #: completions or moderations; embeddings only where the resource runs them (validate_item)
+    kinds: ClassVar[frozenset[str]] = frozenset({"chat", "embedding", "response"})
     # OPENAI_BASE_URL belongs to OpenAI; Azure's endpoint comes from AZURE_OPENAI_ENDPOINT
     base_url_env: ClassVar[str | None] = ENDPOINT_ENV
     base_url_setting: ClassVar[str] = "endpoint"

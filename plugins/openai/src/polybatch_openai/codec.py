@@ -27,6 +27,7 @@ from polybatch.formats import SCHEMA_NAME_RE, is_int, is_number
 from polybatch.formats import ChatRequest as ChatRequest
 from polybatch.formats import response_line as response_line
 from polybatch.items import BatchItem, BatchResult, ResultStatus
+from polybatch.kinds import OPENAI_BODY_FIELDS
 from polybatch.providers import BatchState
 from polybatch.vectors import EmbeddingRequest as EmbeddingRequest
 from polybatch.vectors import decode_vector as decode_vector
@@ -36,6 +37,8 @@ from polybatch.wire import WireError as WireError
 from polybatch.wire import as_mapping, load_object
 from polybatch.wire import message_text as message_text
 from polybatch.wire import short_hash as short_hash
+
+from . import endpoints
 
 #: the batch endpoint and per-line url of OpenAI embeddings batches
 EMBEDDINGS_URL = "/v1/embeddings"
@@ -77,8 +80,14 @@ PART_TYPES: dict[str, frozenset[str]] = {
 MAX_STOP_SEQUENCES = 4
 #: body fields BatchItem spells itself; setting them through ``extra`` would be ambiguous
 STRUCTURAL_EXTRA = frozenset({"model", "messages", "stream"})
-#: the same for embedding items
-STRUCTURAL_EMBEDDING_EXTRA = frozenset({"model", "input", "dimensions"})
+#: the same for the other kinds: the body fields their item fields become
+STRUCTURAL_KIND_EXTRA: dict[str, frozenset[str]] = {
+    "embedding": frozenset({"model", "input", "dimensions"}),
+    **{
+        kind: frozenset({"model", "stream", *OPENAI_BODY_FIELDS[kind]})
+        for kind in endpoints.KIND_URLS
+    },
+}
 
 
 def batch_state(status: str) -> BatchState:
@@ -93,8 +102,10 @@ def is_embeddings_url(url: str) -> bool:
 
 
 def encode_body(item: BatchItem, model: str) -> dict[str, Any]:
-    """The request body for ``item`` (``item.model`` overrides ``model``): chat completions, or
-    embeddings for ``kind="embedding"``."""
+    """The request body for ``item`` (``item.model`` overrides ``model``): chat completions,
+    embeddings for ``kind="embedding"``, the other kinds by :mod:`.endpoints`."""
+    if item.kind in endpoints.KIND_URLS:
+        return endpoints.encode_body(item, item.model or model)
     if item.kind == "embedding":
         emb: dict[str, Any] = {"model": item.model or model, "input": item.input}
         if item.dimensions is not None:
@@ -126,31 +137,38 @@ def check_item(item: BatchItem, model: str) -> None:
         return ItemValidationError(message, field=field)
 
     embedding = item.kind == "embedding"
-    clash = (STRUCTURAL_EMBEDDING_EXTRA if embedding else STRUCTURAL_EXTRA) & item.extra.keys()
+    structural = STRUCTURAL_KIND_EXTRA.get(item.kind, STRUCTURAL_EXTRA)
+    clash = structural & item.extra.keys()
     if clash:
         name = sorted(clash)[0]
         raise bad(
             f"'{name}' cannot be set through extra; use the item's own field", f"extra.{name}"
         )
     if (
-        not embedding
+        item.kind == "chat"
         and item.max_tokens is not None
         and {"max_tokens", "max_completion_tokens"} & item.extra.keys()
     ):
         raise bad("max_tokens is set both on the item and in extra", "extra")
     try:
-        check_body(encode_body(item, model), url=EMBEDDINGS_URL if embedding else CHAT_URL)
+        url = EMBEDDINGS_URL if embedding else endpoints.KIND_URLS.get(item.kind, CHAT_URL)
+        check_body(encode_body(item, model), url=url)
     except WireError as exc:
         raise formats.item_error(exc, item, PARAM_TO_BODY) from None
 
 
-def check_body(body: Mapping[str, Any], *, url: str = CHAT_URL) -> ChatRequest | EmbeddingRequest:
+def check_body(
+    body: Mapping[str, Any], *, url: str = CHAT_URL
+) -> ChatRequest | EmbeddingRequest | endpoints.EndpointRequest:
     """Validate a request body for the endpoint ``url`` the way the API would, in neutral terms.
 
     Raises WireError (an HTTP 400 naming the field). One set of rules for both sides: the
     adapter runs it on what it is about to send (:func:`check_item`), the sandbox on what it
     receives.
     """
+    other = endpoints.parse_body(url, body)
+    if other is not None:
+        return other
     return parse_embeddings_body(body) if is_embeddings_url(url) else parse_chat_body(body)
 
 
@@ -223,6 +241,9 @@ def decode_result(
 
 
 def _success(body: dict[str, Any], common: dict[str, Any]) -> BatchResult:
+    other = endpoints.decode_success(body, common)
+    if other is not None:
+        return other
     if body.get("object") == "list" and "choices" not in body:
         return _embedding_result(body, common)
     return formats.chat_result(body, common)

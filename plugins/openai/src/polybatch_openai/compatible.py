@@ -206,6 +206,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     preset: ClassVar[Preset] = PRESETS["groq"]
     #: its own base-URL variable (``<NAME>_BASE_URL``); OPENAI_BASE_URL belongs to OpenAI
     base_url_env: ClassVar[str | None] = None
+    #: chat (and embeddings, as before): OpenAI's other batch endpoints are OpenAI's own
+    kinds: ClassVar[frozenset[str]] = frozenset({"chat", "embedding"})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "preset" in vars(cls) and "name" in vars(cls):

@@ -20,6 +20,7 @@ from polybatch.errors import (
     WebhookRejectedError,
 )
 from polybatch.items import BatchItem, BatchResult
+from polybatch.kinds import ITEM_KINDS
 from polybatch.providers import (
     TERMINAL_STATES,
     BatchState,
@@ -30,7 +31,7 @@ from polybatch.providers import (
 )
 from polybatch.sdk import SDKProvider, connection, failure, http
 
-from . import codec
+from . import codec, endpoints
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -67,7 +68,8 @@ class OpenAILimits(Limits):
 
 
 class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
-    """OpenAI's Batch API (chat completions and embeddings) through the ``openai`` SDK.
+    """OpenAI's Batch API (chat completions, embeddings, Responses, legacy completions and
+    moderations) through the ``openai`` SDK.
 
     Async-first: the lifecycle is written on ``AsyncOpenAI`` (one client per event loop); the
     blocking methods (``submit``, ``poll`` ...) are derived by the base class.
@@ -93,7 +95,9 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
     embeddings_url: ClassVar[str] = codec.EMBEDDINGS_URL
     #: bounds of the ``output_expires_after`` setting, seconds (OpenAI: 1 hour to 30 days)
     output_expiry_range: ClassVar[tuple[int, int]] = (3600, 30 * 24 * 3600)
-    #: ``kind="embedding"`` items are accepted (read by the planner once the core has the flag)
+    #: every kind of item: chat completions, embeddings, Responses, completions, moderations
+    kinds: ClassVar[frozenset[str]] = frozenset(ITEM_KINDS)
+    #: ``kind="embedding"`` items are accepted (the 0.2 flag; ``kinds`` says it too)
     supports_embeddings: ClassVar[bool] = True
     base_url_env: ClassVar[str | None] = "OPENAI_BASE_URL"
     #: anything shaped like an OpenAI secret key, masked in error messages we pass on
@@ -132,8 +136,11 @@ class OpenAIProvider(SDKProvider[openai.AsyncOpenAI]):
         codec.check_item(item, model)
 
     def url_for(self, item: BatchItem) -> str:
-        """The line ``url`` of ``item``: chat completions or embeddings."""
-        return self.embeddings_url if item.kind == "embedding" else self.line_url
+        """The line ``url`` of ``item``: chat completions, embeddings, or the endpoint of the
+        other kinds (:data:`.endpoints.KIND_URLS`)."""
+        if item.kind == "embedding":
+            return self.embeddings_url
+        return endpoints.KIND_URLS.get(item.kind, self.line_url)
 
     def encode(self, item: BatchItem, model: str) -> bytes:
         """One JSONL input line for ``item``."""

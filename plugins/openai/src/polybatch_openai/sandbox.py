@@ -6,8 +6,9 @@ answers each request with the engine's SyntheticModel. Per-request problems (bad
 faults) become error-file lines; whole-file problems fail the batch with ``errors.data``.
 
 A batch's ``endpoint`` decides how its lines are answered: ``/v1/embeddings`` lines get vectors from
-``SyntheticModel.embed`` (at most 50,000 inputs per batch), anything else is taken as chat
-completions. Structured-output requests get schema-valid JSON, or broken JSON when the
+``SyntheticModel.embed`` (at most 50,000 inputs per batch), ``/v1/responses``, ``/v1/completions``
+and ``/v1/moderations`` lines are answered by :mod:`.endpoints_sandbox`, anything else is taken as
+chat completions. Structured-output requests get schema-valid JSON, or broken JSON when the
 ``invalid_json_rate`` fault strikes.
 
 :class:`OpenAIApi` is the one OpenAI-style batch API: Azure (:mod:`.azure_sandbox`) and every
@@ -42,7 +43,7 @@ from polybatch.sandbox.files_api import FilesApi
 from polybatch.sandbox.model import SYNTHETIC_MODELS
 from polybatch.sandbox.queue import TOKEN_LIMIT_EXCEEDED
 
-from . import codec, webhook_sandbox
+from . import codec, endpoints_sandbox, webhook_sandbox
 from .sandbox_refusals import model_refusal, window_refusal
 
 if TYPE_CHECKING:
@@ -299,6 +300,11 @@ class OpenAIApi(FilesApi):
             return Outcome(500, body)
         if isinstance(parsed, codec.EmbeddingRequest):
             return self.embed(parsed)
+        if not isinstance(parsed, codec.ChatRequest):  # Responses, completions, moderations
+            broken = self.breaks_json(req.custom_id, req.attempt)
+            return endpoints_sandbox.answer(
+                self.engine, parsed, req, batch, self.ns, broken_json=broken
+            )
         chat = parsed
         rf_type = (chat.response_format or {}).get("type")
         schema = chat.json_schema()

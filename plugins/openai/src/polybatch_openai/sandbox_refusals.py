@@ -14,7 +14,7 @@ check before submitting uses.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from polybatch.batches import completion_window_problem
 from polybatch.sandbox.api import Outcome
@@ -28,14 +28,15 @@ if TYPE_CHECKING:
     from .sandbox import OpenAIApi
 
 
-def model_refusal(
-    api: OpenAIApi, parsed: codec.ChatRequest | codec.EmbeddingRequest
-) -> Outcome | None:
-    """The error line's outcome for a request the model cannot serve, or None."""
-    model = parsed.model
+def model_refusal(api: OpenAIApi, parsed: Any) -> Outcome | None:
+    """The error line's outcome for a request the model cannot serve, or None (any endpoint's
+    request names its model; only chat and embeddings are checked for the kind of model)."""
+    model = str(parsed.model)
     if not api.knows_model(model):
         message = f"The model `{model}` does not exist or you do not have access to it."
         return _refused(api, 404, message, code="model_not_found")
+    if not isinstance(parsed, codec.ChatRequest | codec.EmbeddingRequest):
+        return None
     embedding = isinstance(parsed, codec.EmbeddingRequest)
     if embedding == is_embedding_model(model):
         return None
