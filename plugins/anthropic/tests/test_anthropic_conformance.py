@@ -20,6 +20,8 @@ class TestAnthropicConformance(ProviderConformance):
     supports_find_batch = False
     provider_settings = {"max_retries": 0}
     lifecycle = "async"
+    # the Message Batches rate limits: a create over the processing queue is a 429
+    queue_full_at_create = "rate_limit_error"
     # it uploads no files: nothing to clean up; nothing to find by metadata
     lifecycle_defaults = ("cleanup", "find_batch")
     sync_sdk_seams = ((anthropic.Anthropic, "__init__"),)

@@ -27,6 +27,8 @@ class TestGeminiConformance(ProviderConformance):  # type: ignore[misc, valid-ty
 
     provider_class = GeminiProvider
     model = "gemini-2.5-flash"
+    #: the project's enqueued-token limit: a create over it is 429 RESOURCE_EXHAUSTED
+    queue_full_at_create = "RESOURCE_EXHAUSTED"
     #: more stop sequences than Gemini accepts (5): validate_item rejects it
     bad_item = BatchItem.model_validate(
         {

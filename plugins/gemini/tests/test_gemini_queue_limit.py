@@ -9,28 +9,16 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-import pytest
-from gemini_support import MODEL, provider_for
+from gemini_support import MODEL
 
 import polybatch
-from polybatch.errors import QueueFullError
 from polybatch.sandbox import SandboxServer
-from polybatch.testing.helpers import event_kinds, make_items, submit_items
+from polybatch.testing.helpers import event_kinds, make_items
 
 #: "question number N" as one part: 3 + 3 + 4 prompt tokens (polybatch.tokens)
 ITEM_TOKENS = 10
 
 Start = Callable[..., AbstractContextManager[SandboxServer]]
-
-
-def test_a_create_over_the_limit_is_a_queue_full_error(sandbox: Start, tmp_path: Path) -> None:
-    with sandbox(queue_limit_tokens=2 * ITEM_TOKENS) as srv:
-        provider = provider_for(srv)
-        with pytest.raises(QueueFullError) as info:
-            submit_items(provider, make_items(3), tmp_path, model=MODEL)
-        assert info.value.status_code == 429 and "RESOURCE_EXHAUSTED" in str(info.value)
-        assert not srv.engine.batches, "refused at create: no batch was made"
-        submit_items(provider, make_items(2), tmp_path, model=MODEL)  # within it: accepted
 
 
 def test_a_job_over_the_projects_queue_limit_completes_with_no_chunk_failed(

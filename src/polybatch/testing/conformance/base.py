@@ -121,6 +121,10 @@ class ConformanceBase:
     client_class: ClassVar[type[Any] | None] = None
     #: a batch id of the provider's shape that the sandbox does not hold
     missing_batch_id: ClassVar[str] = "batch-that-does-not-exist"
+    #: words the provider's refusal of a create over the queue limit carries, where it refuses
+    #: at create (Anthropic ``rate_limit_error``, Gemini ``RESOURCE_EXHAUSTED``); None: it does
+    #: not (OpenAI accepts the batch and fails it in validation) and the test skips
+    queue_full_at_create: ClassVar[str | None] = None
 
     # -- fixtures ----------------------------------------------------------------------------
     @pytest.fixture(autouse=True)

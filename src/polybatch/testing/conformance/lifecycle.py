@@ -13,9 +13,16 @@ from pathlib import Path
 import pytest
 
 from ... import portal
-from ...errors import ConfigError, InputError, ItemValidationError, ProviderError
+from ...errors import (
+    ConfigError,
+    InputError,
+    ItemValidationError,
+    ProviderError,
+    QueueFullError,
+)
 from ...items import ItemError
 from ...jobs import submit
+from ...pricing.estimate import input_tokens
 from ...providers import (
     META_CHUNK,
     META_JOB,
@@ -278,6 +285,22 @@ class LifecycleConformance(ConformanceBase):
         results = self.round_trip_ids(AWKWARD_IDS, tmp_path)
         assert set(results) == set(AWKWARD_IDS)
         assert all(r.ok for r in results.values())
+
+    def test_a_create_over_the_queue_limit_is_queue_full(self, tmp_path: Path) -> None:
+        """Refused at create for a full queue: QueueFullError (the chunk waits, never fails),
+        no batch made; under the limit the same create is accepted."""
+        if self.queue_full_at_create is None:
+            pytest.skip("the provider does not refuse a full queue at create")
+        items = self.make_items(3)
+        one = input_tokens(items[0])  # the sandbox counts each vendor's shape near this
+        with self.serve(queue_limit_tokens=int(2.5 * one)) as server:
+            provider = self.connect(server)
+            with pytest.raises(QueueFullError) as info:
+                self.submit_items(provider, items, tmp_path)
+            assert info.value.status_code == 429
+            assert self.queue_full_at_create in str(info.value)
+            assert not server.engine.batches, "refused at create: no batch was made"
+            self.submit_items(provider, items[:2], tmp_path)  # within the limit: accepted
 
     def test_wrong_key_is_rejected(self, tmp_path: Path) -> None:
         """The sandbox refuses a wrong key; the provider says so with a polybatch error."""
