@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 import polybatch
 from polybatch import BatchItem, RequestDefaults
 from polybatch.errors import ConfigError
+from polybatch.inputs import item_from_dict
 from polybatch.sandbox import SandboxServer
 from polybatch.testing import CliOutcome
 
@@ -43,6 +44,12 @@ def test_prompt_is_one_user_message() -> None:
     assert "prompt" not in item.model_dump(exclude_none=True)
     with_system = BatchItem(prompt="Hello?", system="Be brief.")
     assert [m.role for m in with_system.messages] == ["system", "user"]
+
+
+def test_a_full_dump_of_an_item_reads_back_as_input() -> None:
+    # every field written, nulls included (prompt: null beside messages is "not given")
+    item = BatchItem(custom_id="a", prompt="Hello?", max_tokens=5)
+    assert item_from_dict(json.loads(item.model_dump_json())) == item
 
 
 @pytest.mark.parametrize(

@@ -54,9 +54,9 @@ def neutral_record(data: Any) -> Any:
     if "content" in record and not {"messages", "body"} & set(record):
         _from_id_content(record)
     if "prompt" in record:
-        if "messages" in record:
+        prompt = record.pop("prompt")  # null: not given (a full dump of a BatchItem has it)
+        if prompt is not None and "messages" in record:
             raise ShapeError("give either 'prompt' or 'messages', not both", "prompt")
-        prompt = record.pop("prompt")
         if prompt is not None:
             if not isinstance(prompt, str) or not prompt.strip():
                 raise ShapeError("must be a non-empty string", "prompt")
