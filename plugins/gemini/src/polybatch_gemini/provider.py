@@ -57,10 +57,10 @@ from google.genai import types
 from google.genai.client import AsyncClient
 
 from polybatch import portal, wire
+from polybatch.batches import WebhookEvent
 from polybatch.errors import ItemValidationError, ProviderConnectionError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, SubmittedBatch
-from polybatch.batches import WebhookEvent
 from polybatch.sdk import SDKProvider, failure, http
 
 from . import codec, embeddings, webhooks
