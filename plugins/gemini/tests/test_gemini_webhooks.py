@@ -105,3 +105,16 @@ def test_webhooks_setup_registers_through_the_sdk_and_stores_the_secret(
         "GEMINI_API_KEY": str(sandbox.engine.api_key),
     }
     check_setup_stores_secret(sandbox, polybatch_cli, polybatch_home, "gemini", env)
+
+
+def test_webhooks_setup_refused_by_the_api_is_one_line_and_exit_1(
+    polybatch_sandbox: Callable[..., Sandbox], polybatch_cli: Callable[..., CliOutcome]
+) -> None:
+    sandbox = polybatch_sandbox(providers=["gemini"])
+    env = {"GOOGLE_GEMINI_BASE_URL": sandbox.url + "/gemini", "GEMINI_API_KEY": "wrong-key"}
+    url = "https://hooks.example.com/webhooks/gemini"
+    out = polybatch_cli("webhooks", "setup", "--provider", "gemini", "--url", url, env=env)
+    print(out.stderr)
+    assert out.exit_code == 1, (out.exit_code, out.stderr)
+    assert "Traceback" not in out.stderr and "wrong-key" not in out.stderr
+    assert sandbox.engine.webhook_url is None

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import pydantic
 from google import genai
 from google.genai import _common as genai_common
+from google.genai import _interactions_errors as nextgen_errors
 from google.genai import errors as genai_errors
 from google.genai import types
 from google.genai.client import AsyncClient
@@ -61,7 +62,7 @@ from polybatch.batches import WebhookEvent
 from polybatch.errors import ItemValidationError, ProviderConnectionError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, SubmittedBatch
-from polybatch.sdk import SDKProvider, failure, http
+from polybatch.sdk import SDKProvider, connection, failure, http
 
 from . import codec, embeddings, webhooks
 from .download import DOWNLOAD_BUFFER as DOWNLOAD_BUFFER
@@ -132,6 +133,10 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             # a create answered 429 RESOURCE_EXHAUSTED: the project's batch queue is full
             queue_full=lambda e: e.code == 429 and e.status == "RESOURCE_EXHAUSTED",
         ),
+        # the NextGen surface (``client.aio.webhooks``) raises its own errors (a private module:
+        # google-genai 3.6.1 exports them nowhere else); its message never holds the key
+        nextgen_errors.APIConnectionError: connection(lambda e: str(e.message)),
+        nextgen_errors.APIError: http(lambda e: e.status_code, lambda e: str(e.message)),
         # the SDK's own checks (bad names, options or requests, an unparsable reply) are the
         # kit's ValueError entry: permanent
         # a reply missing what the SDK expects (an upload URL): the server's fault, try again
