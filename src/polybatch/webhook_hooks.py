@@ -48,7 +48,7 @@ def standard_signature(secret: str, webhook_id: str, timestamp: str, body: bytes
     ``"{id}.{timestamp}.{body}"`` keyed by the base64 key of a ``whsec_`` secret (a secret
     without the prefix is used as raw bytes). The sandboxes sign with it, verifiers check it."""
     key = (
-        base64.b64decode(secret.removeprefix("whsec_"))
+        base64.b64decode(secret.removeprefix("whsec_"), validate=True)
         if secret.startswith("whsec_")
         else secret.encode()
     )
