@@ -9,55 +9,31 @@ import json
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from polybatch import submit
-from polybatch.config import WebhookSettings
 from polybatch.jobs import Job
-from polybatch.sandbox import SandboxServer
 from polybatch.sandbox.webhooks import new_secret, signed_headers
 from polybatch.testing import Sandbox
 from polybatch.testing.fixtures import CliOutcome
 from polybatch.testing.helpers import cli_server, make_items
-from polybatch.webhooks import app
+from polybatch.testing.webhooks import (
+    HookedFactory,
+    check_all_lost_completes_by_polling,
+    check_forged_or_replayed,
+    check_results_promptly,
+    check_sandbox_forged_and_duplicated,
+    check_setup_stores_secret,
+    faults,
+    post,
+    wait_for,
+)
 
 MODEL = "openai:gpt-4o-mini"
 SECRET = new_secret()
-
-
-@dataclass
-class Hooked:
-    """A sandbox sending webhooks to a receiver (both on loopback)."""
-
-    sandbox: Sandbox
-    receiver: SandboxServer
-
-    @property
-    def url(self) -> str:
-        return self.receiver.url + "/webhooks/openai"
-
-    def status_calls(self, batch_id: str) -> int:
-        wanted = f"/openai/v1/batches/{batch_id}"
-        return sum(m == "GET" and p == wanted for m, p in self.sandbox.engine.requests_seen)
-
-    def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-        return post(self.url, body, headers)
-
-
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-    """POST one delivery: (status, JSON answer)."""
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def batch_completed(batch_id: str) -> bytes:
@@ -75,64 +51,21 @@ def batch_completed(batch_id: str) -> bytes:
 @pytest.fixture
 def hooked(
     polybatch_sandbox: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Callable[..., Hooked]]:
-    """``hooked(poll=300, rate=5, faults=...)``: webhooks on (``[webhooks]`` in a config file
-    that waiting jobs read) with a fallback poll every ``poll`` seconds."""
-    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", SECRET)
-    receivers: list[SandboxServer] = []
-
-    def make(poll: float = 300.0, **engine_options: object) -> Hooked:
-        config = tmp_path / "polybatch.toml"
-        config.write_text(f"[webhooks]\nenabled = true\npoll_interval_with_webhooks = {poll}\n")
-        monkeypatch.setenv("POLYBATCH_CONFIG", str(config))
-        settings = WebhookSettings(enabled=True, poll_interval_with_webhooks=poll)
-        receiver = SandboxServer(app=app(settings=settings)).start()
-        receivers.append(receiver)
-        url = receiver.url + "/webhooks/openai"
-        sandbox = polybatch_sandbox(
-            providers=["openai"], webhook_url=url, webhook_secret=SECRET, **engine_options
-        )
-        return Hooked(sandbox, receiver)
-
-    yield make
-    for r in receivers:
-        r.stop()
-
-
-def ended_at(h: Hooked, batch_id: str) -> float:
-    b = h.sandbox.engine.batches[batch_id]
-    end = b.ended_at(time.time())
-    assert end is not None
-    return end
-
-
-def wait_for(check: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+) -> Iterator[HookedFactory]:
+    """``hooked(poll=300, rate=5, faults=...)``: see :class:`HookedFactory`."""
+    env = "OPENAI_WEBHOOK_SECRET"
+    with HookedFactory("openai", env, SECRET, polybatch_sandbox, monkeypatch, tmp_path) as make:
+        yield make
 
 
 def test_results_are_on_disk_within_2s_of_the_batch_ending_with_few_status_calls(
-    hooked: Callable[..., Hooked],
+    hooked: HookedFactory,
 ) -> None:
-    """A submitted job (no process waits on it) is collected by the receiver alone."""
-    h = hooked(rate=5)
-    job = submit(make_items(6), MODEL, sandbox=h.sandbox.server, chunk_size=3, max_in_flight=2)
-    ids = [str(c.batch_id) for c in job.chunks()]
-    assert wait_for(lambda: Job.load(job.id).status().state == "completed", 10)
-    on_disk = job.results_path.stat().st_mtime
-    assert on_disk - max(ended_at(h, b) for b in ids) < 2.0
-    calls = [h.status_calls(b) for b in ids]
-    print(f"status calls per batch with webhooks: {calls}")
-    assert all(n <= 3 for n in calls), calls
-    assert len(list(Job.load(job.id).results())) == 6
+    check_results_promptly(hooked(rate=5), MODEL)
 
 
 def test_a_waiting_job_is_woken_by_the_webhook_and_polls_only_as_a_fallback(
-    hooked: Callable[..., Hooked],
+    hooked: HookedFactory,
 ) -> None:
     h = hooked(rate=4)
     job = submit(make_items(4), MODEL, sandbox=h.sandbox.server, chunk_size=2)
@@ -148,68 +81,34 @@ def test_a_waiting_job_is_woken_by_the_webhook_and_polls_only_as_a_fallback(
     assert all(n <= 4 for n in calls), calls
 
 
-def test_a_forged_or_replayed_webhook_changes_nothing(hooked: Callable[..., Hooked]) -> None:
-    h = hooked(rate=0.05)  # the batch runs for a minute: only polling could see it end
-    job = submit(make_items(2), MODEL, sandbox=h.sandbox.server)
-    batch_id = str(job.chunks()[0].batch_id)
-    body = batch_completed(batch_id)
-    before = h.status_calls(batch_id)
-    now = int(time.time())
-    forged = signed_headers(new_secret(), "wh_forged", now, body)
-    assert h.post(body, forged)[0] == 401
-    unsigned = {"content-type": "application/json"}
-    assert h.post(body, unsigned)[0] == 401
-    stale = signed_headers(SECRET, "wh_stale", now - 400, body)  # outside the 5-min tolerance
-    assert h.post(body, stale)[0] == 401
-    genuine = signed_headers(SECRET, "wh_once", now, body)
-    assert h.post(body, genuine) == (202, {"status": "accepted", "job": job.id})
-    assert wait_for(lambda: h.status_calls(batch_id) == before + 1, 5)
-    assert h.post(body, genuine) == (200, {"status": "duplicate"})  # replayed: same id
-    time.sleep(0.3)
-    assert h.status_calls(batch_id) == before + 1
-    assert Job.load(job.id).chunks()[0].state == "submitted"
-    kinds = [e["kind"] for e in Job.load(job.id).ledger.events(job.id)]
-    assert kinds.count("webhook") == 1
+def test_a_forged_or_replayed_webhook_changes_nothing(hooked: HookedFactory) -> None:
+    check_forged_or_replayed(hooked(rate=0.05), MODEL, batch_completed)
 
 
 def test_sandbox_faults_forged_and_duplicated_deliveries_are_refused_or_ignored(
-    hooked: Callable[..., Hooked],
+    hooked: HookedFactory,
 ) -> None:
-    h = hooked(rate=20, faults=_faults("hook_forged=1,hook_dup=1"))
-    job = submit(make_items(2), MODEL, sandbox=h.sandbox.server)
-    batch_id = str(job.chunks()[0].batch_id)
-    assert wait_for(lambda: Job.load(job.id).status().state == "completed", 10)
-    sender = h.sandbox.server.webhooks
-    assert sender is not None
-    assert wait_for(lambda: len(sender.deliveries) == 3, 5)
-    by_kind = sorted((forged, status) for _, _, status, forged in sender.deliveries)
-    assert by_kind == [(False, 200), (False, 202), (True, 401)]
-    assert h.status_calls(batch_id) <= 3
+    h = hooked(rate=20, faults=faults("hook_forged=1,hook_dup=1"))
+    check_sandbox_forged_and_duplicated(h, MODEL)
 
 
 def test_a_late_webhook_delays_the_results_by_its_lateness_only(
-    hooked: Callable[..., Hooked],
+    hooked: HookedFactory,
 ) -> None:
-    h = hooked(rate=20, faults=_faults("hook_late=1,hook_late_s=1.5"))
+    h = hooked(rate=20, faults=faults("hook_late=1,hook_late_s=1.5"))
     job = submit(make_items(2), MODEL, sandbox=h.sandbox.server)
     batch_id = str(job.chunks()[0].batch_id)
     assert wait_for(lambda: Job.load(job.id).status().state == "completed", 10)
-    delay = job.results_path.stat().st_mtime - ended_at(h, batch_id)
+    delay = job.results_path.stat().st_mtime - h.ended_at(batch_id)
     assert 1.5 <= delay < 3.5, delay
     assert [e.kind for e in h.sandbox.engine.fault_log] == ["webhook_late"]
 
 
 def test_a_job_whose_webhooks_are_all_lost_completes_by_polling(
-    hooked: Callable[..., Hooked],
+    hooked: HookedFactory,
 ) -> None:
-    h = hooked(poll=1.0, rate=10, faults=_faults("hook_lost=1"))
-    job = submit(make_items(4), MODEL, sandbox=h.sandbox.server, chunk_size=2)
-    job.wait(timeout=30)
-    assert job.status().state == "completed"
-    assert len(list(job.results())) == 4
-    lost = [e for e in h.sandbox.engine.fault_log if e.kind == "webhook_lost"]
-    assert len(lost) == 2
-    assert not [e for e in job.ledger.events(job.id) if e["kind"] == "webhook"]
+    h = hooked(poll=1.0, rate=10, faults=faults("hook_lost=1"))
+    check_all_lost_completes_by_polling(h, MODEL)
 
 
 def test_webhooks_setup_registers_the_endpoint_through_the_sdk_and_stores_the_secret(
@@ -222,18 +121,7 @@ def test_webhooks_setup_registers_the_endpoint_through_the_sdk_and_stores_the_se
         "OPENAI_BASE_URL": sandbox.url + "/openai/v1",
         "OPENAI_API_KEY": str(sandbox.engine.api_key),
     }
-    url = "https://hooks.example.com/webhooks/openai"
-    out = polybatch_cli("webhooks", "setup", "--provider", "openai", "--url", url, env=env)
-    assert out.exit_code == 0, out.stderr
-    secret = sandbox.engine.webhook_secret
-    assert sandbox.engine.webhook_url == url and secret.startswith("whsec_")
-    stored = polybatch_home / "webhook-secrets" / "openai.secret"
-    assert stored.read_text().strip() == secret
-    assert stored.stat().st_mode & 0o077 == 0
-    assert secret not in out.stdout + out.stderr
-    for path in polybatch_home.rglob("*"):  # the ledger, logs, job files: the secret file only
-        if path.is_file() and path != stored:
-            assert secret.encode() not in path.read_bytes(), path
+    check_setup_stores_secret(sandbox, polybatch_cli, polybatch_home, "openai", env)
 
 
 def test_webhooks_setup_refuses_a_provider_without_webhooks(
@@ -257,9 +145,3 @@ def test_webhooks_serve_verifies_deliveries_through_the_cli(polybatch_home: Path
         assert post(url, body, signed_headers(new_secret(), "wh_1", now, body))[0] == 401
         genuine = signed_headers(SECRET, "wh_2", now, body)
         assert post(url, body, genuine) == (200, {"status": "unknown batch"})
-
-
-def _faults(spec: str) -> object:
-    from polybatch.sandbox import Faults
-
-    return Faults.parse(spec)

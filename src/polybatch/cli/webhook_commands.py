@@ -25,8 +25,9 @@ def webhooks_group() -> None:
 def serve(host: str, port: int) -> None:
     """Receive signed batch events at POST /webhooks/PROVIDER until Ctrl-C.
 
-    Each delivery is verified with the provider's SDK and its secret (env OPENAI_WEBHOOK_SECRET,
-    or the one `polybatch webhooks setup` stored); bad signatures and replays get 401 or are
+    Each delivery is verified (with the provider's SDK where it has a verifier) against its
+    secret (env OPENAI_WEBHOOK_SECRET or GEMINI_WEBHOOK_SECRET, or the one `polybatch webhooks
+    setup` stored); bad signatures and replays get 401 or are
     ignored. An event for a batch of a job in the ledger collects that batch at once and carries
     the job on. Set `[webhooks] enabled = true` so that waiting jobs poll only as a fallback.
 

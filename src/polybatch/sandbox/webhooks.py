@@ -12,8 +12,6 @@ deliveries) come from :meth:`FaultInjector.webhook`.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -22,6 +20,8 @@ import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
+
+from ..webhook_hooks import standard_signature
 
 if TYPE_CHECKING:
     from .engine import SandboxEngine
@@ -39,13 +39,7 @@ def new_secret() -> str:
 
 def signed_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     """The Standard Webhooks headers of one delivery signed with ``secret``."""
-    key = (
-        base64.b64decode(secret.removeprefix("whsec_"))
-        if secret.startswith("whsec_")
-        else (secret.encode())
-    )
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
-    mac = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    mac = standard_signature(secret, webhook_id, str(timestamp), body)
     return {
         "content-type": "application/json",
         "webhook-id": webhook_id,

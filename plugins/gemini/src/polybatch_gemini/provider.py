@@ -52,17 +52,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import pydantic
 from google import genai
 from google.genai import _common as genai_common
+from google.genai import _interactions_errors as nextgen_errors
 from google.genai import errors as genai_errors
 from google.genai import types
 from google.genai.client import AsyncClient
 
 from polybatch import portal, wire
+from polybatch.batches import WebhookEvent
 from polybatch.errors import ItemValidationError, ProviderConnectionError, ProviderError
 from polybatch.items import BatchItem, BatchResult
 from polybatch.providers import BatchStatus, Limits, SubmittedBatch
-from polybatch.sdk import SDKProvider, failure, http
+from polybatch.sdk import SDKProvider, connection, failure, http
 
-from . import codec, embeddings
+from . import codec, embeddings, webhooks
 from .download import DOWNLOAD_BUFFER as DOWNLOAD_BUFFER
 from .download import _ChunkSink as _ChunkSink
 from .download import stream_download
@@ -116,6 +118,8 @@ class GeminiProvider(SDKProvider[AsyncClient]):
     supports_embeddings: ClassVar[bool] = True
 
     base_url_env: ClassVar[str | None] = "GOOGLE_GEMINI_BASE_URL"
+    #: project webhooks (``batch.succeeded|failed|expired``, Standard Webhooks signatures)
+    webhook_secret_env: ClassVar[str | None] = webhooks.SECRET_ENV
     #: Google API keys
     key_patterns = (re.compile(r"\b(AIza)[0-9A-Za-z_\-]{20,}"),)
     errors = {
@@ -129,6 +133,10 @@ class GeminiProvider(SDKProvider[AsyncClient]):
             # a create answered 429 RESOURCE_EXHAUSTED: the project's batch queue is full
             queue_full=lambda e: e.code == 429 and e.status == "RESOURCE_EXHAUSTED",
         ),
+        # the NextGen surface (``client.aio.webhooks``) raises its own errors (a private module:
+        # google-genai 3.6.1 exports them nowhere else); its message never holds the key
+        nextgen_errors.APIConnectionError: connection(lambda e: str(e.message)),
+        nextgen_errors.APIError: http(lambda e: e.status_code, lambda e: str(e.message)),
         # the SDK's own checks (bad names, options or requests, an unparsable reply) are the
         # kit's ValueError entry: permanent
         # a reply missing what the SDK expects (an upload URL): the server's fault, try again
@@ -384,6 +392,24 @@ class GeminiProvider(SDKProvider[AsyncClient]):
     async def sdk_delete_file(self, client: AsyncClient, file_id: str) -> None:
         """Delete an uploaded input file (inline jobs leave nothing behind)."""
         await client.files.delete(name=file_id)
+
+    # -- webhooks --------------------------------------------------------------------------
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, secret: str
+    ) -> WebhookEvent | None:
+        """Standard Webhooks HMAC (the SDK has no verifier): see :mod:`.webhooks`."""
+        return webhooks.verify(headers, body, secret)
+
+    async def aregister_webhook(self, url: str) -> tuple[str, str]:
+        """``client.aio.webhooks.create`` for the three batch events: (id, signing secret)."""
+        with self.sdk_errors("registering the webhook"):
+            hook = await self.client.webhooks.create(
+                subscribed_events=list(webhooks.BATCH_EVENTS), uri=url, name="polybatch"
+            )
+        secret = hook.new_signing_secret
+        if not secret:
+            raise ProviderError("gemini: the created webhook carries no new_signing_secret")
+        return str(hook.id or hook.name), self.remember_secret(secret)
 
     # -- the sandbox ------------------------------------------------------------------------
     @classmethod

@@ -46,7 +46,7 @@ from polybatch.sandbox.api import ProviderApi, RouteKind
 from polybatch.sandbox.engine import SandboxBatch, SandboxEngine, SandboxFile
 from polybatch.tokens import count_tokens
 
-from . import codec, embeddings
+from . import codec, embeddings, webhook_sandbox
 
 NAMESPACE = "gemini"
 VERSIONS = ("v1", "v1beta")
@@ -582,6 +582,12 @@ class GeminiSandbox(ProviderApi):
             return self.error(400, "Only generated files can be downloaded.")
         return Response(found.data, media_type="application/jsonl")
 
+    def webhook_event(self, batch: SandboxBatch, state: str) -> Any:
+        return webhook_sandbox.batch_event(batch, state)
+
+    async def create_webhook(self, request: Request) -> Response:
+        return await webhook_sandbox.create_webhook(self, request)
+
     def routes(self) -> list[BaseRoute]:
         K = RouteKind
         out: list[BaseRoute] = []
@@ -599,6 +605,7 @@ class GeminiSandbox(ProviderApi):
                     K.CREATE,
                 ),
                 r(f"/{v}/batches", self.list_batches, ["GET"], K.LIST),
+                r(f"/{v}/webhooks", self.create_webhook, ["POST"], K.OTHER),
                 r(one + ":cancel", self.cancel_batch, ["POST"], K.CANCEL),
                 r(one, self.retrieve_batch, ["GET"], K.POLL),
                 r(one, self.delete_batch, ["DELETE"], K.DELETE),
