@@ -52,10 +52,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import pydantic
 from google import genai
 from google.genai import _common as genai_common
-from google.genai import _interactions_errors as nextgen_errors
 from google.genai import errors as genai_errors
 from google.genai import types
 from google.genai.client import AsyncClient
+
+try:  # the webhooks client's errors: a private module of google-genai 3.6, perhaps not later
+    from google.genai import _interactions_errors as nextgen_errors
+except ImportError:  # pragma: no cover - an SDK without it: its base errors still map
+    nextgen_errors = None  # type: ignore[assignment]
 
 from polybatch import portal, wire
 from polybatch.batches import WebhookEvent
@@ -135,8 +139,14 @@ class GeminiProvider(SDKProvider[AsyncClient]):
         ),
         # the NextGen surface (``client.aio.webhooks``) raises its own errors (a private module:
         # google-genai 3.6.1 exports them nowhere else); its message never holds the key
-        nextgen_errors.APIConnectionError: connection(lambda e: str(e.message)),
-        nextgen_errors.APIError: http(lambda e: e.status_code, lambda e: str(e.message)),
+        **(
+            {
+                nextgen_errors.APIConnectionError: connection(lambda e: str(e.message)),
+                nextgen_errors.APIError: http(lambda e: e.status_code, lambda e: str(e.message)),
+            }
+            if nextgen_errors is not None
+            else {}
+        ),
         # the SDK's own checks (bad names, options or requests, an unparsable reply) are the
         # kit's ValueError entry: permanent
         # a reply missing what the SDK expects (an upload URL): the server's fault, try again
