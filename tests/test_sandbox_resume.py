@@ -50,6 +50,10 @@ def stored_batches(home: Path) -> int:
     return int(n)
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(path: Path, rate: str) -> tuple[subprocess.Popen[str], str]:
     """``polybatch run PATH --sandbox`` in a child process, once its batch is created at the
     sandbox (the job id printed, the chunk submitted in the ledger): the process and the job id."""
@@ -60,6 +64,9 @@ def start_run(path: Path, rate: str) -> tuple[subprocess.Popen[str], str]:
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
+        # a child of a shell's background job inherits SIGINT ignored (so Python would install
+        # no KeyboardInterrupt handler): give it the default, as a terminal's Ctrl-C finds it
+        preexec_fn=_interruptible,
     )
     assert proc.stderr is not None
     job_id = ""

@@ -213,8 +213,12 @@ def test_a_collected_provider_closes_its_portal_client(server: SandboxServer) ->
     assert not client.is_closed()
     del p
     gc.collect()
-    # the close was handed to the portal loop first; this call runs after its first step
-    portal.run(asyncio.sleep(0))
+    # the close was handed to the portal loop; give it a few of the loop's steps (closing the
+    # connection pool may take more than one), with a generous bound
+    for _ in range(200):
+        portal.run(asyncio.sleep(0.01))
+        if client.is_closed():
+            break
     assert client.is_closed()
 
 
